@@ -1,0 +1,155 @@
+package netns
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// The lab's DNS listens where systemd-resolved would: 127.0.0.53 and ::1, port
+// 53, on the lab's lo, so a real client inside the lab resolves through the
+// candidate's rules like any other traffic. The harness's own lookups go to
+// the same server through a second socket in the world's namespace, which no
+// candidate rule touches.
+var (
+	DNSAddrV4 = netip.MustParseAddr("127.0.0.53")
+	DNSAddrV6 = netip.IPv6Loopback()
+)
+
+// Zone is what the lab's DNS answers.
+type Zone struct {
+	Hosts map[string][]netip.Addr // name -> A and AAAA records
+	MX    map[string]string       // domain -> mail exchanger host name
+}
+
+func (z Zone) handler() dns.Handler {
+	hosts := map[string][]netip.Addr{}
+	for name, addrs := range z.Hosts {
+		hosts[dns.CanonicalName(name)] = addrs
+	}
+	mx := map[string]string{}
+	for domain, host := range z.MX {
+		mx[dns.CanonicalName(domain)] = dns.CanonicalName(host)
+	}
+	return dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Authoritative = true
+		if len(req.Question) != 1 {
+			m.Rcode = dns.RcodeFormatError
+			_ = w.WriteMsg(m)
+			return
+		}
+		q := req.Question[0]
+		name := dns.CanonicalName(q.Name)
+		addrs, isHost := hosts[name]
+		exchanger, isDomain := mx[name]
+		if !isHost && !isDomain {
+			m.Rcode = dns.RcodeNameError
+		}
+		hdr := func(t uint16) dns.RR_Header {
+			return dns.RR_Header{Name: q.Name, Rrtype: t, Class: dns.ClassINET, Ttl: 60}
+		}
+		switch q.Qtype {
+		case dns.TypeA, dns.TypeAAAA:
+			for _, a := range addrs {
+				if a.Is4() && q.Qtype == dns.TypeA {
+					m.Answer = append(m.Answer, &dns.A{Hdr: hdr(dns.TypeA), A: a.AsSlice()})
+				}
+				if a.Is6() && q.Qtype == dns.TypeAAAA {
+					m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr(dns.TypeAAAA), AAAA: a.AsSlice()})
+				}
+			}
+		case dns.TypeMX:
+			if isDomain {
+				m.Answer = append(m.Answer, &dns.MX{Hdr: hdr(dns.TypeMX), Preference: 10, Mx: exchanger})
+			}
+		}
+		_ = w.WriteMsg(m)
+	})
+}
+
+// ServeDNS starts the lab's DNS server for zone.
+func (l *Lab) ServeDNS(zone Zone) error {
+	h := zone.handler()
+	for _, a := range []netip.Addr{DNSAddrV4, DNSAddrV6} {
+		ap := netip.AddrPortFrom(a, 53)
+		if err := l.serveDNSOn(l.InLab, ap, h); err != nil {
+			return err
+		}
+	}
+	l.ports.reserve(53)
+	return l.serveDNSOn(l.InWorld, netip.AddrPortFrom(DNSAddrV4, 53), h)
+}
+
+func (l *Lab) serveDNSOn(in func(func() error) error, ap netip.AddrPort, h dns.Handler) error {
+	var pc net.PacketConn
+	var ln net.Listener
+	err := in(func() (err error) {
+		if pc, err = net.ListenPacket("udp", ap.String()); err != nil {
+			return err
+		}
+		ln, err = net.Listen("tcp", ap.String())
+		return err
+	})
+	if err != nil {
+		if pc != nil {
+			pc.Close()
+		}
+		return fmt.Errorf("listen for DNS on %s in lab %s: %w", ap, l.cfg.Name, err)
+	}
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		errc := make(chan error, 1)
+		go func() { errc <- srv.ActivateAndServe() }()
+		select {
+		case <-started:
+		case err := <-errc:
+			return fmt.Errorf("serve DNS on %s in lab %s: %w", ap, l.cfg.Name, err)
+		}
+		l.AddCloser(srv.Shutdown)
+	}
+	return nil
+}
+
+// Lookup asks the lab's DNS, from outside the candidate's reach, for name's
+// records of type qtype. It is the harness's own resolver.
+func (l *Lab) Lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	var conn net.Conn
+	err := l.InWorld(func() (err error) {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "udp", netip.AddrPortFrom(DNSAddrV4, 53).String())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reach the lab's DNS: %w", err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	c := new(dns.Client)
+	r, _, err := c.ExchangeWithConnContext(ctx, m, &dns.Conn{Conn: conn})
+	if err != nil {
+		return nil, fmt.Errorf("look up %s %s in the lab's DNS: %w", name, dns.TypeToString[qtype], err)
+	}
+	if r.Rcode != dns.RcodeSuccess {
+		return nil, &LookupError{Name: strings.TrimSuffix(name, "."), Rcode: dns.RcodeToString[r.Rcode]}
+	}
+	return r.Answer, nil
+}
+
+// LookupError is a DNS answer other than success (NXDOMAIN, say).
+type LookupError struct {
+	Name  string
+	Rcode string
+}
+
+func (e *LookupError) Error() string { return fmt.Sprintf("look up %s: %s", e.Name, e.Rcode) }

@@ -1,0 +1,197 @@
+package netns
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// The holder is this same binary, re-executed by New into a fresh user +
+// network + mount namespace. It overlays the lab's /etc files, creates the
+// world's network namespace, reports ready and then does nothing but hold the
+// namespaces until its parent goes away (its stdin closes, or the parent's
+// death signal kills it). Everything of the lab dies with it.
+const (
+	holderEnv = "EGRESSLAB_LAB_HOLDER"
+)
+
+// holderConfig is what New sends the holder on its stdin, as one JSON line.
+type holderConfig struct {
+	Etc map[string]string // file name under /etc -> content
+}
+
+func init() {
+	if os.Getenv(holderEnv) == "" {
+		return
+	}
+	// The holder is PID 1 of the lab's PID namespace: when it exits, the
+	// kernel kills every process left in the lab. If the parent died before
+	// the death signal was armed, stdin is already at EOF and we exit below.
+	in := bufio.NewReader(os.Stdin)
+	worldFD, err := holdLab(in)
+	if err != nil {
+		fmt.Fprintf(os.Stdout, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stdout, "ready %d\n", worldFD)
+	_, _ = io.Copy(io.Discard, in) // until the parent closes our stdin or dies
+	os.Exit(0)
+}
+
+func holdLab(in *bufio.Reader) (int, error) {
+	line, err := in.ReadBytes('\n')
+	if err != nil {
+		return 0, fmt.Errorf("read lab config: %w", err)
+	}
+	var cfg holderConfig
+	if err := json.Unmarshal(line, &cfg); err != nil {
+		return 0, fmt.Errorf("decode lab config: %w", err)
+	}
+	// Nothing mounted here may propagate back to the host.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return 0, fmt.Errorf("make / private in the lab: %w", err)
+	}
+	// A private /run holds the lab's files and iptables-legacy's lock; private
+	// temporary directories keep a candidate script's files off the host.
+	for _, dir := range []string{"/run", "/tmp", "/var/tmp", "/dev/shm"} {
+		if _, err := os.Stat(dir); err != nil {
+			continue
+		}
+		mode := "mode=1777"
+		if dir == "/run" {
+			mode = "mode=0755"
+		}
+		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, mode); err != nil {
+			return 0, fmt.Errorf("mount a private %s in the lab: %w", dir, err)
+		}
+	}
+	if err := os.MkdirAll(labEtcDir, 0o755); err != nil {
+		return 0, err
+	}
+	for name, content := range cfg.Etc {
+		if err := overlayEtc(name, content); err != nil {
+			return 0, err
+		}
+	}
+	if err := labSysctls(); err != nil {
+		return 0, err
+	}
+	return newWorld()
+}
+
+// labEtcDir is where the lab's own /etc files live, inside its private /run.
+const labEtcDir = "/run/egresslab/etc"
+
+// overlayEtc makes /etc/NAME read content inside the lab only. A symlink (such
+// as resolv.conf pointing into /run) is followed: a target under the private
+// /run is written directly, any other target gets a bind mount.
+func overlayEtc(name, content string) error {
+	src := filepath.Join(labEtcDir, name)
+	if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
+		return fmt.Errorf("write lab /etc/%s: %w", name, err)
+	}
+	target, err := resolveLinks(filepath.Join("/etc", name))
+	if err != nil {
+		return fmt.Errorf("overlay /etc/%s: %w", name, err)
+	}
+	if target == "/run" || strings.HasPrefix(target, "/run/") {
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(target, []byte(content), 0o644)
+	}
+	if _, err := os.Stat(target); err != nil {
+		// Nothing to mount over, and the host's /etc must not gain a file.
+		return nil
+	}
+	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("overlay /etc/%s in the lab: %w", name, err)
+	}
+	return nil
+}
+
+// resolveLinks follows symlinks in path even when the final target does not exist.
+func resolveLinks(path string) (string, error) {
+	for i := 0; i < 16; i++ {
+		link, err := os.Readlink(path)
+		if err != nil {
+			return path, nil // not a link (or missing): this is the target
+		}
+		if !filepath.IsAbs(link) {
+			link = filepath.Join(filepath.Dir(path), link)
+		}
+		path = filepath.Clean(link)
+	}
+	return "", fmt.Errorf("too many symlinks at %s", path)
+}
+
+// labSysctls are the per-namespace settings a lab needs: IPv6 addresses usable
+// at once (no duplicate address detection), and ICMP error rate limits lifted
+// so that a REJECT under parallel probes never turns into an apparent drop.
+var labSysctls = func() error {
+	return writeSysctls(map[string]string{
+		"net/ipv6/conf/all/accept_dad":        "0",
+		"net/ipv6/conf/default/accept_dad":    "0",
+		"net/ipv6/conf/all/dad_transmits":     "0",
+		"net/ipv6/conf/default/dad_transmits": "0",
+		"net/ipv4/icmp_ratelimit":             "0",
+		"net/ipv4/icmp_msgs_per_sec":          "1000000",
+		"net/ipv4/icmp_msgs_burst":            "1000000",
+		"net/ipv6/icmp/ratelimit":             "0",
+		"net/ipv4/ip_local_port_range":        "32768 60999",
+	})
+}
+
+func writeSysctls(kv map[string]string) error {
+	for k, v := range kv {
+		if err := os.WriteFile("/proc/sys/"+k, []byte(v), 0o644); err != nil {
+			if os.IsNotExist(err) && strings.Contains(k, "msgs_") {
+				continue // older kernels lack the global ICMP budget
+			}
+			return fmt.Errorf("set %s in the lab: %w", strings.ReplaceAll(k, "/", "."), err)
+		}
+	}
+	return nil
+}
+
+// newWorld creates the network namespace beyond the lab's uplink and returns a
+// descriptor that holds it. The calling thread goes back to the lab's
+// namespace; if it cannot, the thread stays locked and dies with its goroutine.
+func newWorld() (int, error) {
+	type result struct {
+		fd  int
+		err error
+	}
+	resc := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			resc <- result{err: fmt.Errorf("open the lab's network namespace: %w", err)}
+			return
+		}
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			resc <- result{err: fmt.Errorf("create the world's network namespace: %w", err)}
+			return
+		}
+		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY, 0)
+		if err == nil {
+			err = labSysctls()
+		}
+		if serr := unix.Setns(orig, unix.CLONE_NEWNET); serr != nil {
+			resc <- result{err: fmt.Errorf("return to the lab's network namespace: %w", serr)}
+			return
+		}
+		runtime.UnlockOSThread()
+		resc <- result{fd: fd, err: err}
+	}()
+	r := <-resc
+	return r.fd, r.err
+}

@@ -1,0 +1,433 @@
+package netns
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// IDBase is the host uid and gid that a lab's uid and gid 0 map to: a lab's ids
+// 0-65535 are host ids IDBase to IDBase+65535, a range no host account uses.
+// A socket opened as lab uid 107 carries kernel uid IDBase+107, which is what
+// the lab's `--uid-owner 107` matches.
+const IDBase = 0x70000000
+
+// worldLink is the name of the uplink's peer, in the world's namespace.
+const worldLink = "lab"
+
+// Identity is a set of credentials as the lab sees them: what a socket's owner
+// match reads (fsuid, fsgid, supplementary groups).
+type Identity struct {
+	UID    uint32
+	GID    uint32
+	Groups []uint32
+}
+
+// Account is a user of the lab's /etc/passwd.
+type Account struct {
+	Name string
+	Identity
+}
+
+// Group is an extra group of the lab's /etc/group.
+type Group struct {
+	Name string
+	GID  uint32
+}
+
+// Config describes a lab.
+type Config struct {
+	Name        string         // for messages
+	Uplink      string         // the uplink's name inside the lab; default eth0
+	UplinkAddrs []netip.Prefix // the lab host's own uplink addresses
+	Accounts    []Account      // users of the lab's /etc/passwd
+	Groups      []Group        // extra groups of its /etc/group
+	// Backend is the iptables flavour for rulesets and scripts: "nft" (default) or "legacy".
+	Backend string
+}
+
+// A lab is user + network + mount + PID namespaces: the PID namespace makes
+// every process started inside (a candidate script's background jobs too)
+// die with the holder.
+
+// Lab is a running lab. Close it to tear everything down; if the process dies
+// instead, the kernel does it.
+type Lab struct {
+	cfg     Config
+	holder  *exec.Cmd
+	stdin   io.WriteCloser // closing it tells the holder to exit
+	done    chan struct{}  // closed when the holder has been reaped
+	labFD   int            // the lab's network namespace
+	worldFD int            // the world's network namespace
+	pid     int
+
+	closeOnce sync.Once
+	closers   []func() error
+
+	sentinel *sentinel
+	ports    *portAllocator
+	poolOnce sync.Once
+	pool     *socketPool
+	answered answered
+}
+
+// New starts a lab: namespaces, /etc overlays, the uplink, addresses and
+// routes of both families. It does not load any ruleset.
+func New(ctx context.Context, cfg Config) (*Lab, error) {
+	if cfg.Uplink == "" {
+		cfg.Uplink = "eth0"
+	}
+	if cfg.Backend == "" {
+		cfg.Backend = "nft"
+	}
+	if err := checkPrivileges(); err != nil {
+		return nil, err
+	}
+	l := &Lab{cfg: cfg, labFD: -1, worldFD: -1, done: make(chan struct{})}
+	if err := l.startHolder(ctx); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("start lab %s: %w", cfg.Name, err)
+	}
+	if err := l.wire(); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("wire lab %s: %w", cfg.Name, err)
+	}
+	l.ports = newPortAllocator()
+	return l, nil
+}
+
+// Name is the lab's name, for messages.
+func (l *Lab) Name() string { return l.cfg.Name }
+
+// PID is the holder process's pid: /proc/PID/ns/* are the lab's namespaces.
+func (l *Lab) PID() int { return l.pid }
+
+// Uplink is the name of the lab's uplink interface.
+func (l *Lab) Uplink() string { return l.cfg.Uplink }
+
+func (l *Lab) startHolder(ctx context.Context) error {
+	etc, err := json.Marshal(holderConfig{Etc: l.etcFiles()})
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = []string{holderEnv + "=1"}
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:                 unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWPID,
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: IDBase, Size: 65536}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: IDBase, Size: 65536}},
+		GidMappingsEnableSetgroups: true,
+		// Become the lab's root (host IDBase): root in the lab, nobody outside.
+		Credential: &syscall.Credential{Uid: 0, Gid: 0},
+		Pdeathsig:                  syscall.SIGKILL,
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	// The death signal fires when the thread that forked the holder exits, so
+	// that thread stays locked to a goroutine that lives as long as the lab.
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			close(l.done)
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(l.done)
+	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("start the lab's holder process: %w", err)
+	}
+	l.holder, l.stdin, l.pid = cmd, stdin, cmd.Process.Pid
+	if _, err := stdin.Write(append(etc, '\n')); err != nil {
+		return fmt.Errorf("configure the lab's holder: %w", err)
+	}
+	reply := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		reply <- strings.TrimSpace(line)
+	}()
+	var line string
+	select {
+	case line = <-reply:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	worldFDInHolder, ok := strings.CutPrefix(line, "ready ")
+	if !ok {
+		if msg, isErr := strings.CutPrefix(line, "error "); isErr {
+			return errors.New(msg)
+		}
+		return fmt.Errorf("the lab's holder exited before it was ready")
+	}
+	if l.labFD, err = unix.Open(fmt.Sprintf("/proc/%d/ns/net", l.pid), unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		return fmt.Errorf("open the lab's network namespace: %w", err)
+	}
+	if l.worldFD, err = unix.Open(fmt.Sprintf("/proc/%d/fd/%s", l.pid, worldFDInHolder), unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		return fmt.Errorf("open the world's network namespace: %w", err)
+	}
+	return nil
+}
+
+// etcFiles are the lab's own /etc files: passwd and group list root and the
+// lab's accounts (with a user private group for each account whose gid no
+// group names, as Debian does), resolv.conf points at the lab's DNS.
+func (l *Lab) etcFiles() map[string]string {
+	var passwd, group strings.Builder
+	passwd.WriteString("root:x:0:0:root:/root:/bin/sh\n")
+	group.WriteString("root:x:0:\n")
+	named := map[uint32]bool{0: true}
+	members := map[uint32][]string{}
+	for _, a := range l.cfg.Accounts {
+		for _, g := range a.Groups {
+			members[g] = append(members[g], a.Name)
+		}
+	}
+	for _, g := range l.cfg.Groups {
+		named[g.GID] = true
+	}
+	for _, a := range l.cfg.Accounts {
+		fmt.Fprintf(&passwd, "%s:x:%d:%d:%s:/nonexistent:/usr/sbin/nologin\n", a.Name, a.UID, a.GID, a.Name)
+	}
+	for _, g := range l.cfg.Groups {
+		fmt.Fprintf(&group, "%s:x:%d:%s\n", g.Name, g.GID, strings.Join(members[g.GID], ","))
+	}
+	for _, a := range l.cfg.Accounts {
+		if !named[a.GID] {
+			named[a.GID] = true
+			fmt.Fprintf(&group, "%s:x:%d:%s\n", a.Name, a.GID, strings.Join(members[a.GID], ","))
+		}
+	}
+	return map[string]string{
+		"passwd":      passwd.String(),
+		"group":       group.String(),
+		"hosts":       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+		"resolv.conf": "# the lab's own DNS (egresslab)\nnameserver " + DNSAddrV4.String() + "\nnameserver " + DNSAddrV6.String() + "\noptions timeout:1 attempts:1\n",
+	}
+}
+
+// wire brings up lo, the uplink and its peer in the world, and default routes
+// of both families in each direction. Every non-loopback host address is
+// added to the world's side later, by AddWorldAddress.
+func (l *Lab) wire() error {
+	lab, err := netlink.NewHandleAt(vnetns.NsHandle(l.labFD))
+	if err != nil {
+		return fmt.Errorf("netlink in the lab: %w", err)
+	}
+	defer lab.Close()
+	world, err := netlink.NewHandleAt(vnetns.NsHandle(l.worldFD))
+	if err != nil {
+		return fmt.Errorf("netlink in the world: %w", err)
+	}
+	defer world.Close()
+
+	for _, h := range []*netlink.Handle{lab, world} {
+		lo, err := h.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := h.LinkSetUp(lo); err != nil {
+			return fmt.Errorf("set lo up: %w", err)
+		}
+	}
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: l.cfg.Uplink},
+		PeerName:      worldLink,
+		PeerNamespace: netlink.NsFd(l.worldFD),
+	}
+	if err := lab.LinkAdd(veth); err != nil {
+		return fmt.Errorf("add uplink %s: %w", l.cfg.Uplink, err)
+	}
+	up, err := lab.LinkByName(l.cfg.Uplink)
+	if err != nil {
+		return err
+	}
+	peer, err := world.LinkByName(worldLink)
+	if err != nil {
+		return err
+	}
+	for _, p := range l.cfg.UplinkAddrs {
+		if err := addAddr(lab, up, p); err != nil {
+			return err
+		}
+	}
+	for _, x := range []struct {
+		h    *netlink.Handle
+		link netlink.Link
+	}{{lab, up}, {world, peer}} {
+		if err := x.h.LinkSetUp(x.link); err != nil {
+			return fmt.Errorf("set %s up: %w", x.link.Attrs().Name, err)
+		}
+		// On-link default routes: each side resolves the other's addresses
+		// directly on the shared link, so no gateway addresses are needed.
+		for _, dst := range []*net.IPNet{
+			{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)},
+			{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)},
+		} {
+			r := &netlink.Route{LinkIndex: x.link.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK}
+			if err := x.h.RouteAdd(r); err != nil {
+				return fmt.Errorf("add default route via %s: %w", x.link.Attrs().Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func addAddr(h *netlink.Handle, link netlink.Link, p netip.Prefix) error {
+	a := &netlink.Addr{
+		IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		Flags: unix.IFA_F_NODAD,
+	}
+	if err := h.AddrAdd(link, a); err != nil {
+		return fmt.Errorf("add address %s to %s: %w", p, link.Attrs().Name, err)
+	}
+	return nil
+}
+
+// AddWorldAddress makes addr live one hop away, beyond the uplink. Loopback
+// addresses need nothing: they live on the lab's lo.
+func (l *Lab) AddWorldAddress(addr netip.Addr) error {
+	if addr.IsLoopback() {
+		return nil
+	}
+	world, err := netlink.NewHandleAt(vnetns.NsHandle(l.worldFD))
+	if err != nil {
+		return fmt.Errorf("netlink in the world: %w", err)
+	}
+	defer world.Close()
+	peer, err := world.LinkByName(worldLink)
+	if err != nil {
+		return err
+	}
+	err = addAddr(world, peer, netip.PrefixFrom(addr, addr.BitLen()))
+	if errors.Is(err, unix.EEXIST) {
+		return nil
+	}
+	return err
+}
+
+// InLab runs fn on a thread inside the lab's network namespace. Sockets made
+// there belong to the lab and may be used from any goroutine afterwards.
+func (l *Lab) InLab(fn func() error) error { return doIn(l.labFD, fn) }
+
+// InWorld runs fn on a thread inside the world's network namespace.
+func (l *Lab) InWorld(fn func() error) error { return doIn(l.worldFD, fn) }
+
+// Command returns a command that runs inside the lab (all three namespaces)
+// as the lab's root: how the candidate's tools and scripts run.
+func (l *Lab) Command(ctx context.Context, argv ...string) *exec.Cmd {
+	args := append([]string{"--target", strconv.Itoa(l.pid), "--user", "--net", "--mount", "--pid", "--"}, argv...)
+	cmd := exec.CommandContext(ctx, "nsenter", args...)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C"}
+	// A process the command leaves behind dies with the lab (its PID
+	// namespace); do not wait for its copies of our pipes.
+	cmd.WaitDelay = time.Second
+	return cmd
+}
+
+// CommandAs returns a command that runs inside the lab with id's credentials:
+// a real client, seeing whatever the lab's rules allow.
+func (l *Lab) CommandAs(ctx context.Context, id Identity, argv ...string) *exec.Cmd {
+	groups := "--clear-groups"
+	if len(id.Groups) > 0 {
+		gs := make([]string, len(id.Groups))
+		for i, g := range id.Groups {
+			gs[i] = strconv.FormatUint(uint64(g), 10)
+		}
+		groups = "--groups=" + strings.Join(gs, ",")
+	}
+	setpriv := []string{"setpriv", "--reuid=" + strconv.FormatUint(uint64(id.UID), 10),
+		"--regid=" + strconv.FormatUint(uint64(id.GID), 10), groups, "--"}
+	return l.Command(ctx, append(setpriv, argv...)...)
+}
+
+// AddCloser registers fn to run when the lab closes (servers, listeners).
+func (l *Lab) AddCloser(fn func() error) { l.closers = append(l.closers, fn) }
+
+// Close stops the lab's servers and its holder; the kernel frees the
+// namespaces with their last reference.
+func (l *Lab) Close() error {
+	var errs []error
+	l.closeOnce.Do(func() {
+		for i := len(l.closers) - 1; i >= 0; i-- {
+			if err := l.closers[i](); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if l.sentinel != nil {
+			l.sentinel.close()
+		}
+		for _, fd := range []int{l.labFD, l.worldFD} {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+		if l.stdin != nil {
+			l.stdin.Close()
+		}
+		if l.holder != nil && l.holder.Process != nil {
+			_ = l.holder.Process.Kill()
+			<-l.done
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// checkPrivileges fails early, with what to do, where a lab cannot start.
+func checkPrivileges() error {
+	if os.Geteuid() != 0 {
+		return &UnavailableError{What: "root privileges", Fix: "run egresslab as root (sudo egresslab ...)"}
+	}
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		return &UnavailableError{What: "nsenter", Fix: "install util-linux (apt-get install util-linux)"}
+	}
+	return nil
+}
+
+// UnavailableError says the lab cannot run on this machine, and what to do.
+type UnavailableError struct {
+	What string
+	Fix  string
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("the lab needs %s: %s", e.What, e.Fix)
+}
+
+// sortedKeys is a small helper for deterministic iteration.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
