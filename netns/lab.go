@@ -82,8 +82,11 @@ type Lab struct {
 	closeOnce sync.Once
 	closers   []func() error
 
-	sentinel *sentinel
-	ports    *portAllocator
+	sentinel    *sentinel
+	ports       *portAllocator
+	uplinkIndex int              // the uplink's index inside the lab
+	peerMAC     net.HardwareAddr // the world side's link-layer address
+
 	poolOnce sync.Once
 	pool     *socketPool
 	answered answered
@@ -138,7 +141,7 @@ func (l *Lab) startHolder(ctx context.Context) error {
 		GidMappingsEnableSetgroups: true,
 		// Become the lab's root (host IDBase): root in the lab, nobody outside.
 		Credential: &syscall.Credential{Uid: 0, Gid: 0},
-		Pdeathsig:                  syscall.SIGKILL,
+		Pdeathsig:  syscall.SIGKILL,
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -278,7 +281,13 @@ func (l *Lab) wire() error {
 		if err := addAddr(lab, up, p); err != nil {
 			return err
 		}
+		// The world knows the lab's link-layer address for good, as a router
+		// knows a busy host's: see AddWorldAddress.
+		if err := addNeigh(world, peer, p.Addr(), up.Attrs().HardwareAddr); err != nil {
+			return err
+		}
 	}
+	l.uplinkIndex, l.peerMAC = up.Attrs().Index, peer.Attrs().HardwareAddr
 	for _, x := range []struct {
 		h    *netlink.Handle
 		link netlink.Link
@@ -331,7 +340,31 @@ func (l *Lab) AddWorldAddress(addr netip.Addr) error {
 	if errors.Is(err, unix.EEXIST) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// A host reaches its destinations through a router whose neighbour entry
+	// is long established. Every world address is on-link here, so the lab
+	// gets that entry for each: otherwise a ruleset that drops ICMPv6 would
+	// also drop neighbour discovery, which a real host only notices later.
+	lab, err := netlink.NewHandleAt(vnetns.NsHandle(l.labFD))
+	if err != nil {
+		return fmt.Errorf("netlink in the lab: %w", err)
+	}
+	defer lab.Close()
+	return addNeigh(lab, &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: l.uplinkIndex, Name: l.cfg.Uplink}}, addr, l.peerMAC)
+}
+
+func addNeigh(h *netlink.Handle, link netlink.Link, ip netip.Addr, mac net.HardwareAddr) error {
+	family := netlink.FAMILY_V4
+	if ip.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	n := &netlink.Neigh{LinkIndex: link.Attrs().Index, Family: family, State: netlink.NUD_PERMANENT, IP: ip.AsSlice(), HardwareAddr: mac}
+	if err := h.NeighSet(n); err != nil {
+		return fmt.Errorf("add neighbour %s on %s: %w", ip, link.Attrs().Name, err)
+	}
+	return nil
 }
 
 // InLab runs fn on a thread inside the lab's network namespace. Sockets made
@@ -430,4 +463,39 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// SourceFor returns the source address the lab's routing picks for dst, the
+// way getaddrinfo asks the kernel while it sorts addresses (a UDP connect,
+// which sends nothing). ok is false when dst is unreachable from the lab.
+func (l *Lab) SourceFor(dst netip.Addr) (src netip.Addr, ok bool) {
+	_ = l.InLab(func() error {
+		var family int
+		var sa unix.Sockaddr
+		if dst.Is4() {
+			family, sa = unix.AF_INET, &unix.SockaddrInet4{Addr: dst.As4(), Port: 9}
+		} else {
+			family, sa = unix.AF_INET6, &unix.SockaddrInet6{Addr: dst.As16(), Port: 9}
+		}
+		fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.Connect(fd, sa); err != nil {
+			return err
+		}
+		local, err := unix.Getsockname(fd)
+		if err != nil {
+			return err
+		}
+		switch a := local.(type) {
+		case *unix.SockaddrInet4:
+			src, ok = netip.AddrFrom4(a.Addr), true
+		case *unix.SockaddrInet6:
+			src, ok = netip.AddrFrom16(a.Addr), true
+		}
+		return nil
+	})
+	return src, ok
 }

@@ -1,0 +1,111 @@
+// Command egresslab proves, before a firewall ruleset ships, which users on a
+// host can reach which destinations over IPv4 and IPv6. See SPEC.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/scenarios"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+// Exit statuses, as SPEC.md defines them; where several apply the highest wins.
+const (
+	exitPass     = 0
+	exitFail     = 1 // an expectation failed
+	exitBadInput = 2 // usage, policy file, or a ruleset the real tool rejects
+	exitNoLab    = 3 // the lab could not run, or a probe errored
+)
+
+// exitError carries an exit status out of a command.
+type exitError struct {
+	code int
+	err  error // printed to stderr when not nil
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCommand()
+	err := root.ExecuteContext(ctx)
+	os.Exit(report(err))
+}
+
+// report prints err and returns the exit status it stands for.
+func report(err error) int {
+	if err == nil {
+		return exitPass
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "egresslab:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "egresslab:", err)
+	return statusOf(err)
+}
+
+// statusOf classifies an error from loading or running a policy.
+func statusOf(err error) int {
+	var perr *scenarios.Error
+	var rerr *netns.RulesetError
+	var uerr *netns.UnavailableError
+	switch {
+	case errors.As(err, &perr), errors.As(err, &rerr):
+		return exitBadInput
+	case errors.As(err, &uerr):
+		return exitNoLab
+	case errors.Is(err, errUsage):
+		return exitBadInput
+	}
+	return exitNoLab
+}
+
+var errUsage = errors.New("usage")
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "egresslab",
+		Short: "Prove which users can reach which destinations, over IPv4 and IPv6",
+		Long: `egresslab loads a candidate firewall ruleset with the real tools into a throwaway
+lab (user + network + mount namespaces), serves the destinations from inside it,
+dials every address of every name as real kernel identities, and prints what
+the policy expected next to what happened, per address family.`,
+		Example: `  sudo egresslab repro                 # the telnet surprise: an IPv6 bypass
+  sudo egresslab verify -f egresslab.yaml
+  sudo egresslab verify --format json --junit report.xml`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{code: exitBadInput, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
+	})
+	root.AddCommand(newVerifyCommand(), newReproCommand(), newScenariosCommand(), newVersionCommand())
+	return root
+}
+
+// isTerminal reports whether f is a terminal (colour and progress go only there).
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+func useColor(f *os.File) bool {
+	return isTerminal(f) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
+}

@@ -1,0 +1,661 @@
+package scenarios
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/goccy/go-yaml/ast"
+)
+
+// policyDecoder builds a Policy from the AST, section by section, in an order
+// where every name is defined before it is used.
+type policyDecoder struct {
+	*decoder
+	p     *Policy
+	read  func(rel string) ([]byte, error) // a ruleset file, relative to the policy
+	users []string                         // names, for lookups and messages
+	hosts []string
+	owner map[netip.Addr]string // address -> host: the lab serves each address once
+}
+
+func parse(file, defaultName string, data []byte, read func(string) ([]byte, error)) (*Policy, error) {
+	d := &decoder{file: file}
+	body, err := d.parseYAML(data)
+	if err != nil {
+		return nil, err
+	}
+	if body == nil {
+		return nil, &Error{File: file, Line: 1, Column: 1, Msg: "empty policy: want version: 1, users, hosts and expect"}
+	}
+	pd := &policyDecoder{
+		decoder: d,
+		p:       &Policy{Name: defaultName, File: file},
+		read:    read,
+		owner:   map[netip.Addr]string{},
+	}
+	if err := pd.decode(body); err != nil {
+		return nil, err
+	}
+	return pd.p, nil
+}
+
+var sections = []string{"version", "name", "users", "groups", "hosts", "mx", "lab", "ruleset", "expect"}
+
+func (pd *policyDecoder) decode(body ast.Node) error {
+	top, err := pd.mapping(body, "policy", false)
+	if err != nil {
+		return err
+	}
+	found := map[string]field{}
+	for _, f := range top {
+		if !slices.Contains(sections, f.key) {
+			return pd.errorf(f.node, "unknown key %q: want %s", f.key, orList(sections))
+		}
+		found[f.key] = f
+	}
+	for _, key := range []string{"version", "users", "hosts", "expect"} {
+		if _, ok := found[key]; !ok {
+			return pd.errorf(body, "missing key %q: a policy needs version, users, hosts and expect", key)
+		}
+	}
+	steps := []func(field) error{
+		pd.version, pd.name, pd.decodeUsers, pd.decodeGroups, pd.decodeHosts,
+		pd.decodeMX, pd.decodeLab, pd.decodeRuleset, pd.decodeExpect,
+	}
+	for i, step := range steps {
+		f, ok := found[sections[i]]
+		if !ok && sections[i] != "lab" { // lab has defaults to fill in
+			continue
+		}
+		if sections[i] == "lab" && !ok {
+			f.node = found["hosts"].node // where to complain if no default fits
+		}
+		if err := step(f); err != nil {
+			return err
+		}
+	}
+	return pd.coverage(found["expect"].node)
+}
+
+func (pd *policyDecoder) version(f field) error {
+	if i, ok := f.value.(*ast.IntegerNode); ok {
+		if v := nodeName(i); v != "1" {
+			return pd.errorf(f.value, "unsupported version %s: want version: 1", v)
+		}
+		return nil
+	}
+	return pd.errorf(f.value, "version: want 1, found %s", describe(f.value))
+}
+
+func (pd *policyDecoder) name(f field) error {
+	name, err := pd.str(f.value, "name")
+	if err != nil {
+		return err
+	}
+	if !policyName.MatchString(name) {
+		return pd.errorf(f.value, "invalid name %q: want letters, digits, '.', '_' or '-', at most 63 characters", name)
+	}
+	pd.p.Name = name
+	return nil
+}
+
+func (pd *policyDecoder) decodeUsers(f field) error {
+	fields, err := pd.mapping(f.value, "users", false)
+	if err != nil {
+		return err
+	}
+	if len(fields) == 0 {
+		return pd.errorf(f.node, "no users: want at least one identity to probe as")
+	}
+	uids := map[uint32]string{0: "root"}
+	for _, uf := range fields {
+		if err := checkAccount("user", uf.key); err != nil {
+			return pd.errorf(uf.node, "%v", err)
+		}
+		u, uidNode, err := pd.user(uf)
+		if err != nil {
+			return err
+		}
+		switch other := uids[u.UID]; {
+		case u.Name == "root" && (u.UID != 0 || u.GID != 0):
+			return pd.errorf(uf.node, "user root must be uid 0, gid 0: the lab's /etc/passwd already holds root")
+		case other != "" && other != u.Name:
+			return pd.errorf(uidNode, "uid %d already belongs to user %q: two names for one uid are one identity to the kernel", u.UID, other)
+		}
+		uids[u.UID] = u.Name
+		pd.users = append(pd.users, u.Name)
+		pd.p.Users = append(pd.p.Users, u)
+	}
+	return nil
+}
+
+func (pd *policyDecoder) user(uf field) (User, ast.Node, error) {
+	u := User{Name: uf.key}
+	what := fmt.Sprintf("user %q", u.Name)
+	fields, err := pd.mapping(uf.value, what, false)
+	if err != nil {
+		return u, nil, err
+	}
+	var uidNode ast.Node
+	hasGID := false
+	for _, f := range fields {
+		switch f.key {
+		case "uid":
+			v, err := pd.number(f.value, "uid of "+what, 65535)
+			if err != nil {
+				return u, nil, err
+			}
+			u.UID, uidNode = uint32(v), f.value
+		case "gid":
+			v, err := pd.number(f.value, "gid of "+what, 65535)
+			if err != nil {
+				return u, nil, err
+			}
+			u.GID, hasGID = uint32(v), true
+		case "groups":
+			items, err := pd.list(f.value, "groups of "+what)
+			if err != nil {
+				return u, nil, err
+			}
+			for _, item := range items {
+				v, err := pd.number(item, "group of "+what, 65535)
+				if err != nil {
+					return u, nil, err
+				}
+				if slices.Contains(u.Groups, uint32(v)) {
+					return u, nil, pd.errorf(item, "gid %d is listed twice in the groups of %s", v, what)
+				}
+				u.Groups = append(u.Groups, uint32(v))
+			}
+		default:
+			return u, nil, pd.errorf(f.node, "unknown key %q in %s: want uid, gid or groups", f.key, what)
+		}
+	}
+	if uidNode == nil {
+		return u, nil, pd.errorf(uf.node, "%s has no uid: want uid: N", what)
+	}
+	if !hasGID {
+		u.GID = u.UID
+	}
+	return u, uidNode, nil
+}
+
+func (pd *policyDecoder) decodeGroups(f field) error {
+	fields, err := pd.mapping(f.value, "groups", true)
+	if err != nil {
+		return err
+	}
+	named := map[uint32]string{0: "root"}
+	for _, gf := range fields {
+		if err := checkAccount("group", gf.key); err != nil {
+			return pd.errorf(gf.node, "%v", err)
+		}
+		v, err := pd.number(gf.value, fmt.Sprintf("gid of group %q", gf.key), 65535)
+		if err != nil {
+			return err
+		}
+		g := Group{Name: gf.key, GID: uint32(v)}
+		switch other := named[g.GID]; {
+		case g.Name == "root" && g.GID != 0:
+			return pd.errorf(gf.value, "group root must be gid 0: the lab's /etc/group already holds root")
+		case other != "" && other != g.Name:
+			return pd.errorf(gf.value, "gid %d is already named %q: want one name per gid", g.GID, other)
+		}
+		named[g.GID] = g.Name
+		pd.p.Groups = append(pd.p.Groups, g)
+	}
+	// A user whose gid no group names gets a private group of its own name
+	// (SPEC.md); a group of that name with another gid would be ambiguous.
+	for i, g := range pd.p.Groups {
+		for _, u := range pd.p.Users {
+			if u.Name == g.Name && u.GID != g.GID && named[u.GID] == "" {
+				return pd.errorf(fields[i].node, "group %q (gid %d) clashes with the private group of user %q (gid %d): name gid %d in groups, or rename the group",
+					g.Name, g.GID, u.Name, u.GID, u.GID)
+			}
+		}
+	}
+	return nil
+}
+
+func (pd *policyDecoder) decodeHosts(f field) error {
+	fields, err := pd.mapping(f.value, "hosts", false)
+	if err != nil {
+		return err
+	}
+	if len(fields) == 0 {
+		return pd.errorf(f.node, "no hosts: want at least one destination to probe")
+	}
+	for _, hf := range fields {
+		if err := checkDNSName("host", hf.key); err != nil {
+			return pd.errorf(hf.node, "%v", err)
+		}
+		h, err := pd.host(hf)
+		if err != nil {
+			return err
+		}
+		pd.hosts = append(pd.hosts, h.Name)
+		pd.p.Hosts = append(pd.p.Hosts, h)
+	}
+	return nil
+}
+
+func (pd *policyDecoder) host(hf field) (Host, error) {
+	h := Host{Name: hf.key}
+	what := fmt.Sprintf("host %q", h.Name)
+	fields, err := pd.mapping(hf.value, what, false)
+	if err != nil {
+		return h, err
+	}
+	var portNodes []ast.Node
+	var hasAddresses, hasPorts bool
+	for _, f := range fields {
+		switch f.key {
+		case "addresses":
+			hasAddresses = true
+			items, err := pd.list(f.value, "addresses of "+what)
+			if err != nil {
+				return h, err
+			}
+			if len(items) == 0 {
+				return h, pd.errorf(f.value, "%s has an empty list of addresses: want at least one", what)
+			}
+			for _, item := range items {
+				a, err := pd.address(item, h.Name)
+				if err != nil {
+					return h, err
+				}
+				h.Addresses = append(h.Addresses, a)
+				pd.owner[a] = h.Name
+			}
+		case "ports":
+			hasPorts = true
+			items, err := pd.list(f.value, "ports of "+what)
+			if err != nil {
+				return h, err
+			}
+			if len(items) == 0 {
+				return h, pd.errorf(f.value, "%s has an empty list of ports: want at least one", what)
+			}
+			for _, item := range items {
+				p, err := pd.port(item, "port of "+what)
+				if err != nil {
+					return h, err
+				}
+				if slices.Contains(h.Ports, p) {
+					return h, pd.errorf(item, "port %s is listed twice in %s", p, what)
+				}
+				h.Ports = append(h.Ports, p)
+				portNodes = append(portNodes, item)
+			}
+		default:
+			return h, pd.errorf(f.node, "unknown key %q in %s: want addresses or ports", f.key, what)
+		}
+	}
+	switch {
+	case !hasAddresses:
+		return h, pd.errorf(hf.node, "%s has no addresses: want addresses: [...]", what)
+	case !hasPorts:
+		return h, pd.errorf(hf.node, "%s has no ports: want ports: [...]", what)
+	}
+	for _, dns := range labDNS {
+		if !slices.Contains(h.Addresses, dns) {
+			continue
+		}
+		for i, p := range h.Ports {
+			if p.Number == 53 {
+				return h, pd.errorf(portNodes[i], "%s serves %s on %s, where the lab's own DNS listens: use another address or port", what, p, dns)
+			}
+		}
+	}
+	return h, nil
+}
+
+func (pd *policyDecoder) address(n ast.Node, host string) (netip.Addr, error) {
+	s, err := pd.str(n, fmt.Sprintf("address of host %q", host))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	a, err := parseAddr(s)
+	if err != nil {
+		return a, pd.errorf(n, "host %q: %v", host, err)
+	}
+	switch other, ok := pd.owner[a]; {
+	case ok && other == host:
+		return a, pd.errorf(n, "address %s is listed twice in host %q", a, host)
+	case ok:
+		return a, pd.errorf(n, "address %s of host %q already belongs to host %q: the lab serves each address once", a, host, other)
+	}
+	return a, nil
+}
+
+// port reads a port of a host or an expectation: N/tcp, N/udp or a bare N.
+func (pd *policyDecoder) port(n ast.Node, what string) (Port, error) {
+	var s string
+	switch v := n.(type) {
+	case *ast.IntegerNode:
+		s = nodeName(v)
+	case *ast.StringNode:
+		s = v.Value
+	default:
+		return Port{}, pd.errorf(n, "%s: want a port such as 25/tcp, 53/udp or 25, found %s", what, describe(n))
+	}
+	p, err := parsePort(s)
+	if err != nil {
+		return p, pd.errorf(n, "%s: %v", what, err)
+	}
+	return p, nil
+}
+
+func (pd *policyDecoder) decodeMX(f field) error {
+	fields, err := pd.mapping(f.value, "mx", true)
+	if err != nil {
+		return err
+	}
+	for _, mf := range fields {
+		if err := checkDNSName("mx domain", mf.key); err != nil {
+			return pd.errorf(mf.node, "%v", err)
+		}
+		host, err := pd.str(mf.value, fmt.Sprintf("mx %q", mf.key))
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(pd.hosts, host) {
+			return pd.errorf(mf.value, "mx %q: unknown host %q: want one of hosts: %s", mf.key, host, orList(pd.hosts))
+		}
+		pd.p.MX = append(pd.p.MX, MX{Domain: mf.key, Host: host})
+	}
+	return nil
+}
+
+func (pd *policyDecoder) decodeLab(f field) error {
+	lab := Lab{Uplink: "eth0", Backend: "nft"}
+	fields, err := pd.mapping(f.value, "lab", true)
+	if err != nil {
+		return err
+	}
+	for _, lf := range fields {
+		switch lf.key {
+		case "uplink":
+			s, err := pd.str(lf.value, "lab uplink")
+			if err != nil {
+				return err
+			}
+			if err := checkInterface(s); err != nil {
+				return pd.errorf(lf.value, "%v", err)
+			}
+			lab.Uplink = s
+		case "addresses":
+			items, err := pd.list(lf.value, "lab addresses")
+			if err != nil {
+				return err
+			}
+			for _, item := range items {
+				p, err := pd.labAddress(item, lab.Addresses)
+				if err != nil {
+					return err
+				}
+				lab.Addresses = append(lab.Addresses, p)
+			}
+		case "backend":
+			s, err := pd.str(lf.value, "lab backend")
+			if err != nil {
+				return err
+			}
+			if s != "nft" && s != "legacy" {
+				return pd.errorf(lf.value, "unknown lab backend %q: want nft or legacy", s)
+			}
+			lab.Backend = s
+		default:
+			return pd.errorf(lf.node, "unknown key %q in lab: want uplink, addresses or backend", lf.key)
+		}
+	}
+	// A family the file leaves out still needs an uplink address: take the
+	// first default whose prefix holds no host, so every host stays one hop away.
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		if slices.ContainsFunc(lab.Addresses, func(p netip.Prefix) bool { return family(p.Addr()) == fam }) {
+			continue
+		}
+		i := slices.IndexFunc(defaultLabAddresses[fam], func(p netip.Prefix) bool { return pd.hostIn(p) == "" })
+		if i < 0 {
+			return pd.errorf(f.node, "no default lab address for %s is free of host addresses: set lab.addresses", fam)
+		}
+		lab.Addresses = append(lab.Addresses, defaultLabAddresses[fam][i])
+	}
+	pd.p.Lab = lab
+	return nil
+}
+
+func (pd *policyDecoder) labAddress(n ast.Node, have []netip.Prefix) (netip.Prefix, error) {
+	s, err := pd.str(n, "lab address")
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	p, err := parseLabPrefix(s)
+	if err != nil {
+		return p, pd.errorf(n, "%v", err)
+	}
+	for _, q := range have {
+		if family(q.Addr()) == family(p.Addr()) {
+			return p, pd.errorf(n, "lab address %s is a second %s address (after %s): want at most one per family", p, family(p.Addr()), q)
+		}
+	}
+	if h := pd.hostIn(p); h != "" {
+		return p, pd.errorf(n, "lab address %s is on the same network as host %q: hosts live one hop away, beyond the uplink; pick another prefix", p, h)
+	}
+	return p, nil
+}
+
+// hostIn names a host with an address inside the prefix, in file order.
+func (pd *policyDecoder) hostIn(p netip.Prefix) string {
+	p = p.Masked()
+	for _, h := range pd.p.Hosts {
+		for _, a := range h.Addresses {
+			if p.Contains(a) {
+				return h.Name
+			}
+		}
+	}
+	return ""
+}
+
+func (pd *policyDecoder) decodeRuleset(f field) error {
+	fields, err := pd.mapping(f.value, "ruleset", true)
+	if err != nil {
+		return err
+	}
+	rs := &pd.p.Ruleset
+	for _, rf := range fields {
+		var slot **RulesetFile
+		switch rf.key {
+		case "iptables":
+			slot = &rs.IPTables
+		case "ip6tables":
+			slot = &rs.IP6Tables
+		case "nft":
+			slot = &rs.NFT
+		case "script":
+			slot = &rs.Script
+		default:
+			return pd.errorf(rf.node, "unknown key %q in ruleset: want iptables, ip6tables, nft or script", rf.key)
+		}
+		rel, err := pd.str(rf.value, "ruleset "+rf.key)
+		if err != nil {
+			return err
+		}
+		switch {
+		case rel == "":
+			return pd.errorf(rf.value, "ruleset %s: empty path: want a file relative to the policy", rf.key)
+		case path.IsAbs(rel) || filepath.IsAbs(rel):
+			return pd.errorf(rf.value, "ruleset %s: %q is absolute: want a path relative to the policy file", rf.key, rel)
+		}
+		data, err := pd.read(rel)
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return pd.errorf(rf.value, "ruleset %s: cannot read %q: %v", rf.key, rel, err)
+		}
+		*slot = &RulesetFile{Path: rel, Data: data}
+	}
+	return nil
+}
+
+var verbs = []string{string(Allow), string(Deny), string(Drop), string(Reject)}
+
+func (pd *policyDecoder) decodeExpect(f field) error {
+	entries, err := pd.list(f.value, "expect")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		x, err := pd.expectation(e)
+		if err != nil {
+			return err
+		}
+		pd.p.Expect = append(pd.p.Expect, x)
+	}
+	return nil
+}
+
+func (pd *policyDecoder) expectation(e ast.Node) (Expectation, error) {
+	var x Expectation
+	fields, err := pd.mapping(e, "expect entry", false)
+	if err != nil {
+		return x, err
+	}
+	switch {
+	case len(fields) == 0:
+		return x, pd.errorf(e, "empty expect entry: want one of %s, such as deny: {}", orList(verbs))
+	case len(fields) > 1:
+		return x, pd.errorf(fields[1].node, "second verb %q in one expect entry (after %q): want exactly one verb per entry", fields[1].key, fields[0].key)
+	case !slices.Contains(verbs, fields[0].key):
+		return x, pd.errorf(fields[0].node, "unknown verb %q: want %s", fields[0].key, orList(verbs))
+	}
+	x.Verb = Verb(fields[0].key)
+	x.Line, _ = position(fields[0].node)
+	body, err := pd.mapping(fields[0].value, string(x.Verb), true)
+	if err != nil {
+		return x, err
+	}
+	for _, f := range body {
+		switch f.key {
+		case "user":
+			x.Users, err = pd.selectNames(f.value, "user", pd.users)
+		case "host":
+			x.Hosts, err = pd.selectNames(f.value, "host", pd.hosts)
+		case "port":
+			x.Ports, err = pd.selectPorts(f.value)
+		case "family":
+			x.Family, err = pd.str(f.value, "family")
+			if err == nil && x.Family != "ipv4" && x.Family != "ipv6" {
+				err = pd.errorf(f.value, "unknown family %q: want ipv4 or ipv6 (leave family out for both)", x.Family)
+			}
+		default:
+			err = pd.errorf(f.node, "unknown key %q in %s: want user, host, port or family", f.key, x.Verb)
+		}
+		if err != nil {
+			return x, err
+		}
+	}
+	return x, nil
+}
+
+// selectNames reads user or host of an expectation: "*" (nil, any), one
+// defined name, or a list of them.
+func (pd *policyDecoder) selectNames(n ast.Node, kind string, known []string) ([]string, error) {
+	if s, ok := n.(*ast.StringNode); ok && s.Value == "*" {
+		return nil, nil
+	}
+	items := []ast.Node{n}
+	if _, ok := n.(*ast.SequenceNode); ok {
+		items, _ = pd.list(n, kind)
+		if len(items) == 0 {
+			return nil, pd.errorf(n, "%s: an empty list matches nothing: want a name, a list of names or \"*\"", kind)
+		}
+	}
+	names := []string{}
+	for _, item := range items {
+		s, ok := item.(*ast.StringNode)
+		switch {
+		case !ok:
+			return nil, pd.errorf(item, "%s: want a name, a list of names or \"*\", found %s", kind, describe(item))
+		case s.Value == "*":
+			return nil, pd.errorf(item, "%s: \"*\" inside a list: write %s: \"*\" on its own", kind, kind)
+		case !slices.Contains(known, s.Value):
+			return nil, pd.errorf(item, "unknown %s %q: want one of %s", kind, s.Value, orList(known))
+		case slices.Contains(names, s.Value):
+			return nil, pd.errorf(item, "%s %q is listed twice", kind, s.Value)
+		}
+		names = append(names, s.Value)
+	}
+	return names, nil
+}
+
+// selectPorts reads port of an expectation. A port no host serves is
+// allowed: a policy may well deny ports in general.
+func (pd *policyDecoder) selectPorts(n ast.Node) ([]Port, error) {
+	if s, ok := n.(*ast.StringNode); ok && s.Value == "*" {
+		return nil, nil
+	}
+	items := []ast.Node{n}
+	if _, ok := n.(*ast.SequenceNode); ok {
+		items, _ = pd.list(n, "port")
+		if len(items) == 0 {
+			return nil, pd.errorf(n, "port: an empty list matches nothing: want a port, a list of ports or \"*\"")
+		}
+	}
+	ports := []Port{}
+	for _, item := range items {
+		if s, ok := item.(*ast.StringNode); ok && s.Value == "*" {
+			return nil, pd.errorf(item, "port: \"*\" inside a list: write port: \"*\" on its own")
+		}
+		p, err := pd.port(item, "port")
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(ports, p) {
+			return nil, pd.errorf(item, "port %s is listed twice", p)
+		}
+		ports = append(ports, p)
+	}
+	return ports, nil
+}
+
+// coverage makes an uncovered probe a policy error: a cell nobody decided is
+// a question the run could not answer.
+func (pd *policyDecoder) coverage(at ast.Node) error {
+	var missing []string
+	matrix := pd.p.Matrix()
+	for _, pr := range matrix {
+		if pr.Rule < 0 {
+			missing = append(missing, pr.String())
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	shown := strings.Join(missing[:min(3, len(missing))], ", ")
+	if len(missing) > 3 {
+		shown = "e.g. " + shown + ", ..."
+	}
+	return pd.errorf(at, "no expectation covers %d of %d probes (%s): add entries for them, or end expect with a catch-all such as - deny: {}",
+		len(missing), len(matrix), shown)
+}
+
+// orList writes "a, b or c", at most eight names.
+func orList(names []string) string {
+	if len(names) > 8 {
+		return strings.Join(names[:8], ", ") + ", ..."
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}

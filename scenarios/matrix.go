@@ -1,0 +1,70 @@
+package scenarios
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// Probe is one cell of the matrix: one user dials one address of one host on
+// one port, and the policy says what must happen.
+type Probe struct {
+	User    User
+	Host    string
+	Address netip.Addr
+	Port    Port
+	Expect  Verb // "" when no expectation matches (never in a loaded policy)
+	Rule    int  // index into Policy.Expect of the deciding entry, -1 when none
+	Line    int  // line of that entry in the policy file, so a result can point at it
+}
+
+// Family is "ipv4" or "ipv6": every probe is one family, never both.
+func (p Probe) Family() string { return family(p.Address) }
+
+// String names the probe as reports do:
+// "www-data -> mx.example.test [2001:db8::25]:25/tcp (ipv6)".
+func (p Probe) String() string {
+	return fmt.Sprintf("%s -> %s [%s]:%s (%s)", p.User.Name, p.Host, p.Address, p.Port, p.Family())
+}
+
+func family(a netip.Addr) string {
+	if a.Unmap().Is4() {
+		return "ipv4"
+	}
+	return "ipv6"
+}
+
+// Matrix expands the policy into its probes: every user × every host × every
+// address of the host × every port of the host, in file order, user outermost.
+// Each address is its own probe, so a pass on IPv4 never stands for IPv6.
+func (p *Policy) Matrix() []Probe {
+	var probes []Probe
+	for _, u := range p.Users {
+		for _, h := range p.Hosts {
+			for _, a := range h.Addresses {
+				for _, port := range h.Ports {
+					pr := Probe{User: u, Host: h.Name, Address: a, Port: port, Rule: -1}
+					if rule, ok := p.Match(u.Name, h.Name, a, port); ok {
+						pr.Expect, pr.Rule, pr.Line = p.Expect[rule].Verb, rule, p.Expect[rule].Line
+					}
+					probes = append(probes, pr)
+				}
+			}
+		}
+	}
+	return probes
+}
+
+// Match returns the index of the first expectation that covers the probe.
+func (p *Policy) Match(user, host string, addr netip.Addr, port Port) (rule int, ok bool) {
+	for i, x := range p.Expect {
+		if x.Users != nil && !slices.Contains(x.Users, user) ||
+			x.Hosts != nil && !slices.Contains(x.Hosts, host) ||
+			x.Ports != nil && !slices.Contains(x.Ports, port) ||
+			x.Family != "" && x.Family != family(addr) {
+			continue
+		}
+		return i, true
+	}
+	return -1, false
+}

@@ -1,0 +1,174 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/probe"
+)
+
+// RunOptions tune a run. The zero value is ready to use.
+type RunOptions struct {
+	// Backstop bounds the wait for an answer to a packet that left the lab
+	// (probe.DefaultBackstop when zero). Drops at the lab's egress never wait.
+	Backstop time.Duration
+	// Workers is how many probes run at once (64 when zero).
+	Workers int
+	// Progress, if set, is called after each probe with the count done.
+	Progress func(done, total int)
+}
+
+// Run verifies p in a lab of its own: it starts the lab, serves every host,
+// loads the ruleset with the real tools, installs the drop sentinel, probes
+// the whole matrix concurrently and compares. A ruleset the tools reject is
+// a *netns.RulesetError; a lab that cannot start is a *netns.UnavailableError
+// or another error.
+func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
+	lab, err := StartLab(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	defer lab.Close()
+	return ProbeAll(ctx, lab, p, opts)
+}
+
+// StartLab starts the lab for p with its ruleset loaded and the sentinel in
+// place, ready to probe. The caller closes it.
+func StartLab(ctx context.Context, p *Policy) (*netns.Lab, error) {
+	lab, err := netns.New(ctx, labConfig(p))
+	if err != nil {
+		return nil, err
+	}
+	if err := serve(lab, p); err != nil {
+		lab.Close()
+		return nil, err
+	}
+	if err := loadRuleset(ctx, lab, p.Ruleset); err != nil {
+		lab.Close()
+		return nil, err
+	}
+	if err := lab.InstallSentinel(ctx); err != nil {
+		lab.Close()
+		return nil, err
+	}
+	return lab, nil
+}
+
+func labConfig(p *Policy) netns.Config {
+	cfg := netns.Config{Name: p.Name, Uplink: p.Lab.Uplink, UplinkAddrs: p.Lab.Addresses, Backend: p.Lab.Backend}
+	for _, u := range p.Users {
+		cfg.Accounts = append(cfg.Accounts, netns.Account{Name: u.Name, Identity: Identity(u)})
+	}
+	for _, g := range p.Groups {
+		cfg.Groups = append(cfg.Groups, netns.Group{Name: g.Name, GID: g.GID})
+	}
+	return cfg
+}
+
+// Identity is the lab identity a policy user probes as.
+func Identity(u User) netns.Identity {
+	return netns.Identity{UID: u.UID, GID: u.GID, Groups: u.Groups}
+}
+
+func serve(lab *netns.Lab, p *Policy) error {
+	zone := netns.Zone{Hosts: map[string][]netip.Addr{}, MX: map[string]string{}}
+	var services []netns.Service
+	for _, h := range p.Hosts {
+		zone.Hosts[h.Name] = h.Addresses
+		for _, a := range h.Addresses {
+			for _, port := range h.Ports {
+				services = append(services, netns.Service{Host: h.Name, Addr: a, Port: port.Number, Proto: port.Proto})
+			}
+		}
+	}
+	for _, mx := range p.MX {
+		zone.MX[mx.Domain] = mx.Host
+	}
+	if err := lab.Serve(services); err != nil {
+		return err
+	}
+	return lab.ServeDNS(zone)
+}
+
+// loadRuleset loads the parts in SPEC.md's order: iptables, ip6tables, nft, script.
+func loadRuleset(ctx context.Context, lab *netns.Lab, rs Ruleset) error {
+	if f := rs.IPTables; f != nil {
+		if err := lab.LoadIPTables(ctx, false, f.Path, f.Data); err != nil {
+			return err
+		}
+	}
+	if f := rs.IP6Tables; f != nil {
+		if err := lab.LoadIPTables(ctx, true, f.Path, f.Data); err != nil {
+			return err
+		}
+	}
+	if f := rs.NFT; f != nil {
+		if err := lab.LoadNFT(ctx, f.Path, f.Data); err != nil {
+			return err
+		}
+	}
+	if f := rs.Script; f != nil {
+		if err := lab.RunScript(ctx, f.Path, f.Data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ProbeAll runs p's whole matrix in lab, concurrently, and then checks that the
+// sentinel survived: if it did not, no "dropped" verdict can be trusted.
+func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (*Report, error) {
+	if err := lab.CheckSentinel(); err != nil {
+		return nil, err
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = 64
+	}
+	matrix := p.Matrix()
+	results := make([]Result, len(matrix))
+	var next, done atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(workers, len(matrix)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(matrix) {
+					return
+				}
+				pr := matrix[i]
+				r := probe.Dial(ctx, lab, Identity(pr.User),
+					probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, opts.Backstop)
+				results[i] = Result{Probe: pr, Observed: r.Outcome, Detail: r.Detail}
+				if opts.Progress != nil {
+					opts.Progress(int(done.Add(1)), len(matrix))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := lab.CheckSentinel(); err != nil {
+		return nil, fmt.Errorf("after probing: %w", err)
+	}
+	return &Report{Policy: p.Name, Results: results}, nil
+}
+
+// User returns the policy's user called name.
+func (p *Policy) User(name string) (User, bool) {
+	for _, u := range p.Users {
+		if u.Name == name {
+			return u, true
+		}
+	}
+	return User{}, false
+}
