@@ -33,3 +33,5 @@ require (
 	golang.org/x/text v0.40.0 // indirect
 	golang.org/x/tools v0.48.0 // indirect
 )
+
+tool github.com/onsi/ginkgo/v2/ginkgo

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
@@ -380,9 +379,6 @@ func (l *Lab) Command(ctx context.Context, argv ...string) *exec.Cmd {
 	args := append([]string{"--target", strconv.Itoa(l.pid), "--user", "--net", "--mount", "--pid", "--"}, argv...)
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C"}
-	// A process the command leaves behind dies with the lab (its PID
-	// namespace); do not wait for its copies of our pipes.
-	cmd.WaitDelay = time.Second
 	return cmd
 }
 
@@ -498,4 +494,28 @@ func (l *Lab) SourceFor(dst netip.Addr) (src netip.Addr, ok bool) {
 		return nil
 	})
 	return src, ok
+}
+
+// combinedOutput runs cmd and returns its stdout and stderr together. They go
+// to an anonymous memory file rather than a pipe: a process the command leaves
+// running in the lab (a script's daemon) keeps its copy of the output open,
+// and the run must not wait for it. Such processes die with the lab's PID
+// namespace.
+func combinedOutput(cmd *exec.Cmd) ([]byte, error) {
+	fd, err := unix.MemfdCreate("egresslab-tool-output", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "tool-output")
+	defer f.Close()
+	cmd.Stdout, cmd.Stderr = f, f
+	runErr := cmd.Run()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(f)
+	if err != nil {
+		return nil, err
+	}
+	return out, runErr
 }

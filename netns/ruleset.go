@@ -36,10 +36,13 @@ const labInputDir = "/run/egresslab/in"
 func (l *Lab) stage(name string, data []byte) (string, error) {
 	inLab := filepath.Join(labInputDir, filepath.Base(name))
 	onHost := filepath.Join(fmt.Sprintf("/proc/%d/root", l.pid), inLab)
-	if err := os.MkdirAll(filepath.Dir(onHost), 0o755); err != nil {
-		return "", fmt.Errorf("stage %s in lab %s: %w", name, l.cfg.Name, err)
-	}
-	if err := os.WriteFile(onHost, data, 0o644); err != nil {
+	err := asLabRoot(func() error {
+		if err := os.MkdirAll(filepath.Dir(onHost), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(onHost, data, 0o644)
+	})
+	if err != nil {
 		return "", fmt.Errorf("stage %s in lab %s: %w", name, l.cfg.Name, err)
 	}
 	return inLab, nil
@@ -69,7 +72,7 @@ func (l *Lab) LoadIPTables(ctx context.Context, ipv6 bool, name string, data []b
 	tool := l.iptablesTool(ipv6, true)
 	cmd := l.Command(ctx, tool)
 	cmd.Stdin = bytes.NewReader(data)
-	out, err := cmd.CombinedOutput()
+	out, err := combinedOutput(cmd)
 	if err == nil {
 		return nil
 	}
@@ -93,7 +96,7 @@ func (l *Lab) LoadNFT(ctx context.Context, name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	out, err := l.Command(ctx, "nft", "-f", path).CombinedOutput()
+	out, err := combinedOutput(l.Command(ctx, "nft", "-f", path))
 	if err == nil {
 		return nil
 	}
@@ -122,10 +125,10 @@ func (l *Lab) RunScript(ctx context.Context, name string, data []byte) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, ScriptTimeout)
 	defer cancel()
-	cmd := l.Command(ctx, "sh", "-e", path)
+	cmd := l.Command(ctx, "sh", path)
 	cmd.Env = append(cmd.Env, "IPTABLES="+l.iptablesTool(false, false), "IP6TABLES="+l.iptablesTool(true, false),
 		"IPTABLES_RESTORE="+l.iptablesTool(false, true), "IP6TABLES_RESTORE="+l.iptablesTool(true, true))
-	out, err := cmd.CombinedOutput()
+	out, err := combinedOutput(cmd)
 	if err == nil {
 		return nil
 	}

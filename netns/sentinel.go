@@ -61,7 +61,7 @@ type sentinel struct {
 func (l *Lab) InstallSentinel(ctx context.Context) error {
 	cmd := l.Command(ctx, "nft", "-f", "-")
 	cmd.Stdin = bytes.NewBufferString(sentinelRuleset)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := combinedOutput(cmd); err != nil {
 		return fmt.Errorf("install the drop sentinel in lab %s: nft: %s: %w", l.cfg.Name, bytes.TrimSpace(out), err)
 	}
 	conn, err := nftables.New(nftables.WithNetNSFd(l.labFD), nftables.AsLasting())

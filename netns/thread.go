@@ -36,3 +36,23 @@ func doIn(nsFD int, fn func() error) error {
 	}()
 	return <-errc
 }
+
+// asLabRoot runs fn on a locked thread whose file credentials are the lab's
+// root: the lab's private tmpfs accepts only files owned by ids its user
+// namespace maps, so files staged there must be created as one of them.
+func asLabRoot(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		unix.Setfsgid(IDBase)
+		unix.Setfsuid(IDBase)
+		err := fn()
+		unix.Setfsuid(0)
+		unix.Setfsgid(0)
+		if uid, _ := unix.SetfsuidRetUid(-1); uid == 0 {
+			runtime.UnlockOSThread() // otherwise the thread dies with the goroutine
+		}
+		errc <- err
+	}()
+	return <-errc
+}

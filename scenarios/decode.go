@@ -125,6 +125,8 @@ func (pd *policyDecoder) decodeUsers(f field) error {
 		switch other := uids[u.UID]; {
 		case u.Name == "root" && (u.UID != 0 || u.GID != 0):
 			return pd.errorf(uf.node, "user root must be uid 0, gid 0: the lab's /etc/passwd already holds root")
+		case other == "root" && u.Name != "root":
+			return pd.errorf(uidNode, "uid 0 is root's, whom the lab's /etc/passwd already holds: name this user root, or pick another uid")
 		case other != "" && other != u.Name:
 			return pd.errorf(uidNode, "uid %d already belongs to user %q: two names for one uid are one identity to the kernel", u.UID, other)
 		}
@@ -526,6 +528,9 @@ func (pd *policyDecoder) decodeExpect(f field) error {
 
 func (pd *policyDecoder) expectation(e ast.Node) (Expectation, error) {
 	var x Expectation
+	if _, ok := e.(*ast.MappingNode); !ok {
+		return x, pd.errorf(e, "expect entry: want a verb and what it matches, such as - deny: {port: 25/tcp}, found %s", describe(e))
+	}
 	fields, err := pd.mapping(e, "expect entry", false)
 	if err != nil {
 		return x, err
@@ -540,6 +545,11 @@ func (pd *policyDecoder) expectation(e ast.Node) (Expectation, error) {
 	}
 	x.Verb = Verb(fields[0].key)
 	x.Line, _ = position(fields[0].node)
+	if v := fields[0].value; !isNull(v) {
+		if _, ok := v.(*ast.MappingNode); !ok {
+			return x, pd.errorf(v, "%s: want a mapping of user, host, port or family, such as {user: postfix}, found %s", x.Verb, describe(v))
+		}
+	}
 	body, err := pd.mapping(fields[0].value, string(x.Verb), true)
 	if err != nil {
 		return x, err
@@ -649,10 +659,10 @@ func (pd *policyDecoder) coverage(at ast.Node) error {
 		len(missing), len(matrix), shown)
 }
 
-// orList writes "a, b or c", at most eight names.
+// orList writes "a, b or c", at most twelve names.
 func orList(names []string) string {
-	if len(names) > 8 {
-		return strings.Join(names[:8], ", ") + ", ..."
+	if len(names) > 12 {
+		return strings.Join(names[:12], ", ") + ", ..."
 	}
 	if len(names) < 2 {
 		return strings.Join(names, "")

@@ -64,11 +64,7 @@ func (d *decoder) parseYAML(data []byte) (body ast.Node, err error) {
 		return nil, nil
 	}
 	if len(docs) > 1 {
-		at := ast.Node(docs[1])
-		if docs[1].Start == nil {
-			at = docs[1].Body
-		}
-		return nil, d.errorf(at, "a second YAML document: want one policy per file")
+		return nil, d.errorf(docs[1], "a second YAML document: want one policy per file")
 	}
 	body = docs[0].Body
 	if isNil(body) {
@@ -312,9 +308,10 @@ func position(n ast.Node) (line, col int) {
 	case *ast.MappingValueNode:
 		return position(m.Key)
 	case *ast.DocumentNode:
-		if m.Start == nil {
+		if m.Start == nil || m.Start.Position == nil {
 			return position(m.Body)
 		}
+		return m.Start.Position.Line, m.Start.Position.Column
 	}
 	tk := n.GetToken()
 	if tk == nil || tk.Position == nil {

@@ -1,0 +1,50 @@
+# egresslab: make demo | make test | make bench | make lint | make build
+# Every target installs what it needs on a Debian/Ubuntu machine (as root),
+# saying so; elsewhere it says what is missing.
+
+SHELL   := /bin/bash
+GO      ?= go
+BIN     := bin/egresslab
+GINKGO  := $(GO) tool ginkgo
+# command:package pairs the lab and the tests need
+NEEDS   := iptables-nft-restore:iptables iptables-legacy-restore:iptables nft:nftables \
+           ip:iproute2 nsenter:util-linux setpriv:util-linux telnet:telnet
+
+.PHONY: all build demo test bench lint deps
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/egresslab
+
+demo: deps build
+	./$(BIN) repro
+
+test: deps
+	$(GO) vet ./...
+	$(GINKGO) -r --randomize-all --fail-on-pending --fail-on-empty --keep-going --timeout=8m --poll-progress-after=60s ./...
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem ./scenarios/
+	bash testdata/bench/compare.sh
+
+lint:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+# deps installs the Debian packages behind any missing command.
+deps:
+	@missing=""; \
+	for pair in $(NEEDS); do \
+	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	if [ -n "$${missing// /}" ]; then \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "egresslab needs these packages (Debian names):$$missing"; \
+	    echo "install them as root (apt-get install$$missing), then run make again"; exit 3; \
+	  fi; \
+	  echo "installing missing packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@[ "$$(id -u)" = 0 ] || { echo "egresslab's labs need root: run make as root (sudo make ...)"; exit 3; }

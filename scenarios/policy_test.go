@@ -1,0 +1,253 @@
+package scenarios_test
+
+import (
+	"errors"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing/fstest"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/egresslab/egresslab/scenarios"
+)
+
+const badDir = "../testdata/bad"
+
+// wantLine is a bad file's first line: "# want: LINE:COL: substring".
+var wantLine = regexp.MustCompile(`^# want: (\d+):(\d+): (.+)$`)
+
+// badEntries is one table entry per bad policy file, read when the tree is
+// built; a file without a want line fails its entry.
+func badEntries() []TableEntry {
+	files, err := filepath.Glob(filepath.Join(badDir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return []TableEntry{Entry("the corpus", func() { Fail("no bad policies in " + badDir) })}
+	}
+	var entries []TableEntry
+	for _, f := range files {
+		entries = append(entries, Entry(filepath.Base(f), f))
+	}
+	return entries
+}
+
+func mustLoad(file string) *scenarios.Policy {
+	GinkgoHelper()
+	p, err := scenarios.Load(file)
+	Expect(err).NotTo(HaveOccurred())
+	return p
+}
+
+var _ = Describe("Load", func() {
+	It("reads a whole policy", func() {
+		p := mustLoad("../testdata/golden/mail.yaml")
+		Expect(p.Name).To(Equal("mail-egress"))
+		Expect(p.File).To(Equal("../testdata/golden/mail.yaml"))
+		Expect(p.Users).To(Equal([]scenarios.User{
+			{Name: "postfix", UID: 107, GID: 114},
+			{Name: "www-data", UID: 33, GID: 33, Groups: []uint32{1001}},
+		}))
+		Expect(p.Groups).To(Equal([]scenarios.Group{{Name: "mailers", GID: 1001}}))
+		Expect(p.Hosts).To(Equal([]scenarios.Host{
+			{
+				Name:      "mx.example.test",
+				Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.25"), netip.MustParseAddr("2001:db8::25")},
+				Ports:     []scenarios.Port{{Number: 25, Proto: "tcp"}, {Number: 587, Proto: "tcp"}},
+			},
+			{
+				Name:      "relay.localhost",
+				Addresses: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
+				Ports:     []scenarios.Port{{Number: 25, Proto: "tcp"}},
+			},
+		}))
+		Expect(p.MX).To(Equal([]scenarios.MX{{Domain: "example.test", Host: "mx.example.test"}}))
+		Expect(p.Lab).To(Equal(scenarios.Lab{
+			Uplink:    "eth0",
+			Addresses: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/24"), netip.MustParsePrefix("2001:db8:1::10/64")},
+			Backend:   "nft",
+		}))
+		Expect(p.Expect).To(Equal([]scenarios.Expectation{
+			{Verb: scenarios.Allow, Users: []string{"postfix"}, Ports: []scenarios.Port{{Number: 25, Proto: "tcp"}, {Number: 587, Proto: "tcp"}}, Line: 31},
+			{Verb: scenarios.Deny, Ports: []scenarios.Port{{Number: 25, Proto: "tcp"}, {Number: 465, Proto: "tcp"}, {Number: 587, Proto: "tcp"}}, Line: 32},
+			{Verb: scenarios.Allow, Line: 33},
+		}))
+	})
+
+	It("reads the ruleset files the policy names, relative to it", func() {
+		p := mustLoad("../testdata/golden/mail.yaml")
+		v4, err := os.ReadFile("../testdata/golden/rules.v4")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(p.Ruleset.IPTables).To(Equal(&scenarios.RulesetFile{Path: "rules.v4", Data: v4}))
+		Expect(p.Ruleset.IP6Tables.Path).To(Equal("rules.v6"))
+		Expect(string(p.Ruleset.IP6Tables.Data)).To(ContainSubstring("--dport 587"))
+		Expect(p.Ruleset.NFT).To(BeNil())
+		Expect(p.Ruleset.Script).To(BeNil())
+	})
+
+	It("fills in the defaults", func() {
+		p := load(`version: 1
+users: {nobody: {uid: 65534}}
+hosts: {mx.example.test: {addresses: [192.0.2.25], ports: [25]}}
+expect: [allow: {}]
+`)
+		Expect(p.Name).To(Equal("p"))
+		Expect(p.Users[0].GID).To(Equal(uint32(65534)))
+		Expect(p.Lab).To(Equal(scenarios.Lab{
+			Uplink:    "eth0",
+			Addresses: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/24"), netip.MustParsePrefix("2001:db8:1::10/64")},
+			Backend:   "nft",
+		}))
+		Expect(p.Groups).To(BeEmpty())
+		Expect(p.Ruleset).To(Equal(scenarios.Ruleset{}))
+	})
+
+	It("picks default lab addresses whose prefixes hold no host", func() {
+		p := load(`version: 1
+users: {nobody: {uid: 65534}}
+hosts:
+  a.test: {addresses: [203.0.113.1, "2001:db8:1::1"], ports: [25]}
+  b.test: {addresses: [198.51.100.7, "2001:db8:2::1"], ports: [25]}
+expect: [allow: {}]
+`)
+		Expect(p.Lab.Addresses).To(Equal([]netip.Prefix{
+			netip.MustParsePrefix("192.0.2.10/24"), netip.MustParsePrefix("2001:db8:ffff::10/64"),
+		}))
+	})
+
+	It("defaults only the family lab.addresses leaves out", func() {
+		p := load(`version: 1
+users: {nobody: {uid: 65534}}
+hosts: {a.test: {addresses: [192.0.2.1], ports: [25]}}
+lab: {addresses: ["2001:db8:77::2/48"], uplink: ens3, backend: legacy}
+expect: [allow: {}]
+`)
+		Expect(p.Lab).To(Equal(scenarios.Lab{
+			Uplink:    "ens3",
+			Addresses: []netip.Prefix{netip.MustParsePrefix("2001:db8:77::2/48"), netip.MustParsePrefix("203.0.113.10/24")},
+			Backend:   "legacy",
+		}))
+	})
+
+	It("takes null for the optional sections and an expectation's body", func() {
+		p := load(`version: 1
+users: {postfix: {uid: 107}}
+hosts: {mx.example.test: {addresses: [192.0.2.25], ports: ["25", 53/udp]}}
+groups:
+mx:
+lab:
+ruleset:
+expect:
+  - deny:
+`)
+		Expect(p.Expect).To(Equal([]scenarios.Expectation{{Verb: scenarios.Deny, Line: 9}}))
+		Expect(p.Hosts[0].Ports).To(Equal([]scenarios.Port{{Number: 25, Proto: "tcp"}, {Number: 53, Proto: "udp"}}))
+	})
+
+	It("follows anchors and aliases", func() {
+		p := load(`version: 1
+users: {postfix: {uid: 107}, www-data: {uid: 33}}
+hosts:
+  mx.example.test: {addresses: [192.0.2.25], ports: &mail [25/tcp, 587/tcp]}
+  smtp.example.test: {addresses: [192.0.2.26], ports: *mail}
+expect:
+  - allow: {user: postfix, port: *mail}
+  - deny: {}
+`)
+		Expect(p.Hosts[1].Ports).To(Equal(p.Hosts[0].Ports))
+		Expect(p.Expect[0].Ports).To(Equal(p.Hosts[0].Ports))
+	})
+
+	It("lets a host serve port 53 on loopback addresses the lab's DNS does not use", func() {
+		p := load(`version: 1
+users: {postfix: {uid: 107}}
+hosts: {dns.localhost: {addresses: [127.0.0.54, 127.0.0.53], ports: [5353/udp]}}
+expect: [allow: {}]
+`)
+		Expect(p.Hosts[0].Addresses).To(HaveLen(2))
+	})
+
+	It("finds ruleset files inside an fs.FS, and no further", func() {
+		fsys := fstest.MapFS{
+			"cat/p.yaml":   {Data: []byte("version: 1\nusers: {a: {uid: 1}}\nhosts: {h.test: {addresses: [192.0.2.1], ports: [1]}}\nruleset: {nft: rules.nft}\nexpect: [deny: {}]\n")},
+			"cat/rules.nft": {Data: []byte("flush ruleset\n")},
+			"cat/up.yaml":  {Data: []byte("version: 1\nusers: {a: {uid: 1}}\nhosts: {h.test: {addresses: [192.0.2.1], ports: [1]}}\nruleset: {nft: ../../rules.nft}\nexpect: [deny: {}]\n")},
+		}
+		p, err := scenarios.LoadFS(fsys, "cat/p.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(p.Ruleset.NFT).To(Equal(&scenarios.RulesetFile{Path: "rules.nft", Data: []byte("flush ruleset\n")}))
+
+		_, err = scenarios.LoadFS(fsys, "cat/up.yaml")
+		Expect(err).To(MatchError(`cat/up.yaml:4:16: ruleset nft: cannot read "../../rules.nft": the path leaves the policy's file system`))
+	})
+
+	It("reports a policy it cannot read as a plain fs error", func() {
+		_, err := scenarios.Load(filepath.Join(badDir, "no-such-policy.yaml"))
+		Expect(err).To(MatchError(fs.ErrNotExist))
+		var perr *scenarios.Error
+		Expect(errors.As(err, &perr)).To(BeFalse())
+	})
+
+	DescribeTable("Error names file, line and column when it knows them",
+		func(e scenarios.Error, want string) { Expect(e.Error()).To(Equal(want)) },
+		Entry(nil, scenarios.Error{File: "p.yaml", Line: 7, Column: 5, Msg: "boom"}, "p.yaml:7:5: boom"),
+		Entry(nil, scenarios.Error{File: "p.yaml", Line: 7, Msg: "boom"}, "p.yaml:7: boom"),
+		Entry(nil, scenarios.Error{File: "p.yaml", Msg: "boom"}, "p.yaml: boom"),
+	)
+
+	It("has a corpus of bad policies", func() {
+		files, err := filepath.Glob(filepath.Join(badDir, "*.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(len(files)).To(BeNumerically(">=", 45))
+	})
+
+	DescribeTable("refuses each bad policy at the exact place, saying what is wrong",
+		func(file string) {
+			data, err := os.ReadFile(file)
+			Expect(err).NotTo(HaveOccurred())
+			first, _, _ := strings.Cut(string(data), "\n")
+			m := wantLine.FindStringSubmatch(first)
+			Expect(m).NotTo(BeNil(), "%s: the first line must be # want: LINE:COL: substring of the error", file)
+			line, _ := strconv.Atoi(m[1])
+			col, _ := strconv.Atoi(m[2])
+
+			_, err = scenarios.Load(file)
+			var perr *scenarios.Error
+			Expect(errors.As(err, &perr)).To(BeTrue(), "%s: want a *scenarios.Error, got %v", file, err)
+			Expect([]int{perr.Line, perr.Column}).To(Equal([]int{line, col}), "%s: %v", file, err)
+			Expect(perr.File).To(Equal(file))
+			Expect(err.Error()).To(HavePrefix("%s:%d:%d: ", file, line, col))
+			Expect(perr.Msg).To(ContainSubstring(m[3]))
+		},
+		badEntries(),
+	)
+
+	It("never panics on a truncated policy, and fails only with a *Error", func() {
+		for _, name := range []string{"mail.yaml", "full.yaml"} {
+			data, err := os.ReadFile(filepath.Join("../testdata/golden", name))
+			Expect(err).NotTo(HaveOccurred())
+			rules := fstest.MapFS{}
+			for _, f := range []string{"rules.v4", "rules.v6", "rules.nft", "firewall.sh"} {
+				if b, err := os.ReadFile(filepath.Join("../testdata/golden", f)); err == nil {
+					rules[f] = &fstest.MapFile{Data: b}
+				}
+			}
+			for i := range len(data) + 1 {
+				for _, text := range []string{string(data[:i]), string(data[:i]) + "\n", string(data[i:])} {
+					rules["p.yaml"] = &fstest.MapFile{Data: []byte(text)}
+					var err error
+					Expect(func() { _, err = scenarios.LoadFS(rules, "p.yaml") }).NotTo(Panic(), "%q", text)
+					if err != nil {
+						var perr *scenarios.Error
+						Expect(errors.As(err, &perr)).To(BeTrue(), "%q: %v", text, err)
+						Expect(perr.Line).To(BeNumerically(">", 0), "%q: %v", text, err)
+					}
+				}
+			}
+		}
+	})
+})

@@ -1,0 +1,109 @@
+package suites_test
+
+import (
+	"bytes"
+	"errors"
+	"os/exec"
+	"strings"
+
+	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/suites"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+const (
+	connected = probe.Connected
+	dropped   = probe.Dropped
+)
+
+var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
+	var s *scenarios.Scenario
+	BeforeEach(func() {
+		var err error
+		s, err = scenarios.FindScenario("telnet-surprise")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Variants).To(HaveLen(2))
+	})
+
+	It("(a) with the seed's rules in IPv4 only, www-data is dropped over A and connects over AAAA", func(ctx SpecContext) {
+		v := s.Variants[0]
+		rep, err := scenarios.Run(ctx, v.Policy, scenarios.RunOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep).To(suites.HaveOutcomes(
+			suites.Cell{User: "postfix", Host: "mx.example.test", Outcome: connected},
+			// -A OUTPUT -j DROP drops the relay's SYN-ACK to postfix (loopback replies pass OUTPUT too)
+			suites.Cell{User: "postfix", Host: "relay.localhost", Family: "ipv4", Outcome: dropped},
+			suites.Cell{Family: "ipv4", Outcome: dropped},
+			suites.Cell{Family: "ipv6", Outcome: connected}, // the bypass
+		))
+		Expect(v.Check(rep)).To(BeEmpty())
+	})
+
+	It("(b) with the same rules in both families, www-data is dropped on both and postfix connects on both", func(ctx SpecContext) {
+		v := s.Variants[1]
+		rep, err := scenarios.Run(ctx, v.Policy, scenarios.RunOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep).To(suites.HaveOutcomes(
+			suites.Cell{User: "postfix", Host: "mx.example.test", Outcome: connected},
+			suites.Cell{Outcome: dropped},
+		))
+		Expect(rep.Pass()).To(BeTrue())
+		Expect(v.Check(rep)).To(BeEmpty())
+	})
+
+	It("decides an egress drop from the sentinel, without waiting for a timeout", func(ctx SpecContext) {
+		rep, err := scenarios.Run(ctx, s.Variants[0].Policy, scenarios.RunOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		for _, r := range rep.Results {
+			if r.User.Name == "www-data" && r.Family() == "ipv4" {
+				Expect(r.Observed).To(Equal(dropped))
+				Expect(r.Detail).To(ContainSubstring("never left"))
+			}
+		}
+	})
+
+	It("shows the client's view: telnet tries the AAAA address first and gets through", func(ctx SpecContext) {
+		v := s.Variants[0]
+		lab, err := scenarios.StartLab(ctx, v.Policy)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(lab.Close)
+		u, ok := v.Policy.User("www-data")
+		Expect(ok).To(BeTrue())
+		view, err := probe.Client(ctx, lab, scenarios.Identity(u), "mx.example.test", 25, 0)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(view.Attempts).To(HaveLen(1))
+		Expect(view.Attempts[0].Addr.String()).To(Equal("2001:db8::25"))
+		Expect(view.Attempts[0].Result.Outcome).To(Equal(connected))
+		var out bytes.Buffer
+		view.WriteTelnet(&out)
+		Expect(out.String()).To(HavePrefix("Trying 2001:db8::25...\nConnected to mx.example.test.\n"))
+		Expect(out.String()).To(ContainSubstring("220 mx.example.test ESMTP"))
+
+		By("resolving a mail domain through its MX, as a mail client does")
+		host, addrs, err := probe.Resolve(ctx, lab, "example.test")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(host).To(Equal("mx.example.test"))
+		Expect(addrs).To(HaveLen(2))
+		Expect(addrs[0].String()).To(Equal("2001:db8::25"))
+	})
+
+	It("lets a real telnet, run as www-data inside the lab, connect over IPv6 with the IPv4-only rules", Label("real-client"), func(ctx SpecContext) {
+		lab, err := scenarios.StartLab(ctx, s.Variants[0].Policy)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(lab.Close)
+		u, _ := s.Variants[0].Policy.User("www-data")
+		// telnet reads QUIT from stdin; its resolver uses the lab's DNS
+		// through the lab's own rules (127.0.0.53 is dropped, ::1 is not).
+		cmd := lab.CommandAs(ctx, scenarios.Identity(u), "telnet", "mx.example.test", "25")
+		cmd.Stdin = strings.NewReader("QUIT\r\n")
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			Fail("telnet did not run: " + err.Error())
+		}
+		Expect(string(out)).To(ContainSubstring("Trying 2001:db8::25..."))
+		Expect(string(out)).To(ContainSubstring("Connected to mx.example.test."))
+	})
+})

@@ -1,0 +1,124 @@
+package suites_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/scenarios"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+// hostState is everything of the host a lab must never change.
+func hostState() map[string]string {
+	state := map[string]string{}
+	run := func(name string, argv ...string) {
+		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+		state[name] = fmt.Sprintf("%s (err %v)", dropCounters(out), err)
+	}
+	run("iptables", "iptables-nft-save")
+	run("ip6tables", "ip6tables-nft-save")
+	run("iptables-legacy", "iptables-legacy-save")
+	run("ip6tables-legacy", "ip6tables-legacy-save")
+	run("nft", "nft", "list", "ruleset")
+	run("links", "ip", "-d", "link", "show")
+	run("addrs", "ip", "addr", "show")
+	run("routes4", "ip", "-4", "route", "show", "table", "all")
+	run("routes6", "ip", "-6", "route", "show", "table", "all")
+	for _, f := range []string{"/etc/passwd", "/etc/group", "/etc/hosts", "/etc/resolv.conf", "/etc/gai.conf"} {
+		b, err := os.ReadFile(f)
+		state[f] = fmt.Sprintf("%x %v", sha256.Sum256(b), err)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	state["mounts"] = string(mounts)
+	netnsDir, _ := os.ReadDir("/run/netns")
+	state["/run/netns"] = fmt.Sprint(len(netnsDir))
+	state["holders"] = fmt.Sprint(labHolders())
+	return state
+}
+
+// dropCounters removes packet counters and comment lines from *-save output,
+// which change with host traffic.
+func dropCounters(out []byte) string {
+	var keep []string
+	for _, ln := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(ln, "#") {
+			continue
+		}
+		if i := strings.Index(ln, " ["); i > 0 && strings.HasPrefix(ln, ":") {
+			ln = ln[:i]
+		}
+		keep = append(keep, ln)
+	}
+	return strings.Join(keep, "\n")
+}
+
+// labHolders lists the pids of processes running as a lab's root: a lab's
+// holder and anything started inside a lab.
+func labHolders() []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join("/proc", e.Name()), &st) == nil && st.Uid >= netns.IDBase && st.Uid < netns.IDBase+65536 {
+			pids = append(pids, pid)
+		}
+	}
+	sort.Ints(pids)
+	return pids
+}
+
+var _ = Describe("the harness's own guarantees", Label("harness"), Serial, func() {
+	It("leaves the host's rules, links, routes, mounts and /etc files byte-identical, whatever the ruleset does", func(ctx SpecContext) {
+		before := hostState()
+		p, err := scenarios.Load("../testdata/harness/hostile.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Summary().Errors).To(BeZero())
+		after := hostState()
+		for k := range before {
+			Expect(after[k]).To(Equal(before[k]), "host state %q changed", k)
+		}
+		Expect(os.ReadFile("/tmp/egresslab-hostile-was-here")).Error().To(MatchError(os.ErrNotExist))
+	})
+
+	It("leaves no namespace, mount or process behind when the process is killed with SIGKILL mid-run", func(ctx SpecContext) {
+		before := hostState()
+		bin := filepath.Join(GinkgoT().TempDir(), "egresslab")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/egresslab")
+		out, err := build.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+		// The hostile policy's script leaves a background process in the lab;
+		// verify waits on the return path of a probe, so it is mid-run when killed.
+		cmd := exec.CommandContext(ctx, bin, "verify", "-f", "../testdata/harness/hostile.yaml", "--timeout", "1m")
+		var stdout bytes.Buffer
+		cmd.Stdout = &stdout
+		stderr, err := cmd.StderrPipe()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cmd.Start()).To(Succeed())
+		// A lab's processes appearing is the signal that the run is under way.
+		Eventually(labHolders).WithContext(ctx).ShouldNot(BeEmpty())
+		Expect(cmd.Process.Signal(syscall.SIGKILL)).To(Succeed())
+		_ = cmd.Wait()
+		_ = stderr
+		Eventually(labHolders).WithContext(ctx).Should(BeEmpty(), "a lab process outlived its parent")
+		after := hostState()
+		for k := range before {
+			Expect(after[k]).To(Equal(before[k]), "host state %q changed", k)
+		}
+	})
+})
