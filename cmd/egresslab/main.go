@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
@@ -71,8 +72,8 @@ func statusOf(err error) int {
 		return exitBadInput
 	case errors.As(err, &uerr):
 		return exitNoLab
-	case errors.Is(err, errUsage):
-		return exitBadInput
+	case errors.Is(err, errUsage), errors.Is(err, fs.ErrNotExist):
+		return exitBadInput // a policy file that is not there is bad input
 	}
 	return exitNoLab
 }

@@ -1,0 +1,103 @@
+package probe
+
+import (
+	"net/netip"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestClassifyICMP(t *testing.T) {
+	cases := []struct {
+		origin, typ, code byte
+		want              Outcome
+	}{
+		{unix.SO_EE_ORIGIN_ICMP, 3, 3, Refused},   // port unreachable: REJECT's default
+		{unix.SO_EE_ORIGIN_ICMP, 3, 13, Rejected}, // administratively prohibited
+		{unix.SO_EE_ORIGIN_ICMP, 3, 1, Rejected},  // host unreachable
+		{unix.SO_EE_ORIGIN_ICMP, 3, 10, Rejected}, // host prohibited
+		{unix.SO_EE_ORIGIN_ICMP6, 1, 4, Refused},  // ICMPv6 port unreachable
+		{unix.SO_EE_ORIGIN_ICMP6, 1, 1, Rejected}, // ICMPv6 administratively prohibited
+		{unix.SO_EE_ORIGIN_ICMP6, 1, 0, Rejected}, // no route
+	}
+	for _, c := range cases {
+		if got := classifyICMP(c.origin, c.typ, c.code).Outcome; got != c.want {
+			t.Errorf("origin %d type %d code %d: got %s, want %s", c.origin, c.typ, c.code, got, c.want)
+		}
+	}
+}
+
+func TestFromErrno(t *testing.T) {
+	cases := []struct {
+		err  error
+		want Outcome
+		ok   bool
+	}{
+		{unix.ECONNREFUSED, Refused, true},
+		{unix.EHOSTUNREACH, Rejected, true},
+		{unix.ENETUNREACH, Rejected, true},
+		{unix.EACCES, Rejected, true},
+		{unix.ETIMEDOUT, Error, false}, // a timeout is not a verdict: never read as blocked
+		{unix.EMFILE, Error, false},
+	}
+	for _, c := range cases {
+		got, ok := fromErrno(c.err)
+		if got != c.want || ok != c.ok {
+			t.Errorf("%v: got %s %v, want %s %v", c.err, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestOutcomeNames(t *testing.T) {
+	for o := Error; o <= Dropped; o++ {
+		var back Outcome
+		if err := back.UnmarshalText([]byte(o.String())); err != nil || back != o {
+			t.Errorf("%s does not round-trip: %v", o, err)
+		}
+	}
+	if Error.Blocked() {
+		t.Error("a probe error must never count as blocked")
+	}
+}
+
+func TestSortRFC6724(t *testing.T) {
+	a := netip.MustParseAddr
+	// The lab's sources: a global IPv6 and an IPv4 uplink address, loopback on lo.
+	source := func(d netip.Addr) (netip.Addr, bool) {
+		switch {
+		case d.IsLoopback() && d.Is4():
+			return a("127.0.0.1"), true
+		case d.IsLoopback():
+			return a("::1"), true
+		case d == a("2001:db8::99"):
+			return netip.Addr{}, false // unreachable
+		case d.Is4():
+			return a("203.0.113.10"), true
+		}
+		return a("2001:db8:1::10"), true
+	}
+	cases := []struct {
+		name string
+		in   []string
+		want []string
+	}{
+		{"global IPv6 before IPv4, as telnet tried it", []string{"192.0.2.25", "2001:db8::25"}, []string{"2001:db8::25", "192.0.2.25"}},
+		{"::1 before 127.0.0.1", []string{"127.0.0.1", "::1"}, []string{"::1", "127.0.0.1"}},
+		{"unusable last", []string{"2001:db8::99", "192.0.2.25"}, []string{"192.0.2.25", "2001:db8::99"}},
+		{"Teredo after IPv4", []string{"2001:0:53aa:64c::1", "192.0.2.25"}, []string{"192.0.2.25", "2001:0:53aa:64c::1"}},
+		{"stable for equals", []string{"192.0.2.2", "192.0.2.1"}, []string{"192.0.2.2", "192.0.2.1"}},
+	}
+	for _, c := range cases {
+		var in []netip.Addr
+		for _, s := range c.in {
+			in = append(in, a(s))
+		}
+		got := SortRFC6724(in, source)
+		for i := range got {
+			if got[i].String() != c.want[i] {
+				t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+				break
+			}
+		}
+	}
+}
