@@ -24,7 +24,14 @@ type policyDecoder struct {
 	owner map[netip.Addr]string // address -> host: the lab serves each address once
 }
 
+// maxPolicySize is far beyond any real policy; it keeps a wrong -f (a log, a
+// binary) from a long parse of something that was never a policy.
+const maxPolicySize = 1 << 20
+
 func parse(file, defaultName string, data []byte, read func(string) ([]byte, error)) (*Policy, error) {
+	if len(data) > maxPolicySize {
+		return nil, &Error{File: file, Line: 1, Column: 1, Msg: fmt.Sprintf("policy is %d bytes: want at most %d", len(data), maxPolicySize)}
+	}
 	d := &decoder{file: file}
 	body, err := d.parseYAML(data)
 	if err != nil {
@@ -64,19 +71,24 @@ func (pd *policyDecoder) decode(body ast.Node) error {
 			return pd.errorf(body, "missing key %q: a policy needs version, users, hosts and expect", key)
 		}
 	}
-	steps := []func(field) error{
-		pd.version, pd.name, pd.decodeUsers, pd.decodeGroups, pd.decodeHosts,
-		pd.decodeMX, pd.decodeLab, pd.decodeRuleset, pd.decodeExpect,
+	steps := []struct {
+		key    string
+		decode func(field) error
+	}{
+		{"version", pd.version}, {"name", pd.name}, {"users", pd.decodeUsers}, {"groups", pd.decodeGroups},
+		{"hosts", pd.decodeHosts}, {"mx", pd.decodeMX}, {"lab", pd.decodeLab}, {"ruleset", pd.decodeRuleset},
+		{"expect", pd.decodeExpect},
 	}
-	for i, step := range steps {
-		f, ok := found[sections[i]]
-		if !ok && sections[i] != "lab" { // lab has defaults to fill in
+	for _, s := range steps {
+		f, ok := found[s.key]
+		switch {
+		case ok:
+		case s.key == "lab": // absent, yet its defaults depend on the hosts
+			f.node = found["hosts"].node // where to complain if no default fits
+		default:
 			continue
 		}
-		if sections[i] == "lab" && !ok {
-			f.node = found["hosts"].node // where to complain if no default fits
-		}
-		if err := step(f); err != nil {
+		if err := s.decode(f); err != nil {
 			return err
 		}
 	}

@@ -72,7 +72,7 @@ func (p Port) String() string { return fmt.Sprintf("%d/%s", p.Number, p.Proto) }
 // Lab describes the host's own side of the lab.
 type Lab struct {
 	Uplink    string         // default "eth0"
-	Addresses []netip.Prefix // the host's uplink addresses: one per family, always both
+	Addresses []netip.Prefix // the host's uplink addresses: one per family, always both (as written, then defaults)
 	Backend   string         // iptables flavour: "nft" (default) or "legacy"
 }
 

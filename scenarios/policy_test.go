@@ -89,6 +89,34 @@ var _ = Describe("Load", func() {
 		Expect(p.Ruleset.Script).To(BeNil())
 	})
 
+	It("reads every feature of the format at once", func() {
+		p := mustLoad("../testdata/golden/full.yaml")
+		Expect(p.Name).To(Equal("full.policy-1"))
+		Expect(p.Users).To(HaveLen(4))
+		Expect(p.Users[0]).To(Equal(scenarios.User{Name: "root"}))
+		Expect(p.Users[2]).To(Equal(scenarios.User{Name: "www-data", UID: 33, GID: 33, Groups: []uint32{1001, 1002}}))
+		Expect(p.Groups).To(HaveLen(3))
+		Expect(p.Hosts[1].Ports).To(Equal([]scenarios.Port{{Number: 53, Proto: "udp"}, {Number: 53, Proto: "tcp"}}))
+		Expect(p.Hosts[2].Ports).To(Equal(p.Hosts[0].Ports))
+		Expect(p.MX).To(HaveLen(2))
+		Expect(p.Lab).To(Equal(scenarios.Lab{
+			Uplink:    "ens3",
+			Addresses: []netip.Prefix{netip.MustParsePrefix("2001:db8:1::10/64"), netip.MustParsePrefix("203.0.113.10/24")},
+			Backend:   "legacy",
+		}))
+		for _, f := range []*scenarios.RulesetFile{p.Ruleset.IPTables, p.Ruleset.IP6Tables, p.Ruleset.NFT, p.Ruleset.Script} {
+			Expect(f).NotTo(BeNil())
+			Expect(f.Data).NotTo(BeEmpty())
+		}
+		Expect(p.Expect).To(HaveLen(6))
+		Expect(p.Expect[3]).To(Equal(scenarios.Expectation{
+			Verb: scenarios.Allow, Hosts: []string{"ns.example.test"},
+			Ports: []scenarios.Port{{Number: 53, Proto: "udp"}, {Number: 53, Proto: "tcp"}}, Line: 46,
+		}))
+		Expect(p.Expect[5]).To(Equal(scenarios.Expectation{Verb: scenarios.Deny, Line: 51}))
+		Expect(p.Matrix()).To(HaveLen(4 * 12))
+	})
+
 	It("fills in the defaults", func() {
 		p := load(`version: 1
 users: {nobody: {uid: 65534}}
@@ -173,9 +201,9 @@ expect: [allow: {}]
 
 	It("finds ruleset files inside an fs.FS, and no further", func() {
 		fsys := fstest.MapFS{
-			"cat/p.yaml":   {Data: []byte("version: 1\nusers: {a: {uid: 1}}\nhosts: {h.test: {addresses: [192.0.2.1], ports: [1]}}\nruleset: {nft: rules.nft}\nexpect: [deny: {}]\n")},
+			"cat/p.yaml":    {Data: []byte("version: 1\nusers: {a: {uid: 1}}\nhosts: {h.test: {addresses: [192.0.2.1], ports: [1]}}\nruleset: {nft: rules.nft}\nexpect: [deny: {}]\n")},
 			"cat/rules.nft": {Data: []byte("flush ruleset\n")},
-			"cat/up.yaml":  {Data: []byte("version: 1\nusers: {a: {uid: 1}}\nhosts: {h.test: {addresses: [192.0.2.1], ports: [1]}}\nruleset: {nft: ../../rules.nft}\nexpect: [deny: {}]\n")},
+			"cat/up.yaml":   {Data: []byte("version: 1\nusers: {a: {uid: 1}}\nhosts: {h.test: {addresses: [192.0.2.1], ports: [1]}}\nruleset: {nft: ../../rules.nft}\nexpect: [deny: {}]\n")},
 		}
 		p, err := scenarios.LoadFS(fsys, "cat/p.yaml")
 		Expect(err).NotTo(HaveOccurred())
@@ -183,6 +211,12 @@ expect: [allow: {}]
 
 		_, err = scenarios.LoadFS(fsys, "cat/up.yaml")
 		Expect(err).To(MatchError(`cat/up.yaml:4:16: ruleset nft: cannot read "../../rules.nft": the path leaves the policy's file system`))
+	})
+
+	It("refuses a file far too large to be a policy, before parsing it", func() {
+		huge := []byte("# " + strings.Repeat("x", 1<<20) + "\n")
+		_, err := scenarios.LoadFS(fstest.MapFS{"huge.yaml": {Data: huge}}, "huge.yaml")
+		Expect(err).To(MatchError(HavePrefix("huge.yaml:1:1: policy is 1048579 bytes: want at most 1048576")))
 	})
 
 	It("reports a policy it cannot read as a plain fs error", func() {

@@ -48,6 +48,7 @@ func (r *Report) Pass() bool {
 	return true
 }
 
+// Summary counts the results.
 func (r *Report) Summary() Summary {
 	s := Summary{Probes: len(r.Results)}
 	for _, res := range r.Results {
