@@ -269,23 +269,16 @@ func (p *dialer) icmpError() (Result, bool) {
 // classifyICMP names an ICMP or ICMPv6 destination unreachable: port
 // unreachable is a refusal (as a TCP reset is); everything else a rejection.
 func classifyICMP(origin, typ, code byte) Result {
-	if origin == unix.SO_EE_ORIGIN_ICMP {
-		name, ok := icmpCodes[code]
-		if !ok {
-			name = fmt.Sprintf("code %d", code)
-		}
-		d := fmt.Sprintf("ICMP type %d code %d (%s)", typ, code, name)
-		if typ == 3 && code == 3 {
-			return Result{Refused, d}
-		}
-		return Result{Rejected, d}
+	proto, names, refusedType, refusedCode := "ICMP", icmpCodes, byte(3), byte(3)
+	if origin != unix.SO_EE_ORIGIN_ICMP {
+		proto, names, refusedType, refusedCode = "ICMPv6", icmp6Codes, 1, 4
 	}
-	name, ok := icmp6Codes[code]
+	name, ok := names[code]
 	if !ok {
 		name = fmt.Sprintf("code %d", code)
 	}
-	d := fmt.Sprintf("ICMPv6 type %d code %d (%s)", typ, code, name)
-	if typ == 1 && code == 4 {
+	d := fmt.Sprintf("%s type %d code %d (%s)", proto, typ, code, name)
+	if typ == refusedType && code == refusedCode {
 		return Result{Refused, d}
 	}
 	return Result{Rejected, d}
