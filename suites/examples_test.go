@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
@@ -42,7 +43,7 @@ var _ = Describe("the example policies in testdata/examples", Label("examples"),
 
 	for _, file := range files {
 		It(filepath.Base(file)+" gives the verdicts and the exit status its header states",
-			Label(exampleBackend(file)), func(ctx SpecContext) {
+			Label(exampleBackend(file)), SpecTimeout(time.Minute), func(ctx SpecContext) {
 				header, err := readExampleHeader(file)
 				Expect(err).NotTo(HaveOccurred())
 				p, err := scenarios.Load(file)

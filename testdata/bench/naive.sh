@@ -100,7 +100,7 @@ users=("postfix 107 114" "www-data 33 33" "backup 34 34" "alice 1000 1000" "bob 
 addresses=(192.0.2.80 2001:db8::80 127.0.0.1 ::1)
 connected=0 refused=0 timedout=0
 for user in "${users[@]}"; do
-	read -r name uid gid <<<"$user"
+	read -r _ uid gid <<<"$user"
 	for addr in "${addresses[@]}"; do
 		for port in "${ports[@]}"; do
 			rc=0
