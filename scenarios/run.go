@@ -48,6 +48,10 @@ func StartLab(ctx context.Context, p *Policy) (*netns.Lab, error) {
 		lab.Close()
 		return nil, err
 	}
+	if err := lab.WaitReady(ctx); err != nil {
+		lab.Close()
+		return nil, err
+	}
 	if err := loadRuleset(ctx, lab, p.Ruleset); err != nil {
 		lab.Close()
 		return nil, err
