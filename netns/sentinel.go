@@ -13,36 +13,87 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The sentinel is the lab's own nft table, hooked at the very end of the
-// egress path (postrouting, the highest priority there is). A packet that gets
-// there has passed every rule of the candidate, nft and iptables flavours
-// alike; one the candidate drops never does. Because a SYN or datagram that
-// OUTPUT accepts passes postrouting before connect() or sendto() returns, the
-// sentinel tells "dropped" from "still on its way" at once, without a timeout.
-// It records source ports (probe ports are unique within a lab): TCP SYNs,
-// UDP datagrams, and the RSTs and ICMP unreachables that REJECT rules send
-// back to a probe port (the port inside an ICMP error sits at a fixed offset,
-// as probes send no IP options).
+// The sentinel is the lab's own nft table, added after the candidate's. Its
+// main chain hooks the very end of the egress path (postrouting, the highest
+// priority there is): a packet that gets there has passed every rule of the
+// candidate, nft and iptables flavours alike; one the candidate drops never
+// does. Because a SYN or datagram that OUTPUT accepts passes postrouting
+// before connect() or sendto() returns, the sentinel tells "dropped" from
+// "still on its way" at once, without a timeout.
+//
+// It records probe ports (unique within a lab): the source port of what a
+// probe sends, the destination port of what comes back to it. Sets:
+//
+//	syn, sent  a probe's TCP SYN / UDP datagram passed the end of egress
+//	err        a REJECT's TCP reset or ICMP unreachable to a probe passed it
+//	           (the port inside an ICMP error sits at a fixed offset: probes
+//	           send no IP options)
+//	req_arr    a probe's packet to a loopback listener entered prerouting
+//	req_in     ... and passed the end of INPUT
+//	rep_gen    a loopback listener's reply entered OUTPUT
+//	rep_out    ... and passed the end of egress
+//	rep_arr    a reply (from lo or the uplink) entered prerouting
+//	rep_in     ... and passed the end of INPUT
+//
+// A packet seen entering the candidate's rules and never seen leaving them
+// was dropped by them: that decides a return-path drop without waiting out
+// the backstop.
 const (
 	sentinelTable = "egresslab_sentinel"
-	sentinelChain = "post"
-	sentinelRules = 5
+	probePorts    = "1024-32767" // probePortFirst-probePortLast
 )
+
+// sentinelChains names each chain's hook, priority and rule count, which
+// CheckSentinel verifies.
+var sentinelChains = map[string]struct {
+	hook     *nftables.ChainHook
+	priority int64
+	rules    int
+}{
+	"post":      {nftables.ChainHookPostrouting, math.MaxInt32, 7},
+	"first_out": {nftables.ChainHookOutput, math.MinInt32, 1},
+	"first_in":  {nftables.ChainHookPrerouting, math.MinInt32, 2},
+	"last_in":   {nftables.ChainHookInput, math.MaxInt32, 2},
+}
+
+var sentinelSets = []string{"syn", "sent", "err", "req_arr", "req_in", "rep_gen", "rep_out", "rep_arr", "rep_in"}
 
 var sentinelRuleset = fmt.Sprintf(`table inet %[1]s {
 	set syn { type inet_service; flags dynamic; }
 	set sent { type inet_service; flags dynamic; }
 	set err { type inet_service; flags dynamic; }
-	chain %[2]s {
-		type filter hook postrouting priority %[3]d; policy accept;
+	set req_arr { type inet_service; flags dynamic; }
+	set req_in { type inet_service; flags dynamic; }
+	set rep_gen { type inet_service; flags dynamic; }
+	set rep_out { type inet_service; flags dynamic; }
+	set rep_arr { type inet_service; flags dynamic; }
+	set rep_in { type inet_service; flags dynamic; }
+	chain post {
+		type filter hook postrouting priority %[2]d; policy accept;
 		tcp flags & (syn|ack) == syn add @syn { tcp sport }
 		meta l4proto udp add @sent { udp sport }
 		tcp flags & rst == rst add @err { tcp dport }
 		icmp type destination-unreachable add @err { @th,224,16 }
 		icmpv6 type destination-unreachable add @err { @th,384,16 }
+		tcp dport %[4]s add @rep_out { tcp dport }
+		udp dport %[4]s add @rep_out { udp dport }
+	}
+	chain first_out {
+		type filter hook output priority %[3]d; policy accept;
+		meta l4proto { tcp, udp } th dport %[4]s add @rep_gen { th dport }
+	}
+	chain first_in {
+		type filter hook prerouting priority %[3]d; policy accept;
+		meta l4proto { tcp, udp } th sport %[4]s add @req_arr { th sport }
+		meta l4proto { tcp, udp } th dport %[4]s add @rep_arr { th dport }
+	}
+	chain last_in {
+		type filter hook input priority %[2]d; policy accept;
+		meta l4proto { tcp, udp } th sport %[4]s add @req_in { th sport }
+		meta l4proto { tcp, udp } th dport %[4]s add @rep_in { th dport }
 	}
 }
-`, sentinelTable, sentinelChain, math.MaxInt32)
+`, sentinelTable, math.MaxInt32, math.MinInt32, probePorts)
 
 type sentinel struct {
 	mu    sync.Mutex
@@ -70,7 +121,7 @@ func (l *Lab) InstallSentinel(ctx context.Context) error {
 	}
 	s := &sentinel{conn: conn, table: &nftables.Table{Name: sentinelTable, Family: nftables.TableFamilyINet}, sets: map[string]*nftables.Set{}}
 	l.sentinel = s
-	for _, name := range []string{"syn", "sent", "err"} {
+	for _, name := range sentinelSets {
 		set, err := conn.GetSetByName(s.table, name)
 		if err != nil {
 			return fmt.Errorf("find the sentinel's set %s in lab %s: %w", name, l.cfg.Name, err)
@@ -98,25 +149,30 @@ func (l *Lab) CheckSentinel() error {
 	if err != nil {
 		return fmt.Errorf("list chains in lab %s: %w", l.cfg.Name, err)
 	}
+	found := 0
 	for _, c := range chains {
-		if c.Table.Name != sentinelTable || c.Name != sentinelChain {
+		want, ok := sentinelChains[c.Name]
+		if c.Table.Name != sentinelTable || !ok {
 			continue
 		}
-		if c.Hooknum == nil || *c.Hooknum != *nftables.ChainHookPostrouting ||
-			c.Priority == nil || int64(*c.Priority) != math.MaxInt32 ||
+		if c.Hooknum == nil || *c.Hooknum != *want.hook ||
+			c.Priority == nil || int64(*c.Priority) != want.priority ||
 			c.Policy == nil || *c.Policy != nftables.ChainPolicyAccept {
-			return fmt.Errorf("the drop sentinel in lab %s was altered (hook, priority or policy)", l.cfg.Name)
+			return fmt.Errorf("the drop sentinel in lab %s was altered: chain %s's hook, priority or policy", l.cfg.Name, c.Name)
 		}
 		rules, err := s.conn.GetRules(s.table, c)
 		if err != nil {
 			return fmt.Errorf("list the sentinel's rules in lab %s: %w", l.cfg.Name, err)
 		}
-		if len(rules) != sentinelRules {
-			return fmt.Errorf("the drop sentinel in lab %s was altered: %d rules, want %d", l.cfg.Name, len(rules), sentinelRules)
+		if len(rules) != want.rules {
+			return fmt.Errorf("the drop sentinel in lab %s was altered: chain %s has %d rules, want %d", l.cfg.Name, c.Name, len(rules), want.rules)
 		}
-		return nil
+		found++
 	}
-	return fmt.Errorf("the drop sentinel in lab %s is gone: the candidate removed table inet %s", l.cfg.Name, sentinelTable)
+	if found != len(sentinelChains) {
+		return fmt.Errorf("the drop sentinel in lab %s is gone or incomplete: the candidate removed table inet %s or a chain of it", l.cfg.Name, sentinelTable)
+	}
+	return nil
 }
 
 // seen reports whether port is an element of the named set. Probe ports are
@@ -195,4 +251,36 @@ func (l *Lab) Answered(port uint16) (bool, error) {
 		return false, errors.New("the drop sentinel is not installed")
 	}
 	return l.sentinel.seen("err", port)
+}
+
+// WhereDropped tells, from the sentinel's evidence, where the lab's rules
+// dropped the traffic of a probe whose first packet left (port is the
+// probe's): its packet on the way into a loopback listener, the listener's
+// reply on its way out, or a reply on its way in. It returns "" when there is
+// no such evidence (yet).
+func (l *Lab) WhereDropped(port uint16) (string, error) {
+	if l.sentinel == nil {
+		return "", errors.New("the drop sentinel is not installed")
+	}
+	for _, step := range []struct{ entered, passed, where string }{
+		{"req_arr", "req_in", "the lab's INPUT rules dropped it on its way into the loopback listener"},
+		{"rep_gen", "rep_out", "the listener answered, and the lab's OUTPUT rules dropped the answer"},
+		{"rep_arr", "rep_in", "the answer came back, and the lab's INPUT rules dropped it"},
+	} {
+		entered, err := l.sentinel.seen(step.entered, port)
+		if err != nil || !entered {
+			if err != nil {
+				return "", err
+			}
+			continue
+		}
+		passed, err := l.sentinel.seen(step.passed, port)
+		if err != nil {
+			return "", err
+		}
+		if !passed {
+			return step.where, nil
+		}
+	}
+	return "", nil
 }

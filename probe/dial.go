@@ -20,6 +20,7 @@ type Lab interface {
 	Left(proto string, port uint16) (bool, error)
 	Answered(port uint16) (bool, error)
 	WhoAnswered(proto, client string) (netns.Service, bool)
+	WhereDropped(port uint16) (string, error)
 }
 
 var _ Lab = (*netns.Lab)(nil)
@@ -121,8 +122,8 @@ func (p *dialer) tcp() Result {
 		// A REJECT answered; its reset or ICMP error may still be on its
 		// way to the socket: wait for it (it is a real, imminent signal).
 	}
-	if err := p.waitWritable(); err != nil {
-		return p.noAnswer(left, err)
+	if r, done := p.await(left, p.waitWritable); done {
+		return r
 	}
 	if r, failed := p.socketError(); failed {
 		return r
@@ -168,13 +169,15 @@ func (p *dialer) udp() Result {
 	if err != nil {
 		return Result{Error, err.Error()}
 	}
-	_ = p.f.SetReadDeadline(p.deadline)
-	werr := rc.Read(func(fd uintptr) bool {
-		n, rerr = unix.Read(int(fd), buf)
-		return !errors.Is(rerr, unix.EAGAIN)
-	})
-	if werr != nil {
-		return p.noAnswer(left, werr)
+	read := func(deadline time.Time) error {
+		_ = p.f.SetReadDeadline(deadline)
+		return rc.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), buf)
+			return !errors.Is(rerr, unix.EAGAIN)
+		})
+	}
+	if r, done := p.await(left, read); done {
+		return r
 	}
 	if rerr != nil {
 		if r, failed := p.socketError(); failed {
@@ -205,12 +208,57 @@ func (p *dialer) noAnswer(left bool, err error) Result {
 	return Result{Error, fmt.Sprintf("a reject was sent but did not reach the socket within %s", p.backstop)}
 }
 
-func (p *dialer) waitWritable() error {
+// settle is how long an answer may take inside the lab before the sentinel's
+// evidence is read. Lab packets cross one veth or lo within microseconds; the
+// settle only covers a packet caught mid-way through the hooks when we look.
+const settle = 15 * time.Millisecond
+
+// await waits, with wait, for the answer to a probe. For a packet that left,
+// it reads the sentinel's evidence after a settle: a packet seen entering the
+// lab's rules and not leaving them, at two looks a settle apart, was dropped
+// by them, and the verdict needs no backstop. Without such evidence the wait
+// goes on to the backstop. done reports that r is the verdict.
+func (p *dialer) await(left bool, wait func(deadline time.Time) error) (r Result, done bool) {
+	if left {
+		for look := 0; look < 2; look++ {
+			err := wait(minTime(time.Now().Add(settle), p.deadline))
+			if err == nil {
+				return Result{}, false
+			}
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return Result{Error, "wait for an answer: " + err.Error()}, true
+			}
+			where, err := p.lab.WhereDropped(p.port)
+			if err != nil {
+				return Result{Error, err.Error()}, true
+			}
+			if where == "" {
+				break
+			}
+			if look == 1 {
+				return Result{Dropped, "it left the lab, but " + where}, true
+			}
+		}
+	}
+	if err := wait(p.deadline); err != nil {
+		return p.noAnswer(left, err), true
+	}
+	return Result{}, false
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func (p *dialer) waitWritable(deadline time.Time) error {
 	rc, err := p.f.SyscallConn()
 	if err != nil {
 		return err
 	}
-	_ = p.f.SetWriteDeadline(p.deadline)
+	_ = p.f.SetWriteDeadline(deadline)
 	return rc.Write(func(fd uintptr) bool {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
 		n, err := unix.Poll(pfd, 0)

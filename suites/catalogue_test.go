@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
@@ -63,6 +64,17 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 			}
 		}
 	})
+
+	It("names where a return-path drop happened, from the sentinel's evidence, without waiting out the backstop", func(ctx SpecContext) {
+		rep, err := scenarios.Run(ctx, s.Variants[1].Policy, scenarios.RunOptions{Backstop: time.Hour})
+		Expect(err).NotTo(HaveOccurred())
+		for _, r := range rep.Results {
+			if r.User.Name == "postfix" && r.Host == "relay.localhost" {
+				Expect(r.Observed).To(Equal(dropped))
+				Expect(r.Detail).To(ContainSubstring("the lab's OUTPUT rules dropped the answer"))
+			}
+		}
+	}, SpecTimeout(time.Minute))
 
 	It("shows the client's view: telnet tries the AAAA address first and gets through", func(ctx SpecContext) {
 		v := s.Variants[0]

@@ -1,7 +1,11 @@
 # Runs inside the lab as the lab's root: powerful over the lab, nobody outside.
 nft flush ruleset
 $IPTABLES -F
-$IPTABLES -A OUTPUT -o lo -p tcp --tcp-flags SYN,ACK SYN,ACK -j DROP   # loopback replies vanish: the return path
+# The relay's replies vanish before any hook of the lab's own can see them,
+# so the probe waits out its backstop: the run is reliably mid-way for a while.
+nft add table inet early
+nft add chain inet early pre '{ type filter hook prerouting priority -2147483648; }'
+nft add rule inet early pre tcp sport 25 ip saddr 127.0.0.1 drop
 $IP6TABLES -A OUTPUT -p icmpv6 -j ACCEPT
 iptables-legacy -A INPUT -p tcp --dport 9 -j DROP
 nft add table inet hostile
