@@ -113,9 +113,9 @@ for i in $(seq "$runs"); do
 done
 mrepro=$(median "${timesrepro[@]}")
 echo "   runs: ${timesrepro[*]} ms; median $mrepro ms"
-# For reference: how much of that is the one wait left, the backstop for a
-# packet that left and got no answer (repro's ruleset drops the loopback
-# replies to postfix's accepted SYNs).
+# For reference: the same with a short backstop (the bound on the one wait
+# left, for a packet that left and got no answer). If this figure is much
+# lower than the one above, some probe of repro is waiting out the backstop.
 timesshort=()
 for i in $(seq "$runs"); do
 	timed "$tmp/repro-short.out" "$egresslab" repro --timeout 20ms
