@@ -78,12 +78,12 @@ func (l *Lab) ServeDNS(zone Zone) error {
 	h := zone.handler()
 	for _, a := range []netip.Addr{DNSAddrV4, DNSAddrV6} {
 		ap := netip.AddrPortFrom(a, 53)
-		if err := l.serveDNSOn(l.InLab, ap, h); err != nil {
+		if err := l.serveDNSOn(l.inLab, ap, h); err != nil {
 			return err
 		}
 	}
 	l.ports.reserve(53)
-	return l.serveDNSOn(l.InWorld, netip.AddrPortFrom(DNSAddrV4, 53), h)
+	return l.serveDNSOn(l.inWorld, netip.AddrPortFrom(DNSAddrV4, 53), h)
 }
 
 func (l *Lab) serveDNSOn(in func(func() error) error, ap netip.AddrPort, h dns.Handler) error {
@@ -112,7 +112,7 @@ func (l *Lab) serveDNSOn(in func(func() error) error, ap netip.AddrPort, h dns.H
 		case err := <-errc:
 			return fmt.Errorf("serve DNS on %s in lab %s: %w", ap, l.cfg.Name, err)
 		}
-		l.AddCloser(srv.Shutdown)
+		l.addCloser(srv.Shutdown)
 	}
 	return nil
 }
@@ -121,7 +121,7 @@ func (l *Lab) serveDNSOn(in func(func() error) error, ap netip.AddrPort, h dns.H
 // records of type qtype. It is the harness's own resolver.
 func (l *Lab) Lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
 	var conn net.Conn
-	err := l.InWorld(func() (err error) {
+	err := l.inWorld(func() (err error) {
 		var d net.Dialer
 		conn, err = d.DialContext(ctx, "udp", netip.AddrPortFrom(DNSAddrV4, 53).String())
 		return err

@@ -135,7 +135,7 @@ func resolveLinks(path string) (string, error) {
 // labSysctls are the per-namespace settings a lab needs: IPv6 addresses usable
 // at once (no duplicate address detection), and ICMP error rate limits lifted
 // so that a REJECT under parallel probes never turns into an apparent drop.
-var labSysctls = func() error {
+func labSysctls() error {
 	return writeSysctls(map[string]string{
 		"net/ipv6/conf/all/accept_dad":        "0",
 		"net/ipv6/conf/default/accept_dad":    "0",

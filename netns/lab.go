@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,15 +114,6 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	l.ports = newPortAllocator()
 	return l, nil
 }
-
-// Name is the lab's name, for messages.
-func (l *Lab) Name() string { return l.cfg.Name }
-
-// PID is the holder process's pid: /proc/PID/ns/* are the lab's namespaces.
-func (l *Lab) PID() int { return l.pid }
-
-// Uplink is the name of the lab's uplink interface.
-func (l *Lab) Uplink() string { return l.cfg.Uplink }
 
 func (l *Lab) startHolder(ctx context.Context) error {
 	etc, err := json.Marshal(holderConfig{Etc: l.etcFiles()})
@@ -366,12 +356,12 @@ func addNeigh(h *netlink.Handle, link netlink.Link, ip netip.Addr, mac net.Hardw
 	return nil
 }
 
-// InLab runs fn on a thread inside the lab's network namespace. Sockets made
+// inLab runs fn on a thread inside the lab's network namespace. Sockets made
 // there belong to the lab and may be used from any goroutine afterwards.
-func (l *Lab) InLab(fn func() error) error { return doIn(l.labFD, fn) }
+func (l *Lab) inLab(fn func() error) error { return doIn(l.labFD, fn) }
 
-// InWorld runs fn on a thread inside the world's network namespace.
-func (l *Lab) InWorld(fn func() error) error { return doIn(l.worldFD, fn) }
+// inWorld runs fn on a thread inside the world's network namespace.
+func (l *Lab) inWorld(fn func() error) error { return doIn(l.worldFD, fn) }
 
 // Command returns a command that runs inside the lab (all three namespaces)
 // as the lab's root: how the candidate's tools and scripts run.
@@ -398,8 +388,8 @@ func (l *Lab) CommandAs(ctx context.Context, id Identity, argv ...string) *exec.
 	return l.Command(ctx, append(setpriv, argv...)...)
 }
 
-// AddCloser registers fn to run when the lab closes (servers, listeners).
-func (l *Lab) AddCloser(fn func() error) { l.closers = append(l.closers, fn) }
+// addCloser registers fn to run when the lab closes (servers, listeners).
+func (l *Lab) addCloser(fn func() error) { l.closers = append(l.closers, fn) }
 
 // Close stops the lab's servers and its holder; the kernel frees the
 // namespaces with their last reference.
@@ -451,21 +441,11 @@ func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("the lab needs %s: %s", e.What, e.Fix)
 }
 
-// sortedKeys is a small helper for deterministic iteration.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // SourceFor returns the source address the lab's routing picks for dst, the
 // way getaddrinfo asks the kernel while it sorts addresses (a UDP connect,
 // which sends nothing). ok is false when dst is unreachable from the lab.
 func (l *Lab) SourceFor(dst netip.Addr) (src netip.Addr, ok bool) {
-	_ = l.InLab(func() error {
+	_ = l.inLab(func() error {
 		var family int
 		var sa unix.Sockaddr
 		if dst.Is4() {

@@ -57,9 +57,9 @@ func (l *Lab) WhoAnswered(proto, clientAddr string) (Service, bool) {
 func (l *Lab) Serve(services []Service) error {
 	smtpServers := map[string]*smtp.Server{}
 	for _, s := range services {
-		in := l.InWorld
+		in := l.inWorld
 		if s.Addr.IsLoopback() {
-			in = l.InLab
+			in = l.inLab
 			l.ports.reserve(s.Port)
 		} else if err := l.AddWorldAddress(s.Addr); err != nil {
 			return err
@@ -70,7 +70,7 @@ func (l *Lab) Serve(services []Service) error {
 			if err := in(func() (err error) { pc, err = net.ListenPacket("udp", addr); return err }); err != nil {
 				return fmt.Errorf("listen on %s in lab %s: %w", s, l.cfg.Name, err)
 			}
-			l.AddCloser(pc.Close)
+			l.addCloser(pc.Close)
 			go l.echo(pc, s)
 			continue
 		}
@@ -80,7 +80,7 @@ func (l *Lab) Serve(services []Service) error {
 		}
 		ln = &recordingListener{Listener: ln, lab: l, service: s}
 		if !SMTPPorts[s.Port] {
-			l.AddCloser(ln.Close)
+			l.addCloser(ln.Close)
 			go acceptAndHold(ln)
 			continue
 		}
@@ -90,7 +90,7 @@ func (l *Lab) Serve(services []Service) error {
 			srv.Domain = s.Host
 			srv.ErrorLog = log.New(io.Discard, "", 0)
 			smtpServers[s.Host] = srv
-			l.AddCloser(srv.Close)
+			l.addCloser(srv.Close)
 		}
 		go func() { _ = srv.Serve(ln) }()
 	}

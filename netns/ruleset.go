@@ -69,7 +69,10 @@ var (
 // LoadIPTables loads an iptables-restore (or, with ipv6, ip6tables-restore)
 // file of the lab's backend flavour. name is the file as the policy names it.
 func (l *Lab) LoadIPTables(ctx context.Context, ipv6 bool, name string, data []byte) error {
-	tool := l.iptablesTool(ipv6, true)
+	tool, toolName := l.iptablesTool(ipv6, true), "iptables-restore"
+	if ipv6 {
+		toolName = "ip6tables-restore"
+	}
 	cmd := l.Command(ctx, tool)
 	cmd.Stdin = bytes.NewReader(data)
 	out, err := combinedOutput(cmd)
@@ -87,7 +90,7 @@ func (l *Lab) LoadIPTables(ctx context.Context, ipv6 bool, name string, data []b
 	if m := iptablesLine.FindSubmatch(out); m != nil {
 		line, _ = strconv.Atoi(string(m[1]))
 	}
-	return &RulesetError{File: name, Line: line, Tool: strings.TrimSuffix(strings.TrimSuffix(tool, "-restore"), "-"+l.cfg.Backend) + "-restore", Msg: msg}
+	return &RulesetError{File: name, Line: line, Tool: toolName, Msg: msg}
 }
 
 // LoadNFT loads a file with `nft -f`.

@@ -42,7 +42,7 @@ func (l *Lab) socketPool() *socketPool {
 		for i := 0; i < socketWorkers; i++ {
 			go l.socketWorker(l.pool.reqs)
 		}
-		l.AddCloser(func() error { close(l.pool.reqs); return nil })
+		l.addCloser(func() error { close(l.pool.reqs); return nil })
 	})
 	return l.pool
 }
@@ -185,13 +185,13 @@ const (
 
 type portAllocator struct {
 	mu       sync.Mutex
-	next_    int
+	cursor   int
 	reserved map[uint16]bool
 	onWrap   func()
 }
 
 func newPortAllocator() *portAllocator {
-	return &portAllocator{next_: probePortFirst, reserved: map[uint16]bool{}}
+	return &portAllocator{cursor: probePortFirst, reserved: map[uint16]bool{}}
 }
 
 func (a *portAllocator) reserve(p uint16) {
@@ -204,10 +204,10 @@ func (a *portAllocator) next() uint16 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for {
-		p := a.next_
-		a.next_++
-		if a.next_ > probePortLast {
-			a.next_ = probePortFirst
+		p := a.cursor
+		a.cursor++
+		if a.cursor > probePortLast {
+			a.cursor = probePortFirst
 			if a.onWrap != nil {
 				a.onWrap()
 			}

@@ -100,11 +100,13 @@ func label(a netip.Addr) int      { return classify(a).label }
 
 // scope returns the RFC 6724 scope: link-local 2, site-local 5, global 14;
 // IPv4 loopback and link-local count as link-local, as RFC 6724 says.
+var siteLocal = netip.MustParsePrefix("fec0::/10")
+
 func scope(a netip.Addr) int {
 	switch {
 	case a.IsLoopback(), a.IsLinkLocalUnicast():
 		return 2
-	case a.Is6() && netip.MustParsePrefix("fec0::/10").Contains(a):
+	case a.Is6() && siteLocal.Contains(a):
 		return 5
 	}
 	return 14

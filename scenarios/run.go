@@ -12,13 +12,14 @@ import (
 	"github.com/egresslab/egresslab/probe"
 )
 
+// probeWorkers is how many probes of one lab run at once.
+const probeWorkers = 64
+
 // RunOptions tune a run. The zero value is ready to use.
 type RunOptions struct {
 	// Backstop bounds the wait for an answer to a packet that left the lab
 	// (probe.DefaultBackstop when zero). Drops at the lab's egress never wait.
 	Backstop time.Duration
-	// Workers is how many probes run at once (64 when zero).
-	Workers int
 	// Progress, if set, is called after each probe with the count done.
 	Progress func(done, total int)
 }
@@ -130,15 +131,11 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 	if err := lab.CheckSentinel(); err != nil {
 		return nil, err
 	}
-	workers := opts.Workers
-	if workers <= 0 {
-		workers = 64
-	}
 	matrix := p.Matrix()
 	results := make([]Result, len(matrix))
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
-	for w := 0; w < min(workers, len(matrix)); w++ {
+	for w := 0; w < min(probeWorkers, len(matrix)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

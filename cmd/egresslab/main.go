@@ -72,13 +72,11 @@ func statusOf(err error) int {
 		return exitBadInput
 	case errors.As(err, &uerr):
 		return exitNoLab
-	case errors.Is(err, errUsage), errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist):
 		return exitBadInput // a policy file that is not there is bad input
 	}
 	return exitNoLab
 }
-
-var errUsage = errors.New("usage")
 
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{

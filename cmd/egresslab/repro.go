@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/egresslab/egresslab/probe"
@@ -50,47 +48,37 @@ checks that each variant behaves as the story says. Exit 0 when they all do.`,
 	return cmd
 }
 
-// variantRun is what one variant's lab produced.
-type variantRun struct {
-	out      bytes.Buffer
-	problems []string
-	errored  bool
-	err      error
-}
-
-// repro runs the variants in parallel, each in its own lab, and prints them in order.
+// repro runs the variants (in parallel, each in its own lab) and prints them in order.
 func repro(ctx context.Context, w io.Writer, s *scenarios.Scenario, backstop time.Duration) error {
-	runs := make([]variantRun, len(s.Variants))
-	var wg sync.WaitGroup
-	for i := range s.Variants {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runs[i].err = runVariant(ctx, &runs[i], s, s.Variants[i], backstop)
-		}()
+	runs, err := s.Reproduce(ctx, backstop)
+	if err != nil {
+		return err
 	}
-	wg.Wait()
 	fmt.Fprintf(w, "%s: %s\n", s.Name, s.Story)
 	status := exitPass
-	for i, v := range s.Variants {
-		r := &runs[i]
-		fmt.Fprintf(w, "\n== %s ==\n", v.Title)
-		if r.err != nil {
-			return r.err
+	for _, r := range runs {
+		fmt.Fprintf(w, "\n== %s ==\n", r.Variant.Title)
+		if r.Client != nil {
+			c := s.Client
+			fmt.Fprintf(w, "$ telnet %s %d        # as %s (uid %d)\n", c.Name, c.Port, r.ClientUser.Name, r.ClientUser.UID)
+			r.Client.WriteTelnet(w)
+			fmt.Fprintln(w)
 		}
-		_, _ = w.Write(r.out.Bytes())
+		if err := r.Report.WriteTable(w, useColor(os.Stdout)); err != nil {
+			return err
+		}
 		switch {
-		case r.errored:
+		case r.Report.Summary().Errors > 0:
 			status = max(status, exitNoLab)
-		case len(r.problems) > 0:
+		case len(r.Problems) > 0:
 			status = max(status, exitFail)
 			fmt.Fprintln(w, "NOT as the story says:")
-			for _, p := range r.problems {
+			for _, p := range r.Problems {
 				fmt.Fprintln(w, "  "+p)
 			}
-		case len(v.Bypass) > 0:
+		case len(r.Variant.Bypass) > 0:
 			fmt.Fprintln(w, "As the story says: the bypass is there.")
-			for _, c := range v.Bypass {
+			for _, c := range r.Variant.Bypass {
 				fmt.Fprintf(w, "  BYPASS: %s connects although the policy denies it\n", c)
 			}
 		default:
@@ -101,36 +89,5 @@ func repro(ctx context.Context, w io.Writer, s *scenarios.Scenario, backstop tim
 		return &exitError{code: status}
 	}
 	fmt.Fprintf(w, "\nrepro %s: every variant behaves as the story says.\n", s.Name)
-	return nil
-}
-
-func runVariant(ctx context.Context, r *variantRun, s *scenarios.Scenario, v scenarios.Variant, backstop time.Duration) error {
-	lab, err := scenarios.StartLab(ctx, v.Policy)
-	if err != nil {
-		return err
-	}
-	defer lab.Close()
-	if c := s.Client; c.Name != "" {
-		u, ok := v.Policy.User(c.User)
-		if !ok {
-			return fmt.Errorf("scenario %s: client user %q is not in %s", s.Name, c.User, v.Policy.File)
-		}
-		view, err := probe.Client(ctx, lab, scenarios.Identity(u), c.Name, c.Port, backstop)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(&r.out, "$ telnet %s %d        # as %s (uid %d)\n", c.Name, c.Port, u.Name, u.UID)
-		view.WriteTelnet(&r.out)
-		fmt.Fprintln(&r.out)
-	}
-	rep, err := scenarios.ProbeAll(ctx, lab, v.Policy, scenarios.RunOptions{Backstop: backstop})
-	if err != nil {
-		return err
-	}
-	if err := rep.WriteTable(&r.out, useColor(os.Stdout)); err != nil {
-		return err
-	}
-	r.problems = v.Check(rep)
-	r.errored = rep.Summary().Errors > 0
 	return nil
 }
