@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,12 +23,21 @@ const (
 	holderEnv = "EGRESSLAB_LAB_HOLDER"
 )
 
+// initCalled records that Init ran: without it, a re-executed binary would
+// run its whole main (or test suite) inside the lab instead of holding it.
+var initCalled atomic.Bool
+
 // holderConfig is what New sends the holder on its stdin, as one JSON line.
 type holderConfig struct {
 	Etc map[string]string // file name under /etc -> content
 }
 
-func init() {
+// Init runs the lab holder when this process was started as one, and then
+// exits; otherwise it returns at once. Every program that opens labs calls it
+// first thing in main (tests: in TestMain), the way moby's reexec.Init works:
+// there is no package init that would turn an importer's binary into a holder.
+func Init() {
+	initCalled.Store(true)
 	if os.Getenv(holderEnv) == "" {
 		return
 	}

@@ -99,6 +99,9 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	if cfg.Backend == "" {
 		cfg.Backend = "nft"
 	}
+	if !initCalled.Load() {
+		return nil, errors.New("netns.Init was not called: call it first in main (or TestMain) of any program that opens labs")
+	}
 	if err := checkPrivileges(); err != nil {
 		return nil, err
 	}

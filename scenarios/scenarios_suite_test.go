@@ -1,11 +1,20 @@
 package scenarios_test
 
 import (
+	"os"
+
 	"testing"
+
+	"github.com/egresslab/egresslab/netns"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
+
+func TestMain(m *testing.M) {
+	netns.Init() // labs re-execute this test binary as their holder
+	os.Exit(m.Run())
+}
 
 func TestScenarios(t *testing.T) {
 	RegisterFailHandler(Fail)

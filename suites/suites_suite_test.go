@@ -4,9 +4,16 @@ import (
 	"os"
 	"testing"
 
+	"github.com/egresslab/egresslab/netns"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
+
+func TestMain(m *testing.M) {
+	netns.Init() // labs re-execute this test binary as their holder
+	os.Exit(m.Run())
+}
 
 func TestSuites(t *testing.T) {
 	RegisterFailHandler(Fail)

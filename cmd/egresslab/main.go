@@ -39,6 +39,7 @@ func (e *exitError) Error() string {
 }
 
 func main() {
+	netns.Init() // a lab's holder is this binary, re-executed
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRootCommand()
