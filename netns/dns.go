@@ -77,16 +77,17 @@ func (z Zone) handler() dns.Handler {
 func (l *Lab) ServeDNS(zone Zone) error {
 	h := zone.handler()
 	for _, a := range []netip.Addr{DNSAddrV4, DNSAddrV6} {
+		// A host's resolver runs as root (or its own user): the lab's answers
+		// as its root, whose owner the candidate's rules may match.
 		ap := netip.AddrPortFrom(a, 53)
-		if err := l.serveDNSOn(l.inLab, ap, h); err != nil {
+		if err := l.serveDNSOn(l.listenAs(Identity{}), true, ap, h); err != nil {
 			return err
 		}
 	}
-	l.ports.reserve(53)
-	return l.serveDNSOn(l.inWorld, netip.AddrPortFrom(DNSAddrV4, 53), h)
+	return l.serveDNSOn(l.inWorld, false, netip.AddrPortFrom(DNSAddrV4, 53), h)
 }
 
-func (l *Lab) serveDNSOn(in func(func() error) error, ap netip.AddrPort, h dns.Handler) error {
+func (l *Lab) serveDNSOn(in func(func() error) error, asRoot bool, ap netip.AddrPort, h dns.Handler) error {
 	var pc net.PacketConn
 	var ln net.Listener
 	err := in(func() (err error) {
@@ -101,6 +102,12 @@ func (l *Lab) serveDNSOn(in func(func() error) error, ap netip.AddrPort, h dns.H
 			pc.Close()
 		}
 		return fmt.Errorf("listen for DNS on %s in lab %s: %w", ap, l.cfg.Name, err)
+	}
+	if asRoot {
+		if ln, err = l.acceptAs(ln, Identity{}); err != nil {
+			pc.Close()
+			return err
+		}
 	}
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
 		started := make(chan struct{})

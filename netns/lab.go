@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -77,12 +78,11 @@ type Lab struct {
 	pid     int
 
 	closeOnce sync.Once
+	closed    atomic.Bool
 	closers   []func() error
 
-	sentinel    *sentinel
-	ports       *portAllocator
-	uplinkIndex int              // the uplink's index inside the lab
-	peerMAC     net.HardwareAddr // the world side's link-layer address
+	sentinel *sentinel
+	gateways []netip.Addr // the world's router addresses on the uplink, one per family
 
 	poolOnce sync.Once
 	pool     *socketPool
@@ -113,7 +113,6 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		l.Close()
 		return nil, fmt.Errorf("wire lab %s: %w", cfg.Name, err)
 	}
-	l.ports = newPortAllocator()
 	return l, nil
 }
 
@@ -268,17 +267,22 @@ func (l *Lab) wire() error {
 	if err != nil {
 		return err
 	}
+	// The world is the lab's router: it owns a gateway address in each of
+	// the lab's uplink prefixes, and the lab's default routes go through it,
+	// as a host's do. Neighbour caches start empty on both sides: discovery
+	// of the gateway (and of the lab, by the router) goes through the
+	// candidate's rules, as after a host's boot.
 	for _, p := range l.cfg.UplinkAddrs {
 		if err := addAddr(lab, up, p); err != nil {
 			return err
 		}
-		// The world knows the lab's link-layer address for good, as a router
-		// knows a busy host's: see AddWorldAddress.
-		if err := addNeigh(world, peer, p.Addr(), up.Attrs().HardwareAddr); err != nil {
-			return err
+		if gw, ok := gatewayFor(p); ok {
+			if err := addAddr(world, peer, netip.PrefixFrom(gw, p.Bits())); err != nil {
+				return err
+			}
+			l.gateways = append(l.gateways, gw)
 		}
 	}
-	l.uplinkIndex, l.peerMAC = up.Attrs().Index, peer.Attrs().HardwareAddr
 	for _, x := range []struct {
 		h    *netlink.Handle
 		link netlink.Link
@@ -286,17 +290,52 @@ func (l *Lab) wire() error {
 		if err := x.h.LinkSetUp(x.link); err != nil {
 			return fmt.Errorf("set %s up: %w", x.link.Attrs().Name, err)
 		}
-		// On-link default routes: each side resolves the other's addresses
-		// directly on the shared link, so no gateway addresses are needed.
-		for _, dst := range []*net.IPNet{
-			{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)},
-			{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)},
-		} {
-			r := &netlink.Route{LinkIndex: x.link.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK}
-			if err := x.h.RouteAdd(r); err != nil {
-				return fmt.Errorf("add default route via %s: %w", x.link.Attrs().Name, err)
+	}
+	for _, dst := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
+		// The world reaches every lab address directly on the shared link.
+		if err := routeAdd(world, peer, dst, netip.Addr{}); err != nil {
+			return err
+		}
+		var via netip.Addr
+		for _, gw := range l.gateways {
+			if gw.Is4() == dst.Addr().Is4() {
+				via = gw
 			}
 		}
+		if err := routeAdd(lab, up, dst, via); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gatewayFor picks the router's address in the lab's uplink prefix p: the
+// prefix's first address after the network's, or the next one if that is
+// the lab's own. A prefix too small for a router gets none (routes on-link).
+func gatewayFor(p netip.Prefix) (netip.Addr, bool) {
+	if p.Bits() >= p.Addr().BitLen()-1 {
+		return netip.Addr{}, false
+	}
+	gw := p.Masked().Addr().Next()
+	if gw == p.Addr() {
+		gw = gw.Next()
+	}
+	return gw, p.Contains(gw)
+}
+
+// routeAdd adds a default (or other) route on link: through via, or on-link
+// when via is not valid.
+func routeAdd(h *netlink.Handle, link netlink.Link, dst netip.Prefix, via netip.Addr) error {
+	r := &netlink.Route{
+		LinkIndex: link.Attrs().Index,
+		Dst:       &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(dst.Bits(), dst.Addr().BitLen())},
+		Scope:     netlink.SCOPE_LINK,
+	}
+	if via.IsValid() {
+		r.Gw, r.Scope = via.AsSlice(), netlink.SCOPE_UNIVERSE
+	}
+	if err := h.RouteAdd(r); err != nil {
+		return fmt.Errorf("add route %s via %s on %s: %w", dst, via, link.Attrs().Name, err)
 	}
 	return nil
 }
@@ -331,32 +370,9 @@ func (l *Lab) AddWorldAddress(addr netip.Addr) error {
 	if errors.Is(err, unix.EEXIST) {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	// A host reaches its destinations through a router whose neighbour entry
-	// is long established. Every world address is on-link here, so the lab
-	// gets that entry for each: otherwise a ruleset that drops ICMPv6 would
-	// also drop neighbour discovery, which a real host only notices later.
-	lab, err := netlink.NewHandleAt(vnetns.NsHandle(l.labFD))
-	if err != nil {
-		return fmt.Errorf("netlink in the lab: %w", err)
-	}
-	defer lab.Close()
-	return addNeigh(lab, &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: l.uplinkIndex, Name: l.cfg.Uplink}}, addr, l.peerMAC)
+	return err
 }
 
-func addNeigh(h *netlink.Handle, link netlink.Link, ip netip.Addr, mac net.HardwareAddr) error {
-	family := netlink.FAMILY_V4
-	if ip.Is6() {
-		family = netlink.FAMILY_V6
-	}
-	n := &netlink.Neigh{LinkIndex: link.Attrs().Index, Family: family, State: netlink.NUD_PERMANENT, IP: ip.AsSlice(), HardwareAddr: mac}
-	if err := h.NeighSet(n); err != nil {
-		return fmt.Errorf("add neighbour %s on %s: %w", ip, link.Attrs().Name, err)
-	}
-	return nil
-}
 
 // inLab runs fn on a thread inside the lab's network namespace. Sockets made
 // there belong to the lab and may be used from any goroutine afterwards.
@@ -373,6 +389,7 @@ func (l *Lab) addCloser(fn func() error) { l.closers = append(l.closers, fn) }
 func (l *Lab) Close() error {
 	var errs []error
 	l.closeOnce.Do(func() {
+		l.closed.Store(true)
 		for i := len(l.closers) - 1; i >= 0; i-- {
 			if err := l.closers[i](); err != nil {
 				errs = append(errs, err)
@@ -396,6 +413,9 @@ func (l *Lab) Close() error {
 	})
 	return errors.Join(errs...)
 }
+
+// ErrClosed is what a closed lab answers.
+var ErrClosed = errors.New("the lab is closed")
 
 // checkPrivileges fails early, with what to do, where a lab cannot start.
 func checkPrivileges() error {

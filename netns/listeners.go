@@ -7,9 +7,12 @@ import (
 	"log"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
+	"syscall"
 
 	"github.com/emersion/go-smtp"
+	"golang.org/x/sys/unix"
 )
 
 // Service is one address and port that the lab serves.
@@ -18,6 +21,10 @@ type Service struct {
 	Addr  netip.Addr
 	Port  uint16
 	Proto string // "tcp" or "udp"
+	// ServedBy is who the listener runs as, when it is on the lab's own
+	// loopback: its answers carry that owner through the lab's OUTPUT rules,
+	// as a host's relay or resolver does. The zero Identity is the lab's root.
+	ServedBy Identity
 }
 
 func (s Service) String() string {
@@ -51,23 +58,30 @@ func (l *Lab) WhoAnswered(proto, clientAddr string) (Service, bool) {
 	return s, ok
 }
 
+func (a *answered) forget(proto, client string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.seen, proto+" "+client)
+}
+
 // Serve starts a listener for every service: loopback addresses on the lab's
 // lo, every other address in the world, one hop beyond the uplink. SMTP ports
 // greet as their host; other TCP ports accept; UDP ports echo.
-func (l *Lab) Serve(services []Service) error {
+func (l *Lab) Serve(services []Service) (err error) {
 	smtpServers := map[string]*smtp.Server{}
 	for _, s := range services {
-		in := l.inWorld
+		// The world's listeners are beyond every rule of the lab: whoever
+		// owns them matters to nothing.
+		listen := l.inWorld
 		if s.Addr.IsLoopback() {
-			in = l.inLab
-			l.ports.reserve(s.Port)
+			listen = l.listenAs(s.ServedBy)
 		} else if err := l.AddWorldAddress(s.Addr); err != nil {
 			return err
 		}
 		addr := netip.AddrPortFrom(s.Addr, s.Port).String()
 		if s.Proto == "udp" {
 			var pc net.PacketConn
-			if err := in(func() (err error) { pc, err = net.ListenPacket("udp", addr); return err }); err != nil {
+			if err := listen(func() (err error) { pc, err = net.ListenPacket("udp", addr); return err }); err != nil {
 				return fmt.Errorf("listen on %s in lab %s: %w", s, l.cfg.Name, err)
 			}
 			l.addCloser(pc.Close)
@@ -75,8 +89,13 @@ func (l *Lab) Serve(services []Service) error {
 			continue
 		}
 		var ln net.Listener
-		if err := in(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		if err := listen(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
 			return fmt.Errorf("listen on %s in lab %s: %w", s, l.cfg.Name, err)
+		}
+		if s.Addr.IsLoopback() {
+			if ln, err = l.acceptAs(ln, s.ServedBy); err != nil {
+				return fmt.Errorf("listen on %s in lab %s: %w", s, l.cfg.Name, err)
+			}
 		}
 		ln = &recordingListener{Listener: ln, lab: l, service: s}
 		if !SMTPPorts[s.Port] {
@@ -148,3 +167,52 @@ func (mailSink) Logout() error                        { return nil }
 func (mailSink) Mail(string, *smtp.MailOptions) error { return nil }
 func (mailSink) Rcpt(string, *smtp.RcptOptions) error { return nil }
 func (mailSink) Data(r io.Reader) error               { _, err := io.Copy(io.Discard, r); return err }
+
+// listenAs opens listeners on the lab's loopback as id, so that the owner
+// match sees their answers as the host would see its relay's or resolver's.
+func (l *Lab) listenAs(id Identity) func(func() error) error {
+	return func(fn func() error) error { return l.As(id, fn) }
+}
+
+// acceptAs makes ln accept its connections as id: an accepted socket's file
+// takes the credentials of the thread that accepts it, and its packets (an
+// SMTP greeting, say) carry that owner.
+func (l *Lab) acceptAs(ln net.Listener, id Identity) (net.Listener, error) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return ln, nil
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &credListener{Listener: ln, lab: l, id: id, rc: rc}, nil
+}
+
+type credListener struct {
+	net.Listener
+	lab *Lab
+	id  Identity
+	rc  syscall.RawConn
+}
+
+func (c *credListener) Accept() (net.Conn, error) {
+	nfd := -1
+	var aerr error
+	err := c.rc.Read(func(fd uintptr) bool {
+		aerr = c.lab.As(c.id, func() (err error) {
+			nfd, _, err = unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			return err
+		})
+		return !errors.Is(aerr, unix.EAGAIN)
+	})
+	if err == nil {
+		err = aerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(nfd), "accepted")
+	defer f.Close()
+	return net.FileConn(f) // a duplicate of the same file: the owner stays
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 
 	"github.com/google/nftables"
@@ -21,27 +22,32 @@ import (
 // before connect() or sendto() returns, the sentinel tells "dropped" from
 // "still on its way" at once, without a timeout.
 //
-// It records probe ports (unique within a lab): the source port of what a
-// probe sends, the destination port of what comes back to it. Sets:
+// Evidence is keyed by a probe's whole flow — its own address and port, the
+// destination's address and port, and the protocol — so a source port the
+// kernel hands out again later never inherits an earlier probe's evidence.
+// Each set exists once per family (NAME4, NAME6):
 //
-//	syn, sent  a probe's TCP SYN / UDP datagram passed the end of egress
-//	err        a REJECT's TCP reset or ICMP unreachable to a probe passed it
-//	           (the port inside an ICMP error sits at a fixed offset: probes
-//	           send no IP options)
-//	req_arr    a probe's packet to a loopback listener entered prerouting
-//	req_in     ... and passed the end of INPUT
-//	rep_gen    a loopback listener's reply entered OUTPUT
-//	rep_out    ... and passed the end of egress
-//	rep_arr    a reply (from lo or the uplink) entered prerouting
-//	rep_in     ... and passed the end of INPUT
+//	out      a probe's TCP SYN / UDP datagram passed the end of egress
+//	rst      a TCP reset addressed to a probe passed it (a REJECT's answer)
+//	icmp     an ICMP unreachable about a probe's packet passed it (the inner
+//	         header names the flow; probes send no IP options)
+//	req_arr  a probe's packet entered prerouting (on its way to a loopback listener)
+//	req_in   ... and passed the end of INPUT
+//	rep_gen  a loopback listener's answer (SYN-ACK, UDP reply) entered OUTPUT
+//	rep_out  ... and passed the end of egress
+//	rep_arr  an answer (from lo or the uplink) entered prerouting
+//	rep_in   ... and passed the end of INPUT
+//
+// and, keyed by the target address, neighbour discovery (ICMPv6 135 and 136)
+// in both directions: the lab soliciting its next hop (ns_gen, ns_out, na_arr,
+// na_in) and the router soliciting the lab (rns_arr, rns_in, rna_gen, rna_out).
 //
 // A packet seen entering the candidate's rules and never seen leaving them
-// was dropped by them: that decides a return-path drop without waiting out
-// the backstop.
-const (
-	sentinelTable = "egresslab_sentinel"
-	probePorts    = "1024-32767" // probePortFirst-probePortLast
-)
+// was dropped by them: that decides a return-path or neighbour-discovery drop
+// without waiting out the backstop. Flow elements expire on their own (the
+// sets' timeout) and a probe removes its own as soon as it has its verdict;
+// nothing is ever flushed while probes run.
+const sentinelTable = "egresslab_sentinel"
 
 // sentinelChains names each chain's hook, priority and rule count, which
 // CheckSentinel verifies.
@@ -50,60 +56,114 @@ var sentinelChains = map[string]struct {
 	priority int64
 	rules    int
 }{
-	"post":      {nftables.ChainHookPostrouting, math.MaxInt32, 7},
-	"first_out": {nftables.ChainHookOutput, math.MinInt32, 1},
-	"first_in":  {nftables.ChainHookPrerouting, math.MinInt32, 2},
-	"last_in":   {nftables.ChainHookInput, math.MaxInt32, 2},
+	"post":      {nftables.ChainHookPostrouting, math.MaxInt32, 14},
+	"first_out": {nftables.ChainHookOutput, math.MinInt32, 6},
+	"first_in":  {nftables.ChainHookPrerouting, math.MinInt32, 10},
+	"last_in":   {nftables.ChainHookInput, math.MaxInt32, 10},
 }
 
-var sentinelSets = []string{"syn", "sent", "err", "req_arr", "req_in", "rep_gen", "rep_out", "rep_arr", "rep_in"}
+// flowSets are the per-flow evidence sets, without their family suffix.
+var flowSets = []string{"out", "rst", "icmp", "req_arr", "req_in", "rep_gen", "rep_out", "rep_arr", "rep_in"}
 
-var sentinelRuleset = fmt.Sprintf(`table inet %[1]s {
-	set syn { type inet_service; flags dynamic; }
-	set sent { type inet_service; flags dynamic; }
-	set err { type inet_service; flags dynamic; }
-	set req_arr { type inet_service; flags dynamic; }
-	set req_in { type inet_service; flags dynamic; }
-	set rep_gen { type inet_service; flags dynamic; }
-	set rep_out { type inet_service; flags dynamic; }
-	set rep_arr { type inet_service; flags dynamic; }
-	set rep_in { type inet_service; flags dynamic; }
-	chain post {
-		type filter hook postrouting priority %[2]d; policy accept;
-		tcp flags & (syn|ack) == syn add @syn { tcp sport }
-		meta l4proto udp add @sent { udp sport }
-		tcp flags & rst == rst add @err { tcp dport }
-		icmp type destination-unreachable add @err { @th,224,16 }
-		icmpv6 type destination-unreachable add @err { @th,384,16 }
-		tcp dport %[4]s add @rep_out { tcp dport }
-		udp dport %[4]s add @rep_out { udp dport }
+// ndSets are the neighbour-discovery sets, keyed by target address.
+var ndSets = []string{"ns_gen", "ns_out", "na_arr", "na_in", "rns_arr", "rns_in", "rna_gen", "rna_out"}
+
+// Flow keys, as nft lays out a concatenation: every part padded to 4 bytes.
+// IPv4: saddr . sport . daddr . dport . proto; IPv6 the same with 16-byte
+// addresses. Raw payload expressions name the fields, so that the flow of an
+// ICMP error (the inner header) and of a packet (its own header) share one
+// key type.
+const (
+	key4    = "@nh,96,32 . @th,0,16 . @nh,128,32 . @th,16,16 . @nh,72,8"
+	key4Rev = "@nh,128,32 . @th,16,16 . @nh,96,32 . @th,0,16 . @nh,72,8"
+	key6    = "@nh,64,128 . @th,0,16 . @nh,192,128 . @th,16,16 . @nh,48,8"
+	key6Rev = "@nh,192,128 . @th,16,16 . @nh,64,128 . @th,0,16 . @nh,48,8"
+	// the flow inside an ICMP / ICMPv6 error: 8 bytes of ICMP header, then
+	// the offending packet's IP header and ports
+	icmpKey4 = "@th,160,32 . @th,224,16 . @th,192,32 . @th,240,16 . @th,136,8"
+	icmpKey6 = "@th,128,128 . @th,384,16 . @th,256,128 . @th,400,16 . @th,112,8"
+	ndTarget = "@th,64,128"
+)
+
+// flowTimeout lets elements nobody removes (answers that belong to no probe,
+// a probe abandoned mid-way) age out; probes remove their own at once.
+const flowTimeout = "10m"
+
+func sentinelRuleset() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table inet %s {\n", sentinelTable)
+	for _, name := range flowSets {
+		// nft types a key by the expressions that make it; the kernel sees
+		// only its bytes, which are laid out alike either way.
+		k4, k6 := key4, key6
+		if name == "icmp" {
+			k4, k6 = icmpKey4, icmpKey6
+		}
+		fmt.Fprintf(&b, "\tset %s4 { typeof %s; flags dynamic,timeout; timeout %s; size 4194304; }\n", name, k4, flowTimeout)
+		fmt.Fprintf(&b, "\tset %s6 { typeof %s; flags dynamic,timeout; timeout %s; size 4194304; }\n", name, k6, flowTimeout)
 	}
-	chain first_out {
-		type filter hook output priority %[3]d; policy accept;
-		meta l4proto { tcp, udp } th dport %[4]s add @rep_gen { th dport }
+	for _, name := range ndSets {
+		fmt.Fprintf(&b, "\tset %s { typeof %s; flags dynamic; size 65536; }\n", name, ndTarget)
 	}
-	chain first_in {
-		type filter hook prerouting priority %[3]d; policy accept;
-		meta l4proto { tcp, udp } th sport %[4]s add @req_arr { th sport }
-		meta l4proto { tcp, udp } th dport %[4]s add @rep_arr { th dport }
+	// A probe's first packet: a TCP SYN without ACK, or any UDP datagram
+	// (answers are UDP too; their elements belong to no probe and age out).
+	const v4, v6 = "meta nfproto ipv4", "meta nfproto ipv6"
+	first := []string{"tcp flags & (syn|ack) == syn", "meta l4proto udp"}
+	answer := []string{"tcp flags & (syn|ack) == syn|ack", "meta l4proto udp"}
+	rules := func(chain string, hook string, prio int64, body []string) {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority %d; policy accept;\n", chain, hook, prio)
+		for _, r := range body {
+			fmt.Fprintf(&b, "\t\t%s\n", r)
+		}
+		b.WriteString("\t}\n")
 	}
-	chain last_in {
-		type filter hook input priority %[2]d; policy accept;
-		meta l4proto { tcp, udp } th sport %[4]s add @req_in { th sport }
-		meta l4proto { tcp, udp } th dport %[4]s add @rep_in { th dport }
+	both := func(set string, match []string, fwd bool) []string {
+		var out []string
+		for _, m := range match {
+			k4, k6 := key4, key6
+			if !fwd {
+				k4, k6 = key4Rev, key6Rev
+			}
+			out = append(out, fmt.Sprintf("%s %s add @%s4 { %s }", v4, m, set, k4), fmt.Sprintf("%s %s add @%s6 { %s }", v6, m, set, k6))
+		}
+		return out
 	}
+	nd := func(typ, set string) string {
+		return fmt.Sprintf("icmpv6 type %s add @%s { %s }", typ, set, ndTarget)
+	}
+	var post []string
+	post = append(post, both("out", first, true)...)
+	post = append(post,
+		v4+" tcp flags & rst == rst add @rst4 { "+key4Rev+" }",
+		v6+" tcp flags & rst == rst add @rst6 { "+key6Rev+" }",
+		"icmp type destination-unreachable add @icmp4 { "+icmpKey4+" }",
+		"icmpv6 type destination-unreachable add @icmp6 { "+icmpKey6+" }")
+	post = append(post, both("rep_out", answer, false)...)
+	post = append(post, nd("nd-neighbor-solicit", "ns_out"), nd("nd-neighbor-advert", "rna_out"))
+	rules("post", "postrouting", math.MaxInt32, post)
+
+	firstOut := append(both("rep_gen", answer, false), nd("nd-neighbor-solicit", "ns_gen"), nd("nd-neighbor-advert", "rna_gen"))
+	rules("first_out", "output", math.MinInt32, firstOut)
+
+	firstIn := append(both("req_arr", first, true), both("rep_arr", answer, false)...)
+	firstIn = append(firstIn, nd("nd-neighbor-solicit", "rns_arr"), nd("nd-neighbor-advert", "na_arr"))
+	rules("first_in", "prerouting", math.MinInt32, firstIn)
+
+	lastIn := append(both("req_in", first, true), both("rep_in", answer, false)...)
+	lastIn = append(lastIn, nd("nd-neighbor-solicit", "rns_in"), nd("nd-neighbor-advert", "na_in"))
+	rules("last_in", "input", math.MaxInt32, lastIn)
+	b.WriteString("}\n")
+	return b.String()
 }
-`, sentinelTable, math.MaxInt32, math.MinInt32, probePorts)
 
 type sentinel struct {
 	mu    sync.Mutex
 	conn  *nftables.Conn
 	table *nftables.Table
-	sets  map[string]*nftables.Set
 	// query asks for single elements: a plain netlink GETSETELEM is a read,
-	// unlike a delete, which would be a whole (and, when the element is
-	// missing, slow to abort) nftables transaction.
-	query *netlink.Conn
+	// not a transaction. forget removes a flow's elements, in one batch.
+	query  *netlink.Conn
+	forget *netlink.Conn
 }
 
 // InstallSentinel adds the lab's sentinel. Call it after the candidate ruleset
@@ -111,7 +171,7 @@ type sentinel struct {
 // a verdict.
 func (l *Lab) InstallSentinel(ctx context.Context) error {
 	cmd := l.Command(ctx, "nft", "-f", "-")
-	cmd.Stdin = bytes.NewBufferString(sentinelRuleset)
+	cmd.Stdin = bytes.NewBufferString(sentinelRuleset())
 	if out, err := combinedOutput(cmd); err != nil {
 		return fmt.Errorf("install the drop sentinel in lab %s: nft: %s: %w", l.cfg.Name, bytes.TrimSpace(out), err)
 	}
@@ -119,19 +179,13 @@ func (l *Lab) InstallSentinel(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("nftables netlink in lab %s: %w", l.cfg.Name, err)
 	}
-	s := &sentinel{conn: conn, table: &nftables.Table{Name: sentinelTable, Family: nftables.TableFamilyINet}, sets: map[string]*nftables.Set{}}
+	s := &sentinel{conn: conn, table: &nftables.Table{Name: sentinelTable, Family: nftables.TableFamilyINet}}
 	l.sentinel = s
-	for _, name := range sentinelSets {
-		set, err := conn.GetSetByName(s.table, name)
-		if err != nil {
-			return fmt.Errorf("find the sentinel's set %s in lab %s: %w", name, l.cfg.Name, err)
+	for _, c := range []**netlink.Conn{&s.query, &s.forget} {
+		if *c, err = netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: l.labFD}); err != nil {
+			return fmt.Errorf("netfilter netlink in lab %s: %w", l.cfg.Name, err)
 		}
-		s.sets[name] = set
 	}
-	if s.query, err = netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: l.labFD}); err != nil {
-		return fmt.Errorf("netfilter netlink in lab %s: %w", l.cfg.Name, err)
-	}
-	l.ports.onWrap = s.reset
 	return l.CheckSentinel()
 }
 
@@ -158,52 +212,39 @@ func (l *Lab) CheckSentinel() error {
 		if c.Hooknum == nil || *c.Hooknum != *want.hook ||
 			c.Priority == nil || int64(*c.Priority) != want.priority ||
 			c.Policy == nil || *c.Policy != nftables.ChainPolicyAccept {
-			return fmt.Errorf("the drop sentinel in lab %s was altered: chain %s's hook, priority or policy", l.cfg.Name, c.Name)
+			return &TamperError{Lab: l.cfg.Name, What: fmt.Sprintf("the drop sentinel's chain %s (its hook, priority or policy)", c.Name)}
 		}
 		rules, err := s.conn.GetRules(s.table, c)
 		if err != nil {
 			return fmt.Errorf("list the sentinel's rules in lab %s: %w", l.cfg.Name, err)
 		}
 		if len(rules) != want.rules {
-			return fmt.Errorf("the drop sentinel in lab %s was altered: chain %s has %d rules, want %d", l.cfg.Name, c.Name, len(rules), want.rules)
+			return &TamperError{Lab: l.cfg.Name, What: fmt.Sprintf("the drop sentinel's chain %s (%d rules, want %d)", c.Name, len(rules), want.rules)}
 		}
 		found++
 	}
 	if found != len(sentinelChains) {
-		return fmt.Errorf("the drop sentinel in lab %s is gone or incomplete: the candidate removed table inet %s or a chain of it", l.cfg.Name, sentinelTable)
+		return &TamperError{Lab: l.cfg.Name, What: "the drop sentinel (table inet " + sentinelTable + " or a chain of it is gone)"}
 	}
 	return nil
 }
 
-// seen reports whether port is an element of the named set. Probe ports are
-// unique until they wrap, and the sets are emptied when they do, so an
-// element is never left over from another probe.
-func (s *sentinel) seen(set string, port uint16) (bool, error) {
-	ae := netlink.NewAttributeEncoder()
-	ae.String(unix.NFTA_SET_ELEM_LIST_TABLE, sentinelTable)
-	ae.String(unix.NFTA_SET_ELEM_LIST_SET, set)
-	ae.Nested(unix.NFTA_SET_ELEM_LIST_ELEMENTS, func(ae *netlink.AttributeEncoder) error {
-		ae.Nested(unix.NFTA_LIST_ELEM, func(ae *netlink.AttributeEncoder) error {
-			ae.Nested(unix.NFTA_SET_ELEM_KEY, func(ae *netlink.AttributeEncoder) error {
-				ae.Bytes(unix.NFTA_DATA_VALUE, []byte{byte(port >> 8), byte(port)})
-				return nil
-			})
-			return nil
-		})
-		return nil
-	})
-	attrs, err := ae.Encode()
-	if err != nil {
-		return false, err
-	}
-	// nfgenmsg: family inet, version 0, resource id 0.
-	data := append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...)
-	_, err = s.query.Execute(netlink.Message{
-		Header: netlink.Header{
-			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETSETELEM),
-			Flags: netlink.Request,
-		},
-		Data: data,
+// TamperError says the candidate removed or changed a part of the harness
+// that a real host does not have: no verdict of that lab can be trusted.
+type TamperError struct {
+	Lab  string
+	What string
+}
+
+func (e *TamperError) Error() string {
+	return fmt.Sprintf("the candidate ruleset changed the lab's own machinery in lab %s: %s; egresslab cannot give verdicts for a ruleset that removes or alters it", e.Lab, e.What)
+}
+
+// has reports whether key is an element of the named set.
+func (s *sentinel) has(set string, key []byte) (bool, error) {
+	_, err := s.query.Execute(netlink.Message{
+		Header: netlink.Header{Type: nftMsg(unix.NFT_MSG_GETSETELEM), Flags: netlink.Request},
+		Data:   setElemMsg(set, key),
 	})
 	switch {
 	case err == nil:
@@ -215,72 +256,70 @@ func (s *sentinel) seen(set string, port uint16) (bool, error) {
 	}
 }
 
-// reset forgets everything the sentinel saw; called when probe ports wrap.
-func (s *sentinel) reset() {
+// nftMsgDestroySetElem deletes an element if it is there and is no error if
+// it is not (Linux 6.3 and later): a probe removes its flow from every set
+// without asking first which ones saw it.
+const nftMsgDestroySetElem = 30
+
+// remove takes key out of each set, in one transaction.
+func (s *sentinel) remove(sets []string, key []byte) error {
+	batch := []netlink.Message{{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN), Flags: netlink.Request},
+		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES},
+	}}
+	for _, set := range sets {
+		batch = append(batch, netlink.Message{
+			Header: netlink.Header{Type: nftMsg(nftMsgDestroySetElem), Flags: netlink.Request | netlink.Acknowledge},
+			Data:   setElemMsg(set, key),
+		})
+	}
+	batch = append(batch, netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_END), Flags: netlink.Request},
+		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES},
+	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, set := range s.sets {
-		s.conn.FlushSet(set)
+	if _, err := s.forget.SendMessages(batch); err != nil {
+		return fmt.Errorf("remove a probe's evidence from the drop sentinel: %w", err)
 	}
-	_ = s.conn.Flush()
+	for acked := 0; acked < len(sets); {
+		msgs, err := s.forget.Receive()
+		if err != nil {
+			return fmt.Errorf("remove a probe's evidence from the drop sentinel: %w", err)
+		}
+		acked += len(msgs)
+	}
+	return nil
+}
+
+func nftMsg(t int) netlink.HeaderType {
+	return netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | t)
+}
+
+// setElemMsg is an nfgenmsg (family inet) with one element of one set.
+func setElemMsg(set string, key []byte) []byte {
+	ae := netlink.NewAttributeEncoder()
+	ae.String(unix.NFTA_SET_ELEM_LIST_TABLE, sentinelTable)
+	ae.String(unix.NFTA_SET_ELEM_LIST_SET, set)
+	ae.Nested(unix.NFTA_SET_ELEM_LIST_ELEMENTS, func(ae *netlink.AttributeEncoder) error {
+		ae.Nested(unix.NFTA_LIST_ELEM, func(ae *netlink.AttributeEncoder) error {
+			ae.Nested(unix.NFTA_SET_ELEM_KEY, func(ae *netlink.AttributeEncoder) error {
+				ae.Bytes(unix.NFTA_DATA_VALUE, key)
+				return nil
+			})
+			return nil
+		})
+		return nil
+	})
+	attrs, _ := ae.Encode() // only fails on an encoder callback's error, and ours return none
+	return append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...)
 }
 
 func (s *sentinel) close() {
 	_ = s.conn.CloseLasting()
-	if s.query != nil {
-		s.query.Close()
-	}
-}
-
-// Left reports whether the probe's first packet from port (a TCP SYN, or a
-// UDP datagram) passed every egress rule and left towards its destination.
-func (l *Lab) Left(proto string, port uint16) (bool, error) {
-	if l.sentinel == nil {
-		return false, errors.New("the drop sentinel is not installed")
-	}
-	if proto == "udp" {
-		return l.sentinel.seen("sent", port)
-	}
-	return l.sentinel.seen("syn", port)
-}
-
-// Answered reports whether the lab's rules sent back a TCP reset or an ICMP
-// unreachable addressed to port, and let it through: a REJECT's answer.
-func (l *Lab) Answered(port uint16) (bool, error) {
-	if l.sentinel == nil {
-		return false, errors.New("the drop sentinel is not installed")
-	}
-	return l.sentinel.seen("err", port)
-}
-
-// WhereDropped tells, from the sentinel's evidence, where the lab's rules
-// dropped the traffic of a probe whose first packet left (port is the
-// probe's): its packet on the way into a loopback listener, the listener's
-// reply on its way out, or a reply on its way in. It returns "" when there is
-// no such evidence (yet).
-func (l *Lab) WhereDropped(port uint16) (string, error) {
-	if l.sentinel == nil {
-		return "", errors.New("the drop sentinel is not installed")
-	}
-	for _, step := range []struct{ entered, passed, where string }{
-		{"req_arr", "req_in", "the lab's INPUT rules dropped it on its way into the loopback listener"},
-		{"rep_gen", "rep_out", "the listener answered, and the lab's OUTPUT rules dropped the answer"},
-		{"rep_arr", "rep_in", "the answer came back, and the lab's INPUT rules dropped it"},
-	} {
-		entered, err := l.sentinel.seen(step.entered, port)
-		if err != nil || !entered {
-			if err != nil {
-				return "", err
-			}
-			continue
-		}
-		passed, err := l.sentinel.seen(step.passed, port)
-		if err != nil {
-			return "", err
-		}
-		if !passed {
-			return step.where, nil
+	for _, c := range []*netlink.Conn{s.query, s.forget} {
+		if c != nil {
+			c.Close()
 		}
 	}
-	return "", nil
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -17,113 +16,135 @@ import (
 // around each socket() and back. Workers never return to the host's
 // namespace; when the lab closes they exit still locked and the runtime
 // discards their threads.
-type socketRequest struct {
-	id     Identity
-	family int
-	sotype int
-	reply  chan socketReply
-}
-
-type socketReply struct {
-	fd   int
-	port uint16
-	err  error
+type credRequest struct {
+	id    Identity
+	fn    func() error // runs with id's credentials, in the lab's network namespace
+	reply chan error
 }
 
 type socketPool struct {
-	reqs chan socketRequest
+	reqs chan credRequest
+	stop chan struct{} // closed when the lab closes
 }
 
 const socketWorkers = 4
 
 func (l *Lab) socketPool() *socketPool {
 	l.poolOnce.Do(func() {
-		l.pool = &socketPool{reqs: make(chan socketRequest)}
+		l.pool = &socketPool{reqs: make(chan credRequest), stop: make(chan struct{})}
 		for i := 0; i < socketWorkers; i++ {
-			go l.socketWorker(l.pool.reqs)
+			go l.socketWorker(l.pool)
 		}
-		l.addCloser(func() error { close(l.pool.reqs); return nil })
+		l.addCloser(func() error { close(l.pool.stop); return nil })
 	})
 	return l.pool
 }
 
-func (l *Lab) socketWorker(reqs chan socketRequest) {
+func (l *Lab) socketWorker(pool *socketPool) {
 	runtime.LockOSThread() // never unlocked: this thread is the lab's for good
 	enterErr := unix.Setns(l.labFD, unix.CLONE_NEWNET)
 	var groups []uint32
 	if enterErr == nil {
 		groups, enterErr = threadGroups()
 	}
-	for req := range reqs {
+	for {
+		var req credRequest
+		select {
+		case req = <-pool.reqs:
+		case <-pool.stop:
+			return
+		}
 		if enterErr != nil {
-			req.reply <- socketReply{fd: -1, err: fmt.Errorf("enter lab network namespace: %w", enterErr)}
+			req.reply <- fmt.Errorf("enter lab network namespace: %w", enterErr)
 			continue
 		}
-		fd, err := socketAs(req.id, req.family, req.sotype, groups)
+		err := runAs(req.id, req.fn, groups)
 		if errors.Is(err, errTainted) {
-			enterErr = err // this thread's credentials are unknown: it makes no more sockets
+			enterErr = err // this thread's credentials are unknown: it runs nothing more
 		}
-		if err != nil {
-			req.reply <- socketReply{fd: -1, err: err}
-			continue
-		}
-		port, err := l.bindProbePort(fd, req.family)
-		if err != nil {
-			unix.Close(fd)
-			req.reply <- socketReply{fd: -1, err: err}
-			continue
-		}
-		req.reply <- socketReply{fd: fd, port: port}
+		req.reply <- err
 	}
 }
 
+// As runs fn inside the lab's network namespace on a thread whose file
+// credentials are id's: a socket fn creates (or accepts) belongs to id, as
+// the owner match and `meta skuid` see it. fn must not block for long: a few
+// threads serve every identity.
+func (l *Lab) As(id Identity, fn func() error) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	pool := l.socketPool()
+	reply := make(chan error, 1)
+	select {
+	case pool.reqs <- credRequest{id: id, fn: fn, reply: reply}:
+	case <-pool.stop:
+		return ErrClosed
+	}
+	return <-reply
+}
+
 // Socket opens a non-blocking socket inside the lab that the owner match sees
-// as id, bound to a source port of the lab's probe range (unique among the
-// lab's live probes, which is how the sentinel tells probes apart), with
-// ICMP errors queued on it (IP_RECVERR) so the probe can read which
-// unreachable came back.
-func (l *Lab) Socket(id Identity, family, sotype int) (fd int, port uint16, err error) {
-	reply := make(chan socketReply, 1)
-	l.socketPool().reqs <- socketRequest{id: id, family: family, sotype: sotype, reply: reply}
-	r := <-reply
-	return r.fd, r.port, r.err
+// as id, unbound: like a real client's, its source port is the kernel's choice
+// from the lab's ephemeral range when it connects. ICMP errors are queued on
+// it (IP_RECVERR) so the probe can read which unreachable came back.
+func (l *Lab) Socket(id Identity, family, sotype int) (int, error) {
+	fd := -1
+	err := l.As(id, func() (err error) {
+		fd, err = unix.Socket(family, sotype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("socket: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return -1, err
+	}
+	level, opt := unix.IPPROTO_IP, unix.IP_RECVERR
+	if family == unix.AF_INET6 {
+		level, opt = unix.IPPROTO_IPV6, unix.IPV6_RECVERR
+		err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
+	}
+	if err == nil {
+		err = unix.SetsockoptInt(fd, level, opt, 1)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("set up a probe socket: %w", err)
+	}
+	return fd, nil
 }
 
 var errTainted = errors.New("a probe thread lost track of its credentials")
 
-// socketAs opens a socket with id's credentials on the calling (locked) thread
-// and restores the thread's own credentials before returning.
-func socketAs(id Identity, family, sotype int, restoreGroups []uint32) (int, error) {
+// runAs runs fn on the calling (locked) thread with id's credentials and
+// restores the thread's own before returning.
+func runAs(id Identity, fn func() error, restoreGroups []uint32) error {
 	kgroups := make([]uint32, len(id.Groups))
 	for i, g := range id.Groups {
 		kgroups[i] = IDBase + g
 	}
 	if err := setThreadGroups(kgroups); err != nil {
-		return -1, fmt.Errorf("set supplementary groups %v: %w", id.Groups, err)
+		return fmt.Errorf("set supplementary groups %v: %w", id.Groups, err)
 	}
 	unix.Setfsgid(int(IDBase + id.GID))
 	unix.Setfsuid(int(IDBase + id.UID))
-	fd, serr := unix.Socket(family, sotype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	// setfsuid and setfsgid report the previous value: asking again with an
 	// invalid id (-1) both checks that the switch took and changes nothing.
 	gotUID, _ := unix.SetfsuidRetUid(-1)
 	gotGID, _ := unix.SetfsgidRetGid(-1)
+	var ferr error
+	if gotUID == int(IDBase+id.UID) && gotGID == int(IDBase+id.GID) {
+		ferr = fn()
+	} else {
+		ferr = fmt.Errorf("switch a probe thread to uid %d gid %d: the kernel kept fsuid %d fsgid %d", id.UID, id.GID, gotUID, gotGID)
+	}
 	unix.Setfsuid(0)
 	unix.Setfsgid(0)
 	if err := setThreadGroups(restoreGroups); err != nil {
-		if serr == nil {
-			unix.Close(fd)
-		}
-		return -1, fmt.Errorf("%w: restore its groups: %v", errTainted, err)
+		return fmt.Errorf("%w: restore its groups: %v", errTainted, err)
 	}
-	if serr != nil {
-		return -1, fmt.Errorf("socket: %w", serr)
-	}
-	if gotUID != int(IDBase+id.UID) || gotGID != int(IDBase+id.GID) {
-		unix.Close(fd)
-		return -1, fmt.Errorf("switch a probe thread to uid %d gid %d: the kernel kept fsuid %d fsgid %d", id.UID, id.GID, gotUID, gotGID)
-	}
-	return fd, nil
+	return ferr
 }
 
 // setThreadGroups sets the calling thread's supplementary groups only: the raw
@@ -147,73 +168,4 @@ func threadGroups() ([]uint32, error) {
 		return nil, e
 	}
 	return buf[:n], nil
-}
-
-func (l *Lab) bindProbePort(fd, family int) (uint16, error) {
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return 0, err
-	}
-	var sa unix.Sockaddr
-	port := l.ports.next()
-	if family == unix.AF_INET6 {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
-			return 0, err
-		}
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1); err != nil {
-			return 0, err
-		}
-		sa = &unix.SockaddrInet6{Port: int(port)}
-	} else {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1); err != nil {
-			return 0, err
-		}
-		sa = &unix.SockaddrInet4{Port: int(port)}
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		return 0, fmt.Errorf("bind probe port %d: %w", port, err)
-	}
-	return port, nil
-}
-
-// Probe source ports come from 1024-32767, below the lab's ephemeral range
-// (32768-60999, which real clients in the lab use), skipping ports the lab's
-// own loopback services listen on.
-const (
-	probePortFirst = 1024
-	probePortLast  = 32767
-)
-
-type portAllocator struct {
-	mu       sync.Mutex
-	cursor   int
-	reserved map[uint16]bool
-	onWrap   func()
-}
-
-func newPortAllocator() *portAllocator {
-	return &portAllocator{cursor: probePortFirst, reserved: map[uint16]bool{}}
-}
-
-func (a *portAllocator) reserve(p uint16) {
-	a.mu.Lock()
-	a.reserved[p] = true
-	a.mu.Unlock()
-}
-
-func (a *portAllocator) next() uint16 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for {
-		p := a.cursor
-		a.cursor++
-		if a.cursor > probePortLast {
-			a.cursor = probePortFirst
-			if a.onWrap != nil {
-				a.onWrap()
-			}
-		}
-		if !a.reserved[uint16(p)] {
-			return uint16(p)
-		}
-	}
 }

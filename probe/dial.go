@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"errors"
 	"fmt"
@@ -16,11 +17,16 @@ import (
 
 // Lab is what a probe needs from a lab; *netns.Lab has it.
 type Lab interface {
-	Socket(id netns.Identity, family, sotype int) (fd int, port uint16, err error)
-	Left(proto string, port uint16) (bool, error)
-	Answered(port uint16) (bool, error)
+	Socket(id netns.Identity, family, sotype int) (fd int, err error)
+	Left(f netns.Flow) (bool, error)
+	Answered(f netns.Flow) (bool, error)
+	WhereDropped(f netns.Flow) (netns.ReturnPath, error)
+	NeighbourDiscovery(dst netip.Addr) (netns.Discovery, error)
+	NextHop(dst netip.Addr) (hop netip.Addr, gateway bool, ok bool)
+	HostRefusal(dst netip.Addr) (netns.Refusal, bool, error)
 	WhoAnswered(proto, client string) (netns.Service, bool)
-	WhereDropped(port uint16) (string, error)
+	Forget(f netns.Flow) error
+	Uplink() string
 }
 
 var _ Lab = (*netns.Lab)(nil)
@@ -36,19 +42,27 @@ func (t Target) String() string {
 	return fmt.Sprintf("%s/%s", netip.AddrPortFrom(t.Addr, t.Port), t.Proto)
 }
 
-// Result is a probe's verdict and what it saw.
+// Result is a probe's verdict, the evidence that decided it, and what it
+// saw in words.
 type Result struct {
-	Outcome Outcome
-	Detail  string
+	Outcome  Outcome
+	Evidence Evidence
+	Detail   string
+}
+
+func failure(format string, args ...any) Result {
+	return Result{Error, Evidence{Kind: Failure}, fmt.Sprintf(format, args...)}
 }
 
 // DefaultBackstop bounds the only wait left: a packet that passed every
-// egress rule and left, but got no answer (the return path).
+// egress rule and left, but got no answer and left no evidence of a drop.
 const DefaultBackstop = time.Second
 
-// Dial probes t as id from inside lab. A drop at the lab's egress is known as
-// soon as the send returns (the lab's sentinel never saw the packet); only a
-// packet that left and got no answer waits, for at most backstop.
+// Dial probes t as id from inside lab, as a real client would: an unbound
+// socket whose source port the kernel picks. A drop at the lab's egress is
+// known as soon as the send returns (the lab's sentinel never saw the
+// packet); only a packet that left and got no answer, with no evidence of
+// where it died, waits, for at most backstop.
 func Dial(ctx context.Context, lab Lab, id netns.Identity, t Target, backstop time.Duration) Result {
 	if backstop <= 0 {
 		backstop = DefaultBackstop
@@ -61,9 +75,9 @@ func Dial(ctx context.Context, lab Lab, id netns.Identity, t Target, backstop ti
 	if t.Proto == "udp" {
 		sotype = unix.SOCK_DGRAM
 	}
-	fd, port, err := lab.Socket(id, family, sotype)
+	fd, err := lab.Socket(id, family, sotype)
 	if err != nil {
-		return Result{Error, fmt.Sprintf("open a socket as uid %d: %v", id.UID, err)}
+		return failure("open a socket as uid %d: %v", id.UID, err)
 	}
 	f := os.NewFile(uintptr(fd), "probe") // hands fd to Go's poller; closes it
 	defer f.Close()
@@ -71,18 +85,28 @@ func Dial(ctx context.Context, lab Lab, id netns.Identity, t Target, backstop ti
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	p := &dialer{lab: lab, f: f, fd: fd, port: port, t: t, deadline: deadline, backstop: backstop}
+	p := &dialer{lab: lab, f: f, fd: fd, t: t, deadline: deadline, backstop: backstop}
+	var r Result
 	if t.Proto == "udp" {
-		return p.udp()
+		r = p.udp()
+	} else {
+		r = p.tcp()
 	}
-	return p.tcp()
+	// The flow's evidence goes before the socket does: while the socket is
+	// open, the kernel cannot give its flow to another probe.
+	if p.flow.Src.IsValid() {
+		if err := lab.Forget(p.flow); err != nil && r.Outcome != Error {
+			return failure("%v", err)
+		}
+	}
+	return r
 }
 
 type dialer struct {
 	lab      Lab
 	f        *os.File
 	fd       int
-	port     uint16
+	flow     netns.Flow // known once connect() has bound the socket
 	t        Target
 	deadline time.Time
 	backstop time.Duration
@@ -95,34 +119,44 @@ func (p *dialer) sockaddr() unix.Sockaddr {
 	return &unix.SockaddrInet6{Addr: p.t.Addr.As16(), Port: int(p.t.Port)}
 }
 
+// bound learns the flow: connect() has picked the source address and port.
+func (p *dialer) bound() bool {
+	local, err := unix.Getsockname(p.fd)
+	if err != nil {
+		return false
+	}
+	src := addrPort(local)
+	if src.Port() == 0 {
+		return false
+	}
+	p.flow = netns.Flow{Src: src, Dst: netip.AddrPortFrom(p.t.Addr, p.t.Port), Proto: p.t.Proto}
+	return true
+}
+
 func (p *dialer) tcp() Result {
 	err := unix.Connect(p.fd, p.sockaddr())
-	switch {
-	case err == nil, errors.Is(err, unix.EINPROGRESS):
-	case errors.Is(err, unix.EPERM):
-		return Result{Dropped, "connect: operation not permitted (dropped on the way out)"}
-	default:
-		if o, ok := fromErrno(err); ok {
-			return Result{o, "connect: " + err.Error()}
-		}
-		return Result{Error, "connect: " + err.Error()}
+	if err != nil && !errors.Is(err, unix.EINPROGRESS) {
+		return p.refusedLocally("connect", err)
+	}
+	if !p.bound() {
+		return failure("connect returned without a source port")
 	}
 	// Inside the lab a handshake or a reset usually completes before
 	// connect() returns: then the socket itself is the answer.
 	if ready(p.fd) {
 		return p.established()
 	}
-	left, err := p.lab.Left("tcp", p.port)
+	left, err := p.lab.Left(p.flow)
 	if err != nil {
-		return Result{Error, err.Error()}
+		return failure("%v", err)
 	}
 	if !left {
-		answered, err := p.lab.Answered(p.port)
+		answered, err := p.lab.Answered(p.flow)
 		if err != nil {
-			return Result{Error, err.Error()}
+			return failure("%v", err)
 		}
 		if !answered {
-			return Result{Dropped, "SYN dropped by the lab's egress rules (it never left)"}
+			return Result{Dropped, Evidence{Kind: Egress, Where: "output"}, "SYN dropped by the lab's egress rules (it never left)"}
 		}
 		// A REJECT answered; its reset or ICMP error may still be on its
 		// way to the socket: wait for it (it is a real, imminent signal).
@@ -133,6 +167,29 @@ func (p *dialer) tcp() Result {
 	return p.established()
 }
 
+// refusedLocally classifies a connect() or send() that the lab host's own
+// kernel refused: the verdict the kernel gives, with the host state behind
+// it as evidence. With no such state, nothing explains it: a probe error.
+func (p *dialer) refusedLocally(call string, err error) Result {
+	var errno unix.Errno
+	if !errors.As(err, &errno) {
+		return failure("%s: %v", call, err)
+	}
+	refusal, ok, lerr := p.lab.HostRefusal(p.t.Addr)
+	if lerr != nil {
+		return failure("%s: %v (and reading the lab's state: %v)", call, err, lerr)
+	}
+	if !ok {
+		return failure("%s: %v", call, err)
+	}
+	ev := Evidence{Kind: HostState, Errno: errnoName(errno), Cause: refusal.String()}
+	detail := fmt.Sprintf("%s: %v: %s", call, err, refusal)
+	if refusal.Blackhole() {
+		return Result{Dropped, ev, detail}
+	}
+	return Result{Rejected, ev, detail}
+}
+
 // established classifies a TCP socket that became writable or failed.
 func (p *dialer) established() Result {
 	if r, failed := p.socketError(); failed {
@@ -141,7 +198,15 @@ func (p *dialer) established() Result {
 	if netns.SMTPPorts[p.t.Port] {
 		return p.greeting()
 	}
-	return Result{Connected, "TCP handshake completed"}
+	return Result{Connected, Evidence{Kind: Handshake, AnsweredBy: p.answeredBy()}, "TCP handshake completed"}
+}
+
+// answeredBy names the lab's service that saw this probe, if it was one of them.
+func (p *dialer) answeredBy() string {
+	if s, ok := p.lab.WhoAnswered(p.t.Proto, p.flow.Src.String()); ok {
+		return s.String()
+	}
+	return ""
 }
 
 // ready reports, without waiting, whether a connecting socket is done.
@@ -153,7 +218,10 @@ func ready(fd int) bool {
 
 func (p *dialer) udp() Result {
 	if err := unix.Connect(p.fd, p.sockaddr()); err != nil {
-		return Result{Error, "connect: " + err.Error()}
+		return p.refusedLocally("connect", err)
+	}
+	if !p.bound() {
+		return failure("connect returned without a source port")
 	}
 	payload := []byte("egresslab probe\n")
 	_, err := unix.Write(p.fd, payload)
@@ -162,21 +230,21 @@ func (p *dialer) udp() Result {
 	case errors.Is(err, unix.EPERM):
 		// OUTPUT dropped or rejected it, synchronously. A REJECT also sent
 		// an ICMP error back, which tells the two apart.
-		answered, aerr := p.lab.Answered(p.port)
+		answered, aerr := p.lab.Answered(p.flow)
 		if aerr != nil {
-			return Result{Error, aerr.Error()}
+			return failure("%v", aerr)
 		}
 		if !answered {
-			return Result{Dropped, "datagram dropped by the lab's egress rules (send: operation not permitted)"}
+			return Result{Dropped, Evidence{Kind: Egress, Where: "output", Errno: "EPERM"}, "datagram dropped by the lab's egress rules (send: operation not permitted)"}
 		}
 	case err != nil:
-		if o, ok := fromErrno(err); ok {
-			return Result{o, "send: " + err.Error()}
+		if r, failed := p.socketError(); failed {
+			return r
 		}
-		return Result{Error, "send: " + err.Error()}
+		return p.refusedLocally("send", err)
 	default:
-		if left, err = p.lab.Left("udp", p.port); err != nil {
-			return Result{Error, err.Error()}
+		if left, err = p.lab.Left(p.flow); err != nil {
+			return failure("%v", err)
 		}
 	}
 	buf := make([]byte, 2048)
@@ -184,7 +252,7 @@ func (p *dialer) udp() Result {
 	var rerr error
 	rc, err := p.f.SyscallConn()
 	if err != nil {
-		return Result{Error, err.Error()}
+		return failure("%v", err)
 	}
 	read := func(deadline time.Time) error {
 		_ = p.f.SetReadDeadline(deadline)
@@ -200,29 +268,25 @@ func (p *dialer) udp() Result {
 		if r, failed := p.socketError(); failed {
 			return r
 		}
-		if o, ok := fromErrno(rerr); ok {
-			return Result{o, "receive: " + rerr.Error()}
-		}
-		return Result{Error, "receive: " + rerr.Error()}
+		return failure("receive: %v", rerr)
 	}
+	ev := Evidence{Kind: Reply, AnsweredBy: p.answeredBy()}
 	detail := fmt.Sprintf("reply of %d bytes", n)
-	if local, err := unix.Getsockname(p.fd); err == nil {
-		if s, ok := p.lab.WhoAnswered("udp", addrPort(local).String()); ok {
-			detail = "echo from " + s.String()
-		}
+	if ev.AnsweredBy != "" {
+		detail = "echo from " + ev.AnsweredBy
 	}
-	return Result{Connected, detail}
+	return Result{Connected, ev, detail}
 }
 
 // noAnswer is the verdict when the wait for an answer ended.
 func (p *dialer) noAnswer(left bool, err error) Result {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		return Result{Error, "wait for an answer: " + err.Error()}
+		return failure("wait for an answer: %v", err)
 	}
 	if left {
-		return Result{Dropped, fmt.Sprintf("it left the lab but nothing answered within %s (the return path)", p.backstop)}
+		return Result{Dropped, Evidence{Kind: Backstop}, fmt.Sprintf("it left the lab but nothing answered within %s (the return path)", p.backstop)}
 	}
-	return Result{Error, fmt.Sprintf("a reject was sent but did not reach the socket within %s", p.backstop)}
+	return failure("a reject was sent but did not reach the socket within %s", p.backstop)
 }
 
 // settle is how long an answer may take inside the lab before the sentinel's
@@ -231,10 +295,12 @@ func (p *dialer) noAnswer(left bool, err error) Result {
 const settle = 15 * time.Millisecond
 
 // await waits, with wait, for the answer to a probe. For a packet that left,
-// it reads the sentinel's evidence after a settle: a packet seen entering the
-// lab's rules and not leaving them, at two looks a settle apart, was dropped
-// by them, and the verdict needs no backstop. Without such evidence the wait
-// goes on to the backstop. done reports that r is the verdict.
+// it reads the evidence after a settle: a packet seen entering the lab's
+// rules and not leaving them, at two looks a settle apart, was dropped by
+// them (on the return path, or in neighbour discovery), and a host state
+// that discards packets (an interface set down) explains the silence too;
+// neither needs the backstop. Without such evidence the wait goes on to the
+// backstop. done reports that r is the verdict.
 func (p *dialer) await(left bool, wait func(deadline time.Time) error) (r Result, done bool) {
 	if left {
 		for look := 0; look < 2; look++ {
@@ -243,17 +309,17 @@ func (p *dialer) await(left bool, wait func(deadline time.Time) error) (r Result
 				return Result{}, false
 			}
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				return Result{Error, "wait for an answer: " + err.Error()}, true
+				return failure("wait for an answer: %v", err), true
 			}
-			where, err := p.lab.WhereDropped(p.port)
+			verdict, found, err := p.silence()
 			if err != nil {
-				return Result{Error, err.Error()}, true
+				return failure("%v", err), true
 			}
-			if where == "" {
+			if !found {
 				break
 			}
 			if look == 1 {
-				return Result{Dropped, "it left the lab, but " + where}, true
+				return verdict, true
 			}
 		}
 	}
@@ -261,6 +327,63 @@ func (p *dialer) await(left bool, wait func(deadline time.Time) error) (r Result
 		return p.noAnswer(left, err), true
 	}
 	return Result{}, false
+}
+
+// silence explains, from evidence, why a packet that left got no answer.
+func (p *dialer) silence() (Result, bool, error) {
+	where, err := p.lab.WhereDropped(p.flow)
+	if err != nil {
+		return Result{}, false, err
+	}
+	switch where {
+	case netns.RequestAtInput:
+		return Result{Dropped, Evidence{Kind: ReturnPath, Where: "input", Packet: "request"},
+			"it left the lab, but the lab's INPUT rules dropped it on its way into the loopback listener"}, true, nil
+	case netns.AnswerAtOutput:
+		return Result{Dropped, Evidence{Kind: ReturnPath, Where: "output", Packet: "answer"},
+			"it left the lab, but the listener answered, and the lab's OUTPUT rules dropped the answer"}, true, nil
+	case netns.AnswerAtInput:
+		return Result{Dropped, Evidence{Kind: ReturnPath, Where: "input", Packet: "answer"},
+			"it left the lab, but the answer came back, and the lab's INPUT rules dropped it"}, true, nil
+	}
+	if r, ok, err := p.discovery(); err != nil || ok {
+		return r, ok, err
+	}
+	refusal, ok, err := p.lab.HostRefusal(p.t.Addr)
+	if err != nil || !ok || !refusal.Blackhole() {
+		return Result{}, false, err
+	}
+	return Result{Dropped, Evidence{Kind: HostState, Cause: refusal.String()}, "it was sent, but " + refusal.String()}, true, nil
+}
+
+// discovery explains a silence by failed IPv6 neighbour discovery.
+func (p *dialer) discovery() (Result, bool, error) {
+	d, err := p.lab.NeighbourDiscovery(p.t.Addr)
+	if err != nil || d == netns.DiscoveryOK {
+		return Result{}, false, err
+	}
+	hop, gateway, _ := p.lab.NextHop(p.t.Addr)
+	who := "the destination " + hop.String()
+	if gateway {
+		who = "the gateway " + hop.String()
+	}
+	ev := Evidence{Kind: NeighbourDiscovery, Neighbour: hop.String()}
+	var detail string
+	switch d {
+	case netns.SolicitationAtOutput:
+		ev.Where, ev.Packet = "output", "solicitation"
+		detail = fmt.Sprintf("neighbour discovery for %s dropped by the lab's OUTPUT rules (ICMPv6 135)", who)
+	case netns.AdvertisementAtInput:
+		ev.Where, ev.Packet = "input", "advertisement"
+		detail = fmt.Sprintf("neighbour discovery for %s failed: its advertisement was dropped by the lab's INPUT rules (ICMPv6 136)", who)
+	case netns.RouterSolicitationAtInput:
+		ev.Where, ev.Packet = "input", "solicitation"
+		detail = fmt.Sprintf("the router's neighbour solicitation for this host was dropped by the lab's INPUT rules (ICMPv6 135), so answers cannot come back on %s", p.lab.Uplink())
+	case netns.AdvertisementAtOutput:
+		ev.Where, ev.Packet = "output", "advertisement"
+		detail = fmt.Sprintf("this host's neighbour advertisement to the router was dropped by the lab's OUTPUT rules (ICMPv6 136), so answers cannot come back on %s", p.lab.Uplink())
+	}
+	return Result{Dropped, ev, detail}, true, nil
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -287,19 +410,16 @@ func (p *dialer) socketError() (Result, bool) {
 	}
 	errno, err := unix.GetsockoptInt(p.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 	if err != nil {
-		return Result{Error, "read socket error: " + err.Error()}, true
+		return failure("read socket error: %v", err), true
 	}
 	if errno == 0 {
 		return Result{}, false
 	}
 	e := unix.Errno(errno)
 	if e == unix.ECONNREFUSED {
-		return Result{Refused, "TCP reset (connection refused)"}, true
+		return Result{Refused, Evidence{Kind: Reset}, "TCP reset (connection refused)"}, true
 	}
-	if o, ok := fromErrno(e); ok {
-		return Result{o, e.Error()}, true
-	}
-	return Result{Error, e.Error()}, true
+	return p.refusedLocally("connect", e), true
 }
 
 func (p *dialer) icmpError() (Result, bool) {
@@ -322,6 +442,11 @@ func (p *dialer) icmpError() (Result, bool) {
 			continue
 		}
 		origin, typ, code := m.Data[4], m.Data[5], m.Data[6]
+		if origin != unix.SO_EE_ORIGIN_ICMP && origin != unix.SO_EE_ORIGIN_ICMP6 {
+			// A local error (SO_EE_ORIGIN_LOCAL): the host refused, no
+			// ICMP came back.
+			return p.refusedLocally("connect", unix.Errno(binary.NativeEndian.Uint32(m.Data[0:4]))), true
+		}
 		return classifyICMP(origin, typ, code), true
 	}
 	return Result{}, false
@@ -330,19 +455,20 @@ func (p *dialer) icmpError() (Result, bool) {
 // classifyICMP names an ICMP or ICMPv6 destination unreachable: port
 // unreachable is a refusal (as a TCP reset is); everything else a rejection.
 func classifyICMP(origin, typ, code byte) Result {
-	proto, names, refusedType, refusedCode := "ICMP", icmpCodes, byte(3), byte(3)
+	proto, version, names, refusedType, refusedCode := "ICMP", 4, icmpCodes, byte(3), byte(3)
 	if origin != unix.SO_EE_ORIGIN_ICMP {
-		proto, names, refusedType, refusedCode = "ICMPv6", icmp6Codes, 1, 4
+		proto, version, names, refusedType, refusedCode = "ICMPv6", 6, icmp6Codes, 1, 4
 	}
 	name, ok := names[code]
 	if !ok {
 		name = fmt.Sprintf("code %d", code)
 	}
+	ev := Evidence{Kind: ICMPError, ICMP: &ICMP{Version: version, Type: typ, Code: code}}
 	d := fmt.Sprintf("%s type %d code %d (%s)", proto, typ, code, name)
 	if typ == refusedType && code == refusedCode {
-		return Result{Refused, d}
+		return Result{Refused, ev, d}
 	}
-	return Result{Rejected, d}
+	return Result{Rejected, ev, d}
 }
 
 var icmpCodes = map[byte]string{
@@ -355,16 +481,12 @@ var icmp6Codes = map[byte]string{
 	5: "source address failed policy", 6: "reject route",
 }
 
-// fromErrno maps the errors a socket reports for unreachables to outcomes.
-func fromErrno(err error) (Outcome, bool) {
-	switch {
-	case errors.Is(err, unix.ECONNREFUSED):
-		return Refused, true
-	case errors.Is(err, unix.EHOSTUNREACH), errors.Is(err, unix.ENETUNREACH),
-		errors.Is(err, unix.EACCES), errors.Is(err, unix.EPROTO):
-		return Rejected, true
+// errnoName is an errno's C name (EHOSTUNREACH), which evidence carries.
+func errnoName(e unix.Errno) string {
+	if name := unix.ErrnoName(e); name != "" {
+		return name
 	}
-	return Error, false
+	return fmt.Sprintf("errno %d", int(e))
 }
 
 // greeting reads the SMTP server's first line: on an SMTP port, "connected"
@@ -372,7 +494,7 @@ func fromErrno(err error) (Outcome, bool) {
 func (p *dialer) greeting() Result {
 	rc, err := p.f.SyscallConn()
 	if err != nil {
-		return Result{Error, err.Error()}
+		return failure("%v", err)
 	}
 	_ = p.f.SetReadDeadline(p.deadline)
 	var line []byte
@@ -395,15 +517,15 @@ func (p *dialer) greeting() Result {
 	})
 	if werr != nil {
 		if errors.Is(werr, os.ErrDeadlineExceeded) {
-			return Result{Dropped, fmt.Sprintf("handshake completed but no SMTP greeting within %s", p.backstop)}
+			return Result{Dropped, Evidence{Kind: Backstop}, fmt.Sprintf("handshake completed but no SMTP greeting within %s", p.backstop)}
 		}
-		return Result{Error, "read the greeting: " + werr.Error()}
+		return failure("read the greeting: %v", werr)
 	}
 	if rerr != nil {
 		if r, failed := p.socketError(); failed {
 			return r
 		}
-		return Result{Error, "read the greeting: " + rerr.Error()}
+		return failure("read the greeting: %v", rerr)
 	}
 	_, _ = unix.Write(p.fd, []byte("QUIT\r\n"))
 	greet := strings.TrimSpace(string(line))
@@ -411,9 +533,9 @@ func (p *dialer) greeting() Result {
 		greet = strings.TrimSpace(greet[:i])
 	}
 	if !strings.HasPrefix(greet, "220") {
-		return Result{Error, fmt.Sprintf("unexpected greeting %q", greet)}
+		return failure("unexpected greeting %q", greet)
 	}
-	return Result{Connected, greet}
+	return Result{Connected, Evidence{Kind: Handshake, AnsweredBy: p.answeredBy()}, greet}
 }
 
 func addrPort(sa unix.Sockaddr) netip.AddrPort {

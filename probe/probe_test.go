@@ -27,27 +27,6 @@ func TestClassifyICMP(t *testing.T) {
 	}
 }
 
-func TestFromErrno(t *testing.T) {
-	cases := []struct {
-		err  error
-		want Outcome
-		ok   bool
-	}{
-		{unix.ECONNREFUSED, Refused, true},
-		{unix.EHOSTUNREACH, Rejected, true},
-		{unix.ENETUNREACH, Rejected, true},
-		{unix.EACCES, Rejected, true},
-		{unix.ETIMEDOUT, Error, false}, // a timeout is not a verdict: never read as blocked
-		{unix.EMFILE, Error, false},
-	}
-	for _, c := range cases {
-		got, ok := fromErrno(c.err)
-		if got != c.want || ok != c.ok {
-			t.Errorf("%v: got %s %v, want %s %v", c.err, got, ok, c.want, c.ok)
-		}
-	}
-}
-
 func TestOutcomeNames(t *testing.T) {
 	for o := Error; o <= Dropped; o++ {
 		var back Outcome

@@ -267,6 +267,7 @@ func (pd *policyDecoder) host(hf field) (Host, error) {
 		return h, err
 	}
 	var portNodes []ast.Node
+	var servedByNode ast.Node
 	var hasAddresses, hasPorts bool
 	for _, f := range fields {
 		switch f.key {
@@ -307,8 +308,22 @@ func (pd *policyDecoder) host(hf field) (Host, error) {
 				h.Ports = append(h.Ports, p)
 				portNodes = append(portNodes, item)
 			}
+		case "served-by":
+			name, err := pd.str(f.value, "served-by of "+what)
+			if err != nil {
+				return h, err
+			}
+			if !slices.Contains(pd.users, name) {
+				return h, pd.errorf(f.value, "served-by: unknown user %q in %s: want one of %s", name, what, orList(pd.users))
+			}
+			h.ServedBy, servedByNode = name, f.value
 		default:
-			return h, pd.errorf(f.node, "unknown key %q in %s: want addresses or ports", f.key, what)
+			return h, pd.errorf(f.node, "unknown key %q in %s: want addresses, ports or served-by", f.key, what)
+		}
+	}
+	for _, a := range h.Addresses {
+		if servedByNode != nil && !a.IsLoopback() {
+			return h, pd.errorf(servedByNode, "served-by in %s: only loopback hosts run on this host (address %s is one hop away, beyond the uplink)", what, a)
 		}
 	}
 	switch {

@@ -53,6 +53,7 @@ type Host struct {
 	Name      string
 	Addresses []netip.Addr
 	Ports     []Port
+	ServedBy  string // the user its (loopback) listeners run as; "" is root
 }
 
 // MX is a mail exchanger record: mail for Domain goes to Host.

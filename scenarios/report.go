@@ -17,7 +17,8 @@ import (
 type Result struct {
 	Probe
 	Observed probe.Outcome
-	Detail   string // what answered, or why not (from the prober)
+	Evidence probe.Evidence // what decided the outcome
+	Detail   string         // what answered, or why not (from the prober)
 }
 
 // Pass reports whether the observed outcome meets the expectation.
@@ -73,17 +74,20 @@ type jsonReport struct {
 }
 
 type jsonProbe struct {
-	User     string        `json:"user"`
-	UID      uint32        `json:"uid"`
-	Host     string        `json:"host"`
-	Address  string        `json:"address"`
-	Family   string        `json:"family"`
-	Port     uint16        `json:"port"`
-	Proto    string        `json:"proto"`
-	Expected Verb          `json:"expected"`
-	Observed probe.Outcome `json:"observed"`
-	Pass     bool          `json:"pass"`
-	Detail   string        `json:"detail"`
+	User     string         `json:"user"`
+	UID      uint32         `json:"uid"`
+	Host     string         `json:"host"`
+	Address  string         `json:"address"`
+	Family   string         `json:"family"`
+	Port     uint16         `json:"port"`
+	Proto    string         `json:"proto"`
+	Expected Verb           `json:"expected"`
+	Observed probe.Outcome  `json:"observed"`
+	Pass     bool           `json:"pass"`
+	Line     int            `json:"line"`
+	Detail   string         `json:"detail"`
+	Evidence probe.Evidence `json:"evidence"`
+	Rule     *string        `json:"rule"` // the deciding rule, where the kernel can say it
 }
 
 // WriteJSON writes SPEC.md's JSON document, indented, with a final newline.
@@ -94,7 +98,8 @@ func (r *Report) WriteJSON(w io.Writer) error {
 			User: res.User.Name, UID: res.User.UID, Host: res.Host,
 			Address: res.Address.String(), Family: res.Family(),
 			Port: res.Port.Number, Proto: res.Port.Proto,
-			Expected: res.Expect, Observed: res.Observed, Pass: res.Pass(), Detail: res.Detail,
+			Expected: res.Expect, Observed: res.Observed, Pass: res.Pass(), Line: res.Line,
+			Detail: res.Detail, Evidence: res.Evidence,
 		})
 	}
 	enc := json.NewEncoder(w)

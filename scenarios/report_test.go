@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,28 +28,31 @@ func goldenReport() *scenarios.Report {
 	GinkgoHelper()
 	p, err := scenarios.Load(filepath.Join(golden, "mail.yaml"))
 	Expect(err).NotTo(HaveOccurred())
+	handshake := probe.Evidence{Kind: probe.Handshake}
+	reset := probe.Evidence{Kind: probe.Reset}
 	observed := []struct {
-		outcome probe.Outcome
-		detail  string
+		outcome  probe.Outcome
+		evidence probe.Evidence
+		detail   string
 	}{
-		{probe.Connected, "220 mx.example.test ESMTP"},
-		{probe.Connected, "220 mx.example.test ESMTP"},
-		{probe.Connected, "220 mx.example.test ESMTP"},
-		{probe.Connected, "220 mx.example.test ESMTP"},
-		{probe.Connected, "220 relay.localhost ESMTP"},
-		{probe.Connected, "220 relay.localhost ESMTP"},
-		{probe.Refused, "tcp reset from 192.0.2.25"},
-		{probe.Refused, "tcp reset from 192.0.2.25"},
-		{probe.Connected, "220 mx.example.test ESMTP <postmaster@example.test>\r\n"},
-		{probe.Dropped, "syn dropped in the lab, nothing answered"},
-		{probe.Refused, "tcp reset from 127.0.0.1"},
-		{probe.Error, "socket as uid 33: operation not permitted"},
+		{probe.Connected, handshake, "220 mx.example.test ESMTP"},
+		{probe.Connected, handshake, "220 mx.example.test ESMTP"},
+		{probe.Connected, handshake, "220 mx.example.test ESMTP"},
+		{probe.Connected, handshake, "220 mx.example.test ESMTP"},
+		{probe.Connected, handshake, "220 relay.localhost ESMTP"},
+		{probe.Connected, handshake, "220 relay.localhost ESMTP"},
+		{probe.Refused, reset, "tcp reset from 192.0.2.25"},
+		{probe.Refused, reset, "tcp reset from 192.0.2.25"},
+		{probe.Connected, handshake, "220 mx.example.test ESMTP <postmaster@example.test>\r\n"},
+		{probe.Dropped, probe.Evidence{Kind: probe.Egress, Where: "output"}, "syn dropped in the lab, nothing answered"},
+		{probe.Refused, reset, "tcp reset from 127.0.0.1"},
+		{probe.Error, probe.Evidence{Kind: probe.Failure}, "socket as uid 33: operation not permitted"},
 	}
 	matrix := p.Matrix()
 	Expect(matrix).To(HaveLen(len(observed)))
 	r := &scenarios.Report{Policy: p.Name}
 	for i, pr := range matrix {
-		r.Results = append(r.Results, scenarios.Result{Probe: pr, Observed: observed[i].outcome, Detail: observed[i].detail})
+		r.Results = append(r.Results, scenarios.Result{Probe: pr, Observed: observed[i].outcome, Evidence: observed[i].evidence, Detail: observed[i].detail})
 	}
 	return r
 }
@@ -58,7 +62,9 @@ func matchGolden(name string, got []byte) {
 	GinkgoHelper()
 	file := filepath.Join(golden, name)
 	if *update || os.Getenv("UPDATE_GOLDEN") == "1" {
+		// A golden test never compares a file with what it just wrote.
 		Expect(os.WriteFile(file, got, 0o644)).To(Succeed())
+		Fail(fmt.Sprintf("rewrote %s: check the diff and run again without -update", file))
 	}
 	want, err := os.ReadFile(file)
 	Expect(err).NotTo(HaveOccurred(), "missing golden file: run go test ./scenarios/ -update")
@@ -115,12 +121,13 @@ var _ = Describe("Report", func() {
 		Expect(doc.Probes).To(HaveLen(12))
 		for _, pr := range doc.Probes {
 			Expect(keys(pr)).To(Equal([]string{"user", "uid", "host", "address", "family", "port", "proto",
-				"expected", "observed", "pass", "detail"}))
+				"expected", "observed", "pass", "line", "detail", "evidence", "rule"}))
 		}
 		Expect(string(doc.Probes[8])).To(MatchJSON(`{"user": "www-data", "uid": 33, "host": "mx.example.test",
 			"address": "2001:db8::25", "family": "ipv6", "port": 25, "proto": "tcp",
-			"expected": "deny", "observed": "connected", "pass": false,
-			"detail": "220 mx.example.test ESMTP <postmaster@example.test>\r\n"}`))
+			"expected": "deny", "observed": "connected", "pass": false, "line": 32,
+			"detail": "220 mx.example.test ESMTP <postmaster@example.test>\r\n",
+			"evidence": {"kind": "handshake"}, "rule": null}`))
 	})
 
 	It("writes an empty list of probes, not null", func() {

@@ -87,7 +87,7 @@ func serve(lab *netns.Lab, p *Policy) error {
 		zone.Hosts[h.Name] = h.Addresses
 		for _, a := range h.Addresses {
 			for _, port := range h.Ports {
-				services = append(services, netns.Service{Host: h.Name, Addr: a, Port: port.Number, Proto: port.Proto})
+				services = append(services, netns.Service{Host: h.Name, Addr: a, Port: port.Number, Proto: port.Proto, ServedBy: servedBy(p, h)})
 			}
 		}
 	}
@@ -98,6 +98,15 @@ func serve(lab *netns.Lab, p *Policy) error {
 		return err
 	}
 	return lab.ServeDNS(zone)
+}
+
+// servedBy is the identity h's listeners run as: its served-by user, or the
+// lab's root.
+func servedBy(p *Policy, h Host) netns.Identity {
+	if u, ok := p.User(h.ServedBy); ok {
+		return Identity(u)
+	}
+	return netns.Identity{}
 }
 
 // loadRuleset loads the parts in SPEC.md's order: iptables, ip6tables, nft, script.
@@ -147,7 +156,7 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 				pr := matrix[i]
 				r := probe.Dial(ctx, lab, Identity(pr.User),
 					probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, opts.Backstop)
-				results[i] = Result{Probe: pr, Observed: r.Outcome, Detail: r.Detail}
+				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: r.Detail}
 				if opts.Progress != nil {
 					opts.Progress(int(done.Add(1)), len(matrix))
 				}
