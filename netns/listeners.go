@@ -182,17 +182,33 @@ func (l *Lab) acceptAs(ln net.Listener, id Identity) (net.Listener, error) {
 	if !ok {
 		return ln, nil
 	}
+	// A listener's own RawConn cannot wait for readiness; a duplicate of
+	// its descriptor, handed to the poller as a file, can.
 	rc, err := tl.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	return &credListener{Listener: ln, lab: l, id: id, rc: rc}, nil
+	dup := -1
+	if cerr := rc.Control(func(fd uintptr) { dup, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); cerr != nil {
+		return nil, cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("duplicate a listener: %w", err)
+	}
+	f := os.NewFile(uintptr(dup), "listener")
+	frc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &credListener{Listener: ln, lab: l, id: id, f: f, rc: frc}, nil
 }
 
 type credListener struct {
 	net.Listener
 	lab *Lab
 	id  Identity
+	f   *os.File // the duplicate that Accept waits on
 	rc  syscall.RawConn
 }
 
@@ -215,4 +231,9 @@ func (c *credListener) Accept() (net.Conn, error) {
 	f := os.NewFile(uintptr(nfd), "accepted")
 	defer f.Close()
 	return net.FileConn(f) // a duplicate of the same file: the owner stays
+}
+
+func (c *credListener) Close() error {
+	c.f.Close() // wakes a waiting Accept
+	return c.Listener.Close()
 }
