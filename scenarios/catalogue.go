@@ -36,13 +36,15 @@ type ClientSpec struct {
 	Port uint16 `yaml:"port"`
 }
 
-// Variant is one ruleset of a story, with the cells that the story says get
-// through although the policy denies them (none: the ruleset is right).
+// Variant is one ruleset of a story, with the cells the story says it gets
+// wrong: Bypass cells connect although the policy denies them, Broken cells
+// are blocked although the policy allows them. None: the ruleset is right.
 type Variant struct {
 	Name   string
 	Title  string
 	Policy *Policy
 	Bypass []Cell
+	Broken []Cell
 }
 
 // Cell names the probes of one user, host and address family.
@@ -68,6 +70,7 @@ type scenarioFile struct {
 		Title  string `yaml:"title"`
 		Policy string `yaml:"policy"`
 		Bypass []Cell `yaml:"bypass"`
+		Broken []Cell `yaml:"broken"`
 	} `yaml:"variants"`
 }
 
@@ -124,36 +127,50 @@ func loadScenario(dir string) (*Scenario, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.Variants = append(s.Variants, Variant{Name: v.Name, Title: v.Title, Policy: p, Bypass: v.Bypass})
+		s.Variants = append(s.Variants, Variant{Name: v.Name, Title: v.Title, Policy: p, Bypass: v.Bypass, Broken: v.Broken})
 	}
 	return s, nil
 }
 
-// Check compares a variant's report with its story: the failing probes must
-// be exactly the bypass cells, each of them connected, and nothing may have
-// errored. It returns what differs; none means the story holds.
+// Check compares a variant's report with its story, both ways: every probe
+// of a documented cell fails its expectation in the documented way (a
+// bypass connects, a broken cell is blocked), every other probe passes, and
+// nothing errors. It returns what differs; none means the story holds.
 func (v Variant) Check(r *Report) []string {
 	var problems []string
-	hit := make([]bool, len(v.Bypass))
+	type documented struct {
+		cells []Cell
+		hit   []bool
+		ok    func(Result) bool
+		what  string
+	}
+	docs := []*documented{
+		{v.Bypass, make([]bool, len(v.Bypass)), func(r Result) bool { return r.Observed == probe.Connected }, "connects (a bypass)"},
+		{v.Broken, make([]bool, len(v.Broken)), func(r Result) bool { return r.Observed.Blocked() }, "is blocked (broken)"},
+	}
 	for _, res := range r.Results {
-		inBypass := false
-		for i, c := range v.Bypass {
-			if c.matches(res.Probe) {
-				inBypass, hit[i] = true, true
+		var doc *documented
+		for _, d := range docs {
+			for i, c := range d.cells {
+				if c.matches(res.Probe) {
+					doc, d.hit[i] = d, true
+				}
 			}
 		}
 		switch {
 		case res.Observed == probe.Error:
 			problems = append(problems, fmt.Sprintf("%s: probe error: %s", res.Probe, res.Detail))
-		case inBypass && res.Observed != probe.Connected:
-			problems = append(problems, fmt.Sprintf("%s: the story says it connects (the bypass), observed %s", res.Probe, res.Observed))
-		case !inBypass && !res.Pass():
+		case doc != nil && (res.Pass() || !doc.ok(res)):
+			problems = append(problems, fmt.Sprintf("%s: the story says it fails its expectation (%s %s), observed %s", res.Probe, res.Expect, doc.what, res.Observed))
+		case doc == nil && !res.Pass():
 			problems = append(problems, fmt.Sprintf("%s: expected %s, observed %s", res.Probe, res.Expect, res.Observed))
 		}
 	}
-	for i, c := range v.Bypass {
-		if !hit[i] {
-			problems = append(problems, fmt.Sprintf("bypass cell %s matches no probe", c))
+	for _, d := range docs {
+		for i, c := range d.cells {
+			if !d.hit[i] {
+				problems = append(problems, fmt.Sprintf("documented cell %s matches no probe", c))
+			}
 		}
 	}
 	return problems

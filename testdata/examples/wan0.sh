@@ -7,3 +7,6 @@ for ipt in "$IPTABLES" "$IP6TABLES"; do
 	$ipt -A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
 	$ipt -A OUTPUT -o wan0 -p tcp --dport 443 -j ACCEPT
 done
+# IPv6 needs neighbour discovery to reach anything off the host
+$IP6TABLES -I OUTPUT 1 -p ipv6-icmp --icmpv6-type neighbour-solicitation -j ACCEPT
+$IP6TABLES -I OUTPUT 1 -p ipv6-icmp --icmpv6-type neighbour-advertisement -j ACCEPT
