@@ -14,7 +14,7 @@ import (
 // Command returns a command that runs inside the lab (all three namespaces)
 // as the lab's root: how the candidate's tools and scripts run.
 func (l *Lab) Command(ctx context.Context, argv ...string) *exec.Cmd {
-	args := append([]string{"--target", strconv.Itoa(l.pid), "--user", "--net", "--mount", "--pid", "--"}, argv...)
+	args := append([]string{"--target", strconv.Itoa(l.pid), "--user", "--net", "--mount", "--pid", "--ipc", "--uts", "--"}, argv...)
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C"}
 	return cmd

@@ -68,10 +68,10 @@ func (l *Lab) Answered(f Flow) (bool, error) {
 type ReturnPath int
 
 const (
-	NotDropped      ReturnPath = iota // no evidence of a drop (yet)
-	RequestAtInput                    // the probe's packet died in INPUT, on its way into a loopback listener
-	AnswerAtOutput                    // a loopback listener answered and OUTPUT dropped the answer
-	AnswerAtInput                     // the answer came back and INPUT dropped it
+	NotDropped     ReturnPath = iota // no evidence of a drop (yet)
+	RequestAtInput                   // the probe's packet died in INPUT, on its way into a loopback listener
+	AnswerAtOutput                   // a loopback listener answered and OUTPUT dropped the answer
+	AnswerAtInput                    // the answer came back and INPUT dropped it
 )
 
 // WhereDropped tells, from the sentinel's evidence, where the lab's rules
@@ -124,11 +124,11 @@ func (l *Lab) Forget(f Flow) error {
 type Discovery int
 
 const (
-	DiscoveryOK              Discovery = iota // no evidence that discovery failed
-	SolicitationAtOutput                      // the lab's neighbour solicitation (ICMPv6 135) died in OUTPUT
-	AdvertisementAtInput                      // the neighbour's advertisement (ICMPv6 136) died in INPUT
-	RouterSolicitationAtInput                 // the router's solicitation for the lab's address died in INPUT
-	AdvertisementAtOutput                     // the lab's advertisement to the router died in OUTPUT
+	DiscoveryOK               Discovery = iota // no evidence that discovery failed
+	SolicitationAtOutput                       // the lab's neighbour solicitation (ICMPv6 135) died in OUTPUT
+	AdvertisementAtInput                       // the neighbour's advertisement (ICMPv6 136) died in INPUT
+	RouterSolicitationAtInput                  // the router's solicitation for the lab's address died in INPUT
+	AdvertisementAtOutput                      // the lab's advertisement to the router died in OUTPUT
 )
 
 // NextHop is the neighbour a packet to dst goes to first: the uplink's

@@ -51,6 +51,13 @@ func Init() {
 		os.Exit(1)
 	}
 	fmt.Fprintf(os.Stdout, "ready %d\n", worldFD)
+	// Once the parent holds the world's namespace itself, the holder lets
+	// go of it: nothing inside the lab (whose /proc shows the holder) may
+	// reach the world through the holder's descriptors.
+	if line, err := in.ReadString('\n'); err != nil || line != "held\n" {
+		os.Exit(1)
+	}
+	unix.Close(worldFD)
 	_, _ = io.Copy(io.Discard, in) // until the parent closes our stdin or dies
 	os.Exit(0)
 }
@@ -81,6 +88,11 @@ func holdLab(in *bufio.Reader) (int, error) {
 		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, mode); err != nil {
 			return 0, fmt.Errorf("mount a private %s in the lab: %w", dir, err)
 		}
+	}
+	// The lab's own /proc shows the lab's PID namespace only: a candidate
+	// script sees no host process, and no descriptor of ours.
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return 0, fmt.Errorf("mount the lab's own /proc: %w", err)
 	}
 	if err := os.MkdirAll(labEtcDir, 0o755); err != nil {
 		return 0, err

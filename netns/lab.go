@@ -62,9 +62,10 @@ type Config struct {
 	Backend string
 }
 
-// A lab is user + network + mount + PID namespaces: the PID namespace makes
-// every process started inside (a candidate script's background jobs too)
-// die with the holder.
+// A lab is user + network + mount + PID + IPC + UTS namespaces: the PID
+// namespace (with its own /proc) makes every process started inside (a
+// candidate script's background jobs too) die with the holder, and hides the
+// host's processes; IPC objects a script creates die with the lab.
 
 // Lab is a running lab. Close it to tear everything down; if the process dies
 // instead, the kernel does it.
@@ -125,7 +126,8 @@ func (l *Lab) startHolder(ctx context.Context) error {
 	cmd.Env = []string{holderEnv + "=1"}
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:                 unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWPID,
+		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
+			unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
 		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: IDBase, Size: 65536}},
 		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: IDBase, Size: 65536}},
 		GidMappingsEnableSetgroups: true,
@@ -186,6 +188,9 @@ func (l *Lab) startHolder(ctx context.Context) error {
 	}
 	if l.worldFD, err = unix.Open(fmt.Sprintf("/proc/%d/fd/%s", l.pid, worldFDInHolder), unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 		return fmt.Errorf("open the world's network namespace: %w", err)
+	}
+	if _, err := stdin.Write([]byte("held\n")); err != nil {
+		return fmt.Errorf("configure the lab's holder: %w", err)
 	}
 	return nil
 }
@@ -372,7 +377,6 @@ func (l *Lab) AddWorldAddress(addr netip.Addr) error {
 	}
 	return err
 }
-
 
 // inLab runs fn on a thread inside the lab's network namespace. Sockets made
 // there belong to the lab and may be used from any goroutine afterwards.
