@@ -83,7 +83,9 @@ type Lab struct {
 	closers   []func() error
 
 	sentinel *sentinel
-	gateways []netip.Addr // the world's router addresses on the uplink, one per family
+	gateways   []netip.Addr // the world's router addresses on the uplink, one per family
+	worldAddrs []netip.Addr // every destination address the world owns
+	lost       atomic.Value // a listener the candidate closed under the lab (its name)
 
 	poolOnce sync.Once
 	pool     *socketPool
@@ -375,6 +377,9 @@ func (l *Lab) AddWorldAddress(addr netip.Addr) error {
 	if errors.Is(err, unix.EEXIST) {
 		return nil
 	}
+	if err == nil {
+		l.worldAddrs = append(l.worldAddrs, addr)
+	}
 	return err
 }
 
@@ -417,6 +422,9 @@ func (l *Lab) Close() error {
 	})
 	return errors.Join(errs...)
 }
+
+// Name is the lab's name, for messages.
+func (l *Lab) Name() string { return l.cfg.Name }
 
 // ErrClosed is what a closed lab answers.
 var ErrClosed = errors.New("the lab is closed")

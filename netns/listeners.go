@@ -100,7 +100,7 @@ func (l *Lab) Serve(services []Service) (err error) {
 		ln = &recordingListener{Listener: ln, lab: l, service: s}
 		if !SMTPPorts[s.Port] {
 			l.addCloser(ln.Close)
-			go acceptAndHold(ln)
+			go func() { l.served(s, acceptAndHold(ln)) }()
 			continue
 		}
 		srv := smtpServers[s.Host]
@@ -111,7 +111,7 @@ func (l *Lab) Serve(services []Service) (err error) {
 			smtpServers[s.Host] = srv
 			l.addCloser(srv.Close)
 		}
-		go func() { _ = srv.Serve(ln) }()
+		go func() { l.served(s, srv.Serve(ln)) }()
 	}
 	return nil
 }
@@ -130,12 +130,13 @@ func (r *recordingListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
-// acceptAndHold accepts and keeps each connection until the client closes it.
-func acceptAndHold(ln net.Listener) {
+// acceptAndHold accepts and keeps each connection until the client closes
+// it, and returns why it stopped accepting.
+func acceptAndHold(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			return
+			return err
 		}
 		go func() {
 			_, _ = io.Copy(io.Discard, c)

@@ -2,8 +2,8 @@ package probe
 
 import (
 	"bytes"
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -184,7 +184,7 @@ func (p *dialer) refusedLocally(call string, err error) Result {
 	}
 	ev := Evidence{Kind: HostState, Errno: errnoName(errno), Cause: refusal.String()}
 	detail := fmt.Sprintf("%s: %v: %s", call, err, refusal)
-	if refusal.Blackhole() {
+	if refusal.What == netns.RouteType && refusal.RouteType == "blackhole" {
 		return Result{Dropped, ev, detail}
 	}
 	return Result{Rejected, ev, detail}

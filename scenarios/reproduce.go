@@ -2,9 +2,15 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/egresslab/egresslab/netns"
 
 	"github.com/egresslab/egresslab/probe"
 )
@@ -14,6 +20,9 @@ type VariantRun struct {
 	Variant    Variant
 	ClientUser User
 	Client     *probe.ClientView // nil when the scenario names no client
+	// Transcript is what a real telnet, run as the client user inside the
+	// lab, printed ("" when telnet is not installed: then only Client shows).
+	Transcript string
 	Report     *Report
 	// Problems lists where the run differs from the story; none: it holds.
 	Problems []string
@@ -59,10 +68,38 @@ func (s *Scenario) reproduce(ctx context.Context, v Variant, backstop time.Durat
 			return run, err
 		}
 		run.ClientUser, run.Client = u, &view
+		if run.Transcript, err = realTelnet(ctx, lab, Identity(u), c, backstop, len(view.Attempts)); err != nil {
+			return run, err
+		}
 	}
 	if run.Report, err = ProbeAll(ctx, lab, v.Policy, RunOptions{Backstop: backstop}); err != nil {
 		return run, err
 	}
 	run.Problems = v.Check(run.Report)
 	return run, nil
+}
+
+// realTelnet runs telnet as id inside the lab, through the candidate's rules
+// and the lab's resolvers, and returns what it printed. A telnet still trying
+// (a dropped SYN retries for minutes) is stopped after a backstop for each
+// address it may try, and the transcript says so. "" when telnet is not
+// installed.
+func realTelnet(ctx context.Context, lab *netns.Lab, id netns.Identity, c ClientSpec, backstop time.Duration, addrs int) (string, error) {
+	if _, err := exec.LookPath("telnet"); err != nil {
+		return "", nil
+	}
+	limit := time.Duration(max(addrs, 1)+1) * backstop
+	tctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cmd := lab.CommandAs(tctx, id, "telnet", c.Name, strconv.Itoa(int(c.Port)))
+	cmd.Stdin = strings.NewReader("QUIT\r\n")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case tctx.Err() != nil && ctx.Err() == nil:
+		return fmt.Sprintf("%s[still trying after %s: stopped by egresslab]\n", out, limit), nil
+	case err != nil && !errors.As(err, &exit):
+		return "", fmt.Errorf("run telnet in lab %s: %w", lab.Name(), err)
+	}
+	return string(out), nil
 }

@@ -137,7 +137,7 @@ func loadRuleset(ctx context.Context, lab *netns.Lab, rs Ruleset) error {
 // ProbeAll runs p's whole matrix in lab, concurrently, and then checks that the
 // sentinel survived: if it did not, no "dropped" verdict can be trusted.
 func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (*Report, error) {
-	if err := lab.CheckSentinel(); err != nil {
+	if err := lab.CheckHarness(); err != nil {
 		return nil, err
 	}
 	matrix := p.Matrix()
@@ -167,7 +167,7 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := lab.CheckSentinel(); err != nil {
+	if err := lab.CheckHarness(); err != nil {
 		return nil, fmt.Errorf("after probing: %w", err)
 	}
 	return &Report{Policy: p.Name, Results: results}, nil

@@ -60,7 +60,13 @@ func repro(ctx context.Context, w io.Writer, s *scenarios.Scenario, backstop tim
 		fmt.Fprintf(w, "\n== %s ==\n", r.Variant.Title)
 		if r.Client != nil {
 			c := s.Client
-			fmt.Fprintf(w, "$ telnet %s %d        # as %s (uid %d)\n", c.Name, c.Port, r.ClientUser.Name, r.ClientUser.UID)
+			if r.Transcript != "" {
+				fmt.Fprintf(w, "$ telnet %s %d        # a real telnet, as %s (uid %d), inside the lab\n", c.Name, c.Port, r.ClientUser.Name, r.ClientUser.UID)
+				fmt.Fprint(w, r.Transcript)
+				fmt.Fprintln(w, "probe evidence, address by address:")
+			} else {
+				fmt.Fprintf(w, "$ telnet %s %d        # as %s (uid %d); telnet is not installed: built from probe results\n", c.Name, c.Port, r.ClientUser.Name, r.ClientUser.UID)
+			}
 			r.Client.WriteTelnet(w)
 			fmt.Fprintln(w)
 		}
@@ -76,10 +82,16 @@ func repro(ctx context.Context, w io.Writer, s *scenarios.Scenario, backstop tim
 			for _, p := range r.Problems {
 				fmt.Fprintln(w, "  "+p)
 			}
-		case len(r.Variant.Bypass) > 0:
-			fmt.Fprintln(w, "As the story says: the bypass is there.")
-			for _, c := range r.Variant.Bypass {
-				fmt.Fprintf(w, "  BYPASS: %s connects although the policy denies it\n", c)
+		case len(r.Variant.Bypass)+len(r.Variant.Broken) > 0:
+			fmt.Fprintln(w, "As the story says:")
+			for _, res := range r.Report.Results {
+				switch {
+				case res.Pass():
+				case res.Observed == probe.Connected:
+					fmt.Fprintf(w, "  BYPASS: %s connects although the policy denies it\n", res.Probe)
+				default:
+					fmt.Fprintf(w, "  BROKEN: %s is %s although the policy allows it: %s\n", res.Probe, res.Observed, res.Detail)
+				}
 			}
 		default:
 			fmt.Fprintln(w, "As the story says: every expectation holds on both families.")

@@ -1,0 +1,68 @@
+package netns
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+)
+
+// CheckHarness verifies that the lab's own machinery, which a real host does
+// not have, survived the candidate: the drop sentinel, the listeners and the
+// world beyond the uplink. Call it after the candidate loads and after
+// probing; a *TamperError means no verdict of this lab can be trusted. What
+// the candidate did to the host itself (an interface down, IPv6 off, routes)
+// is not tampering: probes meet it as a real host would.
+func (l *Lab) CheckHarness() error {
+	if err := l.CheckSentinel(); err != nil {
+		return err
+	}
+	if what, ok := l.lost.Load().(string); ok {
+		return &TamperError{Lab: l.cfg.Name, What: "its listener " + what + " (closed under it)"}
+	}
+	lab, err := netlink.NewHandleAt(vnetns.NsHandle(l.labFD))
+	if err != nil {
+		return fmt.Errorf("netlink in lab %s: %w", l.cfg.Name, err)
+	}
+	defer lab.Close()
+	if _, err := lab.LinkByName(l.cfg.Uplink); err != nil {
+		return nil // the candidate removed the host's own uplink: probes meet that
+	}
+	world, err := netlink.NewHandleAt(vnetns.NsHandle(l.worldFD))
+	if err != nil {
+		return fmt.Errorf("netlink in the world of lab %s: %w", l.cfg.Name, err)
+	}
+	defer world.Close()
+	peer, err := world.LinkByName(worldLink)
+	if err != nil {
+		return &TamperError{Lab: l.cfg.Name, What: "the world beyond the uplink (its link is gone)"}
+	}
+	if peer.Attrs().Flags&net.FlagUp == 0 {
+		return &TamperError{Lab: l.cfg.Name, What: "the world beyond the uplink (its link was set down)"}
+	}
+	addrs, err := world.AddrList(peer, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("list the world's addresses in lab %s: %w", l.cfg.Name, err)
+	}
+	have := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		have[ip.Unmap()] = true
+	}
+	for _, a := range append(l.worldAddrs, l.gateways...) {
+		if !have[a] {
+			return &TamperError{Lab: l.cfg.Name, What: fmt.Sprintf("the world beyond the uplink (address %s is gone)", a)}
+		}
+	}
+	return nil
+}
+
+// served records that a listener stopped serving; if the lab is not closing,
+// the candidate closed it under us.
+func (l *Lab) served(s Service, err error) {
+	if err != nil && !l.closed.Load() {
+		l.lost.CompareAndSwap(nil, s.String())
+	}
+}
