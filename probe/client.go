@@ -62,6 +62,9 @@ func (v ClientView) Connected() (Attempt, bool) {
 // candidate's rules apply to the lookups as they would to the client's own.
 // A name that cannot be resolved that way is a *ResolveError.
 func Resolve(ctx context.Context, lab ClientLab, id netns.Identity, name string, backstop time.Duration) (host string, addrs []netip.Addr, err error) {
+	if backstop <= 0 {
+		backstop = DefaultBackstop
+	}
 	host = strings.TrimSuffix(name, ".")
 	if rrs, err := lookupAs(ctx, lab, id, host, dns.TypeMX, backstop); err == nil {
 		var best *dns.MX
