@@ -82,7 +82,7 @@ type Lab struct {
 	closed    atomic.Bool
 	closers   []func() error
 
-	sentinel *sentinel
+	sentinel   *sentinel
 	gateways   []netip.Addr // the world's router addresses on the uplink, one per family
 	worldAddrs []netip.Addr // every destination address the world owns
 	lost       atomic.Value // a listener the candidate closed under the lab (its name)
