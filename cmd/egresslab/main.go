@@ -44,11 +44,11 @@ func main() {
 	defer stop()
 	root := newRootCommand()
 	err := root.ExecuteContext(ctx)
-	os.Exit(report(err))
+	os.Exit(reportError(err))
 }
 
-// report prints err and returns the exit status it stands for.
-func report(err error) int {
+// reportError prints err and returns the exit status it stands for.
+func reportError(err error) int {
 	if err == nil {
 		return exitPass
 	}
