@@ -3,6 +3,8 @@ package suites_test
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -100,6 +102,27 @@ type workflowStep struct {
 	Run  string            `yaml:"run"`
 	With map[string]string `yaml:"with"`
 }
+
+var _ = It("the README's and docs' relative links lead to files that exist", Label("docs"), func() {
+	files, err := filepath.Glob("../docs/*.md")
+	Expect(err).NotTo(HaveOccurred())
+	files = append(files, "../README.md", "../docs/ci/README.md")
+	link := regexp.MustCompile(`\]\(([^)#\s]+)(#[^)]*)?\)`)
+	checked := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		Expect(err).NotTo(HaveOccurred())
+		for _, m := range link.FindAllStringSubmatch(string(data), -1) {
+			if strings.Contains(m[1], "://") {
+				continue
+			}
+			_, err := os.Stat(filepath.Join(filepath.Dir(f), m[1]))
+			Expect(err).NotTo(HaveOccurred(), "%s links to %s", f, m[1])
+			checked++
+		}
+	}
+	Expect(checked).To(BeNumerically(">", 20), "the link pattern found the links")
+})
 
 // readYAML decodes a file into v; a file that is not YAML fails the spec.
 func readYAML(file string, v any) {
