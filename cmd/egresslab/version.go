@@ -42,8 +42,13 @@ func versionLine() string {
 		commit = pseudoVersionCommit(bi.Main.Version)
 	}
 	var parts []string
-	if commit != "" {
+	switch {
+	case commit != "":
 		parts = append(parts, "commit "+commit)
+	case bi.Main.Sum != "":
+		// A tagged release installed with go install carries no VCS
+		// settings; its module checksum names exactly what was built.
+		parts = append(parts, "module sum "+bi.Main.Sum)
 	}
 	if t := settings["vcs.time"]; t != "" {
 		parts = append(parts, t)
