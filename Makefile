@@ -8,13 +8,16 @@ BIN     := bin/egresslab
 GINKGO  := $(GO) tool ginkgo
 # command:package pairs the lab and the tests need
 NEEDS   := iptables-nft-restore:iptables iptables-legacy-restore:iptables nft:nftables \
-           ip:iproute2 nsenter:util-linux setpriv:util-linux telnet:telnet
+           ip:iproute2 nsenter:util-linux setpriv:util-linux telnet:telnet \
+           swaks:swaks curl:curl nc:netcat-openbsd
 
 .PHONY: all build demo test bench lint deps
 all: build
 
+# -buildvcs=auto stamps the commit (`egresslab version`) in a git checkout,
+# whatever GOFLAGS says; a linked git worktree is not stamped (golang/go#58218).
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/egresslab
+	$(GO) build -trimpath -buildvcs=auto -o $(BIN) ./cmd/egresslab
 
 demo: deps build
 	./$(BIN) repro

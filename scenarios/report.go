@@ -3,11 +3,11 @@ package scenarios
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/egresslab/egresslab/probe"
@@ -19,6 +19,7 @@ type Result struct {
 	Observed probe.Outcome
 	Evidence probe.Evidence // what decided the outcome
 	Detail   string         // what answered, or why not (from the prober)
+	Duration time.Duration  // how long the probe took (zero when not measured)
 }
 
 // Pass reports whether the observed outcome meets the expectation.
@@ -35,8 +36,10 @@ type Summary struct {
 // Report is the outcome of verifying one policy. Results are expected in
 // Matrix order; the table keeps the order it is given.
 type Report struct {
-	Policy  string
-	Results []Result
+	Policy   string
+	File     string // the policy file, for reproduction commands ("" when unknown)
+	Results  []Result
+	Duration time.Duration // the whole run, when measured
 }
 
 // Pass reports whether every expectation held.
@@ -51,16 +54,9 @@ func (r *Report) Pass() bool {
 
 // Summary counts the results.
 func (r *Report) Summary() Summary {
-	s := Summary{Probes: len(r.Results)}
+	var s Summary
 	for _, res := range r.Results {
-		if res.Pass() {
-			s.Passed++
-		} else {
-			s.Failed++
-		}
-		if res.Observed == probe.Error {
-			s.Errors++
-		}
+		s.add(res)
 	}
 	return s
 }
@@ -108,60 +104,6 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	return enc.Encode(doc)
 }
 
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Errors   int          `xml:"errors,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Errors   int         `xml:"errors,attr"`
-	Cases    []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	Classname string        `xml:"classname,attr"`
-	Name      string        `xml:"name,attr"`
-	Failure   *junitMessage `xml:"failure,omitempty"`
-	Error     *junitMessage `xml:"error,omitempty"`
-}
-
-type junitMessage struct {
-	Message string `xml:"message,attr"`
-	Text    string `xml:",chardata"`
-}
-
-// WriteJUnit writes one test case per probe. JUnit counts an error apart
-// from a failure, so failures here are the failed probes that did run.
-func (r *Report) WriteJUnit(w io.Writer) error {
-	s := r.Summary()
-	suite := junitSuite{Name: r.Policy, Tests: s.Probes, Failures: s.Failed - s.Errors, Errors: s.Errors}
-	for _, res := range r.Results {
-		c := junitCase{Classname: r.Policy, Name: res.Probe.String()}
-		msg := &junitMessage{Message: res.verdict(), Text: res.Detail}
-		switch {
-		case res.Observed == probe.Error:
-			c.Error = msg
-		case !res.Pass():
-			c.Failure = msg
-		}
-		suite.Cases = append(suite.Cases, c)
-	}
-	doc := junitSuites{Name: "egresslab", Tests: suite.Tests, Failures: suite.Failures, Errors: suite.Errors, Suites: []junitSuite{suite}}
-	out, err := xml.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return fmt.Errorf("write junit: %w", err)
-	}
-	_, err = io.WriteString(w, xml.Header+string(out)+"\n")
-	return err
-}
-
 // verdict is "expected deny, observed connected".
 func (r Result) verdict() string {
 	expected := string(r.Expect)
@@ -181,7 +123,7 @@ const (
 // WriteTable writes the truth table: users down the side; across the top
 // host, then family and address, then port, so each column is one probe.
 // One glyph per cell; a mismatch carries a '!'. The mismatches follow in
-// full, each with the policy line that decided it, then the summary.
+// full, grouped by kind (failures.go), then the summary lines.
 func (r *Report) WriteTable(w io.Writer, color bool) error {
 	paint := func(code, s string) string {
 		if !color {
@@ -202,31 +144,8 @@ func (r *Report) WriteTable(w io.Writer, color bool) error {
 		}
 		b.WriteString(legend + "\n")
 	}
-	var failed []string
-	for _, res := range r.Results {
-		if res.Pass() {
-			continue
-		}
-		line := res.Probe.String() + ": " + res.verdict()
-		if d := oneLine(res.Detail); d != "" {
-			line += " — " + d
-		}
-		if res.Line > 0 {
-			line += fmt.Sprintf(" (policy line %d)", res.Line)
-		}
-		failed = append(failed, paint(red, line))
-	}
-	if len(failed) > 0 {
-		b.WriteString("\n" + strings.Join(failed, "\n") + "\n")
-	}
-	s := r.Summary()
-	summary := fmt.Sprintf("%s: %d passed, %d failed, %s", plural(s.Probes, "probe"), s.Passed, s.Failed, plural(s.Errors, "error"))
-	if s.Failed > 0 {
-		summary = paint(red, summary)
-	} else {
-		summary = paint(green, summary)
-	}
-	b.WriteString("\n" + summary + "\n")
+	r.writeFailures(&b, paint)
+	r.writeSummary(&b, paint)
 	_, err := w.Write(b.Bytes())
 	return err
 }

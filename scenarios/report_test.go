@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -150,6 +151,7 @@ var _ = Describe("Report", func() {
 				Cases []struct {
 					Classname string  `xml:"classname,attr"`
 					Name      string  `xml:"name,attr"`
+					Time      string  `xml:"time,attr"`
 					Failure   *string `xml:"failure"`
 					Error     *string `xml:"error"`
 				} `xml:"testcase"`
@@ -160,11 +162,82 @@ var _ = Describe("Report", func() {
 		Expect(doc.Suite.Name).To(Equal("mail-egress"))
 		Expect(doc.Suite.Cases).To(HaveLen(12))
 		c := doc.Suite.Cases[8]
-		Expect(c.Classname).To(Equal("mail-egress"))
-		Expect(c.Name).To(Equal("www-data -> mx.example.test [2001:db8::25]:25/tcp (ipv6)"))
-		Expect(c.Failure).NotTo(BeNil())
-		Expect(doc.Suite.Cases[11].Error).To(HaveValue(Equal("socket as uid 33: operation not permitted")))
-		Expect(b.String()).To(ContainSubstring(`<failure message="expected deny, observed connected">`))
+		Expect(c.Classname).To(Equal("mail-egress.www-data.ipv6"), "classnames group by policy, user and family")
+		Expect(c.Name).To(Equal("mx.example.test [2001:db8::25]:25/tcp"))
+		Expect(c.Time).To(Equal("0.000"))
+		Expect(c.Failure).To(HaveValue(ContainSubstring(
+			"reproduce: egresslab exec -f egresslab.yaml --user www-data -- nc -vz -n -w 3 2001:db8::25 25")))
+		Expect(doc.Suite.Cases[11].Error).To(HaveValue(HavePrefix("socket as uid 33: operation not permitted\npolicy line 32\n")))
+		Expect(b.String()).To(ContainSubstring(`<failure message="expected deny, observed connected" type="bypass">`))
+	})
+
+	It("gives each JUnit test case the probe's time", func() {
+		r.Results[0].Duration = 1500 * time.Microsecond
+		r.Duration = 2 * time.Second
+		var b bytes.Buffer
+		Expect(r.WriteJUnit(&b)).To(Succeed())
+		Expect(b.String()).To(ContainSubstring(`name="mx.example.test [192.0.2.25]:25/tcp" time="0.002"`))
+		Expect(b.String()).To(ContainSubstring(`<testsuite name="mail-egress" tests="12" failures="1" errors="1" time="2.000">`))
+	})
+
+	It("writes a run that could not happen as one failing JUnit test case saying why", func() {
+		var b bytes.Buffer
+		Expect(scenarios.WriteJUnitNotRun(&b, "mail-egress", "bad input", "mail.yaml:3:5: unknown key \"hostz\"")).To(Succeed())
+		var doc struct {
+			Tests    int `xml:"tests,attr"`
+			Failures int `xml:"failures,attr"`
+			Suite    struct {
+				Cases []struct {
+					Classname string `xml:"classname,attr"`
+					Time      string `xml:"time,attr"`
+					Failure   struct {
+						Message string `xml:"message,attr"`
+						Text    string `xml:",chardata"`
+					} `xml:"failure"`
+				} `xml:"testcase"`
+			} `xml:"testsuite"`
+		}
+		Expect(xml.Unmarshal(b.Bytes(), &doc)).To(Succeed())
+		Expect([]int{doc.Tests, doc.Failures}).To(Equal([]int{1, 1}))
+		Expect(doc.Suite.Cases).To(HaveLen(1))
+		Expect(doc.Suite.Cases[0].Classname).To(Equal("mail-egress"))
+		Expect(doc.Suite.Cases[0].Time).To(Equal("0.000"))
+		Expect(doc.Suite.Cases[0].Failure.Message).To(Equal("bad input"))
+		Expect(doc.Suite.Cases[0].Failure.Text).To(ContainSubstring(`unknown key "hostz"`))
+	})
+
+	It("lists bypasses first, then breakage, then the wrong way of failing, with a line per family", func() {
+		// 21 probes that fail the wrong way must not bury one bypass.
+		p := r.Results[0].Probe
+		var results []scenarios.Result
+		for i := range 21 {
+			q := p
+			q.Port = scenarios.Port{Number: uint16(1000 + i), Proto: "tcp"}
+			q.Expect = scenarios.Drop
+			results = append(results, scenarios.Result{Probe: q, Observed: probe.Rejected})
+		}
+		broken := p
+		broken.Expect = scenarios.Allow
+		results = append(results, scenarios.Result{Probe: broken, Observed: probe.Dropped})
+		leak := r.Results[8]
+		results = append(results, leak)
+		var b bytes.Buffer
+		Expect((&scenarios.Report{Policy: "ranked", Results: results}).WriteTable(&b, false)).To(Succeed())
+		out := b.String()
+		bypassAt := strings.Index(out, "BYPASS: 1 probe connected although the policy forbids it\n  www-data -> mx.example.test [2001:db8::25]:25/tcp")
+		breakAt := strings.Index(out, "BREAKAGE: 1 probe the policy allows was blocked\n  postfix -> mx.example.test [192.0.2.25]:25/tcp (ipv4): expected allow, observed dropped")
+		wrongAt := strings.Index(out, "WRONG WAY OF FAILING: 21 probes were blocked, but not as the policy says")
+		Expect([]int{bypassAt, breakAt, wrongAt}).To(HaveEach(BeNumerically(">", 0)), out)
+		Expect(bypassAt).To(BeNumerically("<", breakAt))
+		Expect(breakAt).To(BeNumerically("<", wrongAt))
+		Expect(out).To(HaveSuffix("\nipv4: 22 probes, 0 passed, 22 failed (1 blocked, 21 wrong way)\n" +
+			"ipv6: 1 probe, 0 passed, 1 failed (1 bypass)\n" +
+			"23 probes: 0 passed, 23 failed, 0 errors\n"))
+	})
+
+	It("says how to replay a probe with a real client", func() {
+		Expect(r.Results[8].ExecCommand("my policies/mail.yaml")).To(Equal(
+			"egresslab exec -f 'my policies/mail.yaml' --user www-data -- nc -vz -n -w 3 2001:db8::25 25"))
 	})
 })
 

@@ -154,9 +154,10 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 					return
 				}
 				pr := matrix[i]
+				start := time.Now()
 				r := probe.Dial(ctx, lab, Identity(pr.User),
 					probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, opts.Backstop)
-				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: r.Detail}
+				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: r.Detail, Duration: time.Since(start)}
 				if opts.Progress != nil {
 					opts.Progress(int(done.Add(1)), len(matrix))
 				}
@@ -170,7 +171,7 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 	if err := lab.CheckHarness(); err != nil {
 		return nil, fmt.Errorf("after probing: %w", err)
 	}
-	return &Report{Policy: p.Name, Results: results}, nil
+	return &Report{Policy: p.Name, File: p.File, Results: results}, nil
 }
 
 // User returns the policy's user called name.

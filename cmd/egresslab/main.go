@@ -44,11 +44,11 @@ func main() {
 	defer stop()
 	root := newRootCommand()
 	err := root.ExecuteContext(ctx)
-	os.Exit(report(err))
+	os.Exit(reportError(err))
 }
 
-// report prints err and returns the exit status it stands for.
-func report(err error) int {
+// reportError prints err and returns the exit status it stands for.
+func reportError(err error) int {
 	if err == nil {
 		return exitPass
 	}
@@ -92,11 +92,13 @@ the policy expected next to what happened, per address family.`,
   sudo egresslab verify --format json --junit report.xml`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionLine(), // --version
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitBadInput, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
-	root.AddCommand(newVerifyCommand(), newReproCommand(), newScenariosCommand(), newVersionCommand())
+	root.AddCommand(newVerifyCommand(), newExecCommand(), newShellCommand(), newReproCommand(), newScenariosCommand(), newVersionCommand())
 	return root
 }
 

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/egresslab/egresslab/probe"
@@ -32,39 +36,30 @@ a probe errored.`,
   sudo egresslab verify -f mail.yaml --junit egresslab-junit.xml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "table" && format != "json" {
-				return &exitError{code: exitBadInput, err: fmt.Errorf("--format %q: want table or json", format)}
-			}
-			p, err := scenarios.Load(file)
-			if err != nil {
-				return err
-			}
-			opts := scenarios.RunOptions{Backstop: backstop}
-			if isTerminal(os.Stderr) {
-				opts.Progress = progress(p.Name)
-			}
-			rep, err := scenarios.Run(cmd.Context(), p, opts)
-			if opts.Progress != nil {
-				fmt.Fprint(os.Stderr, "\r\033[K")
-			}
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if format == "json" {
-				err = rep.WriteJSON(out)
-			} else {
-				err = rep.WriteTable(out, useColor(os.Stdout))
-			}
-			if err != nil {
-				return err
-			}
+			// The JUnit file is opened first: a path that cannot be written
+			// is bad input, found before any lab starts. Once open, it is
+			// written whatever the exit status, so CI always has a report.
+			var junitFile *os.File
 			if junit != "" {
-				if err := writeJUnit(junit, rep); err != nil {
-					return &exitError{code: exitNoLab, err: err}
+				f, err := os.Create(junit)
+				if err != nil {
+					return &exitError{code: exitBadInput, err: fmt.Errorf("--junit: %w", err)}
+				}
+				junitFile = f
+			}
+			name := policyName(file)
+			start := time.Now()
+			rep, err := verify(cmd, file, format, backstop, &name)
+			if junitFile != nil {
+				if rep != nil {
+					rep.Duration = time.Since(start)
+				}
+				if jerr := writeJUnit(junitFile, rep, name, err); jerr != nil {
+					code := reportError(err) // printed here, so that both are said
+					return &exitError{code: max(code, exitNoLab), err: jerr}
 				}
 			}
-			return verdict(rep)
+			return err
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "egresslab.yaml", "the policy file")
@@ -75,6 +70,40 @@ a probe errored.`,
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 	return cmd
+}
+
+// verify runs the policy and prints the report; rep is nil when no run
+// happened. name is updated to the policy's own name once it is loaded.
+func verify(cmd *cobra.Command, file, format string, backstop time.Duration, name *string) (*scenarios.Report, error) {
+	if format != "table" && format != "json" {
+		return nil, &exitError{code: exitBadInput, err: fmt.Errorf("--format %q: want table or json", format)}
+	}
+	p, err := scenarios.Load(file)
+	if err != nil {
+		return nil, err
+	}
+	*name = p.Name
+	opts := scenarios.RunOptions{Backstop: backstop}
+	if isTerminal(os.Stderr) {
+		opts.Progress = progress(p.Name)
+	}
+	rep, err := scenarios.Run(cmd.Context(), p, opts)
+	if opts.Progress != nil {
+		fmt.Fprint(os.Stderr, "\r\033[K")
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := cmd.OutOrStdout()
+	if format == "json" {
+		err = rep.WriteJSON(out)
+	} else {
+		err = rep.WriteTable(out, useColor(os.Stdout))
+	}
+	if err != nil {
+		return rep, err
+	}
+	return rep, verdict(rep)
 }
 
 // verdict turns a report into the exit status SPEC.md gives it.
@@ -89,16 +118,47 @@ func verdict(rep *scenarios.Report) error {
 	return nil
 }
 
-func writeJUnit(path string, rep *scenarios.Report) error {
-	f, err := os.Create(path)
+// writeJUnit writes rep, or, when no run happened, one failing test case
+// saying why, and closes f.
+func writeJUnit(f *os.File, rep *scenarios.Report, name string, runErr error) error {
+	var err error
+	if rep != nil {
+		err = rep.WriteJUnit(f)
+	} else {
+		kind := "the lab could not run"
+		switch {
+		case runErr == nil:
+			kind, runErr = "no run", errors.New("no run happened")
+		case errors.Is(runErr, context.Canceled):
+			kind = "interrupted"
+		case isBadInput(runErr):
+			kind = "bad input"
+		}
+		err = scenarios.WriteJUnitNotRun(f, name, kind, runErr.Error())
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
-		return fmt.Errorf("write JUnit report: %w", err)
+		return fmt.Errorf("write JUnit report %s: %w", f.Name(), err)
 	}
-	if err := rep.WriteJUnit(f); err != nil {
-		f.Close()
-		return fmt.Errorf("write JUnit report %s: %w", path, err)
+	return nil
+}
+
+// isBadInput reports whether err ends the run with exit status 2.
+func isBadInput(err error) bool {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code == exitBadInput
 	}
-	return f.Close()
+	return statusOf(err) == exitBadInput
+}
+
+// policyName is the name a policy file gets before it is read: its base
+// name without extension, as SPEC.md's default name.
+func policyName(file string) string {
+	base := filepath.Base(file)
+	return strings.TrimSuffix(base, filepath.Ext(base))
 }
 
 func progress(name string) func(done, total int) {

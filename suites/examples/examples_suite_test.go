@@ -1,0 +1,35 @@
+package examples_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/probe"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+// TestMain calls netns.Init first: a lab's holder is this test binary,
+// re-executed, and Init is where it takes over. Without it, Open fails.
+func TestMain(m *testing.M) {
+	netns.Init()
+	os.Exit(m.Run())
+}
+
+func TestExamples(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "egresslab worked examples")
+}
+
+var _ = BeforeSuite(func() {
+	// Labs need root; a suite that cannot run fails loudly, it never skips.
+	Expect(os.Geteuid()).To(BeZero(), "labs need root: run the suite as root (sudo go test ./...)")
+})
+
+// Outcome names for truth tables written in tests.
+const (
+	connected = probe.Connected
+	rejected  = probe.Rejected
+)
