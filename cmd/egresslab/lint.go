@@ -58,8 +58,12 @@ Exit status: 0 no findings; 1 findings; 2 bad input (a file a tool rejects);
 			findings, err := lint.Lint(cmd.Context(), sources, opts)
 			if err != nil {
 				var rerr *lint.RulesetError
-				if errors.As(err, &rerr) {
+				var uerr *lint.UnavailableError
+				switch {
+				case errors.As(err, &rerr):
 					return &exitError{code: exitBadInput, err: err}
+				case errors.As(err, &uerr):
+					return &exitError{code: exitNoLab, err: err}
 				}
 				return err
 			}

@@ -16,7 +16,7 @@ type baseChain struct {
 	Blocks     bool     // a DROP policy, or a final rule that drops or rejects everything
 	BlockLine  int
 	BlockText  string
-	NDDropLine int    // the first rule (or the policy) that takes ND before an accept let it through
+	NDDropLine int // the first rule (or the policy) that takes ND before an accept let it through
 	NDDropText string
 	IPTables   bool
 	TableChain string // iptables: "filter/OUTPUT"

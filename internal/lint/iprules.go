@@ -81,7 +81,7 @@ var (
 		"icmp6-adm-prohibited": "prohibited",
 		"icmp-net-unreachable": "no-route", "icmp-host-unreachable": "no-route", "icmp6-no-route": "no-route",
 		"icmp6-addr-unreachable": "no-route",
-		"tcp-reset": "tcp-reset",
+		"tcp-reset":              "tcp-reset",
 	}
 	addressOptions = map[string]bool{"-s": true, "-d": true, "--source": true, "--destination": true,
 		"--src-range": true, "--dst-range": true, "--to-destination": true, "--to-source": true}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -121,7 +122,18 @@ func rulesetError(err error, src Source, tool string) error {
 	if m := nftLine.FindStringSubmatch(te.Out); m != nil && tool == "nft" {
 		line, _ = strconv.Atoi(m[1])
 	}
+	if os.Geteuid() != 0 && strings.Contains(te.Out, "RULE_APPEND failed (Invalid argument)") && ownerLine(src.Data, line) {
+		// Not the file's fault: without root the sandbox maps only the
+		// caller's uid, and the kernel refuses owner matches on any other.
+		return &UnavailableError{What: "root to load " + src.Path + " line " + strconv.Itoa(line),
+			Fix: "an iptables owner match on another uid only loads where that uid is mapped: run egresslab lint as root"}
+	}
 	return &RulesetError{File: src.Path, Line: line, Tool: tool, Msg: strings.ReplaceAll(te.Out, "/dev/stdin", src.Path)}
+}
+
+func ownerLine(data []byte, line int) bool {
+	lines := strings.Split(string(data), "\n")
+	return line > 0 && line <= len(lines) && strings.Contains(lines[line-1], "-owner")
 }
 
 // parseSave reads iptables-save output.

@@ -80,10 +80,18 @@ func (e *RulesetError) Error() string {
 	return fmt.Sprintf("%s: %s: %s", e.File, e.Tool, e.Msg)
 }
 
+// UnavailableError says lint cannot run here, and what to do.
+type UnavailableError struct {
+	What string
+	Fix  string
+}
+
+func (e *UnavailableError) Error() string { return fmt.Sprintf("lint needs %s: %s", e.What, e.Fix) }
+
 // Lint loads every source with its real tool, each in a sandbox of its own
 // (in parallel), and returns the findings in file and line order. A file
 // the tool refuses is a *RulesetError; a machine without user namespaces or
-// without the tools gives a *netns.UnavailableError.
+// without the tools gives an *UnavailableError.
 func Lint(ctx context.Context, sources []Source, opts Options) ([]Finding, error) {
 	if opts.Backend == "" {
 		opts.Backend = "nft"

@@ -145,4 +145,3 @@ func placeLines(rs *nftRuleset, src nftSource) {
 		}
 	}
 }
-

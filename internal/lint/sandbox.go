@@ -71,7 +71,7 @@ func (s sandbox) run(ctx context.Context, stdin []byte, argv ...string) ([]byte,
 	}
 	msg := strings.TrimSpace(stderr.String())
 	if exit.ExitCode() == 127 || strings.Contains(msg, "mount:") {
-		return nil, &netns.UnavailableError{What: argv[0] + " in a user namespace", Fix: oneLine(msg)}
+		return nil, &UnavailableError{What: "its sandbox (a user + network + mount namespace, as unshare -Urnm makes)", Fix: oneLine(msg)}
 	}
 	return stdout.Bytes(), &toolError{Tool: argv[0], Out: msg}
 }
@@ -98,7 +98,7 @@ func sandboxAttr() *syscall.SysProcAttr {
 
 func unavailable(err error) error {
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL) {
-		return &netns.UnavailableError{What: "a user namespace (as unshare -Urn makes)",
+		return &UnavailableError{What: "a user namespace (as unshare -Urn makes)",
 			Fix: "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0) or run as root: " + err.Error()}
 	}
 	return fmt.Errorf("start the lint sandbox: %w", err)
