@@ -37,10 +37,14 @@ type Summary struct {
 type Report struct {
 	Policy  string
 	Results []Result
+	Parity  []ParityCell // cells that failed verify --parity (CheckParity)
 }
 
-// Pass reports whether every expectation held.
+// Pass reports whether every expectation held, and parity where checked.
 func (r *Report) Pass() bool {
+	if len(r.Parity) > 0 {
+		return false
+	}
 	for _, res := range r.Results {
 		if !res.Pass() {
 			return false
@@ -67,10 +71,11 @@ func (r *Report) Summary() Summary {
 
 // The JSON document of SPEC.md; field order is the key order.
 type jsonReport struct {
-	Policy  string      `json:"policy"`
-	Pass    bool        `json:"pass"`
-	Summary Summary     `json:"summary"`
-	Probes  []jsonProbe `json:"probes"`
+	Policy  string       `json:"policy"`
+	Pass    bool         `json:"pass"`
+	Summary Summary      `json:"summary"`
+	Probes  []jsonProbe  `json:"probes"`
+	Parity  []ParityCell `json:"parity,omitempty"`
 }
 
 type jsonProbe struct {
@@ -92,7 +97,7 @@ type jsonProbe struct {
 
 // WriteJSON writes SPEC.md's JSON document, indented, with a final newline.
 func (r *Report) WriteJSON(w io.Writer) error {
-	doc := jsonReport{Policy: r.Policy, Pass: r.Pass(), Summary: r.Summary(), Probes: []jsonProbe{}}
+	doc := jsonReport{Policy: r.Policy, Pass: r.Pass(), Summary: r.Summary(), Probes: []jsonProbe{}, Parity: r.Parity}
 	for _, res := range r.Results {
 		doc.Probes = append(doc.Probes, jsonProbe{
 			User: res.User.Name, UID: res.User.UID, Host: res.Host,
@@ -219,6 +224,7 @@ func (r *Report) WriteTable(w io.Writer, color bool) error {
 	if len(failed) > 0 {
 		b.WriteString("\n" + strings.Join(failed, "\n") + "\n")
 	}
+	r.writeParity(&b, paint)
 	s := r.Summary()
 	summary := fmt.Sprintf("%s: %d passed, %d failed, %s", plural(s.Probes, "probe"), s.Passed, s.Failed, plural(s.Errors, "error"))
 	if s.Failed > 0 {

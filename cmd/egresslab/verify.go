@@ -15,6 +15,7 @@ func newVerifyCommand() *cobra.Command {
 		file     string
 		format   string
 		junit    string
+		parity   bool
 		backstop time.Duration
 	)
 	cmd := &cobra.Command{
@@ -50,6 +51,9 @@ a probe errored.`,
 			if err != nil {
 				return err
 			}
+			if parity {
+				rep.Parity = scenarios.CheckParity(p, rep)
+			}
 			out := cmd.OutOrStdout()
 			if format == "json" {
 				err = rep.WriteJSON(out)
@@ -70,6 +74,7 @@ a probe errored.`,
 	cmd.Flags().StringVarP(&file, "file", "f", "egresslab.yaml", "the policy file")
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
 	cmd.Flags().StringVar(&junit, "junit", "", "also write a JUnit XML report to `FILE`")
+	cmd.Flags().BoolVar(&parity, "parity", false, "also fail any user x host x port whose outcome differs between IPv4 and IPv6 (unless an expectation names a family)")
 	cmd.Flags().DurationVar(&backstop, "timeout", probe.DefaultBackstop,
 		"how long to wait for an answer to a packet that left the lab (drops at the lab's egress never wait)")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
