@@ -96,7 +96,7 @@ the policy expected next to what happened, per address family.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitBadInput, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
-	root.AddCommand(newVerifyCommand(), newLintCommand(), newReproCommand(), newScenariosCommand(), newVersionCommand())
+	root.AddCommand(newVerifyCommand(), newLintCommand(), newDiffCommand(), newReproCommand(), newScenariosCommand(), newVersionCommand())
 	return root
 }
 
