@@ -40,10 +40,14 @@ type Report struct {
 	File     string // the policy file, for reproduction commands ("" when unknown)
 	Results  []Result
 	Duration time.Duration // the whole run, when measured
+	Parity   []ParityCell  // cells that failed verify --parity (CheckParity)
 }
 
-// Pass reports whether every expectation held.
+// Pass reports whether every expectation held, and parity where checked.
 func (r *Report) Pass() bool {
+	if len(r.Parity) > 0 {
+		return false
+	}
 	for _, res := range r.Results {
 		if !res.Pass() {
 			return false
@@ -63,10 +67,11 @@ func (r *Report) Summary() Summary {
 
 // The JSON document of SPEC.md; field order is the key order.
 type jsonReport struct {
-	Policy  string      `json:"policy"`
-	Pass    bool        `json:"pass"`
-	Summary Summary     `json:"summary"`
-	Probes  []jsonProbe `json:"probes"`
+	Policy  string       `json:"policy"`
+	Pass    bool         `json:"pass"`
+	Summary Summary      `json:"summary"`
+	Probes  []jsonProbe  `json:"probes"`
+	Parity  []ParityCell `json:"parity,omitempty"`
 }
 
 type jsonProbe struct {
@@ -88,7 +93,7 @@ type jsonProbe struct {
 
 // WriteJSON writes SPEC.md's JSON document, indented, with a final newline.
 func (r *Report) WriteJSON(w io.Writer) error {
-	doc := jsonReport{Policy: r.Policy, Pass: r.Pass(), Summary: r.Summary(), Probes: []jsonProbe{}}
+	doc := jsonReport{Policy: r.Policy, Pass: r.Pass(), Summary: r.Summary(), Probes: []jsonProbe{}, Parity: r.Parity}
 	for _, res := range r.Results {
 		doc.Probes = append(doc.Probes, jsonProbe{
 			User: res.User.Name, UID: res.User.UID, Host: res.Host,
@@ -145,6 +150,7 @@ func (r *Report) WriteTable(w io.Writer, color bool) error {
 		b.WriteString(legend + "\n")
 	}
 	r.writeFailures(&b, paint)
+	r.writeParity(&b, paint)
 	r.writeSummary(&b, paint)
 	_, err := w.Write(b.Bytes())
 	return err

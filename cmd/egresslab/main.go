@@ -98,7 +98,8 @@ the policy expected next to what happened, per address family.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitBadInput, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
-	root.AddCommand(newVerifyCommand(), newExecCommand(), newShellCommand(), newReproCommand(), newScenariosCommand(), newVersionCommand())
+	root.AddCommand(newVerifyCommand(), newLintCommand(), newDiffCommand(), newExecCommand(), newShellCommand(),
+		newReproCommand(), newScenariosCommand(), newVersionCommand())
 	return root
 }
 

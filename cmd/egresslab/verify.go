@@ -19,6 +19,7 @@ func newVerifyCommand() *cobra.Command {
 		file     string
 		format   string
 		junit    string
+		parity   bool
 		backstop time.Duration
 	)
 	cmd := &cobra.Command{
@@ -49,7 +50,7 @@ a probe errored.`,
 			}
 			name := policyName(file)
 			start := time.Now()
-			rep, err := verify(cmd, file, format, backstop, &name)
+			rep, err := verify(cmd, file, format, backstop, parity, &name)
 			if junitFile != nil {
 				if rep != nil {
 					rep.Duration = time.Since(start)
@@ -65,6 +66,7 @@ a probe errored.`,
 	cmd.Flags().StringVarP(&file, "file", "f", "egresslab.yaml", "the policy file")
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
 	cmd.Flags().StringVar(&junit, "junit", "", "also write a JUnit XML report to `FILE`")
+	cmd.Flags().BoolVar(&parity, "parity", false, "also fail any user x host x port whose outcome differs between IPv4 and IPv6 (unless an expectation names a family)")
 	cmd.Flags().DurationVar(&backstop, "timeout", probe.DefaultBackstop,
 		"how long to wait for an answer to a packet that left the lab (drops at the lab's egress never wait)")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
@@ -74,7 +76,7 @@ a probe errored.`,
 
 // verify runs the policy and prints the report; rep is nil when no run
 // happened. name is updated to the policy's own name once it is loaded.
-func verify(cmd *cobra.Command, file, format string, backstop time.Duration, name *string) (*scenarios.Report, error) {
+func verify(cmd *cobra.Command, file, format string, backstop time.Duration, parity bool, name *string) (*scenarios.Report, error) {
 	if format != "table" && format != "json" {
 		return nil, &exitError{code: exitBadInput, err: fmt.Errorf("--format %q: want table or json", format)}
 	}
@@ -93,6 +95,9 @@ func verify(cmd *cobra.Command, file, format string, backstop time.Duration, nam
 	}
 	if err != nil {
 		return nil, err
+	}
+	if parity {
+		rep.Parity = scenarios.CheckParity(p, rep)
 	}
 	out := cmd.OutOrStdout()
 	if format == "json" {
