@@ -8,12 +8,15 @@ import (
 )
 
 var _ = Describe("the catalogue", func() {
-	It("embeds telnet-surprise with a bypass variant and a fixed one", func() {
+	It("embeds telnet-surprise in three acts: the bypass, the fix that breaks IPv6, and the fix that holds", func() {
 		s, err := scenarios.FindScenario("telnet-surprise")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(s.Variants).To(HaveLen(2))
+		Expect(s.Variants).To(HaveLen(3))
 		Expect(s.Variants[0].Bypass).To(HaveLen(3))
 		Expect(s.Variants[1].Bypass).To(BeEmpty())
+		Expect(s.Variants[1].Broken).To(HaveLen(1))
+		Expect(s.Variants[2].Bypass).To(BeEmpty())
+		Expect(s.Variants[2].Broken).To(BeEmpty())
 		_, err = scenarios.FindScenario("no-such-story")
 		Expect(err).To(MatchError(ContainSubstring("want one of telnet-surprise")))
 	})
@@ -56,7 +59,7 @@ var _ = Describe("the catalogue", func() {
 				}
 				return bypass(p)
 			})
-			Expect(v.Check(rep)).To(ConsistOf(ContainSubstring("the story says it connects (the bypass), observed dropped")))
+			Expect(v.Check(rep)).To(ConsistOf(ContainSubstring("the story says it fails its expectation (deny connects (a bypass)), observed dropped")))
 		})
 		It("names a failure outside the bypass", func() {
 			rep := observe(func(p scenarios.Probe) (probe.Outcome, bool) {
