@@ -165,8 +165,8 @@ type Expectation struct {
 	Users  []string
 	Hosts  []string
 	Ports  []PortRange // disjoint
-	Family string // "" for both, "ipv4" or "ipv6"
-	Line   int    // line of the entry in the policy file
+	Family string      // "" for both, "ipv4" or "ipv6"
+	Line   int         // line of the entry in the policy file
 }
 
 // Error is a policy error at a place in the policy file. Column (and Line)
