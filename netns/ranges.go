@@ -339,6 +339,10 @@ func (l *Lab) echoRange(pc *net.UDPConn, in func(func() error) error, r RangeSer
 		}
 		s := Service{Host: r.Host, Addr: r.Addr, Port: port, Proto: "udp"}
 		l.answered.record("udp", net.UDPAddrFromAddrPort(from), s)
+		if port == r.First { // the socket's own port
+			_, _ = pc.WriteToUDPAddrPort(buf[:n], from)
+			continue
+		}
 		_ = in(func() error { return replyFrom(netip.AddrPortFrom(r.Addr, port), from, buf[:n]) })
 	}
 }
