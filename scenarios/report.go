@@ -37,6 +37,7 @@ type Summary struct {
 type Report struct {
 	Policy  string
 	Results []Result
+	Width   int // the table's width limit (a terminal's columns); 0: none
 }
 
 // Pass reports whether every expectation held.
@@ -194,13 +195,8 @@ func (r *Report) WriteTable(w io.Writer, color bool) error {
 	t := newTable(r.Results)
 	if len(r.Results) > 0 {
 		b.WriteString("\n")
-		t.write(&b, paint)
-		b.WriteString("\n")
-		legend := "legend: . connected   R refused or rejected   X dropped   E probe error   ! not what the policy expects"
-		if t.missing {
-			legend += "   - not probed"
-		}
-		b.WriteString(legend + "\n")
+		t.write(&b, paint, r.Width)
+		b.WriteString("\n" + t.legend() + "\n")
 	}
 	var failed []string
 	for _, res := range r.Results {
