@@ -302,8 +302,8 @@ func (pd *policyDecoder) host(hf field) (Host, error) {
 				if err != nil {
 					return h, err
 				}
-				if slices.Contains(h.Ports, p) {
-					return h, pd.errorf(item, "port %s is listed twice in %s", p, what)
+				if err := overlap(h.Ports, p); err != "" {
+					return h, pd.errorf(item, "%s in %s", err, what)
 				}
 				h.Ports = append(h.Ports, p)
 				portNodes = append(portNodes, item)
@@ -337,7 +337,7 @@ func (pd *policyDecoder) host(hf field) (Host, error) {
 			continue
 		}
 		for i, p := range h.Ports {
-			if p.Number == 53 {
+			if p.First <= 53 && 53 <= p.Last {
 				return h, pd.errorf(portNodes[i], "%s serves %s on %s, where the lab's own DNS listens: use another address or port", what, p, dns)
 			}
 		}
@@ -363,8 +363,9 @@ func (pd *policyDecoder) address(n ast.Node, host string) (netip.Addr, error) {
 	return a, nil
 }
 
-// port reads a port of a host or an expectation: N/tcp, N/udp or a bare N.
-func (pd *policyDecoder) port(n ast.Node, what string) (Port, error) {
+// port reads a port or a range of ports of a host or an expectation: N/tcp,
+// N/udp, a bare N, or N-M in any of those forms.
+func (pd *policyDecoder) port(n ast.Node, what string) (PortRange, error) {
 	var s string
 	switch v := n.(type) {
 	case *ast.IntegerNode:
@@ -372,13 +373,27 @@ func (pd *policyDecoder) port(n ast.Node, what string) (Port, error) {
 	case *ast.StringNode:
 		s = v.Value
 	default:
-		return Port{}, pd.errorf(n, "%s: want a port such as 25/tcp, 53/udp or 25, found %s", what, describe(n))
+		return PortRange{}, pd.errorf(n, "%s: want a port such as 25/tcp, 53/udp, 25 or a range such as 1-1024/tcp, found %s", what, describe(n))
 	}
-	p, err := parsePort(s)
+	p, err := parsePorts(s)
 	if err != nil {
 		return p, pd.errorf(n, "%s: %v", what, err)
 	}
 	return p, nil
+}
+
+// overlap says how p repeats a port of have, or "" when it does not.
+func overlap(have []PortRange, p PortRange) string {
+	for _, q := range have {
+		switch {
+		case !q.Overlaps(p):
+		case q == p:
+			return fmt.Sprintf("port %s is listed twice", p)
+		default:
+			return fmt.Sprintf("port %s overlaps %s: port %d/%s is listed twice", p, q, max(p.First, q.First), p.Proto)
+		}
+	}
+	return ""
 }
 
 func (pd *policyDecoder) decodeMX(f field) error {
@@ -637,7 +652,7 @@ func (pd *policyDecoder) selectNames(n ast.Node, kind string, known []string) ([
 
 // selectPorts reads port of an expectation. A port no host serves is
 // allowed: a policy may well deny ports in general.
-func (pd *policyDecoder) selectPorts(n ast.Node) ([]Port, error) {
+func (pd *policyDecoder) selectPorts(n ast.Node) ([]PortRange, error) {
 	if s, ok := n.(*ast.StringNode); ok && s.Value == "*" {
 		return nil, nil
 	}
@@ -648,7 +663,7 @@ func (pd *policyDecoder) selectPorts(n ast.Node) ([]Port, error) {
 			return nil, pd.errorf(n, "port: an empty list matches nothing: want a port, a list of ports or \"*\"")
 		}
 	}
-	ports := []Port{}
+	ports := []PortRange{}
 	for _, item := range items {
 		if s, ok := item.(*ast.StringNode); ok && s.Value == "*" {
 			return nil, pd.errorf(item, "port: \"*\" inside a list: write port: \"*\" on its own")
@@ -657,8 +672,8 @@ func (pd *policyDecoder) selectPorts(n ast.Node) ([]Port, error) {
 		if err != nil {
 			return nil, err
 		}
-		if slices.Contains(ports, p) {
-			return nil, pd.errorf(item, "port %s is listed twice", p)
+		if err := overlap(ports, p); err != "" {
+			return nil, pd.errorf(item, "%s", err)
 		}
 		ports = append(ports, p)
 	}
@@ -666,24 +681,28 @@ func (pd *policyDecoder) selectPorts(n ast.Node) ([]Port, error) {
 }
 
 // coverage makes an uncovered probe a policy error: a cell nobody decided is
-// a question the run could not answer.
+// a question the run could not answer. It walks the matrix without keeping it.
 func (pd *policyDecoder) coverage(at ast.Node) error {
 	var missing []string
-	matrix := pd.p.Matrix()
-	for _, pr := range matrix {
+	total, uncovered := 0, 0
+	for pr := range pd.p.Probes() {
+		total++
 		if pr.Rule < 0 {
-			missing = append(missing, pr.String())
+			uncovered++
+			if len(missing) < 3 {
+				missing = append(missing, pr.String())
+			}
 		}
 	}
-	if len(missing) == 0 {
+	if uncovered == 0 {
 		return nil
 	}
-	shown := strings.Join(missing[:min(3, len(missing))], ", ")
-	if len(missing) > 3 {
+	shown := strings.Join(missing, ", ")
+	if uncovered > 3 {
 		shown = "e.g. " + shown + ", ..."
 	}
 	return pd.errorf(at, "no expectation covers %d of %d probes (%s): add entries for them, or end expect with a catch-all such as - deny: {}",
-		len(missing), len(matrix), shown)
+		uncovered, total, shown)
 }
 
 // orList writes "a, b or c", at most twelve names.

@@ -65,10 +65,14 @@ func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result,
 	if i < 0 {
 		return nil, fmt.Errorf("probe %q: no such host in policy %s", host, s.policy.Name)
 	}
-	pt, err := parsePort(port)
+	r, err := parsePorts(port)
+	if err == nil && r.First != r.Last {
+		err = fmt.Errorf("port %q is a range: probe one port at a time", port)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("probe %s: %w", host, err)
 	}
+	pt := Port{Number: r.First, Proto: r.Proto}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"fmt"
+	"iter"
 	"net/netip"
 	"slices"
 )
@@ -38,21 +39,48 @@ func family(a netip.Addr) string {
 // address of the host × every port of the host, in file order, user outermost.
 // Each address is its own probe, so a pass on IPv4 never stands for IPv6.
 func (p *Policy) Matrix() []Probe {
-	var probes []Probe
-	for _, u := range p.Users {
-		for _, h := range p.Hosts {
-			for _, a := range h.Addresses {
-				for _, port := range h.Ports {
-					pr := Probe{User: u, Host: h.Name, Address: a, Port: port, Rule: -1}
-					if rule, ok := p.Match(u.Name, h.Name, a, port); ok {
-						pr.Expect, pr.Rule, pr.Line = p.Expect[rule].Verb, rule, p.Expect[rule].Line
+	probes := make([]Probe, 0, p.Size())
+	for pr := range p.Probes() {
+		probes = append(probes, pr)
+	}
+	return probes
+}
+
+// Size is the number of probes of the matrix.
+func (p *Policy) Size() int {
+	n := 0
+	for _, h := range p.Hosts {
+		ports := 0
+		for _, r := range h.Ports {
+			ports += r.Len()
+		}
+		n += len(h.Addresses) * ports
+	}
+	return n * len(p.Users)
+}
+
+// Probes yields the matrix in Matrix's order without keeping it: a sweep of
+// every port costs one probe at a time here.
+func (p *Policy) Probes() iter.Seq[Probe] {
+	return func(yield func(Probe) bool) {
+		for _, u := range p.Users {
+			for _, h := range p.Hosts {
+				for _, a := range h.Addresses {
+					for _, r := range h.Ports {
+						for port := range r.Ports() {
+							pr := Probe{User: u, Host: h.Name, Address: a, Port: port, Rule: -1}
+							if rule, ok := p.Match(u.Name, h.Name, a, port); ok {
+								pr.Expect, pr.Rule, pr.Line = p.Expect[rule].Verb, rule, p.Expect[rule].Line
+							}
+							if !yield(pr) {
+								return
+							}
+						}
 					}
-					probes = append(probes, pr)
 				}
 			}
 		}
 	}
-	return probes
 }
 
 // Match returns the index of the first expectation that covers the probe.
@@ -60,7 +88,7 @@ func (p *Policy) Match(user, host string, addr netip.Addr, port Port) (rule int,
 	for i, x := range p.Expect {
 		if x.Users != nil && !slices.Contains(x.Users, user) ||
 			x.Hosts != nil && !slices.Contains(x.Hosts, host) ||
-			x.Ports != nil && !slices.Contains(x.Ports, port) ||
+			x.Ports != nil && !slices.ContainsFunc(x.Ports, func(r PortRange) bool { return r.Contains(port) }) ||
 			x.Family != "" && x.Family != family(addr) {
 			continue
 		}

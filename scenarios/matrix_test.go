@@ -109,7 +109,7 @@ var _ = Describe("Matrix", func() {
 		Expect(p.Expect[0].Ports).To(BeNil())
 		Expect(p.Expect[0].Hosts).To(Equal([]string{"relay.localhost"}))
 		Expect(p.Expect[1].Users).To(Equal([]string{"www-data", "postfix"}))
-		Expect(p.Expect[1].Ports).To(Equal([]scenarios.Port{{Number: 53, Proto: "udp"}, {Number: 25, Proto: "tcp"}}))
+		Expect(p.Expect[1].Ports).To(Equal([]scenarios.PortRange{{First: 53, Last: 53, Proto: "udp"}, {First: 25, Last: 25, Proto: "tcp"}}))
 		for _, pr := range p.Matrix() {
 			if pr.Host == "relay.localhost" {
 				Expect(pr.Expect).To(Equal(scenarios.Deny))
@@ -150,9 +150,69 @@ var _ = Describe("Matrix", func() {
 	It("leaves a probe no entry covers without a verb", func() {
 		p := &scenarios.Policy{
 			Users: []scenarios.User{{Name: "a"}},
-			Hosts: []scenarios.Host{{Name: "h.test", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, Ports: []scenarios.Port{{Number: 1, Proto: "tcp"}}}},
+			Hosts: []scenarios.Host{{Name: "h.test", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, Ports: []scenarios.PortRange{{First: 1, Last: 1, Proto: "tcp"}}}},
 		}
 		Expect(p.Matrix()).To(ConsistOf(HaveField("Rule", -1)))
 		Expect(p.Matrix()[0].Expect).To(BeEmpty())
 	})
+})
+
+var _ = Describe("Port ranges", func() {
+	const sweep = `version: 1
+users:
+  www-data: {uid: 33}
+hosts:
+  sweep.example.test:
+    addresses: [198.51.100.7, "2001:db8:5::7"]
+    ports: [1-65535/tcp, 53/udp]
+expect:
+  - allow: {port: [25, 80-81/tcp], family: ipv4}
+  - reject: {port: 1-1024}
+  - drop: {}
+`
+	It("reads N-M in hosts and in expect, and keeps it as one range", func() {
+		p := load(sweep)
+		Expect(p.Hosts[0].Ports).To(Equal([]scenarios.PortRange{{First: 1, Last: 65535, Proto: "tcp"}, {First: 53, Last: 53, Proto: "udp"}}))
+		Expect(p.Expect[0].Ports).To(Equal([]scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 80, Last: 81, Proto: "tcp"}}))
+		Expect(p.Expect[1].Ports).To(Equal([]scenarios.PortRange{{First: 1, Last: 1024, Proto: "tcp"}}))
+		Expect(p.Hosts[0].Ports[0].String()).To(Equal("1-65535/tcp"))
+		Expect(p.Hosts[0].Ports[1].String()).To(Equal("53/udp"))
+	})
+
+	It("expands a range into one probe per port, and matches each by range", func() {
+		p := load(sweep)
+		Expect(p.Size()).To(Equal(2 * 65536))
+		verbs := map[string]int{}
+		n := 0
+		for pr := range p.Probes() {
+			if n == 0 {
+				Expect(pr.String()).To(Equal("www-data -> sweep.example.test [198.51.100.7]:1/tcp (ipv4)"))
+			}
+			n++
+			verbs[pr.Family()+" "+string(pr.Expect)]++
+		}
+		Expect(n).To(Equal(p.Size()))
+		Expect(verbs).To(Equal(map[string]int{
+			"ipv4 allow": 3, "ipv4 reject": 1021, "ipv4 drop": 65535 - 1024 + 1,
+			"ipv6 reject": 1024, "ipv6 drop": 65535 - 1024 + 1,
+		}))
+		m := p.Matrix()
+		Expect(m).To(HaveLen(p.Size()))
+		Expect(m[24].String()).To(Equal("www-data -> sweep.example.test [198.51.100.7]:25/tcp (ipv4)"))
+		Expect(m[24].Expect).To(Equal(scenarios.Allow))
+		Expect(m[65535].String()).To(Equal("www-data -> sweep.example.test [198.51.100.7]:53/udp (ipv4)"))
+		Expect(m[65535].Expect).To(Equal(scenarios.Drop)) // 1-1024 means tcp
+	})
+
+	DescribeTable("a range covers exactly its ports",
+		func(r scenarios.PortRange, port scenarios.Port, in bool) {
+			Expect(r.Contains(port)).To(Equal(in))
+		},
+		Entry("first", scenarios.PortRange{First: 10, Last: 20, Proto: "tcp"}, scenarios.Port{Number: 10, Proto: "tcp"}, true),
+		Entry("last", scenarios.PortRange{First: 10, Last: 20, Proto: "tcp"}, scenarios.Port{Number: 20, Proto: "tcp"}, true),
+		Entry("below", scenarios.PortRange{First: 10, Last: 20, Proto: "tcp"}, scenarios.Port{Number: 9, Proto: "tcp"}, false),
+		Entry("above", scenarios.PortRange{First: 10, Last: 20, Proto: "tcp"}, scenarios.Port{Number: 21, Proto: "tcp"}, false),
+		Entry("other protocol", scenarios.PortRange{First: 10, Last: 20, Proto: "tcp"}, scenarios.Port{Number: 15, Proto: "udp"}, false),
+		Entry("65535", scenarios.PortRange{First: 1, Last: 65535, Proto: "udp"}, scenarios.Port{Number: 65535, Proto: "udp"}, true),
+	)
 })

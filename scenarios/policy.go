@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"net/netip"
 	"os"
 	"path"
@@ -52,7 +53,7 @@ type Group struct {
 type Host struct {
 	Name      string
 	Addresses []netip.Addr
-	Ports     []Port
+	Ports     []PortRange // disjoint; a single port is a range of one
 	ServedBy  string // the user its (loopback) listeners run as; "" is root
 }
 
@@ -69,6 +70,48 @@ type Port struct {
 }
 
 func (p Port) String() string { return fmt.Sprintf("%d/%s", p.Number, p.Proto) }
+
+// PortRange is the ports First to Last (inclusive) of one protocol: `N-M/tcp`,
+// or `N/tcp` when First == Last. Hosts and expectations keep ranges as
+// written, so a 65,535-port sweep costs one value, not 65,535.
+type PortRange struct {
+	First, Last uint16
+	Proto       string // "tcp" or "udp"
+}
+
+// SinglePort is the range of one port.
+func SinglePort(p Port) PortRange { return PortRange{First: p.Number, Last: p.Number, Proto: p.Proto} }
+
+func (r PortRange) String() string {
+	if r.First == r.Last {
+		return fmt.Sprintf("%d/%s", r.First, r.Proto)
+	}
+	return fmt.Sprintf("%d-%d/%s", r.First, r.Last, r.Proto)
+}
+
+// Len is the number of ports in the range.
+func (r PortRange) Len() int { return int(r.Last) - int(r.First) + 1 }
+
+// Contains reports whether p is one of the range's ports.
+func (r PortRange) Contains(p Port) bool {
+	return p.Proto == r.Proto && r.First <= p.Number && p.Number <= r.Last
+}
+
+// Overlaps reports whether the two ranges share a port.
+func (r PortRange) Overlaps(o PortRange) bool {
+	return r.Proto == o.Proto && r.First <= o.Last && o.First <= r.Last
+}
+
+// Ports yields the range's ports in order.
+func (r PortRange) Ports() iter.Seq[Port] {
+	return func(yield func(Port) bool) {
+		for n := int(r.First); n <= int(r.Last); n++ {
+			if !yield(Port{Number: uint16(n), Proto: r.Proto}) {
+				return
+			}
+		}
+	}
+}
 
 // Lab describes the host's own side of the lab.
 type Lab struct {
@@ -121,9 +164,9 @@ type Expectation struct {
 	Verb   Verb
 	Users  []string
 	Hosts  []string
-	Ports  []Port
-	Family string // "" for both, "ipv4" or "ipv6"
-	Line   int    // line of the entry in the policy file
+	Ports  []PortRange // disjoint
+	Family string      // "" for both, "ipv4" or "ipv6"
+	Line   int         // line of the entry in the policy file
 }
 
 // Error is a policy error at a place in the policy file. Column (and Line)

@@ -57,12 +57,12 @@ var _ = Describe("Load", func() {
 			{
 				Name:      "mx.example.test",
 				Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.25"), netip.MustParseAddr("2001:db8::25")},
-				Ports:     []scenarios.Port{{Number: 25, Proto: "tcp"}, {Number: 587, Proto: "tcp"}},
+				Ports:     []scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}},
 			},
 			{
 				Name:      "relay.localhost",
 				Addresses: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
-				Ports:     []scenarios.Port{{Number: 25, Proto: "tcp"}},
+				Ports:     []scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}},
 			},
 		}))
 		Expect(p.MX).To(Equal([]scenarios.MX{{Domain: "example.test", Host: "mx.example.test"}}))
@@ -72,8 +72,8 @@ var _ = Describe("Load", func() {
 			Backend:   "nft",
 		}))
 		Expect(p.Expect).To(Equal([]scenarios.Expectation{
-			{Verb: scenarios.Allow, Users: []string{"postfix"}, Ports: []scenarios.Port{{Number: 25, Proto: "tcp"}, {Number: 587, Proto: "tcp"}}, Line: 31},
-			{Verb: scenarios.Deny, Ports: []scenarios.Port{{Number: 25, Proto: "tcp"}, {Number: 465, Proto: "tcp"}, {Number: 587, Proto: "tcp"}}, Line: 32},
+			{Verb: scenarios.Allow, Users: []string{"postfix"}, Ports: []scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}}, Line: 31},
+			{Verb: scenarios.Deny, Ports: []scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 465, Last: 465, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}}, Line: 32},
 			{Verb: scenarios.Allow, Line: 33},
 		}))
 	})
@@ -96,7 +96,7 @@ var _ = Describe("Load", func() {
 		Expect(p.Users[0]).To(Equal(scenarios.User{Name: "root"}))
 		Expect(p.Users[2]).To(Equal(scenarios.User{Name: "www-data", UID: 33, GID: 33, Groups: []uint32{1001, 1002}}))
 		Expect(p.Groups).To(HaveLen(3))
-		Expect(p.Hosts[1].Ports).To(Equal([]scenarios.Port{{Number: 53, Proto: "udp"}, {Number: 53, Proto: "tcp"}}))
+		Expect(p.Hosts[1].Ports).To(Equal([]scenarios.PortRange{{First: 53, Last: 53, Proto: "udp"}, {First: 53, Last: 53, Proto: "tcp"}}))
 		Expect(p.Hosts[2].Ports).To(Equal(p.Hosts[0].Ports))
 		Expect(p.MX).To(HaveLen(2))
 		Expect(p.Lab).To(Equal(scenarios.Lab{
@@ -111,7 +111,7 @@ var _ = Describe("Load", func() {
 		Expect(p.Expect).To(HaveLen(6))
 		Expect(p.Expect[3]).To(Equal(scenarios.Expectation{
 			Verb: scenarios.Allow, Hosts: []string{"ns.example.test"},
-			Ports: []scenarios.Port{{Number: 53, Proto: "udp"}, {Number: 53, Proto: "tcp"}}, Line: 46,
+			Ports: []scenarios.PortRange{{First: 53, Last: 53, Proto: "udp"}, {First: 53, Last: 53, Proto: "tcp"}}, Line: 46,
 		}))
 		Expect(p.Expect[5]).To(Equal(scenarios.Expectation{Verb: scenarios.Deny, Line: 51}))
 		Expect(p.Matrix()).To(HaveLen(4 * 12))
@@ -173,7 +173,7 @@ expect:
   - deny:
 `)
 		Expect(p.Expect).To(Equal([]scenarios.Expectation{{Verb: scenarios.Deny, Line: 9}}))
-		Expect(p.Hosts[0].Ports).To(Equal([]scenarios.Port{{Number: 25, Proto: "tcp"}, {Number: 53, Proto: "udp"}}))
+		Expect(p.Hosts[0].Ports).To(Equal([]scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 53, Last: 53, Proto: "udp"}}))
 	})
 
 	It("follows anchors and aliases", func() {

@@ -41,6 +41,7 @@ type Report struct {
 	Results  []Result
 	Duration time.Duration // the whole run, when measured
 	Parity   []ParityCell  // cells that failed verify --parity (CheckParity)
+	Width    int           // the table's width limit (a terminal's columns); 0: none
 }
 
 // Pass reports whether every expectation held, and parity where checked.
@@ -141,13 +142,8 @@ func (r *Report) WriteTable(w io.Writer, color bool) error {
 	t := newTable(r.Results)
 	if len(r.Results) > 0 {
 		b.WriteString("\n")
-		t.write(&b, paint)
-		b.WriteString("\n")
-		legend := "legend: . connected   R refused or rejected   X dropped   E probe error   ! not what the policy expects"
-		if t.missing {
-			legend += "   - not probed"
-		}
-		b.WriteString(legend + "\n")
+		t.write(&b, paint, r.Width)
+		b.WriteString("\n" + t.legend() + "\n")
 	}
 	r.writeFailures(&b, paint)
 	r.writeParity(&b, paint)

@@ -101,8 +101,8 @@ var _ = Describe("Report", func() {
 		var plain, colored bytes.Buffer
 		Expect(r.WriteTable(&plain, false)).To(Succeed())
 		Expect(r.WriteTable(&colored, true)).To(Succeed())
-		Expect(colored.String()).To(ContainSubstring("\x1b[1;31m.!\x1b[0m"))
-		Expect(colored.String()).To(ContainSubstring("\x1b[32mX\x1b[0m"))
+		Expect(colored.String()).To(ContainSubstring("\x1b[1;31md.!\x1b[0m"))
+		Expect(colored.String()).To(ContainSubstring("\x1b[32mdX\x1b[0m"))
 		stripped := strings.NewReplacer("\x1b[1;31m", "", "\x1b[32m", "", "\x1b[0m", "").Replace(colored.String())
 		Expect(stripped).To(Equal(plain.String()))
 	})

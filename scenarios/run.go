@@ -83,11 +83,16 @@ func Identity(u User) netns.Identity {
 func serve(lab *netns.Lab, p *Policy) error {
 	zone := netns.Zone{Hosts: map[string][]netip.Addr{}, MX: map[string]string{}}
 	var services []netns.Service
+	var ranges []netns.RangeService
 	for _, h := range p.Hosts {
 		zone.Hosts[h.Name] = h.Addresses
 		for _, a := range h.Addresses {
-			for _, port := range h.Ports {
-				services = append(services, netns.Service{Host: h.Name, Addr: a, Port: port.Number, Proto: port.Proto, ServedBy: servedBy(p, h)})
+			for _, r := range h.Ports {
+				if r.First == r.Last {
+					services = append(services, netns.Service{Host: h.Name, Addr: a, Port: r.First, Proto: r.Proto, ServedBy: servedBy(p, h)})
+				} else {
+					ranges = append(ranges, netns.RangeService{Host: h.Name, Addr: a, First: r.First, Last: r.Last, Proto: r.Proto, ServedBy: servedBy(p, h)})
+				}
 			}
 		}
 	}
@@ -95,6 +100,9 @@ func serve(lab *netns.Lab, p *Policy) error {
 		zone.MX[mx.Domain] = mx.Host
 	}
 	if err := lab.Serve(services); err != nil {
+		return err
+	}
+	if err := lab.ServeRanges(ranges); err != nil {
 		return err
 	}
 	return lab.ServeDNS(zone)

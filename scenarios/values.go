@@ -112,20 +112,31 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
-// parsePort reads N/tcp, N/udp or a bare N (tcp), N from 1 to 65535.
-func parsePort(s string) (Port, error) {
-	num, proto, found := strings.Cut(s, "/")
+// parsePorts reads N/tcp, N/udp or a bare N (tcp), or a range N-M in any of
+// those forms, N and M from 1 to 65535 and N <= M.
+func parsePorts(s string) (PortRange, error) {
+	spec, proto, found := strings.Cut(s, "/")
 	if !found {
 		proto = "tcp"
 	}
 	if proto != "tcp" && proto != "udp" {
-		return Port{}, fmt.Errorf("bad protocol in port %q: want tcp or udp", s)
+		return PortRange{}, fmt.Errorf("bad protocol in port %q: want tcp or udp", s)
 	}
-	n, err := decimal(num, 65535)
-	if err != nil || n == 0 {
-		return Port{}, fmt.Errorf("bad port %q: want N/tcp, N/udp or N, N from 1 to 65535", s)
+	first, last, isRange := strings.Cut(spec, "-")
+	if !isRange {
+		last = first
 	}
-	return Port{Number: uint16(n), Proto: proto}, nil
+	lo, err1 := decimal(first, 65535)
+	hi, err2 := decimal(last, 65535)
+	switch {
+	case isRange && (err1 != nil || err2 != nil || lo == 0 || hi == 0):
+		return PortRange{}, fmt.Errorf("bad port range %q: want N-M/tcp or N-M/udp, N and M from 1 to 65535", s)
+	case err1 != nil || lo == 0:
+		return PortRange{}, fmt.Errorf("bad port %q: want N/tcp, N/udp or N, N from 1 to 65535, or a range N-M/tcp", s)
+	case lo > hi:
+		return PortRange{}, fmt.Errorf("bad port range %q: %d is above %d: want the lower port first, such as %d-%d/%s", s, lo, hi, hi, lo, proto)
+	}
+	return PortRange{First: uint16(lo), Last: uint16(hi), Proto: proto}, nil
 }
 
 // Defaults for lab.addresses: documentation and shared address space, so a

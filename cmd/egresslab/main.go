@@ -109,6 +109,15 @@ func isTerminal(f *os.File) bool {
 	return err == nil
 }
 
+// terminalWidth is f's width in columns when f is a terminal, else 0 (no limit).
+func terminalWidth(f *os.File) int {
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return 0
+	}
+	return int(ws.Col)
+}
+
 func useColor(f *os.File) bool {
 	return isTerminal(f) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
 }

@@ -70,6 +70,7 @@ func repro(ctx context.Context, w io.Writer, s *scenarios.Scenario, backstop tim
 			r.Client.WriteTelnet(w)
 			fmt.Fprintln(w)
 		}
+		r.Report.Width = terminalWidth(os.Stdout)
 		if err := r.Report.WriteTable(w, useColor(os.Stdout)); err != nil {
 			return err
 		}
