@@ -208,4 +208,6 @@ type LabLimitError struct {
 	Msg  string
 }
 
-func (e *LabLimitError) Error() string { return fmt.Sprintf("the lab could not load the ruleset: %s: %s", e.Tool, e.Msg) }
+func (e *LabLimitError) Error() string {
+	return fmt.Sprintf("the lab could not load the ruleset: %s: %s", e.Tool, e.Msg)
+}

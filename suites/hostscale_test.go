@@ -142,12 +142,16 @@ var _ = Describe("host-scale rulesets", Label("hostscale"), func() {
 			form{backend, "rules.v4", iptablesHostScale(false, hostScaleRules), ipt(false), "iptables-" + backend + "-restore < rules.v4"},
 			form{backend, "rules.v6", iptablesHostScale(true, hostScaleRules), ipt(true), "ip6tables-" + backend + "-restore < rules.v6"},
 			form{backend, "firewall.sh", scriptHostScale(hostScaleRules),
-				func(ctx context.Context, lab *netns.Lab, file string, data []byte) error { return lab.RunScript(ctx, file, data) },
+				func(ctx context.Context, lab *netns.Lab, file string, data []byte) error {
+					return lab.RunScript(ctx, file, data)
+				},
 				"iptables-" + backend + "-restore < rules.v4 && ip6tables-" + backend + "-restore < rules.v6"},
 		)
 	}
 	forms = append(forms, form{"nft", "ruleset.nft", nftHostScale(hostScaleRules),
-		func(ctx context.Context, lab *netns.Lab, file string, data []byte) error { return lab.LoadNFT(ctx, file, data) },
+		func(ctx context.Context, lab *netns.Lab, file string, data []byte) error {
+			return lab.LoadNFT(ctx, file, data)
+		},
 		"nft -f ruleset.nft"})
 
 	for _, f := range forms {
