@@ -32,7 +32,27 @@ func (l *Lab) Command(ctx context.Context, argv ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return killInLab(cmd.Process.Pid) }
+	cmd.WaitDelay = 250 * time.Millisecond // then nsenter itself is killed
 	return cmd
+}
+
+// killInLab ends what nsenter (pid) runs inside the lab, rather than nsenter:
+// nsenter then reaps its child and exits. Killing nsenter first would orphan
+// the child outside the lab's PID namespace, to be reaped by the host's init
+// whenever it gets round to it, and the lab's teardown waits for that.
+func killInLab(pid int) error {
+	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	killed := false
+	for _, f := range strings.Fields(string(children)) {
+		if child, err := strconv.Atoi(f); err == nil && unix.Kill(child, unix.SIGKILL) == nil {
+			killed = true
+		}
+	}
+	if !killed {
+		return unix.Kill(pid, unix.SIGKILL) // nothing started inside yet
+	}
+	return nil
 }
 
 // CommandAs returns a command that runs inside the lab with id's credentials:
