@@ -17,7 +17,7 @@ import (
 
 // ToolTimeout bounds each candidate tool and script the lab runs: a script
 // that never ends, or nft reading an include that never ends, is bad input.
-const ToolTimeout = 30 * time.Second
+var ToolTimeout = 30 * time.Second // a variable only so that tests can shorten it
 
 // MaxToolOutput is how much of a tool's output is kept; what it prints beyond
 // is discarded by the kernel (the tool's writes fail), never held in memory.
@@ -28,7 +28,7 @@ const MaxToolOutput = 1 << 20
 // with the thread that started it; what it runs lives in the lab's PID
 // namespace and dies with the lab.
 func (l *Lab) Command(ctx context.Context, argv ...string) *exec.Cmd {
-	args := append([]string{"--target", strconv.Itoa(l.pid), "--user", "--net", "--mount", "--pid", "--"}, argv...)
+	args := append([]string{"--target", strconv.Itoa(l.pid), "--user", "--net", "--mount", "--pid", "--ipc", "--uts", "--"}, argv...)
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

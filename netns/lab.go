@@ -126,7 +126,7 @@ func (l *Lab) startHolder(ctx context.Context) error {
 	cmd.Env = []string{holderEnv + "=1"}
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:                 unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWPID,
+		Cloneflags:                 unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
 		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: IDBase, Size: 65536}},
 		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: IDBase, Size: 65536}},
 		GidMappingsEnableSetgroups: true,
