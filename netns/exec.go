@@ -2,22 +2,57 @@ package netns
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// Command returns a command that runs inside the lab (all three namespaces)
-// as the lab's root: how the candidate's tools and scripts run.
+// ToolTimeout bounds each candidate tool and script the lab runs: a script
+// that never ends, or nft reading an include that never ends, is bad input.
+var ToolTimeout = 30 * time.Second // a variable only so that tests can shorten it
+
+// MaxToolOutput is how much of a tool's output is kept; what it prints beyond
+// is discarded by the kernel (the tool's writes fail), never held in memory.
+const MaxToolOutput = 1 << 20
+
+// Command returns a command that runs inside the lab (all its namespaces)
+// as the lab's root: how the candidate's tools and scripts run. nsenter dies
+// with the thread that started it; what it runs lives in the lab's PID
+// namespace and dies with the lab.
 func (l *Lab) Command(ctx context.Context, argv ...string) *exec.Cmd {
 	args := append([]string{"--target", strconv.Itoa(l.pid), "--user", "--net", "--mount", "--pid", "--ipc", "--uts", "--"}, argv...)
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return killInLab(cmd.Process.Pid) }
+	cmd.WaitDelay = 250 * time.Millisecond // then nsenter itself is killed
 	return cmd
+}
+
+// killInLab ends what nsenter (pid) runs inside the lab, rather than nsenter:
+// nsenter then reaps its child and exits. Killing nsenter first would orphan
+// the child outside the lab's PID namespace, to be reaped by the host's init
+// whenever it gets round to it, and the lab's teardown waits for that.
+func killInLab(pid int) error {
+	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	killed := false
+	for _, f := range strings.Fields(string(children)) {
+		if child, err := strconv.Atoi(f); err == nil && unix.Kill(child, unix.SIGKILL) == nil {
+			killed = true
+		}
+	}
+	if !killed {
+		return unix.Kill(pid, unix.SIGKILL) // nothing started inside yet
+	}
+	return nil
 }
 
 // CommandAs returns a command that runs inside the lab with id's credentials:
@@ -36,26 +71,111 @@ func (l *Lab) CommandAs(ctx context.Context, id Identity, argv ...string) *exec.
 	return l.Command(ctx, append(setpriv, argv...)...)
 }
 
+// errToolTimeout is a candidate tool still running at ToolTimeout.
+var errToolTimeout = errors.New("still running")
+
+// runCandidateTool runs a tool or script of the candidate's inside the lab,
+// bounded in time (ToolTimeout) and output (MaxToolOutput), with the netlink
+// buffers a host's root would get (bufforce.go).
+func (l *Lab) runCandidateTool(ctx context.Context, stdin []byte, env []string, argv ...string) ([]byte, error) {
+	tctx, cancel := context.WithTimeout(ctx, ToolTimeout)
+	defer cancel()
+	cmd := l.Command(tctx, argv...)
+	cmd.Env = append(cmd.Env, env...)
+	if stdin != nil {
+		// A file, not a pipe: nothing waits on a tool that leaves input unread.
+		in, err := memoryFile("egresslab-tool-input", stdin)
+		if err != nil {
+			return nil, err
+		}
+		defer in.Close()
+		cmd.Stdin = in
+	}
+	started, err := withBufForce(cmd)
+	if err != nil {
+		return nil, err
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	out, err := combinedOutputStarted(cmd, func() error { return started(stop) })
+	if err != nil && ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
+		return out, errToolTimeout
+	}
+	return out, err
+}
+
 // combinedOutput runs cmd and returns its stdout and stderr together. They go
 // to an anonymous memory file rather than a pipe: a process the command leaves
 // running in the lab (a script's daemon) keeps its copy of the output open,
 // and the run must not wait for it. Such processes die with the lab's PID
-// namespace.
+// namespace. The file is sealed at MaxToolOutput, so a tool that prints
+// without end costs nothing.
 func combinedOutput(cmd *exec.Cmd) ([]byte, error) {
-	fd, err := unix.MemfdCreate("egresslab-tool-output", unix.MFD_CLOEXEC)
+	return combinedOutputStarted(cmd, nil)
+}
+
+func combinedOutputStarted(cmd *exec.Cmd, afterStart func() error) ([]byte, error) {
+	f, err := boundedOutputFile()
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), "tool-output")
 	defer f.Close()
 	cmd.Stdout, cmd.Stderr = f, f
-	runErr := cmd.Run()
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	runErr := cmd.Start()
+	if runErr == nil {
+		if afterStart != nil {
+			if err := afterStart(); err != nil {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				return nil, err
+			}
+		}
+		runErr = cmd.Wait()
+	}
+	// The tool shares this descriptor's offset: it is where the tool stopped.
+	end, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
 		return nil, err
 	}
-	out, err := io.ReadAll(f)
-	if err != nil {
+	out := make([]byte, min(end, MaxToolOutput))
+	if _, err := f.ReadAt(out, 0); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
 	return out, runErr
+}
+
+// memoryFile is an anonymous file holding data, positioned at its start.
+func memoryFile(name string, data []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return f, nil
+}
+
+// boundedOutputFile is a memory file that cannot grow past MaxToolOutput.
+func boundedOutputFile() (*os.File, error) {
+	fd, err := unix.MemfdCreate("egresslab-tool-output", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("tool output file: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "tool-output")
+	if err := f.Truncate(MaxToolOutput); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("tool output file: %w", err)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_GROW|unix.F_SEAL_SHRINK); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("tool output file: %w", err)
+	}
+	return f, nil
 }

@@ -38,6 +38,9 @@ type holderConfig struct {
 // there is no package init that would turn an importer's binary into a holder.
 func Init() {
 	initCalled.Store(true)
+	if os.Getenv(bufShimEnv) != "" {
+		runBufShim() // a candidate tool's start (bufforce.go); never returns
+	}
 	if os.Getenv(holderEnv) == "" {
 		return
 	}

@@ -6,11 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
-	"time"
 )
 
 // RulesetError is a ruleset that its tool rejected: bad input, not a broken lab.
@@ -18,7 +17,7 @@ type RulesetError struct {
 	File string // the ruleset file as the policy names it
 	Line int    // 0 when the tool did not say
 	Tool string
-	Msg  string // the tool's own message
+	Msg  string // the tool's own message, cut to what may be shown
 }
 
 func (e *RulesetError) Error() string {
@@ -28,24 +27,43 @@ func (e *RulesetError) Error() string {
 	return fmt.Sprintf("%s: %s: %s", e.File, e.Tool, e.Msg)
 }
 
+// IncludedFile is a file an nft ruleset includes, by its path relative to
+// the nft file's directory (what `nft -I DIR` resolves it against).
+type IncludedFile struct {
+	Path string
+	Data []byte
+}
+
 // labInputDir holds ruleset files inside the lab's private /run.
 const labInputDir = "/run/egresslab/in"
 
+// labBinDir holds the lab's iptables tools, first on a script's PATH.
+const labBinDir = "/run/egresslab/bin"
+
 // stage writes data where tools inside the lab can read it, through the
-// holder's view of the file system, and returns the path inside the lab.
-func (l *Lab) stage(name string, data []byte) (string, error) {
-	inLab := filepath.Join(labInputDir, filepath.Base(name))
+// holder's view of the file system, and returns the path inside the lab. rel
+// is a clean relative path.
+func (l *Lab) stage(rel string, data []byte, mode os.FileMode) (string, error) {
+	rel = path.Clean("/" + filepath.ToSlash(rel))[1:]
+	if rel == "" {
+		return "", fmt.Errorf("stage an unnamed file in lab %s", l.cfg.Name)
+	}
+	inLab := path.Join(labInputDir, rel)
+	if err := l.writeInLab(inLab, data, mode); err != nil {
+		return "", fmt.Errorf("stage %s in lab %s: %w", rel, l.cfg.Name, err)
+	}
+	return inLab, nil
+}
+
+// writeInLab creates a file of the lab's root inside the lab's private /run.
+func (l *Lab) writeInLab(inLab string, data []byte, mode os.FileMode) error {
 	onHost := filepath.Join(fmt.Sprintf("/proc/%d/root", l.pid), inLab)
-	err := asLabRoot(func() error {
+	return asLabRoot(func() error {
 		if err := os.MkdirAll(filepath.Dir(onHost), 0o755); err != nil {
 			return err
 		}
-		return os.WriteFile(onHost, data, 0o644)
+		return os.WriteFile(onHost, data, mode)
 	})
-	if err != nil {
-		return "", fmt.Errorf("stage %s in lab %s: %w", name, l.cfg.Name, err)
-	}
-	return inLab, nil
 }
 
 // iptablesTool names the restore tool for a family and the lab's backend.
@@ -61,10 +79,7 @@ func (l *Lab) iptablesTool(ipv6 bool, restore bool) string {
 	return name
 }
 
-var (
-	iptablesLine = regexp.MustCompile(`(?i)line:? (\d+)`)
-	nftLine      = regexp.MustCompile(`(?m)^[^:\n]*:(\d+):[\d-]+: `)
-)
+var iptablesLine = regexp.MustCompile(`(?i)line:? (\d+)`)
 
 // LoadIPTables loads an iptables-restore (or, with ipv6, ip6tables-restore)
 // file of the lab's backend flavour. name is the file as the policy names it.
@@ -73,101 +88,126 @@ func (l *Lab) LoadIPTables(ctx context.Context, ipv6 bool, name string, data []b
 	if ipv6 {
 		toolName = "ip6tables-restore"
 	}
-	cmd := l.Command(ctx, tool)
-	cmd.Stdin = bytes.NewReader(data)
-	out, err := combinedOutput(cmd)
+	out, err := l.runCandidateTool(ctx, data, nil, tool)
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if err := toolFailure(ctx, err, out, name, toolName, tool, "iptables"); err != nil {
+		return err
 	}
-	if missing := missingTool(out); missing {
-		return &UnavailableError{What: tool, Fix: "install iptables (apt-get install iptables)"}
-	}
-	msg := cleanToolOutput(out, "", name)
 	line := 0
 	if m := iptablesLine.FindSubmatch(out); m != nil {
 		line, _ = strconv.Atoi(string(m[1]))
 	}
-	return &RulesetError{File: name, Line: line, Tool: toolName, Msg: msg}
+	return &RulesetError{File: name, Line: line, Tool: toolName, Msg: showToolOutput(out, nil)}
 }
 
-// LoadNFT loads a file with `nft -f`.
-func (l *Lab) LoadNFT(ctx context.Context, name string, data []byte) error {
-	path, err := l.stage(name, data)
+// LoadNFT loads a file with `nft -f`; its includes resolve against the files
+// given, staged beside it, and nowhere else.
+func (l *Lab) LoadNFT(ctx context.Context, name string, data []byte, includes ...IncludedFile) error {
+	staged := map[string]string{} // path in the lab -> the policy's name for it
+	p, err := l.stage(path.Base(name), data, 0o644)
 	if err != nil {
 		return err
 	}
-	out, err := combinedOutput(l.Command(ctx, "nft", "-f", path))
+	staged[p] = name
+	incDir := path.Join(labInputDir, "include")
+	for _, inc := range includes {
+		rel := path.Clean("/" + inc.Path)[1:]
+		ip, err := l.stage(path.Join("include", rel), inc.Data, 0o644)
+		if err != nil {
+			return err
+		}
+		staged[ip] = path.Join(path.Dir(name), rel)
+	}
+	if len(includes) == 0 {
+		incDir = labInputDir + "/include-none" // an empty search path: no include resolves
+	}
+	out, err := l.runCandidateTool(ctx, nil, nil, "nft", "-I", incDir, "-f", p)
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if err := toolFailure(ctx, err, out, name, "nft", "nft", "nftables"); err != nil {
+		return err
 	}
-	if missingTool(out) {
-		return &UnavailableError{What: "nft", Fix: "install nftables (apt-get install nftables)"}
-	}
-	line := 0
-	if m := nftLine.FindSubmatch(out); m != nil {
-		line, _ = strconv.Atoi(string(m[1]))
-	}
-	return &RulesetError{File: name, Line: line, Tool: "nft", Msg: cleanToolOutput(out, path, name)}
+	file, line := nftErrorPlace(out, staged, name)
+	return &RulesetError{File: file, Line: line, Tool: "nft", Msg: showToolOutput(out, staged)}
 }
 
-// ScriptTimeout bounds a candidate script's run.
-const ScriptTimeout = 30 * time.Second
-
-// RunScript runs a shell script inside the lab as the lab's root, with
-// $IPTABLES and $IP6TABLES naming the tools of the lab's backend flavour.
+// RunScript runs a script inside the lab as the lab's root, as its #! line
+// says (sh without one), with the lab's iptables tools first on PATH and
+// $IPTABLES and $IP6TABLES naming them.
 func (l *Lab) RunScript(ctx context.Context, name string, data []byte) error {
-	path, err := l.stage(name, data)
+	if err := l.stageIPTablesTools(); err != nil {
+		return err
+	}
+	p, err := l.stage(path.Base(name), data, 0o755)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, ScriptTimeout)
-	defer cancel()
-	cmd := l.Command(ctx, "sh", path)
-	cmd.Env = append(cmd.Env, "IPTABLES="+l.iptablesTool(false, false), "IP6TABLES="+l.iptablesTool(true, false),
-		"IPTABLES_RESTORE="+l.iptablesTool(false, true), "IP6TABLES_RESTORE="+l.iptablesTool(true, true))
-	out, err := combinedOutput(cmd)
+	argv := []string{"sh", p}
+	if bytes.HasPrefix(data, []byte("#!")) {
+		argv = []string{p}
+	}
+	env := []string{"PATH=" + labBinDir + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"IPTABLES=iptables", "IP6TABLES=ip6tables", "IPTABLES_RESTORE=iptables-restore", "IP6TABLES_RESTORE=ip6tables-restore"}
+	out, err := l.runCandidateTool(ctx, nil, env, argv...)
 	if err == nil {
 		return nil
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return &RulesetError{File: name, Tool: "sh", Msg: fmt.Sprintf("still running after %s", ScriptTimeout)}
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if err := toolFailure(ctx, err, out, name, "script", "", ""); err != nil {
+		return err
 	}
 	line := 0
-	if m := regexp.MustCompile(regexp.QuoteMeta(path) + `: (?:line )?(\d+): `).FindSubmatch(out); m != nil {
+	if m := regexp.MustCompile(regexp.QuoteMeta(p) + `: (?:line )?(\d+): `).FindSubmatch(out); m != nil {
 		line, _ = strconv.Atoi(string(m[1]))
 	}
-	msg := cleanToolOutput(out, path, name)
+	staged := map[string]string{p: name}
+	msg := showToolOutput(out, staged)
 	if msg == "" {
 		msg = err.Error()
 	}
-	return &RulesetError{File: name, Line: line, Tool: "sh", Msg: msg}
+	return &RulesetError{File: name, Line: line, Tool: "script", Msg: msg}
 }
 
-func missingTool(out []byte) bool {
-	return bytes.Contains(out, []byte("nsenter: failed to execute"))
-}
-
-// cleanToolOutput makes a tool's message name the user's file, not the copy
-// staged inside the lab, and folds it onto as few lines as reads well.
-func cleanToolOutput(out []byte, stagedPath, name string) string {
-	s := string(bytes.TrimSpace(out))
-	if stagedPath != "" {
-		s = strings.ReplaceAll(s, stagedPath, name)
-	}
-	var lines []string
-	for _, ln := range strings.Split(s, "\n") {
-		if ln = strings.TrimRight(ln, " \t"); ln != "" {
-			lines = append(lines, ln)
+// stageIPTablesTools puts iptables, ip6tables and their -restore and -save
+// tools of the lab's backend flavour into the lab's own bin directory.
+func (l *Lab) stageIPTablesTools() error {
+	for _, family := range []string{"iptables", "ip6tables"} {
+		for _, suffix := range []string{"", "-restore", "-save"} {
+			wrapper := fmt.Sprintf("#!/bin/sh\n# the lab's %s flavour\nexec %s-%s%s \"$@\"\n", l.cfg.Backend, family, l.cfg.Backend, suffix)
+			if err := l.writeInLab(path.Join(labBinDir, family+suffix), []byte(wrapper), 0o755); err != nil {
+				return fmt.Errorf("stage the lab's %s%s in lab %s: %w", family, suffix, l.cfg.Name, err)
+			}
 		}
 	}
-	return strings.Join(lines, "\n")
+	return nil
+}
+
+// toolFailure classifies a failed tool run whose cause is not the ruleset's
+// content: cancellation, the time bound, a missing tool, a limit of the lab.
+// It returns nil when the tool rejected the ruleset.
+func toolFailure(ctx context.Context, err error, out []byte, name, label, execName, pkg string) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, errToolTimeout):
+		return &RulesetError{File: name, Tool: label, Msg: fmt.Sprintf("still running after %s: a ruleset must load within that", ToolTimeout)}
+	case pkg != "" && bytes.Contains(out, []byte("nsenter: failed to execute "+execName+":")):
+		return &UnavailableError{What: execName, Fix: fmt.Sprintf("install %s (apt-get install %s)", pkg, pkg)}
+	case bytes.Contains(out, []byte("Message too long")):
+		return &LabLimitError{Tool: label, Msg: "the kernel refused a netlink batch as too long inside the lab's user namespace"}
+	}
+	return nil
+}
+
+// LabLimitError is a ruleset the lab could not load for a reason of the
+// lab's, not the file's: the run could not happen (exit 3), not bad input.
+type LabLimitError struct {
+	Tool string
+	Msg  string
+}
+
+func (e *LabLimitError) Error() string {
+	return fmt.Sprintf("the lab could not load the ruleset: %s: %s", e.Tool, e.Msg)
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
+	"golang.org/x/sys/unix"
 )
 
 // policyDecoder builds a Policy from the AST, section by section, in an order
@@ -23,10 +24,6 @@ type policyDecoder struct {
 	hosts []string
 	owner map[netip.Addr]string // address -> host: the lab serves each address once
 }
-
-// maxPolicySize is far beyond any real policy; it keeps a wrong -f (a log, a
-// binary) from a long parse of something that was never a policy.
-const maxPolicySize = 1 << 20
 
 func parse(file, defaultName string, data []byte, read func(string) ([]byte, error)) (*Policy, error) {
 	if len(data) > maxPolicySize {
@@ -55,6 +52,22 @@ func parse(file, defaultName string, data []byte, read func(string) ([]byte, err
 var sections = []string{"version", "name", "users", "groups", "hosts", "mx", "lab", "ruleset", "expect"}
 
 func (pd *policyDecoder) decode(body ast.Node) error {
+	// Until the file shows it is meant as a policy (a mapping with a version
+	// key), no message quotes it: -f may name any file the caller can read.
+	m, ok := pd.resolve(body).(*ast.MappingNode)
+	if !ok {
+		return pd.errorf(body, "policy: want a mapping of version, users, hosts and expect, found %s", kind(pd.resolve(body)))
+	}
+	hasVersion := false
+	for _, mv := range m.Values {
+		if mv != nil {
+			k, _ := scalarText(pd.resolve(mv.Key))
+			hasVersion = hasVersion || k == "version"
+		}
+	}
+	if !hasVersion {
+		return pd.errorf(body, "missing key \"version\": a policy needs version, users, hosts and expect")
+	}
 	top, err := pd.mapping(body, "policy", false)
 	if err != nil {
 		return err
@@ -540,15 +553,35 @@ func (pd *policyDecoder) decodeRuleset(f field) error {
 		}
 		data, err := pd.read(rel)
 		if err != nil {
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return pd.errorf(rf.value, "ruleset %s: cannot read %q: %v", rf.key, rel, err)
+			return pd.errorf(rf.value, "ruleset %s: %q %s", rf.key, rel, readProblem(err))
 		}
-		*slot = &RulesetFile{Path: rel, Data: data}
+		file := &RulesetFile{Path: rel, Data: data}
+		if rf.key == "nft" {
+			if file.Includes, err = pd.nftIncludes(rf.value, rel, data); err != nil {
+				return err
+			}
+		}
+		*slot = file
 	}
 	return nil
+}
+
+// readProblem says what was wrong with reading a file the policy names,
+// without anything of its content.
+func readProblem(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "does not exist: want a file relative to the policy file"
+	case errors.Is(err, unix.ELOOP):
+		return "is a chain of too many symbolic links: want a file"
+	case errors.Is(err, unix.EISDIR):
+		return "is a directory: want a regular file"
+	}
+	return err.Error()
 }
 
 var verbs = []string{string(Allow), string(Deny), string(Drop), string(Reject)}

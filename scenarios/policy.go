@@ -11,11 +11,11 @@ import (
 	"io/fs"
 	"iter"
 	"net/netip"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/probe"
 )
 
@@ -131,6 +131,9 @@ type Ruleset struct {
 type RulesetFile struct {
 	Path string // as written in the policy, relative to the policy file
 	Data []byte
+	// Includes are the files an nft ruleset includes, by their paths relative
+	// to its directory, read under the same rules as the ruleset itself.
+	Includes []netns.IncludedFile
 }
 
 // Verb is what an expectation demands of a probe.
@@ -189,36 +192,54 @@ func (e *Error) Error() string {
 }
 
 // Load reads and validates the policy file at path. Ruleset paths are
-// relative to the file's directory. A policy that cannot be read is a plain
-// error wrapping the fs error; anything wrong inside it is an *Error.
+// relative to the file's directory and must stay inside its tree. A policy
+// that cannot be read is a plain error wrapping the fs error; anything wrong
+// inside it, or with a file it names, is an *Error.
 func Load(file string) (*Policy, error) {
-	data, err := os.ReadFile(file)
+	data, err := readPolicyFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("read policy: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("read policy: %w", err)
+		}
+		return nil, fileError(file, err)
 	}
 	dir := filepath.Dir(file)
-	read := func(rel string) ([]byte, error) {
-		return os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
-	}
+	read := func(rel string) ([]byte, error) { return readRulesetFile(dir, rel) }
 	return parse(file, baseName(filepath.Base(file)), data, read)
 }
 
 // LoadFS is Load on a file system such as the embedded catalogue. Ruleset
 // paths must stay inside fsys.
 func LoadFS(fsys fs.FS, name string) (*Policy, error) {
-	data, err := fs.ReadFile(fsys, name)
+	data, err := readFSBounded(fsys, name, maxPolicySize, "policy")
 	if err != nil {
-		return nil, fmt.Errorf("read policy: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("read policy: %w", err)
+		}
+		return nil, fileError(name, err)
 	}
 	dir := path.Dir(name)
 	read := func(rel string) ([]byte, error) {
 		p := path.Join(dir, rel)
 		if !fs.ValidPath(p) {
-			return nil, errors.New("the path leaves the policy's file system")
+			return nil, errLeavesTree
 		}
-		return fs.ReadFile(fsys, p)
+		return readFSBounded(fsys, p, MaxRulesetSize, "ruleset file")
 	}
 	return parse(name, baseName(path.Base(name)), data, read)
+}
+
+// fileError is a policy file that is no file to read as a policy; one too
+// large is placed at its start.
+func fileError(file string, err error) *Error {
+	e := &Error{File: file, Msg: "policy " + err.Error()}
+	var tl *tooLargeError
+	if errors.As(err, &tl) {
+		e.Line, e.Column = 1, 1
+	}
+	return e
 }
 
 func baseName(base string) string {

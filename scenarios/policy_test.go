@@ -210,13 +210,13 @@ expect: [allow: {}]
 		Expect(p.Ruleset.NFT).To(Equal(&scenarios.RulesetFile{Path: "rules.nft", Data: []byte("flush ruleset\n")}))
 
 		_, err = scenarios.LoadFS(fsys, "cat/up.yaml")
-		Expect(err).To(MatchError(`cat/up.yaml:4:16: ruleset nft: cannot read "../../rules.nft": the path leaves the policy's file system`))
+		Expect(err).To(MatchError(`cat/up.yaml:4:16: ruleset nft: "../../rules.nft" leads out of the policy's directory (by .., an absolute path or a symbolic link): want a file inside it`))
 	})
 
 	It("refuses a file far too large to be a policy, before parsing it", func() {
 		huge := []byte("# " + strings.Repeat("x", 1<<20) + "\n")
 		_, err := scenarios.LoadFS(fstest.MapFS{"huge.yaml": {Data: huge}}, "huge.yaml")
-		Expect(err).To(MatchError(HavePrefix("huge.yaml:1:1: policy is 1048579 bytes: want at most 1048576")))
+		Expect(err).To(MatchError(HavePrefix("huge.yaml:1:1: policy is more than 1048576 bytes: a policy may have at most 1048576 (1 MiB)")))
 	})
 
 	It("reports a policy it cannot read as a plain fs error", func() {

@@ -130,7 +130,7 @@ func loadRuleset(ctx context.Context, lab *netns.Lab, rs Ruleset) error {
 		}
 	}
 	if f := rs.NFT; f != nil {
-		if err := lab.LoadNFT(ctx, f.Path, f.Data); err != nil {
+		if err := lab.LoadNFT(ctx, f.Path, f.Data, f.Includes...); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -26,8 +27,68 @@ func (d *decoder) errorf(n ast.Node, format string, args ...any) *Error {
 	return &Error{File: d.file, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)}
 }
 
+// Limits on the shape of a policy, checked on the text before go-yaml sees
+// it: its parser recurses, so a hostile file of a million brackets would
+// exhaust memory long before the depth check of walk. Real policies stay far
+// below all three.
+const (
+	maxFlowNesting   = 32  // open [ and { at once
+	maxIndent        = 160 // columns of leading spaces
+	maxCompactNested = 16  // "- - - x": sequences opened on one line
+)
+
+// checkText refuses, before parsing, what is not a text file or is nested
+// beyond the limits above. It counts brackets everywhere, quoted or not: it
+// may overcount, never undercount.
+func (d *decoder) checkText(data []byte) *Error {
+	at := func(line, col int, format string, args ...any) *Error {
+		return &Error{File: d.file, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)}
+	}
+	if !utf8.Valid(data) {
+		return at(1, 1, "not a text file: want UTF-8 YAML")
+	}
+	depth, line, col, lineStart := 0, 1, 1, true
+	indent, compact := 0, 0
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case c == '\n':
+			line, col, lineStart, indent, compact = line+1, 1, true, 0, 0
+			continue
+		case c < 0x20 && c != '\t' && c != '\r':
+			return at(line, col, "not a text file: control character 0x%02x", c)
+		case c == '[' || c == '{':
+			if depth++; depth > maxFlowNesting {
+				return at(line, col, "nesting deeper than %d levels: a policy needs a few", maxFlowNesting)
+			}
+		case c == ']' || c == '}':
+			depth = max(depth-1, 0)
+		}
+		if lineStart {
+			switch {
+			case c == ' ':
+				if indent++; indent > maxIndent {
+					return at(line, col, "indented more than %d columns: a policy needs a few levels", maxIndent)
+				}
+			case (c == '-' || c == '?') && i+1 < len(data) && (data[i+1] == ' ' || data[i+1] == '\t'):
+				if compact++; compact > maxCompactNested {
+					return at(line, col, "more than %d nested lists on one line: a policy needs a few levels", maxCompactNested)
+				}
+				i, col = i+1, col+1
+			default:
+				lineStart = c == '\t'
+			}
+		}
+		col++
+	}
+	return nil
+}
+
 // parseYAML parses one YAML document and returns its body (nil when empty).
 func (d *decoder) parseYAML(data []byte) (body ast.Node, err error) {
+	if e := d.checkText(data); e != nil {
+		return nil, e
+	}
 	var f *ast.File
 	func() {
 		// go-yaml is not ours: if it ever panics on hostile input, that is a
@@ -247,6 +308,19 @@ func scalarText(n ast.Node) (string, bool) {
 	return "", false
 }
 
+// kind names what was found without quoting it.
+func kind(n ast.Node) string {
+	switch n.(type) {
+	case *ast.StringNode:
+		return "a string"
+	case *ast.IntegerNode, *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
+		return "a number"
+	case *ast.BoolNode:
+		return "a boolean"
+	}
+	return describe(n)
+}
+
 // describe names what was found, for "want X, found Y" messages.
 func describe(n ast.Node) string {
 	if isNull(n) {
@@ -258,6 +332,9 @@ func describe(n ast.Node) string {
 	case *ast.SequenceNode:
 		return "a list"
 	case *ast.StringNode:
+		if v := []rune(n.Value); len(v) > 40 {
+			return fmt.Sprintf("string %q...", string(v[:40]))
+		}
 		return fmt.Sprintf("string %q", n.Value)
 	case *ast.IntegerNode, *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
 		return "number " + nodeName(n)

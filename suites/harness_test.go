@@ -28,15 +28,24 @@ func hostState() map[string]string {
 	run("ip6tables", "ip6tables-nft-save")
 	run("iptables-legacy", "iptables-legacy-save")
 	run("ip6tables-legacy", "ip6tables-legacy-save")
-	run("nft", "nft", "list", "ruleset")
+	run("nft", "nft", "--stateless", "list", "ruleset")
 	run("links", "ip", "-d", "link", "show")
 	run("addrs", "ip", "addr", "show")
 	run("routes4", "ip", "-4", "route", "show", "table", "all")
 	run("routes6", "ip", "-6", "route", "show", "table", "all")
-	for _, f := range []string{"/etc/passwd", "/etc/group", "/etc/hosts", "/etc/resolv.conf", "/etc/gai.conf"} {
+	run("rules4", "ip", "-4", "rule", "show")
+	run("rules6", "ip", "-6", "rule", "show")
+	for _, f := range []string{"/etc/passwd", "/etc/group", "/etc/shadow", "/etc/hosts", "/etc/resolv.conf", "/etc/gai.conf", "/etc/hostname",
+		"/proc/sys/kernel/hostname", "/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem"} {
 		b, err := os.ReadFile(f)
 		state[f] = fmt.Sprintf("%x %v", sha256.Sum256(b), err)
 	}
+	etc, _ := os.ReadDir("/etc")
+	var names []string
+	for _, e := range etc {
+		names = append(names, e.Name())
+	}
+	state["/etc entries"] = strings.Join(names, " ")
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	state["mounts"] = string(mounts)
 	netnsDir, _ := os.ReadDir("/run/netns")

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/scenarios"
@@ -40,11 +38,15 @@ func (e *exitError) Error() string {
 
 func main() {
 	netns.Init() // a lab's holder is this binary, re-executed
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	root := newRootCommand()
-	err := root.ExecuteContext(ctx)
-	os.Exit(reportError(err))
+	guardUsage(root)
+	os.Exit(runInterruptible(func(ctx context.Context) int {
+		err := root.ExecuteContext(ctx)
+		if ctx.Err() != nil {
+			return 0 // interrupted: the signal decides the status, and says so
+		}
+		return reportError(err)
+	}))
 }
 
 // reportError prints err and returns the exit status it stands for.

@@ -1,0 +1,84 @@
+package netns
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// What a tool prints is shown to whoever runs egresslab, often a CI log that
+// strangers read. So it is cut (maxShownLines lines of at most maxShownLine
+// characters), stripped of control characters, staged paths become the
+// policy's names, and nft's echo of a source line is kept only for files the
+// policy names: nothing else read may be echoed.
+const (
+	maxShownLines = 20
+	maxShownLine  = 240
+)
+
+// nftPlace is nft's "FILE:LINE:COL[-COL]: Error|Warning: ..." line.
+var nftPlace = regexp.MustCompile(`^(.*?):(\d+):\d+(?:-\d+)?: (?:Error|Warning)`)
+
+// showToolOutput returns out as it may be shown. staged maps paths inside the
+// lab to the policy's names for them; a nil map means the tool echoes no
+// source files (iptables-restore).
+func showToolOutput(out []byte, staged map[string]string) string {
+	var lines []string
+	hidden := false // inside an nft error about a file the policy does not name
+	for _, ln := range strings.Split(string(out), "\n") {
+		ln = strings.TrimRight(printable(ln), " \t")
+		if m := nftPlace.FindStringSubmatch(ln); m != nil && staged != nil {
+			_, named := staged[m[1]]
+			hidden = !named
+		} else if strings.HasPrefix(ln, "In file included from ") {
+			hidden = false
+		} else if hidden {
+			continue // a source line or caret marker from a file outside the policy
+		}
+		for inLab, name := range staged {
+			ln = strings.ReplaceAll(ln, inLab, name)
+		}
+		if ln == "" {
+			continue
+		}
+		if len(ln) > maxShownLine {
+			ln = ln[:maxShownLine] + " ..."
+		}
+		lines = append(lines, ln)
+	}
+	if len(lines) > maxShownLines {
+		more := len(lines) - maxShownLines
+		lines = append(lines[:maxShownLines], fmt.Sprintf("(%d more lines not shown)", more))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// printable replaces control characters and invalid UTF-8, which could
+// rewrite a terminal or a log, with '?'.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || (unicode.IsPrint(r) && r != unicode.ReplacementChar) {
+			return r
+		}
+		return '?'
+	}, s)
+}
+
+// nftErrorPlace finds the file (the policy's name for it) and line of nft's
+// first error in a file the policy names.
+func nftErrorPlace(out []byte, staged map[string]string, fallback string) (string, int) {
+	for _, ln := range bytes.Split(out, []byte("\n")) {
+		m := nftPlace.FindSubmatch(ln)
+		if m == nil || !bytes.Contains(ln, []byte(": Error")) {
+			continue
+		}
+		if name, ok := staged[string(m[1])]; ok {
+			line, _ := strconv.Atoi(string(m[2]))
+			return name, line
+		}
+	}
+	return fallback, 0
+}

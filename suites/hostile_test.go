@@ -1,0 +1,164 @@
+package suites_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/scenarios"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+// A policy whose ruleset part is the given YAML, for the hostile inputs.
+func hostilePolicy(ruleset string) string {
+	return "version: 1\nusers:\n  www-data: {uid: 33}\nhosts:\n  mx.example.test:\n    addresses: [192.0.2.25, \"2001:db8::25\"]\n    ports: [25/tcp]\n" +
+		"ruleset:\n  " + ruleset + "\nexpect:\n  - allow: {}\n"
+}
+
+// hostileInput is a policy directory to build and what egresslab must say.
+type hostileInput struct {
+	files  map[string]string // name -> content; "->target" makes a symlink, "|fifo" a FIFO, "+N" a sparse file of N bytes
+	args   []string          // after verify; default -f policy.yaml
+	status int
+	stderr string // a substring stderr must hold
+}
+
+func (h hostileInput) build(dir string) {
+	GinkgoHelper()
+	for name, content := range h.files {
+		p := filepath.Join(dir, name)
+		Expect(os.MkdirAll(filepath.Dir(p), 0o755)).To(Succeed())
+		switch {
+		case strings.HasPrefix(content, "->"):
+			Expect(os.Symlink(content[2:], p)).To(Succeed())
+		case content == "|fifo":
+			Expect(syscall.Mkfifo(p, 0o644)).To(Succeed())
+		case strings.HasPrefix(content, "+"):
+			f, err := os.Create(p)
+			Expect(err).NotTo(HaveOccurred())
+			var size int64
+			for _, c := range content[1:] {
+				size = size*10 + int64(c-'0')
+			}
+			Expect(f.Truncate(size)).To(Succeed())
+			Expect(f.Close()).To(Succeed())
+		default:
+			Expect(os.WriteFile(p, []byte(content), 0o755)).To(Succeed())
+		}
+	}
+}
+
+// secrets must never appear in what egresslab prints: /etc/shadow's first
+// field, and what the hostile files hold beyond their offending line.
+var secrets = []string{"root:", "SECRET-BEYOND-THE-LINE"}
+
+var _ = Describe("hostile input", Label("safety"), func() {
+	deep := "version: 1\nname: " + strings.Repeat("[", 500000) + strings.Repeat("]", 500000) + "\n"
+	DescribeTable("gets exit 2 and a message naming file, line and the limit, and nothing of any file it should not read",
+		func(ctx SpecContext, h hostileInput) {
+			dir := GinkgoT().TempDir()
+			h.build(dir)
+			args := h.args
+			if args == nil {
+				args = []string{"-f", "policy.yaml"}
+			}
+			r := egresslab(ctx, dir, append([]string{"verify"}, args...)...)
+			Expect(r.status).To(Equal(h.status), "stderr: %.2000s", r.stderr)
+			Expect(r.stderr).To(ContainSubstring(h.stderr))
+			Expect(len(r.stderr)).To(BeNumerically("<", 8<<10), "what a tool printed is capped")
+			for _, s := range secrets {
+				Expect(r.stderr + r.stdout).NotTo(ContainSubstring(s))
+			}
+			Expect(r.took).To(BeNumerically("<", 20*time.Second))
+			fmt.Fprintf(GinkgoWriter, "exit %d: %s", r.status, r.stderr)
+		},
+		Entry("a ruleset path out of the tree by ..", hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: ../../../../../../../etc/shadow")},
+			status: 2, stderr: `policy.yaml:9:8: ruleset nft: "../../../../../../../etc/shadow" leads out of the policy's directory`}),
+		Entry("an absolute ruleset path", hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("iptables: /etc/shadow")},
+			status: 2, stderr: `policy.yaml:9:13: ruleset iptables: "/etc/shadow" is absolute`}),
+		Entry("a ruleset that is a symlink to /etc/shadow", hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "->/etc/shadow"},
+			status: 2, stderr: `policy.yaml:9:8: ruleset nft: "rules.nft" leads out of the policy's directory`}),
+		Entry("a ruleset that is a relative symlink out of the tree", hostileInput{
+			files:  map[string]string{"p/policy.yaml": hostilePolicy("iptables: rules.v4"), "p/rules.v4": "->../outside.v4", "outside.v4": "*filter\nCOMMIT\n"},
+			args:   []string{"-f", "p/policy.yaml"},
+			status: 2, stderr: `p/policy.yaml:9:13: ruleset iptables: "rules.v4" leads out of the policy's directory`}),
+		Entry("a ruleset that is a symlink to /dev/zero", hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "->/dev/zero"},
+			status: 2, stderr: `ruleset nft: "rules.nft" leads out of the policy's directory`}),
+		Entry("a ruleset that is a FIFO", hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "|fifo"},
+			status: 2, stderr: `policy.yaml:9:8: ruleset nft: "rules.nft" is a FIFO: want a regular file`}),
+		Entry("a ruleset of 17 MiB", hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("iptables: rules.v4"), "rules.v4": "+17825792"},
+			status: 2, stderr: `policy.yaml:9:13: ruleset iptables: "rules.v4" is 17825792 bytes: a ruleset file may have at most 16777216 (16 MiB)`}),
+		Entry("-f /etc/shadow", hostileInput{
+			args: []string{"-f", "/etc/shadow"}, status: 2, stderr: `/etc/shadow:1:1: missing key "version"`}),
+		Entry("-f a FIFO", hostileInput{
+			files: map[string]string{"policy.yaml": "|fifo"}, status: 2, stderr: `policy.yaml: policy is a FIFO: want a regular file`}),
+		Entry("-f /dev/zero", hostileInput{
+			args: []string{"-f", "/dev/zero"}, status: 2, stderr: `/dev/zero: policy is a character device: want a regular file`}),
+		Entry("a policy of 2 MiB", hostileInput{
+			files:  map[string]string{"policy.yaml": "+2097152"},
+			status: 2, stderr: `policy.yaml:1:1: policy is 2097152 bytes: a policy may have at most 1048576 (1 MiB)`}),
+		Entry("YAML nested 500,000 deep (1 MB)", hostileInput{
+			files:  map[string]string{"policy.yaml": deep},
+			status: 2, stderr: `policy.yaml:2:39: nesting deeper than 32 levels`}),
+		Entry(`nft include "/etc/shadow"`, hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "table inet t {\n}\ninclude \"/etc/shadow\"\n"},
+			status: 2, stderr: `policy.yaml:9:8: ruleset nft: rules.nft:3: include "/etc/shadow": an absolute path`}),
+		Entry(`nft include "/dev/zero"`, hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "include \"/dev/zero\"\n"},
+			status: 2, stderr: `ruleset nft: rules.nft:1: include "/dev/zero": an absolute path`}),
+		Entry(`nft include of a file out of the tree by ..`, hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: nft/rules.nft"), "nft/rules.nft": "include \"../../../etc/shadow\"\n"},
+			status: 2, stderr: `ruleset nft: nft/rules.nft:1: include "../../../etc/shadow": leads out of the directory of rules.nft`}),
+		Entry(`nft include of a symlink to /etc/shadow`, hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "include \"inc.nft\"\n", "inc.nft": "->/etc/shadow"},
+			status: 2, stderr: `ruleset nft: rules.nft:1: include "inc.nft": leads out of the policy's directory`}),
+		Entry("an nft error in an included file shows that file's line only", hostileInput{
+			files: map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "table inet t {\n\tinclude \"chains/out.nft\"\n}\n",
+				"chains/out.nft": "chain out {\n\tmeta skuid 33 drop bogus\n}\n# SECRET-BEYOND-THE-LINE\n"},
+			status: 2, stderr: "chains/out.nft:2: nft: "}),
+		Entry("a failing script that prints 50 MB", hostileInput{
+			files: map[string]string{"policy.yaml": hostilePolicy("script: loud.sh"),
+				"loud.sh": "head -c 50000000 /dev/zero | tr '\\0' x | fold -w 100\nexit 1\n"},
+			status: 2, stderr: "more lines not shown"}),
+		Entry("a script that prints terminal escapes", hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("script: esc.sh"), "esc.sh": "printf '\\033]0;owned\\007\\033[2J'\nexit 1\n"},
+			status: 2, stderr: "esc.sh: script: ?]0;owned??[2J"}),
+	)
+
+	It("a script that never ends is stopped at the tool time bound: exit 2 saying so", Serial, func(ctx SpecContext) {
+		saved := netns.ToolTimeout
+		netns.ToolTimeout = 2 * time.Second
+		DeferCleanup(func() { netns.ToolTimeout = saved })
+		dir := GinkgoT().TempDir()
+		hostileInput{files: map[string]string{"policy.yaml": hostilePolicy("script: forever.sh"), "forever.sh": "while :; do :; done\n"}}.build(dir)
+		p, err := scenarios.Load(filepath.Join(dir, "policy.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		start := time.Now()
+		_, err = scenarios.Run(ctx, p, scenarios.RunOptions{})
+		var rerr *netns.RulesetError
+		Expect(errors.As(err, &rerr)).To(BeTrue(), "%v", err)
+		Expect(rerr.Error()).To(Equal("forever.sh: script: still running after 2s: a ruleset must load within that"))
+		Expect(time.Since(start)).To(BeNumerically("<", 5*time.Second))
+	})
+
+	It("a hostile script (/etc writes, flushes, link deletion, nsenter to the host, IPC objects, a daemon) leaves the host as it was", Serial, func(ctx SpecContext) {
+		before := hostState()
+		r := egresslab(ctx, "../testdata/harness", "verify", "-f", "escape.yaml")
+		Expect(r.stderr).NotTo(ContainSubstring("ESCAPED"), "the script reached the host's namespaces")
+		Expect(r.status).To(BeNumerically(">=", 1), "the script breaks the lab's own parts on purpose")
+		expectSameHost(before)
+		Expect(os.ReadFile("/tmp/egresslab-escape-was-here")).Error().To(MatchError(os.ErrNotExist))
+	})
+})
