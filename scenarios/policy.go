@@ -1,8 +1,7 @@
 // Package scenarios owns the policy model of SPEC.md: it parses and validates
 // policy files, expands them into the probe matrix, compares what the policy
 // expects with what the probes observed and renders the results as a truth
-// table, JSON or JUnit; and it carries the built-in catalogue of real bypass
-// bugs.
+// table, JSON or JUnit.
 package scenarios
 
 import (
