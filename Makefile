@@ -9,7 +9,8 @@ GINKGO  := $(GO) tool ginkgo
 # command:package pairs the lab and the tests need
 NEEDS   := iptables-nft-restore:iptables iptables-legacy-restore:iptables nft:nftables \
            ip:iproute2 nsenter:util-linux setpriv:util-linux telnet:telnet \
-           swaks:swaks curl:curl nc:netcat-openbsd
+           swaks:swaks curl:curl nc:netcat-openbsd \
+           ipset:ipset sysctl:procps
 
 .PHONY: all build demo test bench lint deps
 all: build

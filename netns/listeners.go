@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"golang.org/x/sys/unix"
@@ -37,8 +38,9 @@ var SMTPPorts = map[uint16]bool{25: true, 465: true, 587: true}
 // answered records which service saw which client, so a probe knows who
 // answered it (a NAT rule may send it somewhere else than it dialled).
 type answered struct {
-	mu   sync.Mutex
-	seen map[string]Service
+	mu      sync.Mutex
+	seen    map[string]Service
+	changed chan struct{} // closed and replaced at each record
 }
 
 func (a *answered) record(proto string, client net.Addr, s Service) {
@@ -48,6 +50,35 @@ func (a *answered) record(proto string, client net.Addr, s Service) {
 		a.seen = map[string]Service{}
 	}
 	a.seen[proto+" "+client.String()] = s
+	if a.changed != nil {
+		close(a.changed)
+		a.changed = nil
+	}
+}
+
+// AwaitAnswered is WhoAnswered for a connection whose handshake the kernel
+// completed before the listener accepted it: it waits, until deadline, for
+// the lab's listener to record the client.
+func (l *Lab) AwaitAnswered(proto, clientAddr string, deadline time.Time) (Service, bool) {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		l.answered.mu.Lock()
+		s, ok := l.answered.seen[proto+" "+clientAddr]
+		if l.answered.changed == nil {
+			l.answered.changed = make(chan struct{})
+		}
+		changed := l.answered.changed
+		l.answered.mu.Unlock()
+		if ok {
+			return s, true
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return Service{}, false
+		}
+	}
 }
 
 // WhoAnswered names the service that saw a client at clientAddr ("ip:port").

@@ -25,6 +25,7 @@ type Lab interface {
 	NextHop(dst netip.Addr) (hop netip.Addr, gateway bool, ok bool)
 	HostRefusal(dst netip.Addr) (netns.Refusal, bool, error)
 	WhoAnswered(proto, client string) (netns.Service, bool)
+	AwaitAnswered(proto, client string, deadline time.Time) (netns.Service, bool)
 	Forget(f netns.Flow) error
 	Uplink() string
 }
@@ -198,12 +199,22 @@ func (p *dialer) established() Result {
 	if netns.SMTPPorts[p.t.Port] {
 		return p.greeting()
 	}
-	return Result{Connected, Evidence{Kind: Handshake, AnsweredBy: p.answeredBy()}, "TCP handshake completed"}
+	ev := Evidence{Kind: Handshake, AnsweredBy: p.answeredBy()}
+	if ev.AnsweredBy != "" {
+		return Result{Connected, ev, "TCP handshake completed by " + ev.AnsweredBy}
+	}
+	return Result{Connected, ev, "TCP handshake completed"}
 }
 
-// answeredBy names the lab's service that saw this probe, if it was one of them.
+// answeredBy names the lab's service that saw this probe, if it was one of
+// them. A UDP echo is recorded before it is sent; a TCP handshake completes
+// in the kernel before the listener accepts, so that record is awaited.
 func (p *dialer) answeredBy() string {
-	if s, ok := p.lab.WhoAnswered(p.t.Proto, p.flow.Src.String()); ok {
+	s, ok := p.lab.WhoAnswered(p.t.Proto, p.flow.Src.String())
+	if !ok && p.t.Proto == "tcp" {
+		s, ok = p.lab.AwaitAnswered(p.t.Proto, p.flow.Src.String(), p.deadline)
+	}
+	if ok {
 		return s.String()
 	}
 	return ""

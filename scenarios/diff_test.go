@@ -2,6 +2,7 @@ package scenarios_test
 
 import (
 	"bytes"
+	"github.com/egresslab/egresslab/internal/catalogue"
 
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
@@ -12,7 +13,7 @@ import (
 var _ = Describe("diff", func() {
 	variant := func(name string) *scenarios.Policy {
 		GinkgoHelper()
-		s, err := scenarios.FindScenario("telnet-surprise")
+		s, err := catalogue.Find("telnet-surprise")
 		Expect(err).NotTo(HaveOccurred())
 		for _, v := range s.Variants {
 			if v.Name == name {

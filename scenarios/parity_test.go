@@ -1,6 +1,7 @@
 package scenarios_test
 
 import (
+	"github.com/egresslab/egresslab/internal/catalogue"
 	"testing/fstest"
 
 	"github.com/egresslab/egresslab/probe"
@@ -69,7 +70,7 @@ var _ = Describe("verify --parity", func() {
 
 	Describe("on telnet-surprise, in labs", Label("lab"), func() {
 		run := func(ctx SpecContext, variant string) []scenarios.ParityCell {
-			s, err := scenarios.FindScenario("telnet-surprise")
+			s, err := catalogue.Find("telnet-surprise")
 			Expect(err).NotTo(HaveOccurred())
 			for _, v := range s.Variants {
 				if v.Name == variant {

@@ -1,8 +1,7 @@
 // Package scenarios owns the policy model of SPEC.md: it parses and validates
 // policy files, expands them into the probe matrix, compares what the policy
 // expects with what the probes observed and renders the results as a truth
-// table, JSON or JUnit; and it carries the built-in catalogue of real bypass
-// bugs.
+// table, JSON or JUnit.
 package scenarios
 
 import (
@@ -54,7 +53,7 @@ type Host struct {
 	Name      string
 	Addresses []netip.Addr
 	Ports     []PortRange // disjoint; a single port is a range of one
-	ServedBy  string // the user its (loopback) listeners run as; "" is root
+	ServedBy  string      // the user its (loopback) listeners run as; "" is root
 }
 
 // MX is a mail exchanger record: mail for Domain goes to Host.

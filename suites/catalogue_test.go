@@ -3,6 +3,7 @@ package suites_test
 import (
 	"bytes"
 	"errors"
+	"github.com/egresslab/egresslab/internal/catalogue"
 	"os/exec"
 	"strings"
 	"time"
@@ -20,10 +21,10 @@ const (
 )
 
 var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
-	var s *scenarios.Scenario
+	var s *catalogue.Scenario
 	BeforeEach(func() {
 		var err error
-		s, err = scenarios.FindScenario("telnet-surprise")
+		s, err = catalogue.Find("telnet-surprise")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(s.Variants).To(HaveLen(3))
 	})
@@ -92,7 +93,7 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		missing.Bypass = missing.Bypass[1:]
 		Expect(missing.Check(rep)).To(ConsistOf(ContainSubstring("expected deny, observed connected")))
 		extra := s.Variants[0]
-		extra.Broken = []scenarios.Cell{{User: "postfix", Host: "mx.example.test", Family: "ipv4"}}
+		extra.Broken = []catalogue.Cell{{User: "postfix", Host: "mx.example.test", Family: "ipv4"}}
 		Expect(extra.Check(rep)).To(ConsistOf(ContainSubstring("the story says it fails its expectation")))
 	})
 

@@ -156,7 +156,7 @@ var _ = Describe("signals and kills", Label("safety"), Serial, func() {
 			}
 			cmd := startVerify(longRun...)
 			groups[cmd.Process.Pid] = true
-			waitForLab(ctx, cmd) // its handler is in place once it has started a lab
+			waitForLab(ctx, cmd)                                        // its handler is in place once it has started a lab
 			time.Sleep(time.Duration(rng.Intn(400)) * time.Millisecond) // then a random moment, not a wait for anything
 			sent := time.Now()
 			Expect(cmd.Process.Signal(sig)).To(Succeed())
@@ -196,7 +196,7 @@ var _ = Describe("signals and kills", Label("safety"), Serial, func() {
 			cmd := startVerify(args...)
 			groups[cmd.Process.Pid] = true
 			time.Sleep(time.Duration(rng.Intn(600)) * time.Millisecond) // a random moment
-			_ = cmd.Process.Signal(syscall.SIGKILL)                      // the short run may have ended already
+			_ = cmd.Process.Signal(syscall.SIGKILL)                     // the short run may have ended already
 			_ = cmd.Wait()
 		}
 		Eventually(processesInGroups).WithArguments(groups).WithContext(ctx).WithTimeout(10*time.Second).Should(BeEmpty(), "processes of killed runs")

@@ -1,8 +1,8 @@
 package lint_test
 
 import (
+	"github.com/egresslab/egresslab/internal/catalogue"
 	"github.com/egresslab/egresslab/internal/lint"
-	"github.com/egresslab/egresslab/scenarios"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -21,7 +21,7 @@ var (
 
 var _ = Describe("lint over the catalogue", func() {
 	It("flags every static gap and passes every right ruleset", func(ctx SpecContext) {
-		all, err := scenarios.Catalogue()
+		all, err := catalogue.All()
 		Expect(err).NotTo(HaveOccurred())
 		checked := 0
 		for _, s := range all {

@@ -1,0 +1,136 @@
+package catalogue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios"
+)
+
+// Run is what one variant of an entry produced in a lab of its own.
+type Run struct {
+	Scenario   *Scenario
+	Variant    Variant
+	ClientUser scenarios.User
+	Client     *probe.ClientView // nil when the entry names no client
+	// Transcript is what a real telnet, run as the client user inside the
+	// lab, printed ("" when telnet is not installed: then only Client shows).
+	Transcript string
+	Report     *scenarios.Report
+	// Problems lists where the run differs from what the entry documents;
+	// none: the variant behaves exactly as documented.
+	Problems []string
+}
+
+// Options tune Reproduce.
+type Options struct {
+	// Parallel is how many labs run at once; 0 runs every variant at once.
+	Parallel int
+	// Backstop bounds the wait for an answer to a packet that left the lab.
+	Backstop time.Duration
+	// NoTranscript skips the real telnet (the client view still shows).
+	NoTranscript bool
+}
+
+// Reproduce runs every variant of every given entry, each in a lab of its
+// own and in parallel, and returns the runs in entry and variant order. A lab
+// that could not run makes the whole call fail.
+func Reproduce(ctx context.Context, entries []*Scenario, opts Options) ([]Run, error) {
+	var runs []Run
+	for _, s := range entries {
+		for _, v := range s.Variants {
+			runs = append(runs, Run{Scenario: s, Variant: v})
+		}
+	}
+	parallel := opts.Parallel
+	if parallel <= 0 {
+		parallel = len(runs)
+	}
+	errs := make([]error, len(runs))
+	slots := make(chan struct{}, max(parallel, 1))
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			if err := runs[i].run(ctx, opts); err != nil {
+				errs[i] = fmt.Errorf("%s, variant %s: %w", runs[i].Scenario.Name, runs[i].Variant.Name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return runs, nil
+}
+
+// run shows the entry's client first (what telnet would show), then probes
+// the whole matrix, and checks the report against the entry.
+func (r *Run) run(ctx context.Context, opts Options) error {
+	s, v := r.Scenario, r.Variant
+	lab, err := scenarios.StartLab(ctx, v.Policy)
+	if err != nil {
+		return err
+	}
+	defer lab.Close()
+	if c := s.Client; c.Name != "" {
+		u, ok := v.Policy.User(c.User)
+		if !ok {
+			return fmt.Errorf("client user %q is not in %s", c.User, v.File)
+		}
+		view, err := probe.Client(ctx, lab, scenarios.Identity(u), c.Name, c.Port, opts.Backstop)
+		if err != nil {
+			return err
+		}
+		r.ClientUser, r.Client = u, &view
+		if !opts.NoTranscript {
+			if r.Transcript, err = realTelnet(ctx, lab, scenarios.Identity(u), c, opts.Backstop, len(view.Attempts)); err != nil {
+				return err
+			}
+		}
+	}
+	if r.Report, err = scenarios.ProbeAll(ctx, lab, v.Policy, scenarios.RunOptions{Backstop: opts.Backstop}); err != nil {
+		return err
+	}
+	r.Problems = v.Check(r.Report)
+	return nil
+}
+
+// realTelnet runs telnet as id inside the lab, through the candidate's rules
+// and the lab's resolvers, and returns what it printed. A telnet still trying
+// (a dropped SYN retries for minutes) is stopped after a backstop for each
+// address it may try, and the transcript says so. "" when telnet is not
+// installed.
+func realTelnet(ctx context.Context, lab *netns.Lab, id netns.Identity, c Client, backstop time.Duration, addrs int) (string, error) {
+	if _, err := exec.LookPath("telnet"); err != nil {
+		return "", nil
+	}
+	if backstop <= 0 {
+		backstop = probe.DefaultBackstop
+	}
+	limit := time.Duration(max(addrs, 1)+1) * backstop
+	tctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cmd := lab.CommandAs(tctx, id, "telnet", c.Name, strconv.Itoa(int(c.Port)))
+	cmd.Stdin = strings.NewReader("QUIT\r\n")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case tctx.Err() != nil && ctx.Err() == nil:
+		return fmt.Sprintf("%s[still trying after %s: stopped by egresslab]\n", out, limit), nil
+	case err != nil && !errors.As(err, &exit):
+		return "", fmt.Errorf("run telnet in lab %s: %w", lab.Name(), err)
+	}
+	return string(out), nil
+}
