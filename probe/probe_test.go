@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"strings"
 	"net/netip"
 	"testing"
 
@@ -72,11 +73,12 @@ func TestSortRFC6724(t *testing.T) {
 			in = append(in, a(s))
 		}
 		got := SortRFC6724(in, source)
-		for i := range got {
-			if got[i].String() != c.want[i] {
-				t.Errorf("%s: got %v, want %v", c.name, got, c.want)
-				break
-			}
+		var gotS []string
+		for _, g := range got {
+			gotS = append(gotS, g.String())
+		}
+		if strings.Join(gotS, " ") != strings.Join(c.want, " ") {
+			t.Errorf("%s: got %v, want %v", c.name, gotS, c.want)
 		}
 	}
 }
