@@ -1,8 +1,8 @@
 package probe
 
 import (
-	"strings"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
