@@ -57,9 +57,11 @@ func ExampleMatchTruthTable() {
 	//           mx.example.test
 	//           v4 192.0.2.25  v6 2001:db8::25
 	//           25/tcp         25/tcp
-	// www-data  X              .!
+	// www-data  xX             x.!
 	//
-	// legend: . connected   R refused or rejected   X dropped   E probe error   ! not what the policy expects
+	// cells:  expected  a allow   d deny   x drop   r reject
+	//         observed  . connected   R refused or rejected   X dropped   E probe error
+	//         ! not what the policy expects
 	//
 	// BYPASS: 1 probe connected although the policy forbids it
 	//   www-data -> mx.example.test [2001:db8::25]:25/tcp (ipv6): expected drop, observed connected — 220 mx.example.test ESMTP
