@@ -94,7 +94,7 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		Expect(missing.Check(rep)).To(ConsistOf(ContainSubstring("expected deny, observed connected")))
 		extra := s.Variants[0]
 		extra.Broken = []catalogue.Cell{{User: "postfix", Host: "mx.example.test", Family: "ipv4"}}
-		Expect(extra.Check(rep)).To(ConsistOf(ContainSubstring("the story says it fails its expectation")))
+		Expect(extra.Check(rep)).To(ConsistOf(ContainSubstring("documented as failing its expectation")))
 	})
 
 	It("decides an egress drop from the sentinel, without waiting for a timeout", func(ctx SpecContext) {
