@@ -169,10 +169,17 @@ func serveBufForce(listener int, stop <-chan struct{}) {
 	if err != nil {
 		return
 	}
-	defer unix.Close(wake)
-	done := make(chan struct{})
-	defer close(done)
+	// The waker may be writing to wake when this returns: wake is closed only
+	// once the waker is gone, or its write could land in whatever file
+	// reuses the descriptor number (another lab's tool input, say).
+	done, wakerGone := make(chan struct{}), make(chan struct{})
+	defer func() {
+		close(done)
+		<-wakerGone
+		unix.Close(wake)
+	}()
 	go func() {
+		defer close(wakerGone)
 		select {
 		case <-stop:
 			_, _ = unix.Write(wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -121,6 +122,11 @@ func combinedOutputStarted(cmd *exec.Cmd, afterStart func() error) ([]byte, erro
 	}
 	defer f.Close()
 	cmd.Stdout, cmd.Stderr = f, f
+	// Pdeathsig fires when the thread that started nsenter exits, and the
+	// runtime retires threads that the lab's identity switches leave locked:
+	// start and wait on one locked thread, which lives as long as the tool.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	runErr := cmd.Start()
 	if runErr == nil {
 		if afterStart != nil {

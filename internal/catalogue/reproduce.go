@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,7 +121,11 @@ func realTelnet(ctx context.Context, lab *netns.Lab, id netns.Identity, c Client
 	// Stopping nsenter leaves telnet, its child in the lab's PID namespace,
 	// holding the output pipe until the lab closes: stop waiting for it.
 	cmd.WaitDelay = backstop
+	// nsenter is killed when the thread that started it exits (Pdeathsig):
+	// start and wait on one locked thread.
+	runtime.LockOSThread()
 	out, err := cmd.CombinedOutput()
+	runtime.UnlockOSThread()
 	var exit *exec.ExitError
 	switch {
 	case tctx.Err() != nil && ctx.Err() == nil:
