@@ -163,7 +163,7 @@ func (l *Lab) RunScript(ctx context.Context, name string, data []byte) error {
 		line, _ = strconv.Atoi(string(m[1]))
 	}
 	staged := map[string]string{p: name}
-	msg := showToolOutput(out, staged)
+	msg := showScriptOutput(out, staged)
 	if msg == "" {
 		msg = err.Error()
 	}

@@ -22,10 +22,34 @@ const (
 // nftPlace is nft's "FILE:LINE:COL[-COL]: Error|Warning: ..." line.
 var nftPlace = regexp.MustCompile(`^(.*?):(\d+):\d+(?:-\d+)?: (?:Error|Warning)`)
 
-// showToolOutput returns out as it may be shown. staged maps paths inside the
-// lab to the policy's names for them; a nil map means the tool echoes no
-// source files (iptables-restore).
+// showToolOutput returns the start of out as it may be shown: a tool's first
+// error is the one that counts. staged maps paths inside the lab to the
+// policy's names for them; a nil map means the tool echoes no source files
+// (iptables-restore).
 func showToolOutput(out []byte, staged map[string]string) string {
+	lines := shownLines(out, staged)
+	if len(lines) > maxShownLines {
+		more := len(lines) - maxShownLines
+		lines = append(lines[:maxShownLines], fmt.Sprintf("(%d more lines not shown)", more))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// showScriptOutput returns the end of a script's output as it may be shown:
+// a script fails at its end.
+func showScriptOutput(out []byte, staged map[string]string) string {
+	lines := shownLines(out, staged)
+	if len(lines) > maxShownLines {
+		earlier := len(lines) - maxShownLines
+		lines = append([]string{fmt.Sprintf("(%d earlier lines not shown)", earlier)}, lines[earlier:]...)
+	}
+	if len(out) >= MaxToolOutput {
+		lines = append(lines, fmt.Sprintf("(output past %d MiB discarded)", MaxToolOutput>>20))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func shownLines(out []byte, staged map[string]string) []string {
 	var lines []string
 	hidden := false // inside an nft error about a file the policy does not name
 	for _, ln := range strings.Split(string(out), "\n") {
@@ -49,11 +73,7 @@ func showToolOutput(out []byte, staged map[string]string) string {
 		}
 		lines = append(lines, ln)
 	}
-	if len(lines) > maxShownLines {
-		more := len(lines) - maxShownLines
-		lines = append(lines[:maxShownLines], fmt.Sprintf("(%d more lines not shown)", more))
-	}
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 // printable replaces control characters and invalid UTF-8, which could
