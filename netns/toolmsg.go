@@ -68,8 +68,8 @@ func shownLines(out []byte, staged map[string]string) []string {
 		if ln == "" {
 			continue
 		}
-		if len(ln) > maxShownLine {
-			ln = ln[:maxShownLine] + " ..."
+		if r := []rune(ln); len(r) > maxShownLine {
+			ln = string(r[:maxShownLine]) + " ..."
 		}
 		lines = append(lines, ln)
 	}
@@ -96,9 +96,22 @@ func nftErrorPlace(out []byte, staged map[string]string, fallback string) (strin
 			continue
 		}
 		if name, ok := staged[string(m[1])]; ok {
-			line, _ := strconv.Atoi(string(m[2]))
-			return name, line
+			if line, err := strconv.Atoi(string(m[2])); err == nil && line > 0 {
+				return name, line
+			}
 		}
 	}
 	return fallback, 0
+}
+
+var iptablesLine = regexp.MustCompile(`(?i)line:? (\d+)`)
+
+// iptablesErrorLine is the line iptables-restore names in its error, or 0.
+func iptablesErrorLine(out []byte) int {
+	if m := iptablesLine.FindSubmatch(out); m != nil {
+		if line, err := strconv.Atoi(string(m[1])); err == nil && line > 0 {
+			return line
+		}
+	}
+	return 0
 }
