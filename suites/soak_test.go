@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/egresslab/egresslab/internal/catalogue"
 	"github.com/egresslab/egresslab/scenarios"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -46,9 +47,9 @@ var _ = Describe("determinism under load", Label("soak"), Serial, func() {
 			Expect(err).NotTo(HaveOccurred())
 			all = append(all, soaked{"examples/" + filepath.Base(f), p})
 		}
-		catalogue, err := scenarios.Catalogue()
+		entries, err := catalogue.All()
 		Expect(err).NotTo(HaveOccurred())
-		for _, s := range catalogue {
+		for _, s := range entries {
 			for _, v := range s.Variants {
 				all = append(all, soaked{"catalogue/" + s.Name + "/" + v.Name, v.Policy})
 			}
