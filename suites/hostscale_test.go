@@ -29,15 +29,18 @@ const hostScaleRules = 20000
 func iptablesHostScale(ipv6 bool, n int) string {
 	var b strings.Builder
 	addr, reject := func(i int) string { return fmt.Sprintf("10.%d.%d.%d/32", i/65536, i/256%256, i%256) }, "icmp-port-unreachable"
+	icmp := "-A INPUT -p icmp -j ACCEPT\n"
 	if ipv6 {
 		addr, reject = func(i int) string { return fmt.Sprintf("2001:db8:%x::%x/128", i/65536, i%65536) }, "icmp6-port-unreachable"
+		icmp = "-A INPUT -p ipv6-icmp -j ACCEPT\n"
 	}
 	b.WriteString("*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n")
 	b.WriteString("-A OUTPUT -p tcp --dport 25 -j MARK --set-mark 0x19\nCOMMIT\n")
 	b.WriteString("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [12:345]\n:f2b-sshd - [0:0]\n:egress-users - [0:0]\n")
 	b.WriteString("-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n")
+	b.WriteString(icmp) // neighbour discovery and errors, as every real host lets in
 	b.WriteString("-A INPUT -p tcp -m multiport --dports 22,80,443 -j f2b-sshd\n-A OUTPUT -j egress-users\n")
-	for i := 0; i < n-4; i++ {
+	for i := 0; i < n-5; i++ {
 		if i%2 == 0 {
 			fmt.Fprintf(&b, "-A f2b-sshd -s %s -j REJECT --reject-with %s\n", addr(i), reject)
 		} else {

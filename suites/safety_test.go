@@ -132,8 +132,29 @@ func expectSameHost(before map[string]string) {
 	GinkgoHelper()
 	after := hostState()
 	for k := range before {
-		Expect(after[k]).To(Equal(before[k]), "host state %q changed", k)
+		Expect(after[k] == before[k]).To(BeTrue(), "host state %q changed:\n%s", k, lineChanges(before[k], after[k]))
 	}
+}
+
+// lineChanges lists the lines only before or only after holds.
+func lineChanges(before, after string) string {
+	count := map[string]int{}
+	for _, ln := range strings.Split(before, "\n") {
+		count[ln]--
+	}
+	for _, ln := range strings.Split(after, "\n") {
+		count[ln]++
+	}
+	var out []string
+	for ln, n := range count {
+		switch {
+		case n < 0:
+			out = append(out, "- "+ln)
+		case n > 0:
+			out = append(out, "+ "+ln)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // mid-run: the hostile policy's relay answers vanish, so with a long backstop
