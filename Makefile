@@ -12,7 +12,12 @@ NEEDS   := iptables-nft-restore:iptables iptables-legacy-restore:iptables nft:nf
            swaks:swaks curl:curl nc:netcat-openbsd \
            ipset:ipset sysctl:procps
 
-.PHONY: all build demo test bench lint deps
+# each fuzz target as package:target; make test runs each for FUZZTIME
+FUZZ     := ./scenarios/:FuzzLoad ./scenarios/:FuzzPort ./scenarios/:FuzzAddress ./netns/:FuzzToolErrors
+FUZZTIME ?= 4s
+SOAK_RUNS ?= 200
+
+.PHONY: all build demo test fuzz soak bench lint deps
 all: build
 
 # -buildvcs=auto stamps the commit (`egresslab version`) in a git checkout,
@@ -25,7 +30,20 @@ demo: deps build
 
 test: deps
 	$(GO) vet ./...
-	$(GINKGO) -r $(if $(CI),--no-color) --randomize-all --fail-on-pending --fail-on-empty --keep-going --timeout=8m --poll-progress-after=60s ./...
+	$(GINKGO) -r $(if $(CI),--no-color) --label-filter='!soak' --randomize-all --fail-on-pending --fail-on-empty --keep-going --timeout=8m --poll-progress-after=60s ./...
+	$(MAKE) --no-print-directory fuzz
+
+# fuzz explores each fuzz target briefly (go test already ran their seeds).
+fuzz:
+	@for t in $(FUZZ); do \
+	  echo "fuzz $${t##*:} for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*} || exit 1; \
+	done
+
+# soak runs every example and catalogue variant SOAK_RUNS times under a CPU
+# hog and counts verdict flips; on its own, not part of test (about 20 minutes).
+soak: deps
+	set -o pipefail; SOAK_RUNS=$(SOAK_RUNS) $(GINKGO) $(if $(CI),--no-color) --label-filter=soak --timeout=3h -v ./suites | grep -E '^ *(FLIP|examples/|catalogue/|total:)|Passed|Failed|FAIL'
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./scenarios/

@@ -116,6 +116,23 @@ func combinedOutput(cmd *exec.Cmd) ([]byte, error) {
 }
 
 func combinedOutputStarted(cmd *exec.Cmd, afterStart func() error) ([]byte, error) {
+	if r := cmd.Stdin; r != nil {
+		if _, isFile := r.(*os.File); !isFile {
+			// A pipe is not what nft -f - reads reliably: under load it now
+			// and then parses an empty first line ("unexpected junk" at
+			// 1:1). A file holding the whole input is.
+			data, err := io.ReadAll(io.LimitReader(r, MaxToolOutput*16+1))
+			if err != nil {
+				return nil, err
+			}
+			in, err := memoryFile("egresslab-tool-input", data)
+			if err != nil {
+				return nil, err
+			}
+			defer in.Close()
+			cmd.Stdin = in
+		}
+	}
 	f, err := boundedOutputFile()
 	if err != nil {
 		return nil, err

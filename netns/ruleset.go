@@ -79,8 +79,6 @@ func (l *Lab) iptablesTool(ipv6 bool, restore bool) string {
 	return name
 }
 
-var iptablesLine = regexp.MustCompile(`(?i)line:? (\d+)`)
-
 // LoadIPTables loads an iptables-restore (or, with ipv6, ip6tables-restore)
 // file of the lab's backend flavour. name is the file as the policy names it.
 func (l *Lab) LoadIPTables(ctx context.Context, ipv6 bool, name string, data []byte) error {
@@ -95,11 +93,7 @@ func (l *Lab) LoadIPTables(ctx context.Context, ipv6 bool, name string, data []b
 	if err := toolFailure(ctx, err, out, name, toolName, tool, "iptables"); err != nil {
 		return err
 	}
-	line := 0
-	if m := iptablesLine.FindSubmatch(out); m != nil {
-		line, _ = strconv.Atoi(string(m[1]))
-	}
-	return &RulesetError{File: name, Line: line, Tool: toolName, Msg: showToolOutput(out, nil)}
+	return &RulesetError{File: name, Line: iptablesErrorLine(out), Tool: toolName, Msg: showToolOutput(out, nil)}
 }
 
 // LoadNFT loads a file with `nft -f`; its includes resolve against the files
@@ -163,7 +157,7 @@ func (l *Lab) RunScript(ctx context.Context, name string, data []byte) error {
 		line, _ = strconv.Atoi(string(m[1]))
 	}
 	staged := map[string]string{p: name}
-	msg := showToolOutput(out, staged)
+	msg := showScriptOutput(out, staged)
 	if msg == "" {
 		msg = err.Error()
 	}

@@ -22,10 +22,34 @@ const (
 // nftPlace is nft's "FILE:LINE:COL[-COL]: Error|Warning: ..." line.
 var nftPlace = regexp.MustCompile(`^(.*?):(\d+):\d+(?:-\d+)?: (?:Error|Warning)`)
 
-// showToolOutput returns out as it may be shown. staged maps paths inside the
-// lab to the policy's names for them; a nil map means the tool echoes no
-// source files (iptables-restore).
+// showToolOutput returns the start of out as it may be shown: a tool's first
+// error is the one that counts. staged maps paths inside the lab to the
+// policy's names for them; a nil map means the tool echoes no source files
+// (iptables-restore).
 func showToolOutput(out []byte, staged map[string]string) string {
+	lines := shownLines(out, staged)
+	if len(lines) > maxShownLines {
+		more := len(lines) - maxShownLines
+		lines = append(lines[:maxShownLines], fmt.Sprintf("(%d more lines not shown)", more))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// showScriptOutput returns the end of a script's output as it may be shown:
+// a script fails at its end.
+func showScriptOutput(out []byte, staged map[string]string) string {
+	lines := shownLines(out, staged)
+	if len(lines) > maxShownLines {
+		earlier := len(lines) - maxShownLines
+		lines = append([]string{fmt.Sprintf("(%d earlier lines not shown)", earlier)}, lines[earlier:]...)
+	}
+	if len(out) >= MaxToolOutput {
+		lines = append(lines, fmt.Sprintf("(output past %d MiB discarded)", MaxToolOutput>>20))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func shownLines(out []byte, staged map[string]string) []string {
 	var lines []string
 	hidden := false // inside an nft error about a file the policy does not name
 	for _, ln := range strings.Split(string(out), "\n") {
@@ -44,16 +68,12 @@ func showToolOutput(out []byte, staged map[string]string) string {
 		if ln == "" {
 			continue
 		}
-		if len(ln) > maxShownLine {
-			ln = ln[:maxShownLine] + " ..."
+		if r := []rune(ln); len(r) > maxShownLine {
+			ln = string(r[:maxShownLine]) + " ..."
 		}
 		lines = append(lines, ln)
 	}
-	if len(lines) > maxShownLines {
-		more := len(lines) - maxShownLines
-		lines = append(lines[:maxShownLines], fmt.Sprintf("(%d more lines not shown)", more))
-	}
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 // printable replaces control characters and invalid UTF-8, which could
@@ -76,9 +96,22 @@ func nftErrorPlace(out []byte, staged map[string]string, fallback string) (strin
 			continue
 		}
 		if name, ok := staged[string(m[1])]; ok {
-			line, _ := strconv.Atoi(string(m[2]))
-			return name, line
+			if line, err := strconv.Atoi(string(m[2])); err == nil && line > 0 {
+				return name, line
+			}
 		}
 	}
 	return fallback, 0
+}
+
+var iptablesLine = regexp.MustCompile(`(?i)line:? (\d+)`)
+
+// iptablesErrorLine is the line iptables-restore names in its error, or 0.
+func iptablesErrorLine(out []byte) int {
+	if m := iptablesLine.FindSubmatch(out); m != nil {
+		if line, err := strconv.Atoi(string(m[1])); err == nil && line > 0 {
+			return line
+		}
+	}
+	return 0
 }

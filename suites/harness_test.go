@@ -105,10 +105,7 @@ var _ = Describe("the harness's own guarantees", Label("harness"), Serial, func(
 
 	It("leaves no namespace, mount or process behind when the process is killed with SIGKILL mid-run", func(ctx SpecContext) {
 		before := hostState()
-		bin := filepath.Join(GinkgoT().TempDir(), "egresslab")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/egresslab")
-		out, err := build.CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), string(out))
+		bin := egresslabBinary()
 		// The hostile policy's script leaves a background process in the lab;
 		// verify waits on the return path of a probe, so it is mid-run when killed.
 		cmd := exec.CommandContext(ctx, bin, "verify", "-f", "../testdata/harness/hostile.yaml", "--timeout", "1m")

@@ -131,7 +131,7 @@ var _ = Describe("hostile input", Label("safety"), func() {
 		Entry("a failing script that prints 50 MB", hostileInput{
 			files: map[string]string{"policy.yaml": hostilePolicy("script: loud.sh"),
 				"loud.sh": "head -c 50000000 /dev/zero | tr '\\0' x | fold -w 100\nexit 1\n"},
-			status: 2, stderr: "more lines not shown"}),
+			status: 2, stderr: "(output past 1 MiB discarded)"}),
 		Entry("a script that prints terminal escapes", hostileInput{
 			files:  map[string]string{"policy.yaml": hostilePolicy("script: esc.sh"), "esc.sh": "printf '\\033]0;owned\\007\\033[2J'\nexit 1\n"},
 			status: 2, stderr: "esc.sh: script: ?]0;owned??[2J"}),

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/suites"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -26,15 +29,18 @@ const hostScaleRules = 20000
 func iptablesHostScale(ipv6 bool, n int) string {
 	var b strings.Builder
 	addr, reject := func(i int) string { return fmt.Sprintf("10.%d.%d.%d/32", i/65536, i/256%256, i%256) }, "icmp-port-unreachable"
+	icmp := "-A INPUT -p icmp -j ACCEPT\n"
 	if ipv6 {
 		addr, reject = func(i int) string { return fmt.Sprintf("2001:db8:%x::%x/128", i/65536, i%65536) }, "icmp6-port-unreachable"
+		icmp = "-A INPUT -p ipv6-icmp -j ACCEPT\n"
 	}
 	b.WriteString("*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n")
 	b.WriteString("-A OUTPUT -p tcp --dport 25 -j MARK --set-mark 0x19\nCOMMIT\n")
 	b.WriteString("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [12:345]\n:f2b-sshd - [0:0]\n:egress-users - [0:0]\n")
 	b.WriteString("-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n")
+	b.WriteString(icmp) // neighbour discovery and errors, as every real host lets in
 	b.WriteString("-A INPUT -p tcp -m multiport --dports 22,80,443 -j f2b-sshd\n-A OUTPUT -j egress-users\n")
-	for i := 0; i < n-4; i++ {
+	for i := 0; i < n-5; i++ {
 		if i%2 == 0 {
 			fmt.Fprintf(&b, "-A f2b-sshd -s %s -j REJECT --reject-with %s\n", addr(i), reject)
 		} else {
@@ -44,6 +50,11 @@ func iptablesHostScale(ipv6 bool, n int) string {
 	}
 	b.WriteString("COMMIT\n")
 	return b.String()
+}
+
+// withOutputRule adds rule at the end of a host-scale file's filter OUTPUT.
+func withOutputRule(file, rule string) string {
+	return strings.TrimSuffix(file, "COMMIT\n") + rule + "\nCOMMIT\n"
 }
 
 // nftHostScale is an nft file of n rules per family: flush ruleset, a define,
@@ -178,6 +189,27 @@ var _ = Describe("host-scale rulesets", Label("hostscale"), func() {
 				Expect(firstDifference(inLab, onHost)).To(BeEmpty(), "the lab's listing (first) differs from the host's (second)")
 			})
 	}
+})
+
+var _ = It("verify runs over a host-scale ruleset of both families", Label("hostscale"), SpecTimeout(3*time.Minute), func(ctx SpecContext) {
+	dir := GinkgoT().TempDir()
+	smtp := "-A OUTPUT -p tcp --dport 25 -m owner --uid-owner 33 -j REJECT --reject-with tcp-reset"
+	Expect(os.WriteFile(filepath.Join(dir, "rules.v4"), []byte(withOutputRule(iptablesHostScale(false, hostScaleRules), smtp)), 0o644)).To(Succeed())
+	Expect(os.WriteFile(filepath.Join(dir, "rules.v6"), []byte(withOutputRule(iptablesHostScale(true, hostScaleRules), smtp)), 0o644)).To(Succeed())
+	policy := "version: 1\nusers:\n  postfix: {uid: 107}\n  www-data: {uid: 33}\nhosts:\n  mx.example.test:\n    addresses: [192.0.2.25, \"2001:db8::25\"]\n    ports: [25/tcp]\n" +
+		"ruleset:\n  iptables: rules.v4\n  ip6tables: rules.v6\nexpect:\n  - reject: {user: www-data}\n  - allow: {}\n"
+	Expect(os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(policy), 0o644)).To(Succeed())
+	p, err := scenarios.Load(filepath.Join(dir, "policy.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(rep).To(suites.HaveOutcomes(
+		suites.Cell{User: "postfix", Host: "mx.example.test", Family: "ipv4", Port: "25/tcp", Outcome: probe.Connected},
+		suites.Cell{User: "postfix", Host: "mx.example.test", Family: "ipv6", Port: "25/tcp", Outcome: probe.Connected},
+		suites.Cell{User: "www-data", Host: "mx.example.test", Family: "ipv4", Port: "25/tcp", Outcome: probe.Refused},
+		suites.Cell{User: "www-data", Host: "mx.example.test", Family: "ipv6", Port: "25/tcp", Outcome: probe.Refused},
+	))
+	Expect(rep.Pass()).To(BeTrue())
 })
 
 // firstDifference shows the first line where two listings differ, or "".

@@ -132,8 +132,29 @@ func expectSameHost(before map[string]string) {
 	GinkgoHelper()
 	after := hostState()
 	for k := range before {
-		Expect(after[k]).To(Equal(before[k]), "host state %q changed", k)
+		Expect(after[k] == before[k]).To(BeTrue(), "host state %q changed:\n%s", k, lineChanges(before[k], after[k]))
 	}
+}
+
+// lineChanges lists the lines only before or only after holds.
+func lineChanges(before, after string) string {
+	count := map[string]int{}
+	for _, ln := range strings.Split(before, "\n") {
+		count[ln]--
+	}
+	for _, ln := range strings.Split(after, "\n") {
+		count[ln]++
+	}
+	var out []string
+	for ln, n := range count {
+		switch {
+		case n < 0:
+			out = append(out, "- "+ln)
+		case n > 0:
+			out = append(out, "+ "+ln)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // mid-run: the hostile policy's relay answers vanish, so with a long backstop
@@ -201,5 +222,40 @@ var _ = Describe("signals and kills", Label("safety"), Serial, func() {
 		}
 		Eventually(processesInGroups).WithArguments(groups).WithContext(ctx).WithTimeout(10*time.Second).Should(BeEmpty(), "processes of killed runs")
 		expectSameHost(before)
+	})
+})
+
+var _ = Describe("exit statuses of a run that cannot happen", Label("safety"), func() {
+	DescribeTable("usage errors are exit 2, with the usage",
+		func(ctx SpecContext, args []string, want string) {
+			r := egresslab(ctx, ".", args...)
+			Expect(r.status).To(Equal(2), "stderr: %s", r.stderr)
+			Expect(r.stderr).To(HavePrefix("egresslab: " + want))
+			Expect(r.stderr).To(ContainSubstring("Usage:"))
+		},
+		Entry("an unknown command", []string{"verfy"}, `unknown command "verfy" for "egresslab"; did you mean verify?`),
+		Entry("a stray argument", []string{"verify", "extra.yaml"}, `unknown command "extra.yaml" for "egresslab verify"`),
+		Entry("an unknown flag", []string{"verify", "--bogus"}, "unknown flag: --bogus"),
+		Entry("too many arguments", []string{"repro", "a", "b"}, "accepts at most 1 arg(s), received 2"),
+	)
+
+	It("a missing tool, nft included, is exit 3 naming the Debian package", func(ctx SpecContext) {
+		// nft hidden in a mount namespace of this command's own.
+		script := "mount --bind /dev/null \"$(command -v nft)\" && exec \"$0\" verify -f ../testdata/harness/hostile.yaml"
+		out, err := exec.CommandContext(ctx, "unshare", "--mount", "sh", "-c", script, egresslabBinary()).CombinedOutput()
+		var ee *exec.ExitError
+		Expect(errors.As(err, &ee)).To(BeTrue(), "%v: %s", err, out)
+		Expect(ee.ExitCode()).To(Equal(3), "%s", out)
+		Expect(string(out)).To(Equal("egresslab: the lab needs nft: install nftables (apt-get install nftables)\n"))
+	})
+
+	It("root without the capabilities a lab needs (an unprivileged container) is exit 3 saying what is missing", func(ctx SpecContext) {
+		out, err := exec.CommandContext(ctx, "setpriv", "--bounding-set", "-sys_admin,-net_admin", "--inh-caps", "-sys_admin,-net_admin",
+			egresslabBinary(), "verify", "-f", "../testdata/harness/hostile.yaml").CombinedOutput()
+		var ee *exec.ExitError
+		Expect(errors.As(err, &ee)).To(BeTrue(), "%v: %s", err, out)
+		Expect(ee.ExitCode()).To(Equal(3), "%s", out)
+		Expect(string(out)).To(HavePrefix("egresslab: running as root without CAP_SYS_ADMIN, CAP_NET_ADMIN, as in an unprivileged container"))
+		Expect(string(out)).To(ContainSubstring("run the container with --privileged (or --cap-add SYS_ADMIN --cap-add NET_ADMIN)"))
 	})
 })

@@ -20,7 +20,18 @@ func TestSuites(t *testing.T) {
 	RunSpecs(t, "egresslab suites")
 }
 
+// hostAtStart is the host as the suite found it: the whole run must leave it so.
+var hostAtStart map[string]string
+
 var _ = BeforeSuite(func() {
 	// A lab needs root; a suite that cannot run fails loudly, it never skips.
 	Expect(os.Geteuid()).To(BeZero(), "egresslab's suites need root: run make test as root")
+	hostAtStart = hostState()
+})
+
+var _ = AfterSuite(func() {
+	removeBinary()
+	if hostAtStart != nil {
+		expectSameHost(hostAtStart)
+	}
 })
