@@ -162,8 +162,9 @@ type sentinel struct {
 	table *nftables.Table
 	// query asks for single elements: a plain netlink GETSETELEM is a read,
 	// not a transaction. forget removes a flow's elements, in one batch.
-	query  *netlink.Conn
-	forget *netlink.Conn
+	query   *netlink.Conn
+	forget  *netlink.Conn
+	forgets forgetQueue // see remove
 }
 
 // InstallSentinel adds the lab's sentinel. Call it after the candidate ruleset
@@ -261,35 +262,45 @@ func (s *sentinel) has(set string, key []byte) (bool, error) {
 // without asking first which ones saw it.
 const nftMsgDestroySetElem = 30
 
-// remove takes key out of each set, in one transaction.
-func (s *sentinel) remove(sets []string, key []byte) error {
+// removeBatch takes each flow's key out of its sets, in one transaction.
+func (s *sentinel) removeBatch(flows []forgetRequest) error {
 	batch := []netlink.Message{{
 		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN), Flags: netlink.Request},
 		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES},
 	}}
-	for _, set := range sets {
-		batch = append(batch, netlink.Message{
-			Header: netlink.Header{Type: nftMsg(nftMsgDestroySetElem), Flags: netlink.Request | netlink.Acknowledge},
-			Data:   setElemMsg(set, key),
-		})
+	for _, f := range flows {
+		for _, set := range f.sets {
+			batch = append(batch, netlink.Message{
+				Header: netlink.Header{Type: nftMsg(nftMsgDestroySetElem), Flags: netlink.Request},
+				Data:   setElemMsg(set, f.key),
+			})
+		}
 	}
 	batch = append(batch, netlink.Message{
 		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_END), Flags: netlink.Request},
 		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES},
 	})
+	// Only the last destroy is acknowledged: errors come back for any
+	// message, and the last's ack says the kernel went through them all.
+	batch[len(batch)-2].Header.Flags |= netlink.Acknowledge
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.forget.SendMessages(batch); err != nil {
+	sent, err := s.forget.SendMessages(batch)
+	if err != nil {
 		return fmt.Errorf("remove a probe's evidence from the drop sentinel: %w", err)
 	}
-	for acked := 0; acked < len(sets); {
+	last := sent[len(sent)-2].Header.Sequence
+	for {
 		msgs, err := s.forget.Receive()
 		if err != nil {
 			return fmt.Errorf("remove a probe's evidence from the drop sentinel: %w", err)
 		}
-		acked += len(msgs)
+		for _, m := range msgs {
+			if m.Header.Sequence == last {
+				return nil
+			}
+		}
 	}
-	return nil
 }
 
 func nftMsg(t int) netlink.HeaderType {

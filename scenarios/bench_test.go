@@ -170,7 +170,7 @@ func BenchmarkProbe(b *testing.B) {
 func benchMatrix(b *testing.B, p *scenarios.Policy, unit string) {
 	lab := startLab(b, p)
 	ctx := context.Background()
-	probes := len(p.Matrix())
+	probes := p.Size()
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
@@ -235,4 +235,16 @@ func BenchmarkRun(b *testing.B) {
 			b.ReportMetric(float64(n*probes)/b.Elapsed().Seconds(), "verdicts/s")
 		})
 	}
+}
+
+// BenchmarkSweep probes testdata/bench/sweep.yaml: one user × one host × both
+// families × every TCP port, 131,070 probes (issue 12). Run it once:
+// -bench Sweep -benchtime 1x.
+func BenchmarkSweep(b *testing.B) {
+	needRoot(b)
+	p := loadBench(b, "sweep.yaml")
+	if n := p.Size(); n != 131070 {
+		b.Fatalf("sweep.yaml has %d probes, want 131070", n)
+	}
+	benchMatrix(b, p, "verdicts/s")
 }

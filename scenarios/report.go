@@ -127,8 +127,9 @@ const (
 )
 
 // WriteTable writes the truth table: users down the side; across the top
-// host, then family and address, then port, so each column is one probe.
-// One glyph per cell; a mismatch carries a '!'. The mismatches follow in
+// host, then family and address, then port (runs of ports with the same
+// cells share a column, table.go). A cell is the expected verb's letter and
+// the observed glyph; a mismatch carries a '!'. The mismatches follow in
 // full, grouped by kind (failures.go), then the summary lines.
 func (r *Report) WriteTable(w io.Writer, color bool) error {
 	paint := func(code, s string) string {

@@ -148,26 +148,29 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 	if err := lab.CheckHarness(); err != nil {
 		return nil, err
 	}
-	matrix := p.Matrix()
-	results := make([]Result, len(matrix))
+	// The results hold the matrix: a sweep keeps one copy of each probe.
+	results := make([]Result, 0, p.Size())
+	for pr := range p.Probes() {
+		results = append(results, Result{Probe: pr})
+	}
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
-	for w := 0; w < min(probeWorkers, len(matrix)); w++ {
+	for w := 0; w < min(probeWorkers, len(results)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(matrix) {
+				if i >= len(results) {
 					return
 				}
-				pr := matrix[i]
+				pr := results[i].Probe
 				start := time.Now()
 				r := probe.Dial(ctx, lab, Identity(pr.User),
 					probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, opts.Backstop)
 				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: r.Detail, Duration: time.Since(start)}
 				if opts.Progress != nil {
-					opts.Progress(int(done.Add(1)), len(matrix))
+					opts.Progress(int(done.Add(1)), len(results))
 				}
 			}
 		}()

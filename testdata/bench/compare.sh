@@ -1,36 +1,39 @@
 #!/usr/bin/env bash
-# compare.sh: the whole-process half of `make bench` (issue 4). It builds
-# egresslab and, in this one invocation, times:
-#   (a) egresslab verify -f testdata/bench/matrix100.yaml, median of 5 runs;
-#   (b) testdata/bench/naive.sh once, on the same 100-probe policy;
-#   (c) egresslab repro (both variants of telnet-surprise), median of 5;
-#   (d) every testdata/examples/*.yaml through egresslab verify, all together,
-#       as many at once as there are cores;
-#   (e) egresslab verify -f testdata/bench/matrix1000.yaml, median of 5, and
-#       its peak RSS (/usr/bin/time -v);
-# then prints each figure against its target and the ratio naive/egresslab.
-# Targets are measured, not asserted: the script fails only when a run
-# itself goes wrong (a verdict or an exit status not as the policy says).
+# compare.sh: the whole-process figures of `make bench` (issues 4 and 12),
+# all in this one run, each against its target:
+#   floor.sh, the least a lab costs (user + network + mount namespace and the
+#     real tools loading verify20.rules in both families), paired with
+#   egresslab repro (every act of telnet-surprise) and
+#   egresslab verify of verify20.yaml (20 probes, 8 dropped), as ratios to it:
+#     the three run in turn, in a rotating order, and each ratio is taken
+#     within one round, so a busy machine slows all three alike;
+#   the 1,000-probe matrix (matrix1000.yaml) and the 131,070-probe sweep
+#     (sweep.yaml: one user x one host x both families x 65,535 TCP ports) as
+#     verdicts per second of the whole process;
+#   naive.sh on the 100-probe matrix as a ratio to egresslab verify of it;
+#   the peak RSS of each (/usr/bin/time -v's maximum resident set).
+# Every run's verdicts are checked (exit status, counts); the script fails
+# only when a run goes wrong, never because a target is missed.
 # Needs root, as egresslab does. Usage: bash testdata/bench/compare.sh
+# Environment: ROUNDS (paired rounds, default 7), NAIVE=0 skips naive.sh (50 s).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 bench=testdata/bench
-runs=5
+rounds=${ROUNDS:-7}
 
 if [ "$(id -u)" -ne 0 ]; then
-	echo "compare.sh: needs root (egresslab's labs and naive.sh's namespaces)" >&2
+	echo "compare.sh: needs root (egresslab's labs, floor.sh's and naive.sh's namespaces)" >&2
 	exit 3
 fi
-if ! [ -x /usr/bin/time ]; then
-	echo "compare.sh: /usr/bin/time is missing; installing it (apt-get install -y time)" >&2
-	apt-get install -y time >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y time >/dev/null; }
-fi
-if ! command -v python3 >/dev/null; then
-	echo "compare.sh: python3 is missing (to read egresslab's JSON); installing it (apt-get install -y python3)" >&2
-	apt-get install -y python3 >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y python3 >/dev/null; }
-fi
+for need in time:/usr/bin/time python3:python3; do
+	pkg=${need%%:*} cmd=${need#*:}
+	if ! command -v "$cmd" >/dev/null; then
+		echo "compare.sh: $cmd is missing; installing it (apt-get install -y $pkg)" >&2
+		apt-get install -y "$pkg" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "$pkg" >/dev/null; }
+	fi
+done
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -43,25 +46,26 @@ fail() {
 	broken=1
 }
 
-# now_us prints the wall clock in microseconds, without forking.
 now_us() { echo "${EPOCHREALTIME//[.,]/}"; }
 
-# timed OUT CMD...: runs CMD with stdout to OUT, stderr to OUT.err; sets
-# $elapsed_ms and $status.
+# timed OUT CMD...: runs CMD under /usr/bin/time, stdout to OUT, stderr to
+# OUT.err; sets $ms (wall), $status and $rss (peak KB).
 timed() {
 	local out=$1 t0 t1
 	shift
 	t0=$(now_us)
 	status=0
-	"$@" >"$out" 2>"$out.err" || status=$?
+	/usr/bin/time -f %M -o "$out.rss" "$@" >"$out" 2>"$out.err" || status=$?
 	t1=$(now_us)
-	elapsed_ms=$(((t1 - t0) / 1000))
+	ms=$(((t1 - t0) / 1000))
+	rss=$(tail -1 "$out.rss")
 }
 
-# median of the arguments (an odd count).
-median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
+median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
+maxof() { printf '%s\n' "$@" | sort -g | tail -1; }
+ratio() { python3 -c "print(f'{$1 / max($2, 1):.2f}')"; }
 
-# counts FILE: "connected refused dropped errors" from a verify JSON report.
+# counts FILE: "connected refused dropped errors" of a verify JSON report.
 counts() {
 	python3 -c '
 import json, sys
@@ -71,122 +75,99 @@ print(n("connected"), n("refused") + n("rejected"), n("dropped"), n("error"))
 ' "$1"
 }
 
-echo "== machine: $(nproc) cores, kernel $(uname -r), $(go version | cut -d' ' -f3-)"
+echo "== machine: $(nproc) cores, kernel $(uname -r), $(go version | cut -d' ' -f3-); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# (a) the 100-probe matrix, whole process.
-echo "== (a) egresslab verify -f $bench/matrix100.yaml, $runs runs"
-times100=()
-for i in $(seq "$runs"); do
+# Paired rounds: floor.sh, repro, verify of the 20-probe policy.
+echo "== floor.sh, egresslab repro, egresslab verify -f $bench/verify20.yaml: $rounds rounds, order rotating"
+floor=() repro=() v20=() rrepro=() rv20=() rssfloor=() rssrepro=() rssv20=()
+for i in $(seq "$rounds"); do
+	order=(floor repro v20)
+	order=("${order[@]:$((i % 3))}" "${order[@]:0:$((i % 3))}")
+	for what in "${order[@]}"; do
+		case $what in
+		floor)
+			timed "$tmp/floor.out" bash "$bench/floor.sh"
+			[ "$status" -eq 0 ] || fail "floor.sh round $i: exit $status: $(cat "$tmp/floor.out.err")"
+			f=$ms; rssfloor+=("$rss") ;;
+		repro)
+			timed "$tmp/repro.out" "$egresslab" repro
+			[ "$status" -eq 0 ] || fail "repro round $i: exit $status, want 0: $(tail -3 "$tmp/repro.out.err")"
+			r=$ms; rssrepro+=("$rss") ;;
+		v20)
+			timed "$tmp/v20.json" "$egresslab" verify -f "$bench/verify20.yaml" --format json
+			[ "$status" -eq 0 ] || fail "verify verify20.yaml round $i: exit $status, want 0: $(cat "$tmp/v20.json.err")"
+			[ "$(counts "$tmp/v20.json")" = "10 2 8 0" ] || fail "verify20.yaml round $i: counts $(counts "$tmp/v20.json"), want 10 2 8 0"
+			v=$ms; rssv20+=("$rss") ;;
+		esac
+	done
+	floor+=("$f") repro+=("$r") v20+=("$v")
+	rrepro+=("$(ratio "$r" "$f")") rv20+=("$(ratio "$v" "$f")")
+done
+echo "   floor.sh ms:  ${floor[*]}"
+echo "   repro ms:     ${repro[*]}   (ratio per round: ${rrepro[*]})"
+echo "   verify20 ms:  ${v20[*]}   (ratio per round: ${rv20[*]})"
+
+# The 1,000-probe matrix.
+echo "== egresslab verify -f $bench/matrix1000.yaml, 3 runs"
+m1000=() rss1000=()
+for i in 1 2 3; do
+	timed "$tmp/m1000.json" "$egresslab" verify -f "$bench/matrix1000.yaml" --format json
+	[ "$status" -eq 0 ] || fail "verify matrix1000.yaml run $i: exit $status, want 0: $(cat "$tmp/m1000.json.err")"
+	[ "$(counts "$tmp/m1000.json")" = "400 100 500 0" ] || fail "matrix1000.yaml run $i: counts $(counts "$tmp/m1000.json"), want 400 100 500 0"
+	m1000+=("$ms") rss1000+=("$rss")
+done
+echo "   ms: ${m1000[*]}"
+
+# The sweep: its expectations are the ruleset's exact verdicts (allow, reject,
+# drop), so "all passed" is every one of 131,070 verdicts right.
+echo "== egresslab verify -f $bench/sweep.yaml (131,070 probes), table output"
+timed "$tmp/sweep.out" "$egresslab" verify -f "$bench/sweep.yaml"
+[ "$status" -eq 0 ] || fail "verify sweep.yaml: exit $status, want 0: $(tail -3 "$tmp/sweep.out.err")"
+grep -q '^131070 probes: 131070 passed, 0 failed, 0 errors' "$tmp/sweep.out" || fail "sweep.yaml: $(tail -1 "$tmp/sweep.out")"
+sweep=$ms rsssweep=$rss
+echo "   $sweep ms; $(tail -1 "$tmp/sweep.out")"
+
+# naive.sh against egresslab on the 100-probe matrix.
+m100=() rss100=()
+for i in 1 2 3 4 5; do
 	timed "$tmp/m100.json" "$egresslab" verify -f "$bench/matrix100.yaml" --format json
 	[ "$status" -eq 0 ] || fail "verify matrix100.yaml run $i: exit $status, want 0: $(cat "$tmp/m100.json.err")"
-	times100+=("$elapsed_ms")
+	m100+=("$ms") rss100+=("$rss")
 done
-m100=$(median "${times100[@]}")
-read -r c100 r100 d100 e100 <<<"$(counts "$tmp/m100.json")"
-echo "   runs: ${times100[*]} ms; median $m100 ms; $c100 connected, $r100 refused, $d100 dropped, $e100 errors"
-
-# (b) the naive baseline on the same policy.
-echo "== (b) bash $bench/naive.sh (sequential probes, timeout 1 per probe)"
-timed "$tmp/naive.out" bash "$bench/naive.sh"
-cat "$tmp/naive.out.err" >&2
-[ "$status" -eq 0 ] || fail "naive.sh: exit $status"
-sed 's/^/   /' "$tmp/naive.out"
-naive_ms=$elapsed_ms
-summary=$(grep '^naive: .* probes:' "$tmp/naive.out" || true)
-if [[ $summary =~ ([0-9]+)\ connected,\ ([0-9]+)\ refused,\ ([0-9]+)\ timed\ out ]]; then
-	if [ "${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}" != "$c100 $r100 $d100" ]; then
-		fail "naive.sh saw ${BASH_REMATCH[1]}/${BASH_REMATCH[2]}/${BASH_REMATCH[3]} connected/refused/timed out, egresslab $c100/$r100/$d100 connected/refused/dropped"
-	else
-		echo "   same verdicts as egresslab: $c100 connected, $r100 refused, $d100 dropped"
-	fi
-else
-	fail "naive.sh printed no summary"
+echo "== egresslab verify -f $bench/matrix100.yaml, 5 runs: ${m100[*]} ms"
+naive=
+if [ "${NAIVE:-1}" != 0 ]; then
+	echo "== bash $bench/naive.sh (sequential probes, timeout 1 per drop: about 50 s)"
+	timed "$tmp/naive.out" bash "$bench/naive.sh"
+	[ "$status" -eq 0 ] || fail "naive.sh: exit $status: $(cat "$tmp/naive.out.err")"
+	naive=$ms rssnaive=$rss
+	sed 's/^/   /' "$tmp/naive.out"
+	read -r c r d _ <<<"$(counts "$tmp/m100.json")"
+	grep -q "naive: 100 probes: $c connected, $r refused, $d timed out" "$tmp/naive.out" ||
+		fail "naive.sh's counts differ from egresslab's ($c connected, $r refused, $d dropped)"
 fi
 
-# (c) repro, whole process.
-echo "== (c) egresslab repro (telnet-surprise, both variants), $runs runs"
-timesrepro=()
-for i in $(seq "$runs"); do
-	timed "$tmp/repro.out" "$egresslab" repro
-	[ "$status" -eq 0 ] || fail "repro run $i: exit $status, want 0: $(cat "$tmp/repro.out.err")"
-	timesrepro+=("$elapsed_ms")
-done
-mrepro=$(median "${timesrepro[@]}")
-echo "   runs: ${timesrepro[*]} ms; median $mrepro ms"
-# For reference: the same with a short backstop (the bound on the one wait
-# left, for a packet that left and got no answer). If this figure is much
-# lower than the one above, some probe of repro is waiting out the backstop.
-timesshort=()
-for i in $(seq "$runs"); do
-	timed "$tmp/repro-short.out" "$egresslab" repro --timeout 20ms
-	timesshort+=("$elapsed_ms")
-done
-mshort=$(median "${timesshort[@]}")
-echo "   for reference, repro --timeout 20ms: ${timesshort[*]} ms; median $mshort ms (exit $status)"
-
-# (d) every example policy, together.
-shopt -s nullglob
-examples=(testdata/examples/*.yaml)
-shopt -u nullglob
-echo "== (d) egresslab verify of testdata/examples/*.yaml, $(nproc) at a time"
-if [ ${#examples[@]} -eq 0 ]; then
-	echo "   note: testdata/examples/ has no policies yet: skipped"
-	mexamples=
-else
-	printf '%s\n' "${examples[@]}" >"$tmp/examples.list"
-	# Exit 1 (an expectation failed) is an example's point, not a broken run.
-	cat >"$tmp/one.sh" <<EOF
-#!/usr/bin/env bash
-"$egresslab" verify -f "\$1" >/dev/null 2>"$tmp/ex.\$(basename "\$1").err"
-s=\$?
-[ \$s -le 1 ] || echo "\$1: exit \$s" >>"$tmp/examples.bad"
-exit 0
-EOF
-	timed "$tmp/examples.out" xargs -P "$(nproc)" -n 1 bash "$tmp/one.sh" <"$tmp/examples.list"
-	mexamples=$elapsed_ms
-	echo "   ${#examples[@]} policies in $mexamples ms"
-	if [ -s "$tmp/examples.bad" ]; then
-		fail "examples that could not run: $(tr '\n' ' ' <"$tmp/examples.bad")"
-	fi
-fi
-
-# (e) the 1,000-probe matrix: wall time and peak RSS.
-echo "== (e) egresslab verify -f $bench/matrix1000.yaml, $runs runs under /usr/bin/time -v"
-times1000=()
-rss=()
-for i in $(seq "$runs"); do
-	timed "$tmp/m1000.json" /usr/bin/time -v -o "$tmp/time.txt" "$egresslab" verify -f "$bench/matrix1000.yaml" --format json
-	[ "$status" -eq 0 ] || fail "verify matrix1000.yaml run $i: exit $status, want 0: $(cat "$tmp/m1000.json.err")"
-	times1000+=("$elapsed_ms")
-	rss+=("$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$tmp/time.txt")")
-done
-m1000=$(median "${times1000[@]}")
-rssmax=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
-read -r c1000 r1000 d1000 e1000 <<<"$(counts "$tmp/m1000.json")"
-echo "   runs: ${times1000[*]} ms; median $m1000 ms; $c1000 connected, $r1000 refused, $d1000 dropped, $e1000 errors"
-echo "   peak RSS (KB): ${rss[*]}"
-
-# The figures against the targets of issue 4.
-verdict() { if [ "$1" = 1 ]; then echo met; else echo MISSED; fi; }
-le() { [ "$1" -le "$2" ] && echo 1 || echo 0; }
-ge() { [ "$1" -ge "$2" ] && echo 1 || echo 0; }
-ratio=$((naive_ms / (m100 > 0 ? m100 : 1)))
-rate=$((1000 * 1000 / (m1000 > 0 ? m1000 : 1)))
-rssmb=$(((rssmax + 1023) / 1024))
+# The figures against issue 12's targets.
+verdict() { if python3 -c "import sys; sys.exit(0 if $1 else 1)"; then echo met; else echo MISSED; fi; }
+mf=$(median "${floor[@]}") mr=$(median "${rrepro[@]}") mv=$(median "${rv20[@]}")
+mm=$(median "${m1000[@]}") m1=$(median "${m100[@]}")
+rate1000=$((1000 * 1000 / mm)) ratesweep=$((131070 * 1000 / sweep))
+mb() { echo $((($1 + 1023) / 1024)); }
 echo
-echo "== figures against issue 4's targets (whole processes, this machine)"
-printf '%-52s %14s   %-24s %s\n' figure measured target verdict
-printf '%-52s %11s ms   %-24s %s\n' "egresslab repro (both variants), median" "$mrepro" "<= 100 ms" "$(verdict "$(le "$mrepro" 100)")"
-printf '%-52s %11s /s   %-24s %s\n' "1,000-probe matrix, verdicts/s, whole verify" "$rate" ">= 1000 (10000 stretch)" \
-	"$(verdict "$(ge "$rate" 1000)")$([ "$rate" -ge 10000 ] && echo ", stretch met" || echo ", stretch missed")"
-printf '%-52s %11s x    %-24s %s\n' "naive.sh / egresslab verify, 100-probe matrix" "$ratio" ">= 50x" "$(verdict "$(ge "$ratio" 50)")"
-if [ -n "$mexamples" ]; then
-	printf '%-52s %11s ms   %-24s %s\n' "all of testdata/examples (${#examples[@]}), together" "$mexamples" "<= 2000 ms" "$(verdict "$(le "$mexamples" 2000)")"
+echo "== figures against issue 12's targets (medians, whole processes, this machine, load $(cut -d' ' -f1 /proc/loadavg))"
+printf '%-58s %16s   %-14s %-8s %s\n' figure measured target verdict "peak RSS"
+printf '%-58s %13s ms   %-14s %-8s %s MB\n' "floor.sh (namespaces + restore of both families)" "$mf" "-" "-" "$(mb "$(maxof "${rssfloor[@]}")")"
+printf '%-58s %13s x    %-14s %-8s %s MB\n' "egresslab repro (all acts) / floor.sh, $(median "${repro[@]}") ms" "$mr" "<= 2x" "$(verdict "$mr <= 2")" "$(mb "$(maxof "${rssrepro[@]}")")"
+printf '%-58s %13s x    %-14s %-8s %s MB\n' "verify, 20 probes with 8 drops / floor.sh, $(median "${v20[@]}") ms" "$mv" "<= 1.5x" "$(verdict "$mv <= 1.5")" "$(mb "$(maxof "${rssv20[@]}")")"
+printf '%-58s %13s /s   %-14s %-8s %s MB\n' "1,000-probe matrix, verdicts/s ($mm ms)" "$rate1000" ">= 10000/s" "$(verdict "$rate1000 >= 10000")" "$(mb "$(maxof "${rss1000[@]}")")"
+printf '%-58s %13s /s   %-14s %-8s %s MB\n' "131,070-probe sweep, verdicts/s" "$ratesweep" "-" "-" "$(mb "$rsssweep")"
+printf '%-58s %13s ms   %-14s %-8s\n' "131,070-probe sweep, whole process" "$sweep" "<= 10000 ms" "$(verdict "$sweep <= 10000")"
+printf '%-58s %13s MB   %-14s %-8s\n' "131,070-probe sweep, peak RSS" "$(mb "$rsssweep")" "<= 128 MB" "$(verdict "$(mb "$rsssweep") <= 128")"
+if [ -n "$naive" ]; then
+	rn=$((naive / (m1 > 0 ? m1 : 1)))
+	printf '%-58s %13s x    %-14s %-8s %s MB\n' "naive.sh $naive ms / verify of 100 probes $m1 ms" "$rn" ">= 1000x" "$(verdict "$rn >= 1000")" "$(mb "$rssnaive")"
 else
-	printf '%-52s %14s   %-24s %s\n' "all of testdata/examples, together" "-" "<= 2000 ms" "not measured: no examples yet"
+	printf '%-58s %16s   %-14s %s\n' "naive.sh / verify of 100 probes" "-" ">= 1000x" "not run (NAIVE=0)"
 fi
-printf '%-52s %11s MB   %-24s %s\n' "peak RSS, 1,000-probe verify (largest process)" "$rssmb" "<= 64 MB" "$(verdict "$(le "$rssmb" 64)")"
-echo
-echo "naive.sh ${naive_ms} ms / egresslab verify ${m100} ms = ${ratio}x on the 100-probe matrix"
-
+printf '%-58s %13s MB\n' "verify of 100 probes, peak RSS" "$(mb "$(maxof "${rss100[@]}")")"
 exit "$broken"
