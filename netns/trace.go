@@ -210,7 +210,7 @@ func (t *Trace) read() {
 							delete(t.markers, p)
 						}
 					}
-					close(ch)
+					closeOnce(ch)
 				}
 				t.mu.Unlock()
 			}
@@ -307,6 +307,16 @@ func (t *Trace) sync(ctx context.Context, resend time.Duration) error {
 		case <-timeout.C:
 			return fmt.Errorf("nft monitor trace in lab %s did not print its marker within 10s", t.lab.cfg.Name)
 		}
+	}
+}
+
+// closeOnce closes ch unless it is closed: a marker sent again may be
+// printed after the first one already was.
+func closeOnce(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
 	}
 }
 
