@@ -1,19 +1,15 @@
 package netns
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
+	"math"
 	"net/netip"
-	"os/exec"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,11 +17,15 @@ import (
 // egresslab_trace, added after the candidate's rules, sets nftrace on the
 // probes' packets only: requests to the matrix's destinations (a TCP SYN or a
 // UDP datagram) and the answers from them (SYN-ACK, reset, UDP reply), on
-// output and on prerouting. `nft -a monitor trace`, run inside the lab, then
-// prints each chain such a packet enters and each rule or policy that gave it
-// a verdict, with the rule's handle; a probe's flow picks its own packets out
-// of that. The iptables-legacy flavour's rules are not nf_tables rules and
-// cannot be traced: the lab says so rather than guess.
+// output and on prerouting. The kernel then reports, as `nft monitor trace`
+// shows it, each base chain such a packet enters (with its headers) and each
+// rule or policy that gave it a verdict (with the rule's handle). The lab
+// reads those reports itself, on a netlink socket in its network namespace
+// with a receive buffer large enough for a whole matrix: nft's own monitor,
+// reading into a default buffer and looking each rule up as it prints it,
+// lost reports on 1,000 probes. A probe's flow picks its own packets out.
+// The iptables-legacy flavour's rules are not nf_tables rules and cannot be
+// traced: the lab says so rather than guess.
 
 const traceTable = "egresslab_trace"
 
@@ -78,13 +78,12 @@ type Trace struct {
 	lab      *Lab
 	untraced string // set when the lab cannot trace at all
 	index    ruleIndex
-	cmd      *exec.Cmd
-	stdout   io.ReadCloser
+	conn     *netlink.Conn
 
 	mu      sync.Mutex
 	events  map[string][]traceEvent // by "src>dst/proto" of the packet
 	markers map[uint16]chan struct{}
-	readErr error
+	lost    bool // the kernel dropped reports: the socket's buffer overflowed
 	done    chan struct{}
 }
 
@@ -92,13 +91,14 @@ type Trace struct {
 type traceEvent struct {
 	family, table, chain string
 	handle               int
-	text                 string
-	verdict              string // accept, drop, jump, continue, return ...
-	policy               bool
+
+	verdict string // accept, drop, jump, continue, return ...
+	policy  bool
 }
 
 // StartTrace installs the lab's trace table for the given destinations and
-// starts the monitor; call it after the candidate's ruleset has loaded.
+// starts reading the kernel's trace reports; call it after the candidate's
+// ruleset has loaded.
 func (l *Lab) StartTrace(ctx context.Context, dsts []netip.AddrPort) (*Trace, error) {
 	t := &Trace{lab: l, events: map[string][]traceEvent{}, markers: map[uint16]chan struct{}{}, done: make(chan struct{})}
 	if l.cfg.Backend == "legacy" {
@@ -107,28 +107,14 @@ func (l *Lab) StartTrace(ctx context.Context, dsts []netip.AddrPort) (*Trace, er
 		return t, nil
 	}
 	var err error
-	if t.index, err = l.indexRules(ctx); err != nil {
+	if t.index, err = l.installTrace(ctx, dsts); err != nil {
 		return nil, err
 	}
-	path, err := l.stage("egresslab-trace.nft", []byte(traceRuleset(dsts)))
-	if err != nil {
+	if t.conn, err = l.traceConn(); err != nil {
 		return nil, err
-	}
-	if out, err := combinedOutput(l.Command(ctx, "nft", "-f", path)); err != nil {
-		return nil, fmt.Errorf("install the trace table in lab %s: %v: %s", l.cfg.Name, err, out)
-	}
-	t.cmd = l.Command(context.WithoutCancel(ctx), "nft", "-a", "monitor", "trace")
-	if t.stdout, err = t.cmd.StdoutPipe(); err != nil {
-		return nil, err
-	}
-	if err := t.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start nft monitor trace in lab %s: %w", l.cfg.Name, err)
 	}
 	go t.read()
-	// The monitor prints nothing when it starts listening; it listens once
-	// it prints a marker. Markers sent before that are lost, so they go out
-	// again, every few milliseconds, until one comes back.
-	if err := t.sync(ctx, 5*time.Millisecond); err != nil {
+	if err := t.sync(ctx); err != nil {
 		t.Stop()
 		return nil, err
 	}
@@ -149,8 +135,14 @@ func traceRuleset(dsts []netip.AddrPort) string {
 	fmt.Fprintf(&b, "\tset dst4 { type ipv4_addr . inet_service; %s}\n", elements(v4))
 	fmt.Fprintf(&b, "\tset dst6 { type ipv6_addr . inet_service; %s}\n", elements(v6))
 	const request = "tcp flags & (syn|ack) == syn"
+	// The trace starts just after the sentinel's first chains and stops just
+	// before its last ones: only the candidate's chains report, which keeps
+	// the kernel's reports (and their cost) to what names a rule.
+	for _, hook := range []string{"postrouting", "input"} {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority %d; policy accept;\n\t\tmeta nftrace set 0\n\t}\n", hook, hook, math.MaxInt32-1)
+	}
 	for _, hook := range []string{"output", "prerouting"} {
-		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority -2147483648; policy accept;\n", hook, hook)
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority %d; policy accept;\n", hook, hook, math.MinInt32+1)
 		if hook == "output" {
 			fmt.Fprintf(&b, "\t\tip daddr %s udp dport %d meta nftrace set 1 drop\n", markerDst.Addr(), markerDst.Port())
 		}
@@ -178,100 +170,6 @@ func elements(es []string) string {
 	return "elements = { " + strings.Join(es, ", ") + " }; "
 }
 
-var (
-	traceLine   = regexp.MustCompile(`^trace id ([0-9a-f]+) (\S+) (\S+) (\S+) (packet|rule|policy|verdict)(?::)? ?(.*)$`)
-	handleAndV  = regexp.MustCompile(`^(.*) # handle (\d+) \(verdict (\w+)[^)]*\)\s*$`)
-	counterText = regexp.MustCompile(`counter packets \d+ bytes \d+`)
-)
-
-// read parses the monitor's lines until it exits.
-func (t *Trace) read() {
-	defer close(t.done)
-	current := map[string]string{} // trace id -> the packet's "src>dst/proto"
-	sc := bufio.NewScanner(t.stdout)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		m := traceLine.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		id, family, table, chain, kind, rest := m[1], m[2], m[3], m[4], m[5], strings.TrimSpace(m[6])
-		if kind == "packet" {
-			key, sport, isMarker := packetKey(rest)
-			if strings.Contains(rest, "icmpv6 type nd-neighbor-") {
-				key = ndKey
-			}
-			current[id] = key
-			if isMarker {
-				t.mu.Lock()
-				if ch, ok := t.markers[sport]; ok {
-					for p, c := range t.markers { // markers sent again share ch
-						if c == ch {
-							delete(t.markers, p)
-						}
-					}
-					closeOnce(ch)
-				}
-				t.mu.Unlock()
-			}
-			continue
-		}
-		key := current[id]
-		if key == "" || strings.HasPrefix(table, "egresslab_") {
-			continue
-		}
-		ev := traceEvent{family: family, table: table, chain: chain}
-		switch kind {
-		case "rule":
-			mm := handleAndV.FindStringSubmatch(rest)
-			if mm == nil {
-				continue
-			}
-			ev.text = strings.TrimSpace(counterText.ReplaceAllString(mm[1], "counter"))
-			ev.handle, _ = strconv.Atoi(mm[2])
-			ev.verdict = mm[3]
-		case "policy":
-			ev.policy, ev.verdict = true, strings.Fields(rest + " ?")[0]
-		default:
-			continue
-		}
-		t.mu.Lock()
-		t.events[key] = append(t.events[key], ev)
-		t.mu.Unlock()
-	}
-	t.mu.Lock()
-	t.readErr = sc.Err()
-	t.mu.Unlock()
-}
-
-// packetKey reads "ip saddr A ip daddr B ... tcp sport P tcp dport Q".
-func packetKey(s string) (key string, sport uint16, marker bool) {
-	f := strings.Fields(s)
-	var src, dst, proto string
-	var sp, dp string
-	for i := 0; i+2 < len(f); i++ {
-		switch {
-		case (f[i] == "ip" || f[i] == "ip6") && f[i+1] == "saddr":
-			src = f[i+2]
-		case (f[i] == "ip" || f[i] == "ip6") && f[i+1] == "daddr":
-			dst = f[i+2]
-		case (f[i] == "tcp" || f[i] == "udp") && f[i+1] == "sport":
-			proto, sp = f[i], f[i+2]
-		case (f[i] == "tcp" || f[i] == "udp") && f[i+1] == "dport":
-			dp = f[i+2]
-		}
-	}
-	a, err1 := netip.ParseAddr(src)
-	b, err2 := netip.ParseAddr(dst)
-	s1, err3 := strconv.ParseUint(sp, 10, 16)
-	d1, err4 := strconv.ParseUint(dp, 10, 16)
-	if errors.Join(err1, err2, err3, err4) != nil {
-		return "", 0, false
-	}
-	from, to := netip.AddrPortFrom(a, uint16(s1)), netip.AddrPortFrom(b, uint16(d1))
-	return flowKey(from, to, proto), uint16(s1), to == markerDst && proto == "udp"
-}
-
 // ndKey collects the traces of neighbour discovery, which no flow owns.
 const ndKey = "neighbour-discovery"
 
@@ -279,45 +177,31 @@ func flowKey(src, dst netip.AddrPort, proto string) string {
 	return src.String() + ">" + dst.String() + "/" + proto
 }
 
-// sync sends a marker and waits until the monitor has printed it; with a
-// nonzero resend, it sends a new marker that often until one is printed.
-func (t *Trace) sync(ctx context.Context, resend time.Duration) error {
+// sync sends a marker and waits until the reader has taken its report: every
+// report before it has been read too (a netlink socket keeps their order).
+func (t *Trace) sync(ctx context.Context) error {
 	timeout := time.NewTimer(10 * time.Second)
 	defer timeout.Stop()
-	var tick <-chan time.Time
-	if resend > 0 {
-		ticker := time.NewTicker(resend)
-		defer ticker.Stop()
-		tick = ticker.C
-	}
 	seen := make(chan struct{})
-	for {
-		if err := t.sendMarker(seen); err != nil {
-			return err
-		}
-		select {
-		case <-seen:
-			return nil
-		case <-tick:
-			continue
-		case <-t.done:
-			return fmt.Errorf("nft monitor trace in lab %s ended before its marker came", t.lab.cfg.Name)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timeout.C:
-			return fmt.Errorf("nft monitor trace in lab %s did not print its marker within 10s", t.lab.cfg.Name)
-		}
+	if err := t.sendMarker(seen); err != nil {
+		return err
+	}
+	select {
+	case <-seen:
+		return nil
+	case <-t.done:
+		return fmt.Errorf("the trace reader of lab %s stopped before its marker came", t.lab.cfg.Name)
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timeout.C:
+		return fmt.Errorf("the trace of lab %s lost its marker (reports dropped: %v)", t.lab.cfg.Name, t.lostReports())
 	}
 }
 
-// closeOnce closes ch unless it is closed: a marker sent again may be
-// printed after the first one already was.
-func closeOnce(ch chan struct{}) {
-	select {
-	case <-ch:
-	default:
-		close(ch)
-	}
+func (t *Trace) lostReports() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lost
 }
 
 // sendMarker sends one marker datagram; seen is closed when it is printed.
@@ -351,15 +235,14 @@ func (t *Trace) sendMarker(seen chan struct{}) error {
 	return nil
 }
 
-// Stop reads every trace up to now and ends the monitor. Decide works after.
+// Stop reads every trace up to now and closes the socket. Decide works after.
 func (t *Trace) Stop() error {
-	if t.cmd == nil {
+	if t.conn == nil {
 		return nil
 	}
-	err := t.sync(context.Background(), 0)
-	_ = t.cmd.Process.Kill()
-	_ = t.cmd.Wait()
+	err := t.sync(context.Background())
+	_ = t.conn.Close()
 	<-t.done
-	t.cmd = nil
+	t.conn = nil
 	return err
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strings"
+
+	"github.com/egresslab/egresslab/internal/nftlist"
 )
 
 // ruleIndex places each nf_tables rule, by "family table chain handle": its
@@ -15,34 +18,58 @@ type ruleIndex map[string]indexedRule
 
 type indexedRule struct {
 	position int
-	saveLine string
+	text     string // as nft prints it, or iptables-save's line
 }
 
-func ruleKey(family, table, chain string, handle int) string {
-	return fmt.Sprintf("%s %s %s %d", family, table, chain, handle)
-}
+// installScript adds the trace table ($1) and lists, in one go inside the
+// lab, what places each rule: nft's JSON (positions), each candidate table's
+// text (nft 1.0.6 cannot print the sentinel's raw-payload sets), and both
+// iptables-nft saves. One process tree, not one per listing: each costs a
+// trip into the lab's namespaces.
+const installScript = `set -e
+nft -f "$1"
+echo '@@egresslab@@ json'
+nft -j list ruleset
+echo '@@egresslab@@ text'
+nft list tables 2>/dev/null | while read -r _ family name; do
+  case "$name" in egresslab_*) ;; *) nft -a -s list table "$family" "$name" ;; esac
+done
+echo '@@egresslab@@ ip'
+iptables-nft-save 2>/dev/null || true
+echo '@@egresslab@@ ip6'
+ip6tables-nft-save 2>/dev/null || true`
 
-// indexRules lists the candidate's ruleset inside the lab once, after it
-// loaded: nft's JSON for positions, and both iptables-nft saves.
-func (l *Lab) indexRules(ctx context.Context) (ruleIndex, error) {
-	out, err := combinedOutput(l.Command(ctx, "nft", "-j", "list", "ruleset"))
+// installTrace adds the trace table and reads back where every rule is.
+func (l *Lab) installTrace(ctx context.Context, dsts []netip.AddrPort) (ruleIndex, error) {
+	path, err := l.stage("egresslab-trace.nft", []byte(traceRuleset(dsts)), 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("list the ruleset in lab %s: %v: %s", l.cfg.Name, err, out)
+		return nil, err
+	}
+	out, err := combinedOutput(l.Command(ctx, "sh", "-c", installScript, "egresslab-trace", path))
+	if err != nil {
+		return nil, fmt.Errorf("install the trace table in lab %s: %v: %s", l.cfg.Name, err, out)
+	}
+	parts := map[string]string{}
+	section := ""
+	for _, line := range strings.SplitAfter(string(out), "\n") {
+		if name, ok := strings.CutPrefix(line, "@@egresslab@@ "); ok {
+			section = strings.TrimSpace(name)
+			continue
+		}
+		parts[section] += line
 	}
 	var doc struct {
 		Nftables []map[string]json.RawMessage `json:"nftables"`
 	}
-	if err := json.Unmarshal(out, &doc); err != nil {
-		return nil, fmt.Errorf("list the ruleset in lab %s: nft -j: %w", l.cfg.Name, err)
-	}
-	saves := map[string]map[string][]string{} // family -> "table chain" -> -A lines
-	for family, tool := range map[string]string{"ip": "iptables-nft-save", "ip6": "ip6tables-nft-save"} {
-		out, err := combinedOutput(l.Command(ctx, tool))
-		if err != nil {
-			continue // no iptables-nft here: its tables are nft's own
+	for _, line := range strings.Split(parts["json"], "\n") {
+		if strings.HasPrefix(line, "{") {
+			if err := json.Unmarshal([]byte(line), &doc); err != nil {
+				return nil, fmt.Errorf("list the ruleset in lab %s: nft -j: %w", l.cfg.Name, err)
+			}
 		}
-		saves[family] = saveLines(string(out))
 	}
+	texts := nftlist.RuleTexts(parts["text"])
+	saves := map[string]map[string][]string{"ip": saveLines(parts["ip"]), "ip6": saveLines(parts["ip6"])}
 	idx := ruleIndex{}
 	positions := map[string]int{}
 	for _, obj := range doc.Nftables {
@@ -59,11 +86,12 @@ func (l *Lab) indexRules(ctx context.Context) (ruleIndex, error) {
 		}
 		chain := r.Family + " " + r.Table + " " + r.Chain
 		positions[chain]++
-		ir := indexedRule{position: positions[chain]}
+		key := nftlist.Key(r.Family, r.Table, r.Chain, r.Handle)
+		ir := indexedRule{position: positions[chain], text: texts[key]}
 		if lines := saves[r.Family][r.Table+" "+r.Chain]; ir.position <= len(lines) {
-			ir.saveLine = lines[ir.position-1]
+			ir.text = lines[ir.position-1]
 		}
-		idx[ruleKey(r.Family, r.Table, r.Chain, r.Handle)] = ir
+		idx[key] = ir
 	}
 	return idx, nil
 }
@@ -185,12 +213,8 @@ func (t *Trace) rule(ev traceEvent, packet string) *Rule {
 		r.Text = "policy " + ev.verdict
 		return r
 	}
-	r.Text = ev.text
-	if ir, ok := t.index[ruleKey(ev.family, ev.table, ev.chain, ev.handle)]; ok {
-		r.Position = ir.position
-		if ir.saveLine != "" {
-			r.Text = ir.saveLine
-		}
+	if ir, ok := t.index[nftlist.Key(ev.family, ev.table, ev.chain, ev.handle)]; ok {
+		r.Position, r.Text = ir.position, ir.text
 	}
 	if ev.verdict == "drop" && (strings.Contains(r.Text, "reject") || strings.Contains(r.Text, "-j REJECT")) {
 		r.Verdict = "reject"
