@@ -2,6 +2,7 @@ package netns
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -115,7 +116,7 @@ func (l *Lab) StartTrace(ctx context.Context, dsts []netip.AddrPort) (*Trace, er
 	}
 	go t.read()
 	if err := t.sync(ctx); err != nil {
-		t.Stop()
+		t.Close()
 		return nil, err
 	}
 	return t, nil
@@ -131,7 +132,8 @@ func traceRuleset(dsts []netip.AddrPort) string {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "table inet %s {\n", traceTable)
+	// A lab probed again gets its trace table anew, not a second copy.
+	fmt.Fprintf(&b, "table inet %[1]s {}\ndelete table inet %[1]s\ntable inet %[1]s {\n", traceTable)
 	fmt.Fprintf(&b, "\tset dst4 { type ipv4_addr . inet_service; %s}\n", elements(v4))
 	fmt.Fprintf(&b, "\tset dst6 { type ipv6_addr . inet_service; %s}\n", elements(v6))
 	const request = "tcp flags & (syn|ack) == syn"
@@ -241,7 +243,16 @@ func (t *Trace) Stop() error {
 		return nil
 	}
 	err := t.sync(context.Background())
-	_ = t.conn.Close()
+	return errors.Join(err, t.Close())
+}
+
+// Close ends the trace at once, unread reports and all (a run that stops
+// early). Closing a closed trace does nothing.
+func (t *Trace) Close() error {
+	if t.conn == nil {
+		return nil
+	}
+	err := t.conn.Close()
 	<-t.done
 	t.conn = nil
 	return err

@@ -22,18 +22,20 @@ type indexedRule struct {
 }
 
 // installScript adds the trace table ($1) and lists, in one go inside the
-// lab, what places each rule: nft's JSON (positions), each candidate table's
-// text (nft 1.0.6 cannot print the sentinel's raw-payload sets), and both
-// iptables-nft saves. One process tree, not one per listing: each costs a
-// trip into the lab's namespaces.
+// lab, what places each rule: each candidate table as nft's JSON (positions)
+// and as text, table by table (nft 1.0.6 aborts printing the sentinel's
+// raw-payload sets and their elements), and both iptables-nft saves. One
+// process tree, not one per listing: each costs a trip into the lab's
+// namespaces.
 const installScript = `set -e
 nft -f "$1"
+tables=$(nft list tables 2>/dev/null | while read -r _ family name; do
+  case "$name" in egresslab_*) ;; *) echo "$family $name" ;; esac
+done)
 echo '@@egresslab@@ json'
-nft -j list ruleset
+echo "$tables" | while read -r family name; do [ -z "$name" ] || nft -j list table "$family" "$name"; done
 echo '@@egresslab@@ text'
-nft list tables 2>/dev/null | while read -r _ family name; do
-  case "$name" in egresslab_*) ;; *) nft -a -s list table "$family" "$name" ;; esac
-done
+echo "$tables" | while read -r family name; do [ -z "$name" ] || nft -a -s list table "$family" "$name"; done
 echo '@@egresslab@@ ip'
 iptables-nft-save 2>/dev/null || true
 echo '@@egresslab@@ ip6'
@@ -58,21 +60,24 @@ func (l *Lab) installTrace(ctx context.Context, dsts []netip.AddrPort) (ruleInde
 		}
 		parts[section] += line
 	}
-	var doc struct {
-		Nftables []map[string]json.RawMessage `json:"nftables"`
-	}
+	var objects []map[string]json.RawMessage
 	for _, line := range strings.Split(parts["json"], "\n") {
-		if strings.HasPrefix(line, "{") {
-			if err := json.Unmarshal([]byte(line), &doc); err != nil {
-				return nil, fmt.Errorf("list the ruleset in lab %s: nft -j: %w", l.cfg.Name, err)
-			}
+		if !strings.HasPrefix(line, "{") {
+			continue
 		}
+		var doc struct {
+			Nftables []map[string]json.RawMessage `json:"nftables"`
+		}
+		if err := json.Unmarshal([]byte(line), &doc); err != nil {
+			return nil, fmt.Errorf("list the ruleset in lab %s: nft -j: %w", l.cfg.Name, err)
+		}
+		objects = append(objects, doc.Nftables...)
 	}
 	texts := nftlist.RuleTexts(parts["text"])
 	saves := map[string]map[string][]string{"ip": saveLines(parts["ip"]), "ip6": saveLines(parts["ip6"])}
 	idx := ruleIndex{}
 	positions := map[string]int{}
-	for _, obj := range doc.Nftables {
+	for _, obj := range objects {
 		raw, ok := obj["rule"]
 		if !ok {
 			continue

@@ -50,8 +50,9 @@ func (e *explainer) finish(results []Result) error {
 	return nil
 }
 
+// stop ends a trace that finish did not: the run stopped early.
 func (e *explainer) stop() {
 	if e.trace != nil {
-		_ = e.trace.Stop()
+		_ = e.trace.Close()
 	}
 }

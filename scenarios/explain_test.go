@@ -127,6 +127,20 @@ expect:
 		}))
 	})
 
+	It("names the same rules when one lab is probed again", func(ctx SpecContext) {
+		p, err := scenarios.Load("../testdata/rule/nft.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		lab, err := scenarios.StartLab(ctx, p)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(lab.Close)
+		first, err := scenarios.ProbeAll(ctx, lab, p, scenarios.RunOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		again, err := scenarios.ProbeAll(ctx, lab, p, scenarios.RunOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(deciders(again)).To(Equal(deciders(first)))
+		Expect(deciders(first)["ipv6 443"].Position).To(Equal(3))
+	})
+
 	It("costs nothing when switched off", func(ctx SpecContext) {
 		p, err := scenarios.Load("../testdata/rule/nft.yaml")
 		Expect(err).NotTo(HaveOccurred())
