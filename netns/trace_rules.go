@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/internal/nftlist"
+	"github.com/google/nftables"
 )
 
 // ruleIndex places each nf_tables rule, by "family table chain handle": its
@@ -22,20 +23,19 @@ type indexedRule struct {
 }
 
 // installScript adds the trace table ($1) and lists, in one go inside the
-// lab, what places each rule: each candidate table as nft's JSON (positions)
-// and as text, table by table (nft 1.0.6 aborts printing the sentinel's
-// raw-payload sets and their elements), and both iptables-nft saves. One
-// process tree, not one per listing: each costs a trip into the lab's
-// namespaces.
+// lab, what places each rule: each candidate table (the pairs "family name"
+// after $1) as nft's JSON (positions) and as text, and both iptables-nft
+// saves. Table by table, and the tables named from netlink: nft 1.0.6
+// aborts whenever its cache holds the sentinel's raw-payload sets with
+// elements in them, even for `nft list tables`. One process tree, not one
+// per listing: each costs a trip into the lab's namespaces.
 const installScript = `set -e
 nft -f "$1"
-tables=$(nft list tables 2>/dev/null | while read -r _ family name; do
-  case "$name" in egresslab_*) ;; *) echo "$family $name" ;; esac
-done)
+shift
 echo '@@egresslab@@ json'
-echo "$tables" | while read -r family name; do [ -z "$name" ] || nft -j list table "$family" "$name"; done
+for t in "$@"; do nft -j list table $t; done
 echo '@@egresslab@@ text'
-echo "$tables" | while read -r family name; do [ -z "$name" ] || nft -a -s list table "$family" "$name"; done
+for t in "$@"; do nft -a -s list table $t; done
 echo '@@egresslab@@ ip'
 iptables-nft-save 2>/dev/null || true
 echo '@@egresslab@@ ip6'
@@ -47,7 +47,12 @@ func (l *Lab) installTrace(ctx context.Context, dsts []netip.AddrPort) (ruleInde
 	if err != nil {
 		return nil, err
 	}
-	out, err := combinedOutput(l.Command(ctx, "sh", "-c", installScript, "egresslab-trace", path))
+	tables, err := l.candidateTables()
+	if err != nil {
+		return nil, err
+	}
+	argv := append([]string{"sh", "-c", installScript, "egresslab-trace", path}, tables...)
+	out, err := combinedOutput(l.Command(ctx, argv...))
 	if err != nil {
 		return nil, fmt.Errorf("install the trace table in lab %s: %v: %s", l.cfg.Name, err, out)
 	}
@@ -99,6 +104,29 @@ func (l *Lab) installTrace(ctx context.Context, dsts []netip.AddrPort) (ruleInde
 		idx[key] = ir
 	}
 	return idx, nil
+}
+
+// candidateTables names the lab's nf_tables tables but its own, each as
+// "family name", asking the kernel over netlink.
+func (l *Lab) candidateTables() ([]string, error) {
+	c, err := nftables.New(nftables.WithNetNSFd(l.labFD))
+	if err != nil {
+		return nil, fmt.Errorf("list the tables in lab %s: %w", l.cfg.Name, err)
+	}
+	defer c.CloseLasting()
+	tables, err := c.ListTables()
+	if err != nil {
+		return nil, fmt.Errorf("list the tables in lab %s: %w", l.cfg.Name, err)
+	}
+	var out []string
+	for _, t := range tables {
+		fam := tableFamily(byte(t.Family))
+		if strings.HasPrefix(t.Name, "egresslab_") || (fam != "ip" && fam != "ip6" && fam != "inet") {
+			continue
+		}
+		out = append(out, fam+" "+t.Name)
+	}
+	return out, nil
 }
 
 // saveLines reads iptables-save output: "table chain" -> its -A lines in order.
