@@ -65,6 +65,13 @@ const DefaultBackstop = time.Second
 // packet); only a packet that left and got no answer, with no evidence of
 // where it died, waits, for at most backstop.
 func Dial(ctx context.Context, lab Lab, id netns.Identity, t Target, backstop time.Duration) Result {
+	r, _ := DialFlow(ctx, lab, id, t, backstop)
+	return r
+}
+
+// DialFlow is Dial that also returns the probe's flow (zero when it never
+// bound), which picks its packets out of a trace of the lab.
+func DialFlow(ctx context.Context, lab Lab, id netns.Identity, t Target, backstop time.Duration) (Result, netns.Flow) {
 	if backstop <= 0 {
 		backstop = DefaultBackstop
 	}
@@ -78,7 +85,7 @@ func Dial(ctx context.Context, lab Lab, id netns.Identity, t Target, backstop ti
 	}
 	fd, err := lab.Socket(id, family, sotype)
 	if err != nil {
-		return failure("open a socket as uid %d: %v", id.UID, err)
+		return failure("open a socket as uid %d: %v", id.UID, err), netns.Flow{}
 	}
 	f := os.NewFile(uintptr(fd), "probe") // hands fd to Go's poller; closes it
 	defer f.Close()
@@ -97,10 +104,10 @@ func Dial(ctx context.Context, lab Lab, id netns.Identity, t Target, backstop ti
 	// open, the kernel cannot give its flow to another probe.
 	if p.flow.Src.IsValid() {
 		if err := lab.Forget(p.flow); err != nil && r.Outcome != Error {
-			return failure("%v", err)
+			return failure("%v", err), p.flow
 		}
 	}
-	return r
+	return r, p.flow
 }
 
 type dialer struct {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/probe"
 )
 
@@ -95,7 +96,7 @@ func CompareRuns(oldRep, newRep *Report) *Diff {
 }
 
 // WriteText prints only the flipped cells, old -> new, each with whether it
-// meets its policy on either side, then a summary line.
+// meets its policy and what decided it on either side, then a summary line.
 func (d *Diff) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "diff %s -> %s\n\n", d.Old.Policy, d.New.Policy)
 	for _, f := range d.Flips {
@@ -143,9 +144,13 @@ func (f Flip) verdicts() string {
 }
 
 // decidedBy is what decided the probe, as far as the run can say: the
-// deciding rule where the kernel named it, else the prober's detail.
+// deciding rule where the trace named it, and the prober's detail.
 func decidedBy(r Result) string {
-	return oneLine(r.Detail)
+	d := oneLine(r.Detail)
+	if r.Decider == nil {
+		return d
+	}
+	return r.Decider.String() + " — " + d
 }
 
 type jsonFlipSide struct {
@@ -154,6 +159,7 @@ type jsonFlipSide struct {
 	Pass     bool           `json:"pass"`
 	Detail   string         `json:"detail"`
 	Evidence probe.Evidence `json:"evidence"`
+	Rule     *netns.Rule    `json:"rule"`
 }
 
 type jsonFlip struct {
@@ -176,7 +182,7 @@ func (d *Diff) WriteJSON(w io.Writer) error {
 		Flips       []jsonFlip `json:"flips"`
 	}{d.Old.Policy, d.New.Policy, d.Regressions(), []jsonFlip{}}
 	side := func(r Result) jsonFlipSide {
-		return jsonFlipSide{Observed: r.Observed, Expected: r.Expect, Pass: r.Pass(), Detail: r.Detail, Evidence: r.Evidence}
+		return jsonFlipSide{Observed: r.Observed, Expected: r.Expect, Pass: r.Pass(), Detail: r.Detail, Evidence: r.Evidence, Rule: r.Decider}
 	}
 	for _, f := range d.Flips {
 		n := f.New

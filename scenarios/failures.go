@@ -68,6 +68,9 @@ func (r Result) failureLine() string {
 	if r.Line > 0 {
 		line += fmt.Sprintf(" (policy line %d)", r.Line)
 	}
+	if r.Decider != nil {
+		line += "\n      decided by " + r.Decider.String()
+	}
 	return line
 }
 

@@ -64,6 +64,9 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 			if res.Line > 0 {
 				text += fmt.Sprintf("\npolicy line %d", res.Line)
 			}
+			if res.Decider != nil {
+				text += "\ndecided by " + res.Decider.String()
+			}
 			text += "\nreproduce: " + res.ExecCommand(r.File) + "\n"
 			msg := &junitMessage{Message: res.verdict(), Type: kindName(k), Text: text}
 			if res.Observed == probe.Error {

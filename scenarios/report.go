@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/probe"
 )
 
@@ -19,6 +20,7 @@ type Result struct {
 	Observed probe.Outcome
 	Evidence probe.Evidence // what decided the outcome
 	Detail   string         // what answered, or why not (from the prober)
+	Decider  *netns.Rule    // the rule that decided, from the lab's trace (nil: none saw the probe)
 	Duration time.Duration  // how long the probe took (zero when not measured)
 }
 
@@ -89,7 +91,7 @@ type jsonProbe struct {
 	Line     int            `json:"line"`
 	Detail   string         `json:"detail"`
 	Evidence probe.Evidence `json:"evidence"`
-	Rule     *string        `json:"rule"` // the deciding rule, where the kernel can say it
+	Rule     *netns.Rule    `json:"rule"` // the deciding rule, where the kernel can say it
 }
 
 // WriteJSON writes SPEC.md's JSON document, indented, with a final newline.
@@ -101,7 +103,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 			Address: res.Address.String(), Family: res.Family(),
 			Port: res.Port.Number, Proto: res.Port.Proto,
 			Expected: res.Expect, Observed: res.Observed, Pass: res.Pass(), Line: res.Line,
-			Detail: res.Detail, Evidence: res.Evidence,
+			Detail: res.Detail, Evidence: res.Evidence, Rule: res.Decider,
 		})
 	}
 	enc := json.NewEncoder(w)

@@ -22,6 +22,9 @@ type RunOptions struct {
 	Backstop time.Duration
 	// Progress, if set, is called after each probe with the count done.
 	Progress func(done, total int)
+	// NoRule skips tracing the rule that decided each probe (Result.Decider
+	// stays nil): a little faster, and nothing to explain a mismatch with.
+	NoRule bool
 }
 
 // Run verifies p in a lab of its own: it starts the lab, serves every host,
@@ -153,6 +156,11 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 	for pr := range p.Probes() {
 		results = append(results, Result{Probe: pr})
 	}
+	explain, err := startExplaining(ctx, lab, results, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer explain.stop()
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < min(probeWorkers, len(results)); w++ {
@@ -166,8 +174,9 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 				}
 				pr := results[i].Probe
 				start := time.Now()
-				r := probe.Dial(ctx, lab, Identity(pr.User),
+				r, flow := probe.DialFlow(ctx, lab, Identity(pr.User),
 					probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, opts.Backstop)
+				explain.flows[i] = flow
 				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: r.Detail, Duration: time.Since(start)}
 				if opts.Progress != nil {
 					opts.Progress(int(done.Add(1)), len(results))
@@ -177,6 +186,9 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := explain.finish(results); err != nil {
 		return nil, err
 	}
 	if err := lab.CheckHarness(); err != nil {

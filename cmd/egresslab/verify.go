@@ -20,7 +20,7 @@ func newVerifyCommand() *cobra.Command {
 		file     string
 		format   string
 		junit    string
-		parity   bool
+		how      verifyOptions
 		backstop time.Duration
 	)
 	cmd := &cobra.Command{
@@ -51,7 +51,7 @@ a probe errored.`,
 			}
 			name := policyName(file)
 			start := time.Now()
-			rep, err := verify(cmd, file, format, backstop, parity, &name)
+			rep, err := verify(cmd, file, format, backstop, how, &name)
 			if junitFile != nil {
 				if rep != nil {
 					rep.Duration = time.Since(start)
@@ -67,7 +67,9 @@ a probe errored.`,
 	cmd.Flags().StringVarP(&file, "file", "f", "egresslab.yaml", "the policy file")
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
 	cmd.Flags().StringVar(&junit, "junit", "", "also write a JUnit XML report to `FILE`")
-	cmd.Flags().BoolVar(&parity, "parity", false, "also fail any user x host x port whose outcome differs between IPv4 and IPv6 (unless an expectation names a family)")
+	cmd.Flags().BoolVar(&how.noRule, "no-rule", false, "do not trace the rule that decided each probe (a little faster)")
+	cmd.Flags().BoolVar(&how.fromHost, "from-host", false, "verify the running host's loaded ruleset, users and interface names (read only; the policy leaves ruleset: out)")
+	cmd.Flags().BoolVar(&how.parity, "parity", false, "also fail any user x host x port whose outcome differs between IPv4 and IPv6 (unless an expectation names a family)")
 	cmd.Flags().DurationVar(&backstop, "timeout", probe.DefaultBackstop,
 		"how long to wait for an answer to a packet that left the lab (drops at the lab's egress never wait)")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
@@ -75,18 +77,24 @@ a probe errored.`,
 	return cmd
 }
 
+// verifyOptions are verify's switches beyond format and timeout.
+type verifyOptions struct{ parity, fromHost, noRule bool }
+
 // verify runs the policy and prints the report; rep is nil when no run
 // happened. name is updated to the policy's own name once it is loaded.
-func verify(cmd *cobra.Command, file, format string, backstop time.Duration, parity bool, name *string) (*scenarios.Report, error) {
+func verify(cmd *cobra.Command, file, format string, backstop time.Duration, how verifyOptions, name *string) (*scenarios.Report, error) {
 	if format != "table" && format != "json" {
 		return nil, &exitError{code: exitBadInput, err: fmt.Errorf("--format %q: want table or json", format)}
 	}
 	p, err := scenarios.Load(file)
+	if err == nil && how.fromHost {
+		p, err = verifyHost(cmd.Context(), p)
+	}
 	if err != nil {
 		return nil, err
 	}
 	*name = p.Name
-	opts := scenarios.RunOptions{Backstop: backstop}
+	opts := scenarios.RunOptions{Backstop: backstop, NoRule: how.noRule}
 	if isTerminal(os.Stderr) {
 		opts.Progress = progress(p.Name)
 	}
@@ -97,7 +105,7 @@ func verify(cmd *cobra.Command, file, format string, backstop time.Duration, par
 	if err != nil {
 		return nil, err
 	}
-	if parity {
+	if how.parity {
 		rep.Parity = scenarios.CheckParity(p, rep)
 	}
 	out := cmd.OutOrStdout()

@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
-	"strings"
+
+	"github.com/egresslab/egresslab/internal/nftlist"
 )
 
 // nftRule is one rule as nft reads it back: its expressions (JSON) for the
@@ -34,10 +35,10 @@ type nftRuleset struct {
 }
 
 // loadNFT loads one file with `nft -f` in a sandbox and reads it back twice:
-// `nft -j list ruleset` (one line of JSON) for the checks and `nft -a list
-// ruleset` for the rule text, joined by handle.
+// `nft -j list ruleset` (one line of JSON) for the checks and `nft -a -s
+// list ruleset` for the rule text (without counters), joined by handle.
 func loadNFT(ctx context.Context, sb sandbox, src Source) (*nftRuleset, error) {
-	out, err := sb.run(ctx, src.Data, "sh", "-c", "nft -f /dev/stdin && nft -j list ruleset && exec nft -a list ruleset")
+	out, err := sb.run(ctx, src.Data, "sh", "-c", "nft -f /dev/stdin && nft -j list ruleset && exec nft -a -s list ruleset")
 	if err != nil {
 		return nil, rulesetError(err, src, "nft")
 	}
@@ -47,10 +48,10 @@ func loadNFT(ctx context.Context, sb sandbox, src Source) (*nftRuleset, error) {
 		return nil, fmt.Errorf("read back %s: nft -j: %w", src.Path, err)
 	}
 	rs.File = src.Path
-	texts := ruleTexts(string(text))
+	texts := nftlist.RuleTexts(string(text))
 	for _, c := range rs.Chains {
 		for _, r := range c.Rules {
-			r.Text = texts[fmt.Sprintf("%s %s %s %d", r.Family, r.Table, r.Chain, r.Handle)]
+			r.Text = texts[nftlist.Key(r.Family, r.Table, r.Chain, r.Handle)]
 		}
 	}
 	placeLines(rs, sourceRules(string(src.Data)))
@@ -95,30 +96,6 @@ func parseNFTJSON(js []byte) (*nftRuleset, error) {
 		}
 	}
 	return rs, nil
-}
-
-// ruleTexts reads `nft -a list ruleset`: "family table chain handle" -> the
-// rule as nft prints it.
-func ruleTexts(text string) map[string]string {
-	out := map[string]string{}
-	var family, table, chain string
-	for _, line := range strings.Split(text, "\n") {
-		body, handle, hasHandle := strings.Cut(strings.TrimSpace(line), " # handle ")
-		f := strings.Fields(body)
-		switch {
-		case len(f) >= 3 && f[0] == "table":
-			family, table, chain = f[1], f[2], ""
-		case len(f) >= 2 && f[0] == "chain" && f[len(f)-1] == "{":
-			chain = f[1]
-		case hasHandle && chain != "" && !strings.HasSuffix(body, "{"):
-			out[fmt.Sprintf("%s %s %s %s", family, table, chain, handle)] = body
-		case body == "}":
-			if chain != "" {
-				chain = ""
-			}
-		}
-	}
-	return out
 }
 
 // placeLines gives each rule and chain its source line (see sourceRules).

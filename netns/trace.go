@@ -1,0 +1,259 @@
+package netns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Tracing names the rule that decided a probe. The lab's own table
+// egresslab_trace, added after the candidate's rules, sets nftrace on the
+// probes' packets only: requests to the matrix's destinations (a TCP SYN or a
+// UDP datagram) and the answers from them (SYN-ACK, reset, UDP reply), on
+// output and on prerouting. The kernel then reports, as `nft monitor trace`
+// shows it, each base chain such a packet enters (with its headers) and each
+// rule or policy that gave it a verdict (with the rule's handle). The lab
+// reads those reports itself, on a netlink socket in its network namespace
+// with a receive buffer large enough for a whole matrix: nft's own monitor,
+// reading into a default buffer and looking each rule up as it prints it,
+// lost reports on 1,000 probes. A probe's flow picks its own packets out.
+// The iptables-legacy flavour's rules are not nf_tables rules and cannot be
+// traced: the lab says so rather than guess.
+
+const traceTable = "egresslab_trace"
+
+// marker is where the lab sends a datagram that its trace table drops at
+// once: when the monitor prints it, every trace before it has been read.
+var markerDst = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 127, 127, 127}), 7)
+
+// Rule is what decided a probe, as the kernel's trace named it.
+type Rule struct {
+	Family   string `json:"family,omitempty"` // ip, ip6, inet
+	Table    string `json:"table,omitempty"`
+	Chain    string `json:"chain,omitempty"`
+	Position int    `json:"position,omitempty"` // 1-based in its chain; 0 for the chain's policy
+	Handle   int    `json:"handle,omitempty"`
+	// Text is the rule as nft prints it, or iptables-save's line for a rule of
+	// iptables-nft; "policy drop" when no rule matched.
+	Text    string `json:"text,omitempty"`
+	Verdict string `json:"verdict,omitempty"` // accept, drop or reject
+	Policy  bool   `json:"policy,omitempty"`  // the chain's policy decided: no rule matched
+	Packet  string `json:"packet,omitempty"`  // "request", "answer" or "neighbour-discovery": the packet it decided
+	// Note says what the rule matched on that a reader may not expect.
+	Note string `json:"note,omitempty"`
+	// Untraced says why no rule can be named; every other field is empty.
+	Untraced string `json:"untraced,omitempty"`
+}
+
+func (r *Rule) String() string {
+	if r.Untraced != "" {
+		return "rule not traced: " + r.Untraced
+	}
+	where := fmt.Sprintf("%s %s %s", r.Family, r.Table, r.Chain)
+	s := fmt.Sprintf("%s rule %d: %s", where, r.Position, r.Text)
+	if r.Policy {
+		s = fmt.Sprintf("%s policy %s (no rule matched)", where, r.Verdict)
+	}
+	switch r.Packet {
+	case "answer":
+		s += " (on the answer)"
+	case "neighbour-discovery":
+		s += " (on neighbour discovery)"
+	}
+	if r.Note != "" {
+		s += " — " + r.Note
+	}
+	return s
+}
+
+// Trace follows the probes' packets through the candidate's rules.
+type Trace struct {
+	lab      *Lab
+	untraced string // set when the lab cannot trace at all
+	index    ruleIndex
+	conn     *netlink.Conn
+
+	mu      sync.Mutex
+	events  map[string][]traceEvent // by "src>dst/proto" of the packet
+	markers map[uint16]chan struct{}
+	lost    bool // the kernel dropped reports: the socket's buffer overflowed
+	done    chan struct{}
+}
+
+// traceEvent is one verdict a traced packet met.
+type traceEvent struct {
+	family, table, chain string
+	handle               int
+
+	verdict string // accept, drop, jump, continue, return ...
+	policy  bool
+}
+
+// StartTrace installs the lab's trace table for the given destinations and
+// starts reading the kernel's trace reports; call it after the candidate's
+// ruleset has loaded.
+func (l *Lab) StartTrace(ctx context.Context, dsts []netip.AddrPort) (*Trace, error) {
+	t := &Trace{lab: l, events: map[string][]traceEvent{}, markers: map[uint16]chan struct{}{}, done: make(chan struct{})}
+	if l.cfg.Backend == "legacy" {
+		t.untraced = "the iptables-legacy flavour cannot be traced (its rules are not nf_tables rules)"
+		close(t.done)
+		return t, nil
+	}
+	var err error
+	if t.index, err = l.installTrace(ctx, dsts); err != nil {
+		return nil, err
+	}
+	if t.conn, err = l.traceConn(); err != nil {
+		return nil, err
+	}
+	go t.read()
+	if err := t.sync(ctx); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func traceRuleset(dsts []netip.AddrPort) string {
+	var v4, v6 []string
+	for _, d := range dsts {
+		if d.Addr().Is4() {
+			v4 = append(v4, fmt.Sprintf("%s . %d", d.Addr(), d.Port()))
+		} else {
+			v6 = append(v6, fmt.Sprintf("%s . %d", d.Addr(), d.Port()))
+		}
+	}
+	var b strings.Builder
+	// A lab probed again gets its trace table anew, not a second copy.
+	fmt.Fprintf(&b, "table inet %[1]s {}\ndelete table inet %[1]s\ntable inet %[1]s {\n", traceTable)
+	fmt.Fprintf(&b, "\tset dst4 { type ipv4_addr . inet_service; %s}\n", elements(v4))
+	fmt.Fprintf(&b, "\tset dst6 { type ipv6_addr . inet_service; %s}\n", elements(v6))
+	const request = "tcp flags & (syn|ack) == syn"
+	// The trace starts just after the sentinel's first chains and stops just
+	// before its last ones: only the candidate's chains report, which keeps
+	// the kernel's reports (and their cost) to what names a rule.
+	for _, hook := range []string{"postrouting", "input"} {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority %d; policy accept;\n\t\tmeta nftrace set 0\n\t}\n", hook, hook, math.MaxInt32-1)
+	}
+	for _, hook := range []string{"output", "prerouting"} {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority %d; policy accept;\n", hook, hook, math.MinInt32+1)
+		if hook == "output" {
+			fmt.Fprintf(&b, "\t\tip daddr %s udp dport %d meta nftrace set 1 drop\n", markerDst.Addr(), markerDst.Port())
+		}
+		// A probe to an IPv6 neighbour needs neighbour discovery first.
+		b.WriteString("\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } meta nftrace set 1\n")
+		for _, fam := range []string{"ip", "ip6"} {
+			set := map[string]string{"ip": "@dst4", "ip6": "@dst6"}[fam]
+			fmt.Fprintf(&b, "\t\t%s daddr . tcp dport %s %s meta nftrace set 1\n", fam, set, request)
+			for _, answer := range []string{"tcp flags & (syn|ack) == syn|ack", "tcp flags & rst == rst"} {
+				fmt.Fprintf(&b, "\t\t%s saddr . tcp sport %s %s meta nftrace set 1\n", fam, set, answer)
+			}
+			fmt.Fprintf(&b, "\t\t%s daddr . udp dport %s meta nftrace set 1\n", fam, set)
+			fmt.Fprintf(&b, "\t\t%s saddr . udp sport %s meta nftrace set 1\n", fam, set)
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+func elements(es []string) string {
+	if len(es) == 0 {
+		return ""
+	}
+	return "elements = { " + strings.Join(es, ", ") + " }; "
+}
+
+// ndKey collects the traces of neighbour discovery, which no flow owns.
+const ndKey = "neighbour-discovery"
+
+func flowKey(src, dst netip.AddrPort, proto string) string {
+	return src.String() + ">" + dst.String() + "/" + proto
+}
+
+// sync sends a marker and waits until the reader has taken its report: every
+// report before it has been read too (a netlink socket keeps their order).
+func (t *Trace) sync(ctx context.Context) error {
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	seen := make(chan struct{})
+	if err := t.sendMarker(seen); err != nil {
+		return err
+	}
+	select {
+	case <-seen:
+		return nil
+	case <-t.done:
+		return fmt.Errorf("the trace reader of lab %s stopped before its marker came", t.lab.cfg.Name)
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timeout.C:
+		return fmt.Errorf("the trace of lab %s lost its marker (reports dropped: %v)", t.lab.cfg.Name, t.lostReports())
+	}
+}
+
+func (t *Trace) lostReports() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lost
+}
+
+// sendMarker sends one marker datagram; seen is closed when it is printed.
+func (t *Trace) sendMarker(seen chan struct{}) error {
+	var port uint16
+	err := t.lab.inLab(func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			return err
+		}
+		sa, err := unix.Getsockname(fd)
+		if err != nil {
+			return err
+		}
+		port = uint16(sa.(*unix.SockaddrInet4).Port)
+		t.mu.Lock()
+		t.markers[port] = seen
+		t.mu.Unlock()
+
+		// Our own trace chain drops it (EPERM): that is the point.
+		_ = unix.Sendto(fd, []byte("egresslab trace marker"), 0, &unix.SockaddrInet4{Addr: markerDst.Addr().As4(), Port: int(markerDst.Port())})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("send a trace marker in lab %s: %w", t.lab.cfg.Name, err)
+	}
+	return nil
+}
+
+// Stop reads every trace up to now and closes the socket. Decide works after.
+func (t *Trace) Stop() error {
+	if t.conn == nil {
+		return nil
+	}
+	err := t.sync(context.Background())
+	return errors.Join(err, t.Close())
+}
+
+// Close ends the trace at once, unread reports and all (a run that stops
+// early). Closing a closed trace does nothing.
+func (t *Trace) Close() error {
+	if t.conn == nil {
+		return nil
+	}
+	err := t.conn.Close()
+	<-t.done
+	t.conn = nil
+	return err
+}

@@ -1,0 +1,58 @@
+package scenarios
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/egresslab/egresslab/netns"
+)
+
+// explainer traces a lab's probes to name the rule that decided each one.
+type explainer struct {
+	trace *netns.Trace // nil when not tracing
+	flows []netns.Flow // each probe's flow, by matrix index
+}
+
+func startExplaining(ctx context.Context, lab *netns.Lab, probes []Result, opts RunOptions) (*explainer, error) {
+	e := &explainer{flows: make([]netns.Flow, len(probes))}
+	if opts.NoRule {
+		return e, nil
+	}
+	seen := map[netip.AddrPort]bool{}
+	var dsts []netip.AddrPort
+	for _, pr := range probes {
+		d := netip.AddrPortFrom(pr.Address, pr.Port.Number)
+		if !seen[d] {
+			seen[d] = true
+			dsts = append(dsts, d)
+		}
+	}
+	var err error
+	e.trace, err = lab.StartTrace(ctx, dsts)
+	return e, err
+}
+
+// finish reads the trace to its end and gives each result its rule.
+func (e *explainer) finish(results []Result) error {
+	if e.trace == nil {
+		return nil
+	}
+	if err := e.trace.Stop(); err != nil {
+		return err
+	}
+	blocked := make([]bool, len(results))
+	for i, r := range results {
+		blocked[i] = r.Observed.Blocked()
+	}
+	for i, rule := range e.trace.DecideAll(e.flows, blocked) {
+		results[i].Decider = rule
+	}
+	return nil
+}
+
+// stop ends a trace that finish did not: the run stopped early.
+func (e *explainer) stop() {
+	if e.trace != nil {
+		_ = e.trace.Close()
+	}
+}
