@@ -34,6 +34,13 @@ func (f Flow) key() []byte {
 	return append(k, proto, 0, 0, 0)
 }
 
+// icmpKey is the flow as an ICMP error's inner header names it: the key
+// without the protocol, whose own set it goes in.
+func (f Flow) icmpKey() []byte {
+	k := f.key()
+	return k[:len(k)-4]
+}
+
 func (f Flow) set(name string) string {
 	if f.ipv6() {
 		return name + "6"
@@ -55,12 +62,10 @@ func (l *Lab) Left(f Flow) (bool, error) { return l.seen(f, "out") }
 // Answered reports whether the lab's rules sent back a TCP reset or an ICMP
 // unreachable for the flow, and let it through: a REJECT's answer.
 func (l *Lab) Answered(f Flow) (bool, error) {
-	for _, set := range []string{"rst", "icmp"} {
-		if ok, err := l.seen(f, set); err != nil || ok {
-			return ok, err
-		}
+	if ok, err := l.seen(f, "rst"); err != nil || ok {
+		return ok, err
 	}
-	return false, nil
+	return l.sentinel.has(f.set(icmpSets[f.Proto]), f.icmpKey())
 }
 
 // ReturnPath is where, on the way to a listener and back, the lab's rules
@@ -112,11 +117,12 @@ func (l *Lab) Forget(f Flow) error {
 	if l.sentinel == nil {
 		return nil
 	}
-	sets := make([]string, len(flowSets))
-	for i, name := range flowSets {
-		sets[i] = f.set(name)
+	key := f.key()
+	elems := []setElem{{f.set(icmpSets[f.Proto]), f.icmpKey()}}
+	for _, name := range flowSets {
+		elems = append(elems, setElem{f.set(name), key})
 	}
-	return l.sentinel.remove(sets, f.key())
+	return l.sentinel.remove(elems)
 }
 
 // Discovery is what went wrong with IPv6 neighbour discovery on the uplink,

@@ -14,9 +14,14 @@ import "sync"
 const maxForgetBatch = 32
 
 type forgetRequest struct {
-	sets []string
-	key  []byte
-	done chan error
+	elems []setElem
+	done  chan error
+}
+
+// setElem is one element of one of the sentinel's sets.
+type setElem struct {
+	set string
+	key []byte
 }
 
 type forgetQueue struct {
@@ -25,13 +30,14 @@ type forgetQueue struct {
 	flushing bool // a caller is sending transactions for the queue
 }
 
-// remove takes key out of each set. The caller that finds no transaction
-// under way sends one for everything queued, and goes on while more queues.
-func (s *sentinel) remove(sets []string, key []byte) error {
+// remove takes each element out of its set. The caller that finds no
+// transaction under way sends one for everything queued, and goes on while
+// more queues.
+func (s *sentinel) remove(elems []setElem) error {
 	q := &s.forgets
 	done := make(chan error, 1)
 	q.mu.Lock()
-	q.pending = append(q.pending, forgetRequest{sets: sets, key: key, done: done})
+	q.pending = append(q.pending, forgetRequest{elems: elems, done: done})
 	if q.flushing {
 		q.mu.Unlock()
 		return <-done

@@ -40,7 +40,48 @@ var SMTPPorts = map[uint16]bool{25: true, 465: true, 587: true}
 type answered struct {
 	mu      sync.Mutex
 	seen    map[string]Service
-	changed chan struct{} // closed and replaced at each record
+	greeted map[string]bool // an SMTP listener wrote its greeting to the client
+	changed chan struct{}   // closed and replaced at each record
+}
+
+// greet records that the listener wrote its first bytes to client.
+func (a *answered) greet(client string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.greeted == nil {
+		a.greeted = map[string]bool{}
+	}
+	a.greeted["tcp "+client] = true
+	if a.changed != nil {
+		close(a.changed)
+		a.changed = nil
+	}
+}
+
+// AwaitGreeted waits, until deadline, for the lab's own server to have
+// written its first bytes (an SMTP greeting) to the TCP client at
+// clientAddr. It tells the lab's own lag (not written yet) from a greeting
+// that was sent and never arrived.
+func (l *Lab) AwaitGreeted(clientAddr string, deadline time.Time) bool {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		l.answered.mu.Lock()
+		ok := l.answered.greeted["tcp "+clientAddr]
+		if l.answered.changed == nil {
+			l.answered.changed = make(chan struct{})
+		}
+		changed := l.answered.changed
+		l.answered.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return false
+		}
+	}
 }
 
 func (a *answered) record(proto string, client net.Addr, s Service) {
@@ -93,6 +134,7 @@ func (a *answered) forget(proto, client string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.seen, proto+" "+client)
+	delete(a.greeted, proto+" "+client)
 }
 
 // Serve starts a listener for every service: loopback addresses on the lab's
@@ -155,10 +197,26 @@ type recordingListener struct {
 
 func (r *recordingListener) Accept() (net.Conn, error) {
 	c, err := r.Listener.Accept()
-	if err == nil {
-		r.lab.answered.record("tcp", c.RemoteAddr(), r.service)
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	r.lab.answered.record("tcp", c.RemoteAddr(), r.service)
+	return &greetingConn{Conn: c, answered: &r.lab.answered}, nil
+}
+
+// greetingConn records its first write: the server's greeting is on its way.
+type greetingConn struct {
+	net.Conn
+	answered *answered
+	once     sync.Once
+}
+
+func (c *greetingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 {
+		c.once.Do(func() { c.answered.greet(c.RemoteAddr().String()) })
+	}
+	return n, err
 }
 
 // acceptAndHold accepts and keeps each connection until the client closes

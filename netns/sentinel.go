@@ -29,7 +29,7 @@ import (
 //
 //	out      a probe's TCP SYN / UDP datagram passed the end of egress
 //	rst      a TCP reset addressed to a probe passed it (a REJECT's answer)
-//	icmp     an ICMP unreachable about a probe's packet passed it (the inner
+//	icmp_tcp, icmp_udp  an ICMP unreachable about a probe's packet passed it (the inner
 //	         header names the flow; probes send no IP options)
 //	req_arr  a probe's packet entered prerouting (on its way to a loopback listener)
 //	req_in   ... and passed the end of INPUT
@@ -56,33 +56,39 @@ var sentinelChains = map[string]struct {
 	priority int64
 	rules    int
 }{
-	"post":      {nftables.ChainHookPostrouting, math.MaxInt32, 14},
+	"post":      {nftables.ChainHookPostrouting, math.MaxInt32, 16},
 	"first_out": {nftables.ChainHookOutput, math.MinInt32, 6},
 	"first_in":  {nftables.ChainHookPrerouting, math.MinInt32, 10},
 	"last_in":   {nftables.ChainHookInput, math.MaxInt32, 10},
 }
 
 // flowSets are the per-flow evidence sets, without their family suffix.
-var flowSets = []string{"out", "rst", "icmp", "req_arr", "req_in", "rep_gen", "rep_out", "rep_arr", "rep_in"}
+var flowSets = []string{"out", "rst", "req_arr", "req_in", "rep_gen", "rep_out", "rep_arr", "rep_in"}
+
+// icmpSets hold the flows that ICMP errors name, one set per inner protocol:
+// nft 1.0.6 cannot list a set whose key is five raw fields (it aborts, and
+// `nft list ruleset` with it), so the protocol picks the set instead.
+var icmpSets = map[string]string{"tcp": "icmp_tcp", "udp": "icmp_udp"}
 
 // ndSets are the neighbour-discovery sets, keyed by target address.
 var ndSets = []string{"ns_gen", "ns_out", "na_arr", "na_in", "rns_arr", "rns_in", "rna_gen", "rna_out"}
 
 // Flow keys, as nft lays out a concatenation: every part padded to 4 bytes.
 // IPv4: saddr . sport . daddr . dport . proto; IPv6 the same with 16-byte
-// addresses. Raw payload expressions name the fields, so that the flow of an
-// ICMP error (the inner header) and of a packet (its own header) share one
-// key type.
+// addresses. An answer's key is the same flow read backwards.
 const (
-	key4    = "@nh,96,32 . @th,0,16 . @nh,128,32 . @th,16,16 . @nh,72,8"
-	key4Rev = "@nh,128,32 . @th,16,16 . @nh,96,32 . @th,0,16 . @nh,72,8"
-	key6    = "@nh,64,128 . @th,0,16 . @nh,192,128 . @th,16,16 . @nh,48,8"
-	key6Rev = "@nh,192,128 . @th,16,16 . @nh,64,128 . @th,0,16 . @nh,48,8"
+	key4    = "ip saddr . th sport . ip daddr . th dport . meta l4proto"
+	key4Rev = "ip daddr . th dport . ip saddr . th sport . meta l4proto"
+	key6    = "ip6 saddr . th sport . ip6 daddr . th dport . meta l4proto"
+	key6Rev = "ip6 daddr . th dport . ip6 saddr . th sport . meta l4proto"
 	// the flow inside an ICMP / ICMPv6 error: 8 bytes of ICMP header, then
-	// the offending packet's IP header and ports
-	icmpKey4 = "@th,160,32 . @th,224,16 . @th,192,32 . @th,240,16 . @th,136,8"
-	icmpKey6 = "@th,128,128 . @th,384,16 . @th,256,128 . @th,400,16 . @th,112,8"
-	ndTarget = "@th,64,128"
+	// the offending packet's IP header and ports, as raw fields (its
+	// protocol picks the set; probes send no IP options)
+	icmpKey4   = "@th,160,32 . @th,224,16 . @th,192,32 . @th,240,16"
+	icmpKey6   = "@th,128,128 . @th,384,16 . @th,256,128 . @th,400,16"
+	icmpProto4 = "@th,136,8"
+	icmpProto6 = "@th,112,8"
+	ndTarget   = "@th,64,128"
 )
 
 // flowTimeout lets elements nobody removes (answers that belong to no probe,
@@ -92,15 +98,15 @@ const flowTimeout = "10m"
 func sentinelRuleset() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", sentinelTable)
-	for _, name := range flowSets {
-		// nft types a key by the expressions that make it; the kernel sees
-		// only its bytes, which are laid out alike either way.
-		k4, k6 := key4, key6
-		if name == "icmp" {
-			k4, k6 = icmpKey4, icmpKey6
-		}
+	set := func(name, k4, k6 string) {
 		fmt.Fprintf(&b, "\tset %s4 { typeof %s; flags dynamic,timeout; timeout %s; size 4194304; }\n", name, k4, flowTimeout)
 		fmt.Fprintf(&b, "\tset %s6 { typeof %s; flags dynamic,timeout; timeout %s; size 4194304; }\n", name, k6, flowTimeout)
+	}
+	for _, name := range flowSets {
+		set(name, key4, key6)
+	}
+	for _, name := range []string{icmpSets["tcp"], icmpSets["udp"]} {
+		set(name, icmpKey4, icmpKey6)
 	}
 	for _, name := range ndSets {
 		fmt.Fprintf(&b, "\tset %s { typeof %s; flags dynamic; size 65536; }\n", name, ndTarget)
@@ -136,8 +142,10 @@ func sentinelRuleset() string {
 	post = append(post,
 		v4+" tcp flags & rst == rst add @rst4 { "+key4Rev+" }",
 		v6+" tcp flags & rst == rst add @rst6 { "+key6Rev+" }",
-		"icmp type destination-unreachable add @icmp4 { "+icmpKey4+" }",
-		"icmpv6 type destination-unreachable add @icmp6 { "+icmpKey6+" }")
+		"icmp type destination-unreachable "+icmpProto4+" 6 add @icmp_tcp4 { "+icmpKey4+" }",
+		"icmp type destination-unreachable "+icmpProto4+" 17 add @icmp_udp4 { "+icmpKey4+" }",
+		"icmpv6 type destination-unreachable "+icmpProto6+" 6 add @icmp_tcp6 { "+icmpKey6+" }",
+		"icmpv6 type destination-unreachable "+icmpProto6+" 17 add @icmp_udp6 { "+icmpKey6+" }")
 	post = append(post, both("rep_out", answer, false)...)
 	post = append(post, nd("nd-neighbor-solicit", "ns_out"), nd("nd-neighbor-advert", "rna_out"))
 	rules("post", "postrouting", math.MaxInt32, post)
@@ -269,10 +277,10 @@ func (s *sentinel) removeBatch(flows []forgetRequest) error {
 		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES},
 	}}
 	for _, f := range flows {
-		for _, set := range f.sets {
+		for _, e := range f.elems {
 			batch = append(batch, netlink.Message{
 				Header: netlink.Header{Type: nftMsg(nftMsgDestroySetElem), Flags: netlink.Request},
-				Data:   setElemMsg(set, f.key),
+				Data:   setElemMsg(e.set, e.key),
 			})
 		}
 	}

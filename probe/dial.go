@@ -26,6 +26,7 @@ type Lab interface {
 	HostRefusal(dst netip.Addr) (netns.Refusal, bool, error)
 	WhoAnswered(proto, client string) (netns.Service, bool)
 	AwaitAnswered(proto, client string, deadline time.Time) (netns.Service, bool)
+	AwaitGreeted(client string, deadline time.Time) bool
 	Forget(f netns.Flow) error
 	Uplink() string
 }
@@ -307,6 +308,11 @@ func (p *dialer) noAnswer(left bool, err error) Result {
 	return failure("a reject was sent but did not reach the socket within %s", p.backstop)
 }
 
+// serverLag bounds how long the lab's own SMTP server may take to write a
+// greeting once the handshake is done, before the probe says the lab itself
+// could not keep up (a probe error, never a verdict).
+const serverLag = 30 * time.Second
+
 // settle is how long an answer may take inside the lab before the sentinel's
 // evidence is read. Lab packets cross one veth or lo within microseconds; the
 // settle only covers a packet caught mid-way through the hooks when we look.
@@ -518,24 +524,40 @@ func (p *dialer) greeting() Result {
 	var line []byte
 	buf := make([]byte, 512)
 	var rerr error
-	werr := rc.Read(func(fd uintptr) bool {
-		n, err := unix.Read(int(fd), buf)
-		if errors.Is(err, unix.EAGAIN) {
-			return false
-		}
-		if err != nil || n == 0 {
-			rerr = err
-			if n == 0 && err == nil {
-				rerr = errors.New("the server closed the connection")
+	read := func() error {
+		return rc.Read(func(fd uintptr) bool {
+			n, err := unix.Read(int(fd), buf)
+			if errors.Is(err, unix.EAGAIN) {
+				return false
 			}
-			return true
+			if err != nil || n == 0 {
+				rerr = err
+				if n == 0 && err == nil {
+					rerr = errors.New("the server closed the connection")
+				}
+				return true
+			}
+			line = append(line, buf[:n]...)
+			return bytes.IndexByte(line, '\n') >= 0 || len(line) > 1024
+		})
+	}
+	werr := read()
+	if errors.Is(werr, os.ErrDeadlineExceeded) {
+		// Only a greeting the lab's server wrote and the client never got
+		// is a drop; a server that has not written it yet is the lab's own
+		// lag (a loaded machine), which is waited out, and never a verdict.
+		client := p.flow.Src.String()
+		if !p.lab.AwaitGreeted(client, time.Now()) {
+			if !p.lab.AwaitGreeted(client, time.Now().Add(serverLag)) {
+				return failure("the lab's SMTP server did not greet within %s: the machine is too loaded", serverLag)
+			}
+			_ = p.f.SetReadDeadline(time.Now().Add(p.backstop))
+			werr = read()
 		}
-		line = append(line, buf[:n]...)
-		return bytes.IndexByte(line, '\n') >= 0 || len(line) > 1024
-	})
+	}
 	if werr != nil {
 		if errors.Is(werr, os.ErrDeadlineExceeded) {
-			return Result{Dropped, Evidence{Kind: Backstop}, fmt.Sprintf("handshake completed but no SMTP greeting within %s", p.backstop)}
+			return Result{Dropped, Evidence{Kind: Backstop}, fmt.Sprintf("handshake completed and the server greeted, but no greeting arrived within %s", p.backstop)}
 		}
 		return failure("read the greeting: %v", werr)
 	}
