@@ -115,7 +115,21 @@ func combinedOutput(cmd *exec.Cmd) ([]byte, error) {
 	return combinedOutputStarted(cmd, nil)
 }
 
+// maxListingOutput bounds what the lab's own listings print (the trace's
+// readback of a host-scale ruleset is tens of MiB): these are the harness's
+// tools reading the kernel, not the candidate's tools.
+const maxListingOutput = 1 << 30
+
+// listingOutput is combinedOutput for the harness's own listings.
+func listingOutput(cmd *exec.Cmd) ([]byte, error) {
+	return boundedOutput(cmd, nil, maxListingOutput)
+}
+
 func combinedOutputStarted(cmd *exec.Cmd, afterStart func() error) ([]byte, error) {
+	return boundedOutput(cmd, afterStart, MaxToolOutput)
+}
+
+func boundedOutput(cmd *exec.Cmd, afterStart func() error, limit int64) ([]byte, error) {
 	if r := cmd.Stdin; r != nil {
 		if _, isFile := r.(*os.File); !isFile {
 			// A pipe is not what nft -f - reads reliably: under load it now
@@ -133,7 +147,7 @@ func combinedOutputStarted(cmd *exec.Cmd, afterStart func() error) ([]byte, erro
 			cmd.Stdin = in
 		}
 	}
-	f, err := boundedOutputFile()
+	f, err := boundedOutputFile(limit)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +174,7 @@ func combinedOutputStarted(cmd *exec.Cmd, afterStart func() error) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, min(end, MaxToolOutput))
+	out := make([]byte, min(end, limit))
 	if _, err := f.ReadAt(out, 0); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
@@ -185,14 +199,14 @@ func memoryFile(name string, data []byte) (*os.File, error) {
 	return f, nil
 }
 
-// boundedOutputFile is a memory file that cannot grow past MaxToolOutput.
-func boundedOutputFile() (*os.File, error) {
+// boundedOutputFile is a memory file that cannot grow past limit.
+func boundedOutputFile(limit int64) (*os.File, error) {
 	fd, err := unix.MemfdCreate("egresslab-tool-output", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, fmt.Errorf("tool output file: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "tool-output")
-	if err := f.Truncate(MaxToolOutput); err != nil {
+	if err := f.Truncate(limit); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("tool output file: %w", err)
 	}

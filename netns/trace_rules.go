@@ -52,9 +52,9 @@ func (l *Lab) installTrace(ctx context.Context, dsts []netip.AddrPort) (ruleInde
 		return nil, err
 	}
 	argv := append([]string{"sh", "-c", installScript, "egresslab-trace", path}, tables...)
-	out, err := combinedOutput(l.Command(ctx, argv...))
+	out, err := listingOutput(l.Command(ctx, argv...))
 	if err != nil {
-		return nil, fmt.Errorf("install the trace table in lab %s: %v: %s", l.cfg.Name, err, out)
+		return nil, fmt.Errorf("install the trace table in lab %s: %v: %s", l.cfg.Name, err, lastLine(out))
 	}
 	parts := map[string]string{}
 	section := ""
@@ -278,4 +278,11 @@ func surprise(r *Rule) string {
 		notes = append(notes, "it matched on the loopback interface")
 	}
 	return strings.Join(notes, "; ")
+}
+
+// lastLine is the last non-empty line of a tool's output: the error, not
+// the listing before it.
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"net/netip"
+	"strings"
 
 	"github.com/egresslab/egresslab/netns"
 )
@@ -11,6 +12,9 @@ import (
 type explainer struct {
 	trace *netns.Trace // nil when not tracing
 	flows []netns.Flow // each probe's flow, by matrix index
+	// untraced says why the trace could not start: every probe says so
+	// instead of naming a rule, and the verdicts stand without it.
+	untraced string
 }
 
 func startExplaining(ctx context.Context, lab *netns.Lab, probes []Result, opts RunOptions) (*explainer, error) {
@@ -27,13 +31,31 @@ func startExplaining(ctx context.Context, lab *netns.Lab, probes []Result, opts 
 			dsts = append(dsts, d)
 		}
 	}
-	var err error
-	e.trace, err = lab.StartTrace(ctx, dsts)
-	return e, err
+	trace, err := lab.StartTrace(ctx, dsts)
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		// Explaining is an addition to the verdicts, never a condition
+		// for them.
+		msg := err.Error()
+		if i := strings.IndexByte(msg, '\n'); i >= 0 {
+			msg = msg[:i]
+		}
+		e.untraced = "the lab could not trace this run: " + msg
+	default:
+		e.trace = trace
+	}
+	return e, nil
 }
 
 // finish reads the trace to its end and gives each result its rule.
 func (e *explainer) finish(results []Result) error {
+	if e.untraced != "" {
+		for i := range results {
+			results[i].Decider = &netns.Rule{Untraced: e.untraced}
+		}
+	}
 	if e.trace == nil {
 		return nil
 	}

@@ -210,6 +210,15 @@ var _ = It("verify runs over a host-scale ruleset of both families", Label("host
 		suites.Cell{User: "www-data", Host: "mx.example.test", Family: "ipv6", Port: "25/tcp", Outcome: probe.Refused},
 	))
 	Expect(rep.Pass()).To(BeTrue())
+	named := 0
+	for _, r := range rep.Results {
+		if r.User.Name == "www-data" {
+			Expect(r.Decider).NotTo(BeNil(), "%s", r.Probe)
+			Expect(r.Decider.Text).To(Equal("-A OUTPUT -p tcp -m tcp --dport 25 -m owner --uid-owner 33 -j REJECT --reject-with tcp-reset"), "the deciding rule, found among 20,000")
+			named++
+		}
+	}
+	Expect(named).To(Equal(2))
 })
 
 // firstDifference shows the first line where two listings differ, or "".
