@@ -181,7 +181,7 @@ var _ = Describe("host-scale rulesets", Label("hostscale"), func() {
 				start := time.Now()
 				Expect(f.load(ctx, lab, f.file, []byte(f.data))).To(Succeed())
 				took := time.Since(start)
-				AddReportEntry(fmt.Sprintf("load time %s %s", f.file, f.backend), took.String())
+				AddReportEntry(fmt.Sprintf("load time %s %s", f.file, f.backend), took.String(), ReportEntryVisibilityFailureOrVerbose)
 				fmt.Fprintf(GinkgoWriter, "loaded %s (%s) in %s\n", f.file, f.backend, took)
 				inLab := labDump(ctx, lab, f.backend)
 				Expect(strings.Count(inLab, "\n")).To(BeNumerically(">=", hostScaleRules))
