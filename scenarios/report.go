@@ -95,21 +95,28 @@ type jsonProbe struct {
 }
 
 // WriteJSON writes SPEC.md's JSON document, indented, with a final newline.
+// The probes are written one at a time (jsonProbes), so a sweep's document
+// never sits in memory whole.
 func (r *Report) WriteJSON(w io.Writer) error {
 	doc := jsonReport{Policy: r.Policy, Pass: r.Pass(), Summary: r.Summary(), Probes: []jsonProbe{}, Parity: r.Parity}
-	for _, res := range r.Results {
-		doc.Probes = append(doc.Probes, jsonProbe{
-			User: res.User.Name, UID: res.User.UID, Host: res.Host,
-			Address: res.Address.String(), Family: res.Family(),
-			Port: res.Port.Number, Proto: res.Port.Proto,
-			Expected: res.Expect, Observed: res.Observed, Pass: res.Pass(), Line: res.Line,
-			Detail: res.Detail, Evidence: res.Evidence, Rule: res.Decider,
-		})
-	}
-	enc := json.NewEncoder(w)
+	var head bytes.Buffer
+	enc := json.NewEncoder(&head)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false) // an SMTP greeting's <...> stays readable
-	return enc.Encode(doc)
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	return writeProbesInto(w, head.Bytes(), r.Results)
+}
+
+func toJSONProbe(res Result) jsonProbe {
+	return jsonProbe{
+		User: res.User.Name, UID: res.User.UID, Host: res.Host,
+		Address: res.Address.String(), Family: res.Family(),
+		Port: res.Port.Number, Proto: res.Port.Proto,
+		Expected: res.Expect, Observed: res.Observed, Pass: res.Pass(), Line: res.Line,
+		Detail: res.Detail, Evidence: res.Evidence, Rule: res.Decider,
+	}
 }
 
 // verdict is "expected deny, observed connected".
