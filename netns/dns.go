@@ -1,20 +1,18 @@
 package netns
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 
 	"github.com/miekg/dns"
 )
 
 // The lab's DNS listens where systemd-resolved would: 127.0.0.53 and ::1, port
 // 53, on the lab's lo, so a real client inside the lab resolves through the
-// candidate's rules like any other traffic. The harness's own lookups go to
-// the same server through a second socket in the world's namespace, which no
-// candidate rule touches.
+// candidate's rules like any other traffic. Nothing of the harness resolves
+// from outside those rules: probes dial addresses, and the client view asks
+// as the user (probe.Resolve).
 var (
 	DNSAddrV4 = netip.MustParseAddr("127.0.0.53")
 	DNSAddrV6 = netip.IPv6Loopback()
@@ -79,15 +77,15 @@ func (l *Lab) ServeDNS(zone Zone) error {
 	for _, a := range []netip.Addr{DNSAddrV4, DNSAddrV6} {
 		// A host's resolver runs as root (or its own user): the lab's answers
 		// as its root, whose owner the candidate's rules may match.
-		ap := netip.AddrPortFrom(a, 53)
-		if err := l.serveDNSOn(l.listenAs(Identity{}), true, ap, h); err != nil {
+		if err := l.serveDNSOn(netip.AddrPortFrom(a, 53), h); err != nil {
 			return err
 		}
 	}
-	return l.serveDNSOn(l.inWorld, false, netip.AddrPortFrom(DNSAddrV4, 53), h)
+	return nil
 }
 
-func (l *Lab) serveDNSOn(in func(func() error) error, asRoot bool, ap netip.AddrPort, h dns.Handler) error {
+func (l *Lab) serveDNSOn(ap netip.AddrPort, h dns.Handler) error {
+	in := l.listenAs(Identity{})
 	var pc net.PacketConn
 	var ln net.Listener
 	err := in(func() (err error) {
@@ -103,11 +101,9 @@ func (l *Lab) serveDNSOn(in func(func() error) error, asRoot bool, ap netip.Addr
 		}
 		return fmt.Errorf("listen for DNS on %s in lab %s: %w", ap, l.cfg.Name, err)
 	}
-	if asRoot {
-		if ln, err = l.acceptAs(ln, Identity{}); err != nil {
-			pc.Close()
-			return err
-		}
+	if ln, err = l.acceptAs(ln, Identity{}); err != nil {
+		pc.Close()
+		return err
 	}
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
 		started := make(chan struct{})
@@ -123,40 +119,3 @@ func (l *Lab) serveDNSOn(in func(func() error) error, asRoot bool, ap netip.Addr
 	}
 	return nil
 }
-
-// Lookup asks the lab's DNS, from outside the candidate's reach, for name's
-// records of type qtype. It is the harness's own resolver.
-func (l *Lab) Lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
-	var conn net.Conn
-	err := l.inWorld(func() (err error) {
-		var d net.Dialer
-		conn, err = d.DialContext(ctx, "udp", netip.AddrPortFrom(DNSAddrV4, 53).String())
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reach the lab's DNS: %w", err)
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), qtype)
-	c := new(dns.Client)
-	r, _, err := c.ExchangeWithConnContext(ctx, m, &dns.Conn{Conn: conn})
-	if err != nil {
-		return nil, fmt.Errorf("look up %s %s in the lab's DNS: %w", name, dns.TypeToString[qtype], err)
-	}
-	if r.Rcode != dns.RcodeSuccess {
-		return nil, &LookupError{Name: strings.TrimSuffix(name, "."), Rcode: dns.RcodeToString[r.Rcode]}
-	}
-	return r.Answer, nil
-}
-
-// LookupError is a DNS answer other than success (NXDOMAIN, say).
-type LookupError struct {
-	Name  string
-	Rcode string
-}
-
-func (e *LookupError) Error() string { return fmt.Sprintf("look up %s: %s", e.Name, e.Rcode) }

@@ -81,7 +81,7 @@ func Resolve(ctx context.Context, lab ClientLab, id netns.Identity, name string,
 	}
 	for _, qt := range []uint16{dns.TypeAAAA, dns.TypeA} {
 		rrs, err := lookupAs(ctx, lab, id, host, qt, backstop)
-		var lerr *netns.LookupError
+		var lerr *LookupError
 		if errors.As(err, &lerr) {
 			continue
 		}
@@ -100,10 +100,19 @@ func Resolve(ctx context.Context, lab ClientLab, id netns.Identity, name string,
 		}
 	}
 	if len(addrs) == 0 {
-		return host, nil, &netns.LookupError{Name: host, Rcode: "no A or AAAA record"}
+		return host, nil, &LookupError{Name: host, Rcode: "no A or AAAA record"}
 	}
 	return host, SortRFC6724(addrs, lab.SourceFor), nil
 }
+
+// LookupError is a resolver's answer other than success (NXDOMAIN, say), or
+// a name with no address.
+type LookupError struct {
+	Name  string
+	Rcode string
+}
+
+func (e *LookupError) Error() string { return fmt.Sprintf("look up %s: %s", e.Name, e.Rcode) }
 
 // ResolveError says that no resolver of the lab answered the user: the
 // candidate's rules (or the host's state) kept every lookup from getting
@@ -130,7 +139,7 @@ func lookupAs(ctx context.Context, lab ClientLab, id netns.Identity, name string
 			continue
 		}
 		if r.Rcode != dns.RcodeSuccess {
-			return nil, &netns.LookupError{Name: name, Rcode: dns.RcodeToString[r.Rcode]}
+			return nil, &LookupError{Name: name, Rcode: dns.RcodeToString[r.Rcode]}
 		}
 		return r.Answer, nil
 	}
