@@ -78,8 +78,6 @@ type PortRange struct {
 	Proto       string // "tcp" or "udp"
 }
 
-// SinglePort is the range of one port.
-func SinglePort(p Port) PortRange { return PortRange{First: p.Number, Last: p.Number, Proto: p.Proto} }
 
 func (r PortRange) String() string {
 	if r.First == r.Last {
