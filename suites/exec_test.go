@@ -52,7 +52,9 @@ var _ = Describe("egresslab exec and shell: real clients in the lab", Ordered, L
 
 	It("shows the IPv6 bypass through a real telnet: www-data connects over IPv6 when only iptables rules load",
 		SpecTimeout(time.Minute), func(ctx SpecContext) {
-			status, out := run(ctx, "", "exec", "-f", policy("ipv4-only.yaml"), "--user", "www-data", "--",
+			// telnet ends at its stdin's end; QUIT keeps it until the server
+			// has greeted and said goodbye, as a person at the keyboard would.
+			status, out := run(ctx, "QUIT\r\n", "exec", "-f", policy("ipv4-only.yaml"), "--user", "www-data", "--",
 				"telnet", "mx.example.test", "25")
 			Expect(out).To(ContainSubstring("Trying 2001:db8::25...\nConnected to mx.example.test."))
 			Expect(out).To(ContainSubstring("220 mx.example.test ESMTP"))
