@@ -3,10 +3,7 @@ package netns
 import (
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"runtime"
-	"strings"
 	"syscall"
 	"unsafe"
 
@@ -25,10 +22,9 @@ import (
 // is root on the host: it takes the tool's socket with pidfd_getfd and sets
 // the buffer itself, bounded, as the host's root would have. The tool, its
 // input and its one transaction are unchanged; every other call runs as is.
-
-// bufShimEnv marks a process started as the filter's installer: it installs
-// the filter, passes the listener back over fd 3 and executes its arguments.
-const bufShimEnv = "EGRESSLAB_BUFFORCE_SHIM"
+// The filter sits on the holder's thread that starts the lab root's processes
+// (spawn.go), so each of them inherits it, and its listener is egresslab's
+// for the lab's life.
 
 // maxForcedBuffer bounds a buffer granted on a tool's behalf: far above what a
 // 16 MiB ruleset needs, far below what could hurt the host.
@@ -38,34 +34,13 @@ const maxForcedBuffer = 256 << 20
 // not written, and the tools then run unfiltered.
 var auditArch = map[string]uint32{"amd64": unix.AUDIT_ARCH_X86_64, "arm64": unix.AUDIT_ARCH_AARCH64}[runtime.GOARCH]
 
-// runBufShim is the installer's whole life; it never returns.
-func runBufShim() {
-	runtime.LockOSThread() // the filter is per thread, and this thread executes
-	listener, err := installBufFilter()
-	if err == nil {
-		_, err = unix.SendmsgN(3, []byte{0}, unix.UnixRights(listener), nil, 0)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "egresslab: set up the tool's netlink buffers: %v\n", err)
-		os.Exit(126)
-	}
-	unix.Close(listener)
-	unix.Close(3)
-	path, err := exec.LookPath(os.Args[1])
-	if err == nil {
-		var env []string
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, bufShimEnv+"=") {
-				env = append(env, kv)
-			}
-		}
-		err = syscall.Exec(path, os.Args[1:], env)
-	}
-	fmt.Fprintf(os.Stderr, "egresslab: run %s: %v\n", os.Args[1], err)
-	os.Exit(127)
-}
-
+// installBufFilter puts the filter on the calling thread, which the
+// processes it forks inherit, and returns its listener (-1 where no filter
+// is written for this architecture).
 func installBufFilter() (int, error) {
+	if auditArch == 0 {
+		return -1, nil
+	}
 	const (
 		ldw  = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
 		jeq  = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
@@ -115,49 +90,6 @@ type seccompNotifResp struct {
 	Val   int64
 	Error int32
 	Flags uint32
-}
-
-// withBufForce makes cmd start through the installer and returns a function
-// to call once cmd has started: it serves the filter's calls until stop is
-// closed. Without a filter for this architecture cmd is left as it is.
-func withBufForce(cmd *exec.Cmd) (started func(stop <-chan struct{}) error, err error) {
-	if auditArch == 0 {
-		return func(<-chan struct{}) error { return nil }, nil
-	}
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	ours, theirs := os.NewFile(uintptr(pair[0]), "bufforce"), os.NewFile(uintptr(pair[1]), "bufforce-shim")
-	self, err := os.Executable()
-	if err != nil {
-		ours.Close()
-		theirs.Close()
-		return nil, err
-	}
-	cmd.Args = append([]string{self}, cmd.Args...)
-	cmd.Path = "/proc/self/exe"
-	cmd.Env = append(cmd.Env, bufShimEnv+"=1")
-	cmd.ExtraFiles = append([]*os.File{theirs}, cmd.ExtraFiles...)
-	return func(stop <-chan struct{}) error {
-		theirs.Close()
-		defer ours.Close()
-		buf, oob := make([]byte, 1), make([]byte, unix.CmsgSpace(4))
-		_, oobn, _, _, err := unix.Recvmsg(pair[0], buf, oob, 0)
-		if err != nil {
-			return fmt.Errorf("receive the tool's seccomp listener: %w", err)
-		}
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil || len(msgs) != 1 {
-			return errors.New("receive the tool's seccomp listener: the tool exited first")
-		}
-		fds, err := unix.ParseUnixRights(&msgs[0])
-		if err != nil || len(fds) != 1 {
-			return errors.New("receive the tool's seccomp listener: no descriptor")
-		}
-		go serveBufForce(fds[0], stop)
-		return nil
-	}, nil
 }
 
 // serveBufForce answers the filter's notifications until stop closes or no

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,38 +80,14 @@ var errToolTimeout = errors.New("still running")
 func (l *Lab) runCandidateTool(ctx context.Context, stdin []byte, env []string, argv ...string) ([]byte, error) {
 	tctx, cancel := context.WithTimeout(ctx, ToolTimeout)
 	defer cancel()
-	cmd := l.Command(tctx, argv...)
-	cmd.Env = append(cmd.Env, env...)
-	if stdin != nil {
-		// A file, not a pipe: nothing waits on a tool that leaves input unread.
-		in, err := memoryFile("egresslab-tool-input", stdin)
-		if err != nil {
-			return nil, err
-		}
-		defer in.Close()
-		cmd.Stdin = in
+	if stdin == nil {
+		stdin = []byte{} // a file, never a terminal or a pipe: nothing waits on input left unread
 	}
-	started, err := withBufForce(cmd)
-	if err != nil {
-		return nil, err
-	}
-	stop := make(chan struct{})
-	defer close(stop)
-	out, err := combinedOutputStarted(cmd, func() error { return started(stop) })
+	out, err := l.run(tctx, runSpec{argv: argv, env: env, stdin: stdin, limit: MaxToolOutput})
 	if err != nil && ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
 		return out, errToolTimeout
 	}
 	return out, err
-}
-
-// combinedOutput runs cmd and returns its stdout and stderr together. They go
-// to an anonymous memory file rather than a pipe: a process the command leaves
-// running in the lab (a script's daemon) keeps its copy of the output open,
-// and the run must not wait for it. Such processes die with the lab's PID
-// namespace. The file is sealed at MaxToolOutput, so a tool that prints
-// without end costs nothing.
-func combinedOutput(cmd *exec.Cmd) ([]byte, error) {
-	return combinedOutputStarted(cmd, nil)
 }
 
 // maxListingOutput bounds what the lab's own listings print (the trace's
@@ -120,65 +95,13 @@ func combinedOutput(cmd *exec.Cmd) ([]byte, error) {
 // tools reading the kernel, not the candidate's tools.
 const maxListingOutput = 1 << 30
 
-// listingOutput is combinedOutput for the harness's own listings.
-func listingOutput(cmd *exec.Cmd) ([]byte, error) {
-	return boundedOutput(cmd, nil, maxListingOutput)
-}
-
-func combinedOutputStarted(cmd *exec.Cmd, afterStart func() error) ([]byte, error) {
-	return boundedOutput(cmd, afterStart, MaxToolOutput)
-}
-
-func boundedOutput(cmd *exec.Cmd, afterStart func() error, limit int64) ([]byte, error) {
-	if r := cmd.Stdin; r != nil {
-		if _, isFile := r.(*os.File); !isFile {
-			// A pipe is not what nft -f - reads reliably: under load it now
-			// and then parses an empty first line ("unexpected junk" at
-			// 1:1). A file holding the whole input is.
-			data, err := io.ReadAll(io.LimitReader(r, MaxToolOutput*16+1))
-			if err != nil {
-				return nil, err
-			}
-			in, err := memoryFile("egresslab-tool-input", data)
-			if err != nil {
-				return nil, err
-			}
-			defer in.Close()
-			cmd.Stdin = in
-		}
-	}
-	f, err := boundedOutputFile(limit)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	cmd.Stdout, cmd.Stderr = f, f
-	// Pdeathsig fires when the thread that started nsenter exits, and the
-	// runtime retires threads that the lab's identity switches leave locked:
-	// start and wait on one locked thread, which lives as long as the tool.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	runErr := cmd.Start()
-	if runErr == nil {
-		if afterStart != nil {
-			if err := afterStart(); err != nil {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-				return nil, err
-			}
-		}
-		runErr = cmd.Wait()
-	}
-	// The tool shares this descriptor's offset: it is where the tool stopped.
-	end, err := f.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, min(end, limit))
-	if _, err := f.ReadAt(out, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return out, runErr
+// RunAs runs argv inside the lab with id's credentials (a real client,
+// seeing whatever the lab's rules allow), stdin as its input, and returns
+// what it printed, stdout and stderr together. When ctx ends it is killed and
+// what it printed so far comes with ctx's error; a non-zero exit is an
+// *ExitError, a missing program a *StartError.
+func (l *Lab) RunAs(ctx context.Context, id Identity, stdin []byte, argv ...string) ([]byte, error) {
+	return l.run(ctx, runSpec{argv: argv, stdin: stdin, as: &id, limit: MaxToolOutput})
 }
 
 // memoryFile is an anonymous file holding data, positioned at its start.

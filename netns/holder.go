@@ -38,9 +38,6 @@ type holderConfig struct {
 // there is no package init that would turn an importer's binary into a holder.
 func Init() {
 	initCalled.Store(true)
-	if os.Getenv(bufShimEnv) != "" {
-		runBufShim() // a candidate tool's start (bufforce.go); never returns
-	}
 	if os.Getenv(holderEnv) == "" {
 		return
 	}
@@ -49,18 +46,25 @@ func Init() {
 	// the death signal was armed, stdin is already at EOF and we exit below.
 	in := bufio.NewReader(os.Stdin)
 	worldFD, err := holdLab(in)
+	listener := -1
+	if err == nil {
+		listener, err = serveSpawns(installBufFilter)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stdout, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 		os.Exit(1)
 	}
-	fmt.Fprintf(os.Stdout, "ready %d\n", worldFD)
-	// Once the parent holds the world's namespace itself, the holder lets
-	// go of it: nothing inside the lab (whose /proc shows the holder) may
-	// reach the world through the holder's descriptors.
+	fmt.Fprintf(os.Stdout, "ready %d %d\n", worldFD, listener)
+	// Once the parent holds the world's namespace and the filter's listener
+	// itself, the holder lets go of them: nothing inside the lab (whose /proc
+	// shows the holder) may reach them through the holder's descriptors.
 	if line, err := in.ReadString('\n'); err != nil || line != "held\n" {
 		os.Exit(1)
 	}
 	unix.Close(worldFD)
+	if listener >= 0 {
+		unix.Close(listener)
+	}
 	_, _ = io.Copy(io.Discard, in) // until the parent closes our stdin or dies
 	os.Exit(0)
 }

@@ -90,6 +90,7 @@ type Lab struct {
 	poolOnce sync.Once
 	pool     *socketPool
 	answered answered
+	spawn    *spawner // starts the lab's processes, through the holder
 }
 
 // New starts a lab: namespaces, /etc overlays, the uplink, addresses and
@@ -137,6 +138,17 @@ func (l *Lab) startHolder(ctx context.Context) error {
 		Credential: &syscall.Credential{Uid: 0, Gid: 0},
 		Pdeathsig:  syscall.SIGKILL,
 	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("the lab's control socket: %w", err)
+	}
+	ours, theirs := os.NewFile(uintptr(pair[0]), "egresslab-control"), os.NewFile(uintptr(pair[1]), "egresslab-control")
+	defer theirs.Close()
+	if l.spawn, err = newSpawner(ours); err != nil {
+		return err
+	}
+	l.addCloser(l.spawn.close)
+	cmd.ExtraFiles = []*os.File{theirs} // the holder's spawnFD
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -178,8 +190,8 @@ func (l *Lab) startHolder(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	worldFDInHolder, ok := strings.CutPrefix(line, "ready ")
-	if !ok {
+	var worldFDInHolder, listenerInHolder int
+	if _, err := fmt.Sscanf(line, "ready %d %d", &worldFDInHolder, &listenerInHolder); err != nil {
 		if msg, isErr := strings.CutPrefix(line, "error "); isErr {
 			return errors.New(msg)
 		}
@@ -188,12 +200,35 @@ func (l *Lab) startHolder(ctx context.Context) error {
 	if l.labFD, err = unix.Open(fmt.Sprintf("/proc/%d/ns/net", l.pid), unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 		return fmt.Errorf("open the lab's network namespace: %w", err)
 	}
-	if l.worldFD, err = unix.Open(fmt.Sprintf("/proc/%d/fd/%s", l.pid, worldFDInHolder), unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+	if l.worldFD, err = unix.Open(fmt.Sprintf("/proc/%d/fd/%d", l.pid, worldFDInHolder), unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 		return fmt.Errorf("open the world's network namespace: %w", err)
+	}
+	if listenerInHolder >= 0 {
+		if err := l.serveBufFilter(listenerInHolder); err != nil {
+			return err
+		}
 	}
 	if _, err := stdin.Write([]byte("held\n")); err != nil {
 		return fmt.Errorf("configure the lab's holder: %w", err)
 	}
+	return nil
+}
+
+// serveBufFilter takes the holder's filter listener (bufforce.go) and
+// answers it until the lab closes.
+func (l *Lab) serveBufFilter(inHolder int) error {
+	pidfd, err := unix.PidfdOpen(l.pid, 0)
+	if err != nil {
+		return fmt.Errorf("the lab's holder: %w", err)
+	}
+	defer unix.Close(pidfd)
+	listener, err := unix.PidfdGetfd(pidfd, inHolder, 0)
+	if err != nil {
+		return fmt.Errorf("take the lab's buffer filter: %w", err)
+	}
+	stop := make(chan struct{})
+	l.addCloser(func() error { close(stop); return nil })
+	go serveBufForce(listener, stop)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"syscall"
 )
 
 // RulesetError is a ruleset that its tool rejected: bad input, not a broken lab.
@@ -158,7 +159,13 @@ func (l *Lab) RunScript(ctx context.Context, name string, data []byte) error {
 	}
 	staged := map[string]string{p: name}
 	msg := showScriptOutput(out, staged)
-	if msg == "" {
+	var start *StartError
+	switch {
+	case errors.As(err, &start) && start.Errno == syscall.ENOENT:
+		msg = "cannot execute it: the interpreter its #! line names is not installed"
+	case errors.As(err, &start):
+		msg = "cannot execute it: " + start.Errno.Error()
+	case msg == "":
 		msg = err.Error()
 	}
 	return &RulesetError{File: name, Line: line, Tool: "script", Msg: msg}
@@ -182,12 +189,13 @@ func (l *Lab) stageIPTablesTools() error {
 // content: cancellation, the time bound, a missing tool, a limit of the lab.
 // It returns nil when the tool rejected the ruleset.
 func toolFailure(ctx context.Context, err error, out []byte, name, label, execName, pkg string) error {
+	var start *StartError
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(err, errToolTimeout):
 		return &RulesetError{File: name, Tool: label, Msg: fmt.Sprintf("still running after %s: a ruleset must load within that", ToolTimeout)}
-	case pkg != "" && bytes.Contains(out, []byte("nsenter: failed to execute "+execName+":")):
+	case pkg != "" && errors.As(err, &start) && start.Errno == syscall.ENOENT:
 		return &UnavailableError{What: execName, Fix: fmt.Sprintf("install %s (apt-get install %s)", pkg, pkg)}
 	case bytes.Contains(out, []byte("Message too long")):
 		return &LabLimitError{Tool: label, Msg: "the kernel refused a netlink batch as too long inside the lab's user namespace"}

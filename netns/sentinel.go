@@ -179,9 +179,7 @@ type sentinel struct {
 // has loaded (which may flush everything), and CheckSentinel before trusting
 // a verdict.
 func (l *Lab) InstallSentinel(ctx context.Context) error {
-	cmd := l.Command(ctx, "nft", "-f", "-")
-	cmd.Stdin = bytes.NewBufferString(sentinelRuleset())
-	if out, err := combinedOutput(cmd); err != nil {
+	if out, err := l.run(ctx, runSpec{argv: []string{"nft", "-f", "-"}, stdin: []byte(sentinelRuleset()), limit: MaxToolOutput}); err != nil {
 		return fmt.Errorf("install the drop sentinel in lab %s: nft: %s: %w", l.cfg.Name, bytes.TrimSpace(out), err)
 	}
 	conn, err := nftables.New(nftables.WithNetNSFd(l.labFD), nftables.AsLasting())

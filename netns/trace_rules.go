@@ -52,7 +52,7 @@ func (l *Lab) installTrace(ctx context.Context, dsts []netip.AddrPort) (ruleInde
 		return nil, err
 	}
 	argv := append([]string{"sh", "-c", installScript, "egresslab-trace", path}, tables...)
-	out, err := listingOutput(l.Command(ctx, argv...))
+	out, err := l.run(ctx, runSpec{argv: argv, limit: maxListingOutput})
 	if err != nil {
 		return nil, fmt.Errorf("install the trace table in lab %s: %v: %s", l.cfg.Name, err, lastLine(out))
 	}

@@ -78,7 +78,6 @@ type PortRange struct {
 	Proto       string // "tcp" or "udp"
 }
 
-
 func (r PortRange) String() string {
 	if r.First == r.Last {
 		return fmt.Sprintf("%d/%s", r.First, r.Proto)

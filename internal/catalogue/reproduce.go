@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -116,17 +114,8 @@ func realTelnet(ctx context.Context, lab *netns.Lab, id netns.Identity, c Client
 	limit := time.Duration(max(addrs, 1)+1) * backstop
 	tctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	cmd := lab.CommandAs(tctx, id, "telnet", c.Name, strconv.Itoa(int(c.Port)))
-	cmd.Stdin = strings.NewReader("QUIT\r\n")
-	// Stopping nsenter leaves telnet, its child in the lab's PID namespace,
-	// holding the output pipe until the lab closes: stop waiting for it.
-	cmd.WaitDelay = backstop
-	// nsenter is killed when the thread that started it exits (Pdeathsig):
-	// start and wait on one locked thread.
-	runtime.LockOSThread()
-	out, err := cmd.CombinedOutput()
-	runtime.UnlockOSThread()
-	var exit *exec.ExitError
+	out, err := lab.RunAs(tctx, id, []byte("QUIT\r\n"), "telnet", c.Name, strconv.Itoa(int(c.Port)))
+	var exit *netns.ExitError
 	switch {
 	case tctx.Err() != nil && ctx.Err() == nil:
 		return fmt.Sprintf("%s[still trying after %s: stopped by egresslab]\n", out, limit), nil
