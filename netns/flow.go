@@ -68,6 +68,20 @@ func (l *Lab) Answered(f Flow) (bool, error) {
 	return l.sentinel.has(f.set(icmpSets[f.Proto]), f.icmpKey())
 }
 
+// Egress is Left and Answered at once: whether the flow's first packet left,
+// and whether a REJECT's answer to it did.
+func (l *Lab) Egress(f Flow) (left, answered bool, err error) {
+	if l.sentinel == nil {
+		return false, false, errors.New("the drop sentinel is not installed")
+	}
+	a, err := l.sentinel.query.has(elemReq{f.set("out"), f.key()}, elemReq{f.set("rst"), f.key()},
+		elemReq{f.set(icmpSets[f.Proto]), f.icmpKey()})
+	if err != nil {
+		return false, false, err
+	}
+	return a[0], a[1] || a[2], nil
+}
+
 // ReturnPath is where, on the way to a listener and back, the lab's rules
 // dropped a flow whose first packet left.
 type ReturnPath int

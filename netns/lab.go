@@ -91,6 +91,8 @@ type Lab struct {
 	pool     *socketPool
 	answered answered
 	spawn    *spawner // starts the lab's processes, through the holder
+
+	pendingTrace *pendingTrace // a trace table installed with the sentinel (trace.go)
 }
 
 // New starts a lab: namespaces, /etc overlays, the uplink, addresses and

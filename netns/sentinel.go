@@ -169,17 +169,25 @@ type sentinel struct {
 	conn  *nftables.Conn
 	table *nftables.Table
 	// query asks for single elements: a plain netlink GETSETELEM is a read,
-	// not a transaction. forget removes a flow's elements, in one batch.
-	query   *netlink.Conn
+	// not a transaction (elemquery.go). forget removes flows' elements, in
+	// batches.
+	query   *elemQueries
 	forget  *netlink.Conn
 	forgets forgetQueue // see remove
 }
 
 // InstallSentinel adds the lab's sentinel. Call it after the candidate ruleset
 // has loaded (which may flush everything), and CheckSentinel before trusting
-// a verdict.
-func (l *Lab) InstallSentinel(ctx context.Context) error {
-	if out, err := l.run(ctx, runSpec{argv: []string{"nft", "-f", "-"}, stdin: []byte(sentinelRuleset()), limit: MaxToolOutput}); err != nil {
+// a verdict. With destinations to trace, the trace table goes in with it, in
+// the same nft run, and the listing of the candidate's rules starts: the
+// next StartTrace for the same destinations uses both.
+func (l *Lab) InstallSentinel(ctx context.Context, trace []Destination) error {
+	ruleset := sentinelRuleset()
+	traced := trace != nil && l.cfg.Backend != "legacy"
+	if traced {
+		ruleset += traceRuleset(trace)
+	}
+	if out, err := l.run(ctx, runSpec{argv: []string{"nft", "-f", "-"}, stdin: []byte(ruleset), limit: MaxToolOutput}); err != nil {
 		return fmt.Errorf("install the drop sentinel in lab %s: nft: %s: %w", l.cfg.Name, bytes.TrimSpace(out), err)
 	}
 	conn, err := nftables.New(nftables.WithNetNSFd(l.labFD), nftables.AsLasting())
@@ -188,10 +196,14 @@ func (l *Lab) InstallSentinel(ctx context.Context) error {
 	}
 	s := &sentinel{conn: conn, table: &nftables.Table{Name: sentinelTable, Family: nftables.TableFamilyINet}}
 	l.sentinel = s
-	for _, c := range []**netlink.Conn{&s.query, &s.forget} {
-		if *c, err = netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: l.labFD}); err != nil {
-			return fmt.Errorf("netfilter netlink in lab %s: %w", l.cfg.Name, err)
-		}
+	if traced {
+		// After the nft run, not beside it: the listing is wanted only once
+		// probing ends, and on two cores it would slow the run that is.
+		l.pendingTrace = &pendingTrace{dsts: trace, listing: l.listRules(ctx)}
+	}
+	s.query = newElemQueries(l.labFD)
+	if s.forget, err = netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: l.labFD}); err != nil {
+		return fmt.Errorf("netfilter netlink in lab %s: %w", l.cfg.Name, err)
 	}
 	return l.CheckSentinel()
 }
@@ -249,18 +261,11 @@ func (e *TamperError) Error() string {
 
 // has reports whether key is an element of the named set.
 func (s *sentinel) has(set string, key []byte) (bool, error) {
-	_, err := s.query.Execute(netlink.Message{
-		Header: netlink.Header{Type: nftMsg(unix.NFT_MSG_GETSETELEM), Flags: netlink.Request},
-		Data:   setElemMsg(set, key),
-	})
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, unix.ENOENT):
-		return false, nil
-	default:
-		return false, fmt.Errorf("read the drop sentinel: %w", err)
+	answers, err := s.query.has(elemReq{set, key})
+	if err != nil {
+		return false, err
 	}
+	return answers[0], nil
 }
 
 // nftMsgDestroySetElem deletes an element if it is there and is no error if
@@ -334,9 +339,10 @@ func setElemMsg(set string, key []byte) []byte {
 
 func (s *sentinel) close() {
 	_ = s.conn.CloseLasting()
-	for _, c := range []*netlink.Conn{s.query, s.forget} {
-		if c != nil {
-			c.Close()
-		}
+	if s.query != nil {
+		s.query.close()
+	}
+	if s.forget != nil {
+		s.forget.Close()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -43,9 +44,9 @@ func (l *Lab) socketPool() *socketPool {
 func (l *Lab) socketWorker(pool *socketPool) {
 	runtime.LockOSThread() // never unlocked: this thread is the lab's for good
 	enterErr := unix.Setns(l.labFD, unix.CLONE_NEWNET)
-	var groups []uint32
+	var creds threadCreds
 	if enterErr == nil {
-		groups, enterErr = threadGroups()
+		creds, enterErr = newThreadCreds()
 	}
 	for {
 		var req credRequest
@@ -58,7 +59,10 @@ func (l *Lab) socketWorker(pool *socketPool) {
 			req.reply <- fmt.Errorf("enter lab network namespace: %w", enterErr)
 			continue
 		}
-		err := runAs(req.id, req.fn, groups)
+		err := creds.become(req.id)
+		if err == nil {
+			err = req.fn()
+		}
 		if errors.Is(err, errTainted) {
 			enterErr = err // this thread's credentials are unknown: it runs nothing more
 		}
@@ -100,6 +104,13 @@ func (l *Lab) Socket(id Identity, family, sotype int) (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	return setUpProbeSocket(fd, family)
+}
+
+// setUpProbeSocket makes fd an IPv6-only socket for IPv6, and has ICMP
+// errors queued on it.
+func setUpProbeSocket(fd, family int) (int, error) {
+	var err error
 	level, opt := unix.IPPROTO_IP, unix.IP_RECVERR
 	if family == unix.AF_INET6 {
 		level, opt = unix.IPPROTO_IPV6, unix.IPV6_RECVERR
@@ -117,15 +128,35 @@ func (l *Lab) Socket(id Identity, family, sotype int) (int, error) {
 
 var errTainted = errors.New("a probe thread lost track of its credentials")
 
-// runAs runs fn on the calling (locked) thread with id's credentials and
-// restores the thread's own before returning.
-func runAs(id Identity, fn func() error, restoreGroups []uint32) error {
+// threadCreds are a probe thread's file credentials and groups. A socket
+// worker keeps the last identity it switched to: probes of one user in a row
+// switch once, not twice per socket.
+type threadCreds struct {
+	own      []uint32 // the thread's groups before any switch
+	groups   []uint32 // the thread's groups now
+	current  Identity
+	switched bool // current is in effect; otherwise the thread's own are
+}
+
+func newThreadCreds() (threadCreds, error) {
+	own, err := threadGroups()
+	return threadCreds{own: own, groups: own}, err
+}
+
+// become gives the calling (locked) thread id's credentials. If the kernel
+// does not take them, the thread goes back to its own and says why; if it
+// cannot go back either, the error is errTainted.
+func (c *threadCreds) become(id Identity) error {
+	if c.switched && c.current.UID == id.UID && c.current.GID == id.GID && slices.Equal(c.current.Groups, id.Groups) {
+		return nil
+	}
 	kgroups := make([]uint32, len(id.Groups))
 	for i, g := range id.Groups {
 		kgroups[i] = IDBase + g
 	}
-	if err := setThreadGroups(kgroups); err != nil {
-		return fmt.Errorf("set supplementary groups %v: %w", id.Groups, err)
+	c.switched = false
+	if err := c.setGroups(kgroups); err != nil {
+		return errors.Join(fmt.Errorf("set supplementary groups %v: %w", id.Groups, err), c.restore())
 	}
 	unix.Setfsgid(int(IDBase + id.GID))
 	unix.Setfsuid(int(IDBase + id.UID))
@@ -133,18 +164,106 @@ func runAs(id Identity, fn func() error, restoreGroups []uint32) error {
 	// invalid id (-1) both checks that the switch took and changes nothing.
 	gotUID, _ := unix.SetfsuidRetUid(-1)
 	gotGID, _ := unix.SetfsgidRetGid(-1)
-	var ferr error
-	if gotUID == int(IDBase+id.UID) && gotGID == int(IDBase+id.GID) {
-		ferr = fn()
-	} else {
-		ferr = fmt.Errorf("switch a probe thread to uid %d gid %d: the kernel kept fsuid %d fsgid %d", id.UID, id.GID, gotUID, gotGID)
+	if gotUID != int(IDBase+id.UID) || gotGID != int(IDBase+id.GID) {
+		err := fmt.Errorf("switch a probe thread to uid %d gid %d: the kernel kept fsuid %d fsgid %d", id.UID, id.GID, gotUID, gotGID)
+		return errors.Join(err, c.restore())
 	}
+	c.current = Identity{UID: id.UID, GID: id.GID, Groups: slices.Clone(id.Groups)}
+	c.switched = true
+	return nil
+}
+
+// restore gives the thread back its own credentials.
+func (c *threadCreds) restore() error {
+	c.switched = false
 	unix.Setfsuid(0)
 	unix.Setfsgid(0)
-	if err := setThreadGroups(restoreGroups); err != nil {
+	if uid, _ := unix.SetfsuidRetUid(-1); uid != 0 {
+		return fmt.Errorf("%w: fsuid stays %d", errTainted, uid)
+	}
+	if err := c.setGroups(c.own); err != nil {
 		return fmt.Errorf("%w: restore its groups: %v", errTainted, err)
 	}
-	return ferr
+	return nil
+}
+
+// setGroups sets the thread's groups, unless they are those already.
+func (c *threadCreds) setGroups(gids []uint32) error {
+	if slices.Equal(c.groups, gids) {
+		return nil
+	}
+	c.groups = nil // unknown until the call succeeds
+	if err := setThreadGroups(gids); err != nil {
+		return err
+	}
+	c.groups = slices.Clone(gids)
+	return nil
+}
+
+// ProbeThread is a goroutine's own thread inside the lab's network
+// namespace, for probes: its sockets are made right there, as each probe's
+// identity, with no hand-over to a shared worker (which cost a wake-up of
+// another thread per socket: a fifth of a sweep's CPU). Get it on the
+// goroutine that probes, and Release it there when done.
+type ProbeThread struct {
+	*Lab
+	creds threadCreds
+	orig  int // the thread's own network namespace
+}
+
+// ProbeThread locks the calling goroutine to its thread, moves the thread
+// into the lab's network namespace and clears its supplementary groups (a
+// probe as a user without groups then sets none).
+func (l *Lab) ProbeThread() (*ProbeThread, error) {
+	if l.closed.Load() {
+		return nil, ErrClosed
+	}
+	runtime.LockOSThread()
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("open own network namespace: %w", err)
+	}
+	t := &ProbeThread{Lab: l, orig: orig}
+	if t.creds, err = newThreadCreds(); err != nil {
+		unix.Close(orig)
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	if err := unix.Setns(l.labFD, unix.CLONE_NEWNET); err != nil {
+		unix.Close(orig)
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("enter lab network namespace: %w", err)
+	}
+	if err := t.creds.setGroups(nil); err != nil {
+		t.Release()
+		return nil, fmt.Errorf("clear a probe thread's groups: %w", err)
+	}
+	return t, nil
+}
+
+// Socket is Lab.Socket, made on this thread. The thread keeps id's file
+// credentials afterwards (the next probe is most often the same user's);
+// nothing else the probe does depends on them, and Release restores its own.
+func (t *ProbeThread) Socket(id Identity, family, sotype int) (int, error) {
+	if err := t.creds.become(id); err != nil {
+		return -1, err
+	}
+	fd, err := unix.Socket(family, sotype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	return setUpProbeSocket(fd, family)
+}
+
+// Release gives the thread back to the runtime, in its own namespace with
+// its own groups; a thread that cannot get back dies with its goroutine.
+func (t *ProbeThread) Release() {
+	defer unix.Close(t.orig)
+	if t.creds.restore() != nil || unix.Setns(t.orig, unix.CLONE_NEWNET) != nil {
+		return // stays locked: the runtime discards the thread
+	}
+	runtime.UnlockOSThread()
 }
 
 // setThreadGroups sets the calling thread's supplementary groups only: the raw

@@ -2,15 +2,15 @@ package netns
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,13 +76,20 @@ func (r *Rule) String() string {
 
 // Trace follows the probes' packets through the candidate's rules.
 type Trace struct {
-	lab      *Lab
-	untraced string // set when the lab cannot trace at all
-	index    ruleIndex
-	conn     *netlink.Conn
+	lab       *Lab
+	untraced  string // set when the lab cannot trace at all
+	positions map[string]int
+	listing   *ruleListing
+	index     ruleIndex // from positions and listing, once Stop has read both
+	sock      int       // the trace group's socket; -1 once closed
+	stop      int       // an eventfd that ends the reader
+
+	backlog atomic.Int64 // bytes of reports the kernel holds for the reader
+	paceMu  sync.Mutex
+	paced   *sync.Cond // the backlog fell below traceLowWater
 
 	mu      sync.Mutex
-	events  map[string][]traceEvent // by "src>dst/proto" of the packet
+	events  map[traceKey][]traceEvent // by the packet's direction of its flow
 	markers map[uint16]chan struct{}
 	lost    bool // the kernel dropped reports: the socket's buffer overflowed
 	done    chan struct{}
@@ -97,22 +104,52 @@ type traceEvent struct {
 	policy  bool
 }
 
+// Destination is an address and a range of ports that probes go to.
+type Destination struct {
+	Addr        netip.Addr
+	First, Last uint16
+}
+
+// pendingTrace is a trace table installed with the sentinel, and the rule
+// listing started with it, waiting for the StartTrace that uses them.
+type pendingTrace struct {
+	dsts    []Destination
+	listing *ruleListing
+}
+
 // StartTrace installs the lab's trace table for the given destinations and
 // starts reading the kernel's trace reports; call it after the candidate's
-// ruleset has loaded.
-func (l *Lab) StartTrace(ctx context.Context, dsts []netip.AddrPort) (*Trace, error) {
-	t := &Trace{lab: l, events: map[string][]traceEvent{}, markers: map[uint16]chan struct{}{}, done: make(chan struct{})}
+// ruleset has loaded. The first StartTrace after InstallSentinel with the
+// same destinations uses the table installed with the sentinel.
+func (l *Lab) StartTrace(ctx context.Context, dsts []Destination) (*Trace, error) {
+	t := &Trace{lab: l, sock: -1, stop: -1, events: map[traceKey][]traceEvent{}, markers: map[uint16]chan struct{}{}, done: make(chan struct{})}
+	t.paced = sync.NewCond(&t.paceMu)
 	if l.cfg.Backend == "legacy" {
 		t.untraced = "the iptables-legacy flavour cannot be traced (its rules are not nf_tables rules)"
 		close(t.done)
 		return t, nil
 	}
+	pending := l.pendingTrace
+	l.pendingTrace = nil
+	if pending != nil && slices.Equal(pending.dsts, dsts) {
+		t.listing = pending.listing
+	} else {
+		t.listing = l.listRules(ctx)
+		if out, err := l.run(ctx, runSpec{argv: []string{"nft", "-f", "-"}, stdin: []byte(traceRuleset(dsts)), limit: MaxToolOutput}); err != nil {
+			return nil, fmt.Errorf("install the trace table in lab %s: %v: %s", l.cfg.Name, err, lastLine(out))
+		}
+	}
 	var err error
-	if t.index, err = l.installTrace(ctx, dsts); err != nil {
+	if t.positions, err = l.rulePositions(); err != nil {
 		return nil, err
 	}
-	if t.conn, err = l.traceConn(); err != nil {
+	if t.sock, err = l.traceSocket(); err != nil {
 		return nil, err
+	}
+	if t.stop, err = unix.Eventfd(0, unix.EFD_CLOEXEC); err != nil {
+		unix.Close(t.sock)
+		t.sock = -1
+		return nil, fmt.Errorf("trace of lab %s: %w", l.cfg.Name, err)
 	}
 	go t.read()
 	if err := t.sync(ctx); err != nil {
@@ -122,20 +159,26 @@ func (l *Lab) StartTrace(ctx context.Context, dsts []netip.AddrPort) (*Trace, er
 	return t, nil
 }
 
-func traceRuleset(dsts []netip.AddrPort) string {
+// traceRuleset is the trace table for dsts. Its sets hold ranges of
+// concatenations: a sweep of every port is one element per address.
+func traceRuleset(dsts []Destination) string {
 	var v4, v6 []string
-	for _, d := range dsts {
-		if d.Addr().Is4() {
-			v4 = append(v4, fmt.Sprintf("%s . %d", d.Addr(), d.Port()))
+	for _, d := range mergeDestinations(dsts) {
+		e := fmt.Sprintf("%s . %d", d.Addr, d.First)
+		if d.Last != d.First {
+			e += fmt.Sprintf("-%d", d.Last)
+		}
+		if d.Addr.Is4() {
+			v4 = append(v4, e)
 		} else {
-			v6 = append(v6, fmt.Sprintf("%s . %d", d.Addr(), d.Port()))
+			v6 = append(v6, e)
 		}
 	}
 	var b strings.Builder
 	// A lab probed again gets its trace table anew, not a second copy.
 	fmt.Fprintf(&b, "table inet %[1]s {}\ndelete table inet %[1]s\ntable inet %[1]s {\n", traceTable)
-	fmt.Fprintf(&b, "\tset dst4 { type ipv4_addr . inet_service; %s}\n", elements(v4))
-	fmt.Fprintf(&b, "\tset dst6 { type ipv6_addr . inet_service; %s}\n", elements(v6))
+	fmt.Fprintf(&b, "\tset dst4 { type ipv4_addr . inet_service; flags interval; %s}\n", elements(v4))
+	fmt.Fprintf(&b, "\tset dst6 { type ipv6_addr . inet_service; flags interval; %s}\n", elements(v6))
 	const request = "tcp flags & (syn|ack) == syn"
 	// The trace starts just after the sentinel's first chains and stops just
 	// before its last ones: only the candidate's chains report, which keeps
@@ -143,21 +186,25 @@ func traceRuleset(dsts []netip.AddrPort) string {
 	for _, hook := range []string{"postrouting", "input"} {
 		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority %d; policy accept;\n\t\tmeta nftrace set 0\n\t}\n", hook, hook, math.MaxInt32-1)
 	}
+	// Each rule that sets nftrace also ends this chain (accept here lets the
+	// packet on to the candidate's chains): the kernel then reports one
+	// verdict of ours per packet, not three (the rule, the chain's return
+	// and its policy), and a sweep's reader has a third less to read.
 	for _, hook := range []string{"output", "prerouting"} {
 		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority %d; policy accept;\n", hook, hook, math.MinInt32+1)
 		if hook == "output" {
 			fmt.Fprintf(&b, "\t\tip daddr %s udp dport %d meta nftrace set 1 drop\n", markerDst.Addr(), markerDst.Port())
 		}
 		// A probe to an IPv6 neighbour needs neighbour discovery first.
-		b.WriteString("\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } meta nftrace set 1\n")
+		b.WriteString("\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } meta nftrace set 1 accept\n")
 		for _, fam := range []string{"ip", "ip6"} {
 			set := map[string]string{"ip": "@dst4", "ip6": "@dst6"}[fam]
-			fmt.Fprintf(&b, "\t\t%s daddr . tcp dport %s %s meta nftrace set 1\n", fam, set, request)
+			fmt.Fprintf(&b, "\t\t%s daddr . tcp dport %s %s meta nftrace set 1 accept\n", fam, set, request)
 			for _, answer := range []string{"tcp flags & (syn|ack) == syn|ack", "tcp flags & rst == rst"} {
-				fmt.Fprintf(&b, "\t\t%s saddr . tcp sport %s %s meta nftrace set 1\n", fam, set, answer)
+				fmt.Fprintf(&b, "\t\t%s saddr . tcp sport %s %s meta nftrace set 1 accept\n", fam, set, answer)
 			}
-			fmt.Fprintf(&b, "\t\t%s daddr . udp dport %s meta nftrace set 1\n", fam, set)
-			fmt.Fprintf(&b, "\t\t%s saddr . udp sport %s meta nftrace set 1\n", fam, set)
+			fmt.Fprintf(&b, "\t\t%s daddr . udp dport %s meta nftrace set 1 accept\n", fam, set)
+			fmt.Fprintf(&b, "\t\t%s saddr . udp sport %s meta nftrace set 1 accept\n", fam, set)
 		}
 		b.WriteString("\t}\n")
 	}
@@ -165,18 +212,32 @@ func traceRuleset(dsts []netip.AddrPort) string {
 	return b.String()
 }
 
+// mergeDestinations sorts dsts and joins overlapping or adjacent port
+// ranges of one address: an interval set refuses overlapping elements.
+func mergeDestinations(dsts []Destination) []Destination {
+	sorted := slices.Clone(dsts)
+	slices.SortFunc(sorted, func(a, b Destination) int {
+		if c := a.Addr.Compare(b.Addr); c != 0 {
+			return c
+		}
+		return int(a.First) - int(b.First)
+	})
+	var out []Destination
+	for _, d := range sorted {
+		if n := len(out); n > 0 && out[n-1].Addr == d.Addr && int(d.First) <= int(out[n-1].Last)+1 {
+			out[n-1].Last = max(out[n-1].Last, d.Last)
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
 func elements(es []string) string {
 	if len(es) == 0 {
 		return ""
 	}
 	return "elements = { " + strings.Join(es, ", ") + " }; "
-}
-
-// ndKey collects the traces of neighbour discovery, which no flow owns.
-const ndKey = "neighbour-discovery"
-
-func flowKey(src, dst netip.AddrPort, proto string) string {
-	return src.String() + ">" + dst.String() + "/" + proto
 }
 
 // sync sends a marker and waits until the reader has taken its report: every
@@ -239,21 +300,36 @@ func (t *Trace) sendMarker(seen chan struct{}) error {
 
 // Stop reads every trace up to now and closes the socket. Decide works after.
 func (t *Trace) Stop() error {
-	if t.conn == nil {
+	if t.sock < 0 {
 		return nil
 	}
+	// A trace that lost reports names no rule (it could name a wrong one);
+	// the verdicts stand without it.
 	err := t.sync(context.Background())
-	return errors.Join(err, t.Close())
+	t.Close()
+	if t.lostReports() {
+		t.untraced = "the kernel dropped some of the trace's reports (the lab's reader fell behind)"
+	} else if err != nil {
+		t.untraced = err.Error()
+	}
+	<-t.listing.done
+	if t.listing.err != nil && t.untraced == "" {
+		t.untraced = "the lab could not list its rules: " + t.listing.err.Error()
+	}
+	t.index = t.listing.index(t.positions)
+	return nil
 }
 
 // Close ends the trace at once, unread reports and all (a run that stops
 // early). Closing a closed trace does nothing.
 func (t *Trace) Close() error {
-	if t.conn == nil {
+	if t.sock < 0 {
 		return nil
 	}
-	err := t.conn.Close()
+	_, err := unix.Write(t.stop, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 	<-t.done
-	t.conn = nil
+	unix.Close(t.sock)
+	unix.Close(t.stop)
+	t.sock, t.stop = -1, -1
 	return err
 }

@@ -2,14 +2,18 @@ package netns
 
 import (
 	"context"
-	"encoding/json"
+	"encoding/binary"
+	"errors"
 	"fmt"
-	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/egresslab/egresslab/internal/nftlist"
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // ruleIndex places each nf_tables rule, by "family table chain handle": its
@@ -22,88 +26,149 @@ type indexedRule struct {
 	text     string // as nft prints it, or iptables-save's line
 }
 
-// installScript adds the trace table ($1) and lists, in one go inside the
-// lab, what places each rule: each candidate table (the pairs "family name"
-// after $1) as nft's JSON (positions) and as text, and both iptables-nft
-// saves. Table by table, and the tables named from netlink: nft 1.0.6
-// aborts whenever its cache holds the sentinel's raw-payload sets with
-// elements in them, even for `nft list tables`. One process tree, not one
-// per listing: each costs a trip into the lab's namespaces.
-const installScript = `set -e
-nft -f "$1"
-shift
-echo '@@egresslab@@ json'
-for t in "$@"; do nft -j list table $t; done
-echo '@@egresslab@@ text'
-for t in "$@"; do nft -a -s list table $t; done
-echo '@@egresslab@@ ip'
-iptables-nft-save 2>/dev/null || true
-echo '@@egresslab@@ ip6'
-ip6tables-nft-save 2>/dev/null || true`
+// ruleListing is the text of every rule of the candidate's tables: nft's
+// for each table, iptables-save's lines for the tables iptables-nft manages.
+// It is listed in the background, by processes of the lab's, while the lab
+// installs its own tables and probes; the trace waits for it only when it
+// names rules.
+type ruleListing struct {
+	done  chan struct{}
+	texts map[string]string              // nftlist.Key -> nft's text
+	saves map[string]map[string][]string // family -> "table chain" -> -A lines in order
+	err   error
+}
 
-// installTrace adds the trace table and reads back where every rule is.
-func (l *Lab) installTrace(ctx context.Context, dsts []netip.AddrPort) (ruleIndex, error) {
-	path, err := l.stage("egresslab-trace.nft", []byte(traceRuleset(dsts)), 0o644)
-	if err != nil {
-		return nil, err
-	}
+// listRules starts listing the candidate's rules. The iptables-nft saves
+// first, for the families that have tables; then nft, for each table no save
+// printed (one nft run lists one table: nft 1.0.6 aborts whenever its cache
+// holds the sentinel's raw-payload sets with elements in them, even for `nft
+// list tables`). The tables are named from netlink.
+func (l *Lab) listRules(ctx context.Context) *ruleListing {
+	rl := &ruleListing{done: make(chan struct{}), texts: map[string]string{}, saves: map[string]map[string][]string{}}
+	go func() {
+		defer close(rl.done)
+		rl.err = rl.list(ctx, l)
+	}()
+	return rl
+}
+
+func (rl *ruleListing) list(ctx context.Context, l *Lab) error {
 	tables, err := l.candidateTables()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	argv := append([]string{"sh", "-c", installScript, "egresslab-trace", path}, tables...)
-	out, err := l.run(ctx, runSpec{argv: argv, limit: maxListingOutput})
+	saved := map[string]bool{} // "family table" that a save printed
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for fam, tool := range map[string]string{"ip": "iptables-nft-save", "ip6": "ip6tables-nft-save"} {
+		if !slices.ContainsFunc(tables, func(t string) bool { return strings.HasPrefix(t, fam+" ") }) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A save that fails, or skips a table it cannot read, leaves
+			// that table to nft.
+			out, _ := l.run(ctx, runSpec{argv: []string{tool}, limit: maxListingOutput})
+			lines := saveLines(string(out))
+			mu.Lock()
+			defer mu.Unlock()
+			rl.saves[fam] = lines
+			for _, ln := range strings.Split(string(out), "\n") {
+				if name, ok := strings.CutPrefix(ln, "*"); ok {
+					saved[fam+" "+name] = true
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	errs := make([]error, len(tables))
+	for i, t := range tables {
+		if saved[t] {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := l.run(ctx, runSpec{argv: append([]string{"nft", "-a", "-s", "list", "table"}, strings.Fields(t)...), limit: maxListingOutput})
+			if err != nil {
+				errs[i] = fmt.Errorf("list the rules in lab %s: nft: %v: %s", l.cfg.Name, err, lastLine(out))
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for k, v := range nftlist.RuleTexts(string(out)) {
+				rl.texts[k] = v
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// rulePositions places every rule of the lab's tables in its chain, from one
+// netlink dump (which gives each chain's rules in order): Key -> 1-based.
+func (l *Lab) rulePositions() (map[string]int, error) {
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: l.labFD})
 	if err != nil {
-		return nil, fmt.Errorf("install the trace table in lab %s: %v: %s", l.cfg.Name, err, lastLine(out))
+		return nil, fmt.Errorf("list the rules in lab %s: %w", l.cfg.Name, err)
 	}
-	parts := map[string]string{}
-	section := ""
-	for _, line := range strings.SplitAfter(string(out), "\n") {
-		if name, ok := strings.CutPrefix(line, "@@egresslab@@ "); ok {
-			section = strings.TrimSpace(name)
+	defer c.Close()
+	msgs, err := c.Execute(netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETRULE),
+			Flags: netlink.Request | netlink.Dump,
+		},
+		Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the rules in lab %s: %w", l.cfg.Name, err)
+	}
+	positions, counts := map[string]int{}, map[string]int{}
+	for _, m := range msgs {
+		if len(m.Data) < 4 {
 			continue
 		}
-		parts[section] += line
-	}
-	var objects []map[string]json.RawMessage
-	for _, line := range strings.Split(parts["json"], "\n") {
-		if !strings.HasPrefix(line, "{") {
+		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		if err != nil {
 			continue
 		}
-		var doc struct {
-			Nftables []map[string]json.RawMessage `json:"nftables"`
+		ad.ByteOrder = binary.BigEndian
+		var table, chain string
+		handle := -1
+		for ad.Next() {
+			switch ad.Type() {
+			case unix.NFTA_RULE_TABLE:
+				table = ad.String()
+			case unix.NFTA_RULE_CHAIN:
+				chain = ad.String()
+			case unix.NFTA_RULE_HANDLE:
+				handle = int(ad.Uint64())
+			}
 		}
-		if err := json.Unmarshal([]byte(line), &doc); err != nil {
-			return nil, fmt.Errorf("list the ruleset in lab %s: nft -j: %w", l.cfg.Name, err)
+		if table == "" || chain == "" || handle < 0 {
+			continue
 		}
-		objects = append(objects, doc.Nftables...)
+		fam := tableFamily(m.Data[0])
+		where := fam + " " + table + " " + chain
+		counts[where]++
+		positions[nftlist.Key(fam, table, chain, handle)] = counts[where]
 	}
-	texts := nftlist.RuleTexts(parts["text"])
-	saves := map[string]map[string][]string{"ip": saveLines(parts["ip"]), "ip6": saveLines(parts["ip6"])}
+	return positions, nil
+}
+
+// ruleIndex joins the positions and the listing.
+func (rl *ruleListing) index(positions map[string]int) ruleIndex {
 	idx := ruleIndex{}
-	positions := map[string]int{}
-	for _, obj := range objects {
-		raw, ok := obj["rule"]
-		if !ok {
-			continue
-		}
-		var r struct {
-			Family, Table, Chain string
-			Handle               int
-		}
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return nil, err
-		}
-		chain := r.Family + " " + r.Table + " " + r.Chain
-		positions[chain]++
-		key := nftlist.Key(r.Family, r.Table, r.Chain, r.Handle)
-		ir := indexedRule{position: positions[chain], text: texts[key]}
-		if lines := saves[r.Family][r.Table+" "+r.Chain]; ir.position <= len(lines) {
-			ir.text = lines[ir.position-1]
+	for key, pos := range positions {
+		ir := indexedRule{position: pos, text: rl.texts[key]}
+		f := strings.SplitN(key, " ", 4) // family table chain handle
+		if lines := rl.saves[f[0]][f[1]+" "+f[2]]; pos <= len(lines) {
+			ir.text = lines[pos-1]
 		}
 		idx[key] = ir
 	}
-	return idx, nil
+	return idx
 }
 
 // candidateTables names the lab's nf_tables tables but its own, each as

@@ -20,6 +20,7 @@ type Lab interface {
 	Socket(id netns.Identity, family, sotype int) (fd int, err error)
 	Left(f netns.Flow) (bool, error)
 	Answered(f netns.Flow) (bool, error)
+	Egress(f netns.Flow) (left, answered bool, err error)
 	WhereDropped(f netns.Flow) (netns.ReturnPath, error)
 	NeighbourDiscovery(dst netip.Addr) (netns.Discovery, error)
 	NextHop(dst netip.Addr) (hop netip.Addr, gateway bool, ok bool)
@@ -88,13 +89,12 @@ func DialFlow(ctx context.Context, lab Lab, id netns.Identity, t Target, backsto
 	if err != nil {
 		return failure("open a socket as uid %d: %v", id.UID, err), netns.Flow{}
 	}
-	f := os.NewFile(uintptr(fd), "probe") // hands fd to Go's poller; closes it
-	defer f.Close()
 	deadline := time.Now().Add(backstop)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	p := &dialer{lab: lab, f: f, fd: fd, t: t, deadline: deadline, backstop: backstop}
+	p := &dialer{lab: lab, fd: fd, t: t, deadline: deadline, backstop: backstop}
+	defer p.close()
 	var r Result
 	if t.Proto == "udp" {
 		r = p.udp()
@@ -102,8 +102,9 @@ func DialFlow(ctx context.Context, lab Lab, id netns.Identity, t Target, backsto
 		r = p.tcp()
 	}
 	// The flow's evidence goes before the socket does: while the socket is
-	// open, the kernel cannot give its flow to another probe.
-	if p.flow.Src.IsValid() {
+	// open, the kernel cannot give its flow to another probe. A packet that
+	// never left and drew no answer left no evidence: nothing to remove.
+	if p.flow.Src.IsValid() && !p.unrecorded {
 		if err := lab.Forget(p.flow); err != nil && r.Outcome != Error {
 			return failure("%v", err), p.flow
 		}
@@ -112,13 +113,34 @@ func DialFlow(ctx context.Context, lab Lab, id netns.Identity, t Target, backsto
 }
 
 type dialer struct {
-	lab      Lab
-	f        *os.File
-	fd       int
-	flow     netns.Flow // known once connect() has bound the socket
-	t        Target
-	deadline time.Time
-	backstop time.Duration
+	lab  Lab
+	f    *os.File
+	fd   int
+	flow netns.Flow // known once connect() has bound the socket
+	// unrecorded: the sentinel holds nothing of the flow. Its one packet
+	// died in OUTPUT (synchronously, inside connect or send) before any
+	// chain that records, and nothing answered it; the socket closes before
+	// TCP would send the SYN again (a second later).
+	unrecorded bool
+	t          Target
+	deadline   time.Time
+	backstop   time.Duration
+}
+
+// file is the probe's socket as an *os.File, for waits with a deadline.
+func (p *dialer) file() *os.File {
+	if p.f == nil {
+		p.f = os.NewFile(uintptr(p.fd), "probe")
+	}
+	return p.f
+}
+
+func (p *dialer) close() {
+	if p.f != nil {
+		p.f.Close()
+	} else {
+		unix.Close(p.fd)
+	}
 }
 
 func (p *dialer) sockaddr() unix.Sockaddr {
@@ -155,16 +177,13 @@ func (p *dialer) tcp() Result {
 	if ready(p.fd) {
 		return p.established()
 	}
-	left, err := p.lab.Left(p.flow)
+	left, answered, err := p.lab.Egress(p.flow)
 	if err != nil {
 		return failure("%v", err)
 	}
 	if !left {
-		answered, err := p.lab.Answered(p.flow)
-		if err != nil {
-			return failure("%v", err)
-		}
 		if !answered {
+			p.unrecorded = true
 			return Result{Dropped, Evidence{Kind: Egress, Where: "output"}, "SYN dropped by the lab's egress rules (it never left)"}
 		}
 		// A REJECT answered; its reset or ICMP error may still be on its
@@ -254,6 +273,7 @@ func (p *dialer) udp() Result {
 			return failure("%v", aerr)
 		}
 		if !answered {
+			p.unrecorded = true
 			return Result{Dropped, Evidence{Kind: Egress, Where: "output", Errno: "EPERM"}, "datagram dropped by the lab's egress rules (send: operation not permitted)"}
 		}
 	case err != nil:
@@ -269,12 +289,12 @@ func (p *dialer) udp() Result {
 	buf := make([]byte, 2048)
 	var n int
 	var rerr error
-	rc, err := p.f.SyscallConn()
+	rc, err := p.file().SyscallConn()
 	if err != nil {
 		return failure("%v", err)
 	}
 	read := func(deadline time.Time) error {
-		_ = p.f.SetReadDeadline(deadline)
+		_ = p.file().SetReadDeadline(deadline)
 		return rc.Read(func(fd uintptr) bool {
 			n, rerr = unix.Read(int(fd), buf)
 			return !errors.Is(rerr, unix.EAGAIN)
@@ -418,11 +438,11 @@ func minTime(a, b time.Time) time.Time {
 }
 
 func (p *dialer) waitWritable(deadline time.Time) error {
-	rc, err := p.f.SyscallConn()
+	rc, err := p.file().SyscallConn()
 	if err != nil {
 		return err
 	}
-	_ = p.f.SetWriteDeadline(deadline)
+	_ = p.file().SetWriteDeadline(deadline)
 	return rc.Write(func(fd uintptr) bool { return ready(int(fd)) })
 }
 
@@ -516,11 +536,11 @@ func errnoName(e unix.Errno) string {
 // greeting reads the SMTP server's first line: on an SMTP port, "connected"
 // means the greeting came back, not just the handshake.
 func (p *dialer) greeting() Result {
-	rc, err := p.f.SyscallConn()
+	rc, err := p.file().SyscallConn()
 	if err != nil {
 		return failure("%v", err)
 	}
-	_ = p.f.SetReadDeadline(p.deadline)
+	_ = p.file().SetReadDeadline(p.deadline)
 	var line []byte
 	buf := make([]byte, 512)
 	var rerr error
@@ -551,7 +571,7 @@ func (p *dialer) greeting() Result {
 			if !p.lab.AwaitGreeted(client, time.Now().Add(serverLag)) {
 				return failure("the lab's SMTP server did not greet within %s: the machine is too loaded", serverLag)
 			}
-			_ = p.f.SetReadDeadline(time.Now().Add(p.backstop))
+			_ = p.file().SetReadDeadline(time.Now().Add(p.backstop))
 			werr = read()
 		}
 	}

@@ -2,7 +2,6 @@ package scenarios
 
 import (
 	"context"
-	"net/netip"
 	"strings"
 
 	"github.com/egresslab/egresslab/netns"
@@ -17,21 +16,12 @@ type explainer struct {
 	untraced string
 }
 
-func startExplaining(ctx context.Context, lab *netns.Lab, probes []Result, opts RunOptions) (*explainer, error) {
+func startExplaining(ctx context.Context, lab *netns.Lab, p *Policy, probes []Result, opts RunOptions) (*explainer, error) {
 	e := &explainer{flows: make([]netns.Flow, len(probes))}
 	if opts.NoRule {
 		return e, nil
 	}
-	seen := map[netip.AddrPort]bool{}
-	var dsts []netip.AddrPort
-	for _, pr := range probes {
-		d := netip.AddrPortFrom(pr.Address, pr.Port.Number)
-		if !seen[d] {
-			seen[d] = true
-			dsts = append(dsts, d)
-		}
-	}
-	trace, err := lab.StartTrace(ctx, dsts)
+	trace, err := lab.StartTrace(ctx, traceDestinations(p))
 	switch {
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
@@ -47,6 +37,19 @@ func startExplaining(ctx context.Context, lab *netns.Lab, probes []Result, opts 
 		e.trace = trace
 	}
 	return e, nil
+}
+
+// traceDestinations are every address and port range of p's hosts.
+func traceDestinations(p *Policy) []netns.Destination {
+	var dsts []netns.Destination
+	for _, h := range p.Hosts {
+		for _, a := range h.Addresses {
+			for _, r := range h.Ports {
+				dsts = append(dsts, netns.Destination{Addr: a, First: r.First, Last: r.Last})
+			}
+		}
+	}
+	return dsts
 }
 
 // finish reads the trace to its end and gives each result its rule.
@@ -70,6 +73,13 @@ func (e *explainer) finish(results []Result) error {
 		results[i].Decider = rule
 	}
 	return nil
+}
+
+// pace holds a probe back while the trace's reader is far behind.
+func (e *explainer) pace() {
+	if e.trace != nil {
+		e.trace.Pace()
+	}
 }
 
 // stop ends a trace that finish did not: the run stopped early.
