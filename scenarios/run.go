@@ -33,7 +33,7 @@ type RunOptions struct {
 // a *netns.RulesetError; a lab that cannot start is a *netns.UnavailableError
 // or another error.
 func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
-	lab, err := StartLab(ctx, p)
+	lab, err := startLab(ctx, p, !opts.NoRule)
 	if err != nil {
 		return nil, err
 	}
@@ -44,6 +44,12 @@ func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
 // StartLab starts the lab for p with its ruleset loaded and the sentinel in
 // place, ready to probe. The caller closes it.
 func StartLab(ctx context.Context, p *Policy) (*netns.Lab, error) {
+	return startLab(ctx, p, true)
+}
+
+// startLab is StartLab; with trace, the trace table goes in with the sentinel
+// and the listing of the candidate's rules starts, for ProbeAll to use.
+func startLab(ctx context.Context, p *Policy, trace bool) (*netns.Lab, error) {
 	lab, err := netns.New(ctx, labConfig(p))
 	if err != nil {
 		return nil, err
@@ -60,7 +66,11 @@ func StartLab(ctx context.Context, p *Policy) (*netns.Lab, error) {
 		lab.Close()
 		return nil, err
 	}
-	if err := lab.InstallSentinel(ctx); err != nil {
+	var dsts []netns.Destination
+	if trace {
+		dsts = traceDestinations(p)
+	}
+	if err := lab.InstallSentinel(ctx, dsts); err != nil {
 		lab.Close()
 		return nil, err
 	}
@@ -156,7 +166,7 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 	for pr := range p.Probes() {
 		results = append(results, Result{Probe: pr})
 	}
-	explain, err := startExplaining(ctx, lab, results, opts)
+	explain, err := startExplaining(ctx, lab, p, results, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -167,14 +177,22 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A thread of its own in the lab, or else the lab's shared
+			// socket workers: slower, the same verdicts.
+			var on probe.Lab = lab
+			if t, err := lab.ProbeThread(); err == nil {
+				defer t.Release()
+				on = t
+			}
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(results) {
 					return
 				}
 				pr := results[i].Probe
+				explain.pace()
 				start := time.Now()
-				r, flow := probe.DialFlow(ctx, lab, Identity(pr.User),
+				r, flow := probe.DialFlow(ctx, on, Identity(pr.User),
 					probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, opts.Backstop)
 				explain.flows[i] = flow
 				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: r.Detail, Duration: time.Since(start)}
