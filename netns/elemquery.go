@@ -34,7 +34,12 @@ type elemQueries struct {
 type elemQuery struct {
 	fd  int
 	seq uint32
-	buf []byte
+	req []byte // the questions
+	buf []byte // the answers
+	// receive's headers over buf's slots, made once
+	msgs []mmsghdr
+	iovs []unix.Iovec
+	got  [][]byte
 }
 
 // maxElemQueries bounds the open sockets: more probes than this wait.
@@ -71,7 +76,7 @@ func (p *elemQueries) get() (*elemQuery, error) {
 		p.mu.Unlock()
 		return <-p.free, nil
 	}
-	q := &elemQuery{fd: -1, buf: make([]byte, 8192)}
+	q := &elemQuery{fd: -1, req: make([]byte, 0, 1024), buf: make([]byte, 8192)}
 	p.all = append(p.all, q)
 	p.mu.Unlock()
 	err := doIn(p.labFD, func() (err error) {
@@ -116,12 +121,12 @@ func (q *elemQuery) has(reqs ...elemReq) ([]bool, error) {
 		return nil, fmt.Errorf("read the drop sentinel: no socket")
 	}
 	first := q.seq + 1
-	msg := q.buf[:0]
+	msg := q.req[:0]
 	for _, r := range reqs {
 		q.seq++
 		msg = appendGetSetElem(msg, q.seq, r.set, r.key)
 	}
-	q.buf = msg[:cap(msg)]
+	q.req = msg[:0]
 	if err := unix.Sendto(q.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return nil, fmt.Errorf("read the drop sentinel: %w", err)
 	}
@@ -169,32 +174,33 @@ type mmsghdr struct {
 	_   [4]byte
 }
 
-// receive reads up to max datagrams (at least one) into q.buf.
+// receive reads up to max datagrams (at least one) into q.buf's slots.
 func (q *elemQuery) receive(max int) ([][]byte, error) {
 	const slot = 1024 // an answer is a few hundred bytes at most
-	max = min(max, len(q.buf)/slot)
-	msgs := make([]mmsghdr, max)
-	iovs := make([]unix.Iovec, max)
-	for i := range msgs {
-		iovs[i].Base = &q.buf[i*slot]
-		iovs[i].SetLen(slot)
-		msgs[i].hdr.Iov = &iovs[i]
-		msgs[i].hdr.SetIovlen(1)
+	if q.msgs == nil {
+		n := len(q.buf) / slot
+		q.msgs, q.iovs, q.got = make([]mmsghdr, n), make([]unix.Iovec, n), make([][]byte, n)
+		for i := range q.msgs {
+			q.iovs[i].Base = &q.buf[i*slot]
+			q.iovs[i].SetLen(slot)
+			q.msgs[i].hdr.Iov = &q.iovs[i]
+			q.msgs[i].hdr.SetIovlen(1)
+		}
 	}
+	max = min(max, len(q.msgs))
 	for {
-		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(q.fd), uintptr(unsafe.Pointer(&msgs[0])), uintptr(max), unix.MSG_WAITFORONE, 0, 0)
-		runtime.KeepAlive(iovs)
+		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(q.fd), uintptr(unsafe.Pointer(&q.msgs[0])), uintptr(max), unix.MSG_WAITFORONE, 0, 0)
+		runtime.KeepAlive(q.iovs)
 		if errno == unix.EINTR {
 			continue
 		}
 		if errno != 0 {
 			return nil, errno
 		}
-		out := make([][]byte, n)
-		for i := range out {
-			out[i] = q.buf[i*slot : i*slot+int(msgs[i].n)]
+		for i := range int(n) {
+			q.got[i] = q.buf[i*slot : i*slot+int(q.msgs[i].n)]
 		}
-		return out, nil
+		return q.got[:n], nil
 	}
 }
 

@@ -84,25 +84,31 @@ type Trace struct {
 	sock      int       // the trace group's socket; -1 once closed
 	stop      int       // an eventfd that ends the reader
 
+	made map[ruleKey]*Rule // DecideAll's rules, one per verdict met
+
 	backlog atomic.Int64 // bytes of reports the kernel holds for the reader
 	paceMu  sync.Mutex
 	paced   *sync.Cond // the backlog fell below traceLowWater
 
 	mu      sync.Mutex
-	events  map[traceKey][]traceEvent // by the packet's direction of its flow
+	events  map[traceKey]flowTrace // by the packet's direction of its flow
+	ndDrops []*traceEvent          // the verdicts that dropped neighbour discovery
 	markers map[uint16]chan struct{}
 	lost    bool // the kernel dropped reports: the socket's buffer overflowed
 	done    chan struct{}
 }
 
-// traceEvent is one verdict a traced packet met.
+// traceEvent is one verdict a traced packet met. A sweep meets a handful,
+// each kept once and shared by its probes, and the chain's names once.
 type traceEvent struct {
-	family, table, chain string
-	handle               int
-
+	where   *traceChain
+	handle  int
 	verdict string // accept, drop, jump, continue, return ...
 	policy  bool
 }
+
+// traceChain names a chain: one copy per chain of the lab.
+type traceChain struct{ family, table, chain string }
 
 // Destination is an address and a range of ports that probes go to.
 type Destination struct {
@@ -122,7 +128,7 @@ type pendingTrace struct {
 // ruleset has loaded. The first StartTrace after InstallSentinel with the
 // same destinations uses the table installed with the sentinel.
 func (l *Lab) StartTrace(ctx context.Context, dsts []Destination) (*Trace, error) {
-	t := &Trace{lab: l, sock: -1, stop: -1, events: map[traceKey][]traceEvent{}, markers: map[uint16]chan struct{}{}, done: make(chan struct{})}
+	t := &Trace{lab: l, sock: -1, stop: -1, events: map[traceKey]flowTrace{}, markers: map[uint16]chan struct{}{}, done: make(chan struct{})}
 	t.paced = sync.NewCond(&t.paceMu)
 	if l.cfg.Backend == "legacy" {
 		t.untraced = "the iptables-legacy flavour cannot be traced (its rules are not nf_tables rules)"

@@ -1,11 +1,12 @@
 package netns
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
-	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -18,11 +19,12 @@ import (
 // reports (ENOBUFS) and the trace says so rather than name a wrong rule.
 // It polls the socket and an eventfd that Stop and Close signal.
 
-// traceKey names the packets of one direction of a flow; ndKey collects
-// neighbour discovery, which no flow owns.
+// traceKey names the packets of one direction of a flow (addresses in
+// their 16-byte form); ndKey collects neighbour discovery, which no flow owns.
 type traceKey struct {
-	src, dst netip.AddrPort
-	proto    uint8
+	src, dst     [16]byte
+	sport, dport uint16
+	proto        uint8
 }
 
 var ndKey = traceKey{proto: unix.IPPROTO_ICMPV6}
@@ -32,7 +34,15 @@ func flowKey(src, dst netip.AddrPort, proto string) traceKey {
 	if proto == "udp" {
 		p = unix.IPPROTO_UDP
 	}
-	return traceKey{src: src, dst: dst, proto: p}
+	return traceKey{src: src.Addr().As16(), dst: dst.Addr().As16(), sport: src.Port(), dport: dst.Port(), proto: p}
+}
+
+// flowTrace is what decides a probe from one direction's reports: whether
+// the candidate's rules saw it at all, its first drop, its first accept by a
+// rule and its first by a chain's policy. A sweep keeps one per probe.
+type flowTrace struct {
+	seen                       bool
+	drop, accept, policyAccept *traceEvent
 }
 
 // packetIDs maps a trace id to the packet it follows. Ids are reused by
@@ -42,7 +52,7 @@ type packetIDs struct {
 	current, previous map[uint32]traceKey
 }
 
-const packetGeneration = 1 << 15
+const packetGeneration = 1 << 12 // a packet's reports come within microseconds
 
 func (p *packetIDs) set(id uint32, k traceKey) {
 	if len(p.current) >= packetGeneration {
@@ -115,7 +125,8 @@ func (t *Trace) read() {
 	defer close(t.done)
 	defer t.setBacklog(0) // no probe waits on a reader that is gone
 	ids := &packetIDs{current: map[uint32]traceKey{}}
-	names := map[string]string{} // one copy of each table and chain name
+	chains := map[[3]string]*traceChain{}    // one copy of each chain's names
+	verdicts := map[traceEvent]*traceEvent{} // and of each verdict
 	buf := make([]byte, traceBatch*traceSlot)
 	msgs := make([]mmsghdr, traceBatch)
 	iovs := make([]unix.Iovec, traceBatch)
@@ -153,7 +164,7 @@ func (t *Trace) read() {
 					if size < unix.NLMSG_HDRLEN || size > len(msg) {
 						break
 					}
-					t.report(binary.NativeEndian.Uint16(msg[4:]), msg[unix.NLMSG_HDRLEN:size], ids, names)
+					t.report(binary.NativeEndian.Uint16(msg[4:]), msg[unix.NLMSG_HDRLEN:size], ids, chains, verdicts)
 					msg = msg[min(nlmAlign(size), len(msg)):]
 				}
 			}
@@ -178,22 +189,13 @@ func attrs(b []byte, fn func(typ uint16, v []byte)) {
 	}
 }
 
-func intern(names map[string]string, b []byte) string {
-	b = []byte(strings.TrimRight(string(b), "\x00"))
-	if s, ok := names[string(b)]; ok {
-		return s
-	}
-	s := string(b)
-	names[s] = s
-	return s
-}
-
 // report files one trace report under its packet's flow.
-func (t *Trace) report(typ uint16, data []byte, ids *packetIDs, names map[string]string) {
+func (t *Trace) report(typ uint16, data []byte, ids *packetIDs, chains map[[3]string]*traceChain, verdicts map[traceEvent]*traceEvent) {
 	if typ != unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_TRACE || len(data) < 4 {
 		return
 	}
-	ev := traceEvent{family: tableFamily(data[0])}
+	var ev traceEvent
+	var table, chain []byte
 	var id, nfproto uint32
 	var network, transport []byte
 	attrs(data[4:], func(typ uint16, v []byte) { // after the nfgenmsg
@@ -205,9 +207,9 @@ func (t *Trace) report(typ uint16, data []byte, ids *packetIDs, names map[string
 		}
 		switch typ {
 		case unix.NFTA_TRACE_TABLE:
-			ev.table = intern(names, v)
+			table = bytes.TrimRight(v, "\x00")
 		case unix.NFTA_TRACE_CHAIN:
-			ev.chain = intern(names, v)
+			chain = bytes.TrimRight(v, "\x00")
 		case unix.NFTA_TRACE_RULE_HANDLE:
 			if len(v) >= 8 {
 				ev.handle = int(binary.BigEndian.Uint64(v))
@@ -239,16 +241,43 @@ func (t *Trace) report(typ uint16, data []byte, ids *packetIDs, names map[string
 		}
 		ids.set(id, key)
 		if isMarker {
-			t.markerSeen(key.src.Port())
+			t.markerSeen(key.sport)
 		}
 	}
 	key, ok := ids.get(id)
-	if !ok || ev.verdict == "" || strings.HasPrefix(ev.table, "egresslab_") {
+	if !ok || ev.verdict == "" || bytes.HasPrefix(table, []byte("egresslab_")) {
 		return
 	}
+	name := [3]string{tableFamily(data[0]), string(table), string(chain)} // no copy for the lookup
+	if ev.where = chains[name]; ev.where == nil {
+		ev.where = &traceChain{family: name[0], table: string(table), chain: string(chain)}
+		chains[name] = ev.where
+	}
+	v := verdicts[ev]
+	if v == nil {
+		v = &traceEvent{}
+		*v = ev
+		verdicts[ev] = v
+	}
 	t.mu.Lock()
-	t.events[key] = append(t.events[key], ev)
-	t.mu.Unlock()
+	defer t.mu.Unlock()
+	if key == ndKey {
+		if v.verdict == "drop" && !slices.Contains(t.ndDrops, v) {
+			t.ndDrops = append(t.ndDrops, v)
+		}
+		return
+	}
+	ft := t.events[key]
+	ft.seen = true
+	switch {
+	case v.verdict == "drop" && ft.drop == nil:
+		ft.drop = v
+	case v.verdict == "accept" && !v.policy && ft.accept == nil:
+		ft.accept = v
+	case v.verdict == "accept" && v.policy && ft.policyAccept == nil:
+		ft.policyAccept = v
+	}
+	t.events[key] = ft
 }
 
 func (t *Trace) markerSeen(sport uint16) {
@@ -316,12 +345,8 @@ func headerKey(nfproto uint32, nh, th []byte) (key traceKey, ok, marker bool) {
 	if (proto != unix.IPPROTO_TCP && proto != unix.IPPROTO_UDP) || len(th) < 4 {
 		return traceKey{}, false, false
 	}
-	key = traceKey{
-		src:   netip.AddrPortFrom(src, binary.BigEndian.Uint16(th[0:2])),
-		dst:   netip.AddrPortFrom(dst, binary.BigEndian.Uint16(th[2:4])),
-		proto: proto,
-	}
-	return key, true, key.dst == markerDst && proto == unix.IPPROTO_UDP
+	key = traceKey{src: src.As16(), dst: dst.As16(), sport: binary.BigEndian.Uint16(th[0:2]), dport: binary.BigEndian.Uint16(th[2:4]), proto: proto}
+	return key, true, dst == markerDst.Addr() && key.dport == markerDst.Port() && proto == unix.IPPROTO_UDP
 }
 
 // traceReadBuffer holds a whole matrix's reports (a few hundred bytes each)

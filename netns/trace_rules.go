@@ -211,32 +211,47 @@ func saveLines(out string) map[string][]string {
 	return lines
 }
 
-// DecideAll names the rule that decided each probe, given its flow and
-// whether its outcome was blocked (dropped, refused or rejected). Call it
-// after Stop. Two probes whose flows are the same (the kernel gave the same
-// source port to the same destination again) cannot be told apart in the
-// trace: each says so.
-func (t *Trace) DecideAll(flows []Flow, blocked []bool) []*Rule {
-	count := map[Flow]int{}
-	for _, f := range flows {
-		count[f]++
+// DecideAll names the rule that decided each of n probes, given probe i's
+// flow and whether its outcome was blocked (dropped, refused or rejected).
+// Call it once, after Stop: it lets go of the trace's reports. Two probes
+// whose flows are the same (the kernel gave the same source port to the same
+// destination again) cannot be told apart in the trace: each says so.
+func (t *Trace) DecideAll(n int, probe func(i int) (f Flow, blocked bool)) []*Rule {
+	count := map[traceKey]int{}
+	for i := range n {
+		if f, _ := probe(i); f.Src.IsValid() {
+			count[flowKey(f.Src, f.Dst, f.Proto)]++
+		}
 	}
-	rules := make([]*Rule, len(flows))
-	for i, f := range flows {
-		if count[f] > 1 && f.Src.IsValid() && t.untraced == "" {
+	rules := make([]*Rule, n)
+	t.made = map[ruleKey]*Rule{}
+	if t.untraced != "" {
+		t.made[ruleKey{packet: "untraced"}] = &Rule{Untraced: t.untraced}
+	}
+	for i := range n {
+		f, blocked := probe(i)
+		if f.Src.IsValid() && count[flowKey(f.Src, f.Dst, f.Proto)] > 1 && t.untraced == "" {
 			rules[i] = &Rule{Untraced: "another probe had the same flow (the kernel gave out its source port again), so the trace cannot tell them apart"}
 			continue
 		}
-		rules[i] = t.decide(f, blocked[i])
+		rules[i] = t.decide(f, blocked)
 	}
+	t.events, t.made = nil, nil // decided: a sweep's worth of memory
 	return rules
+}
+
+// ruleKey is what a Rule is made of: probes decided by the same verdict
+// share one (a sweep has 131,070 probes and a handful of rules).
+type ruleKey struct {
+	ev     traceEvent
+	packet string
 }
 
 // decide returns nil when no rule of the candidate saw the probe's packets
 // (no ruleset, or a verdict of the host's own state).
 func (t *Trace) decide(f Flow, blocked bool) *Rule {
 	if t.untraced != "" {
-		return &Rule{Untraced: t.untraced}
+		return t.made[ruleKey{packet: "untraced"}] // one, shared
 	}
 	if !f.Src.IsValid() {
 		return nil // the probe never sent: a local refusal, no rule
@@ -247,25 +262,24 @@ func (t *Trace) decide(f Flow, blocked bool) *Rule {
 	t.mu.Unlock()
 	// A drop, on either packet, decided; failing that, the first accept of
 	// the request by a rule, or else by a chain's policy.
-	var accept, policyAccept *Rule
 	for _, side := range []struct {
-		name   string
-		events []traceEvent
+		name string
+		ft   flowTrace
 	}{{"request", request}, {"answer", answer}} {
-		for _, ev := range side.events {
-			r := t.rule(ev, side.name)
-			switch {
-			case ev.verdict == "drop":
-				if !blocked {
-					return &Rule{Untraced: "the trace shows a drop, yet the probe connected: " + r.String()}
-				}
-				return r
-			case ev.verdict == "accept" && side.name == "request" && !ev.policy && accept == nil:
-				accept = r
-			case ev.verdict == "accept" && side.name == "request" && ev.policy && policyAccept == nil:
-				policyAccept = r
+		if side.ft.drop != nil {
+			r := t.rule(*side.ft.drop, side.name)
+			if !blocked {
+				return &Rule{Untraced: "the trace shows a drop, yet the probe connected: " + r.String()}
 			}
+			return r
 		}
+	}
+	var accept, policyAccept *Rule
+	if request.accept != nil {
+		accept = t.rule(*request.accept, "request")
+	}
+	if request.policyAccept != nil {
+		policyAccept = t.rule(*request.policyAccept, "request")
 	}
 	if accept == nil {
 		accept = policyAccept
@@ -276,7 +290,7 @@ func (t *Trace) decide(f Flow, blocked bool) *Rule {
 		}
 	}
 	if blocked {
-		if accept == nil && len(request) == 0 {
+		if accept == nil && !request.seen {
 			return nil
 		}
 		return &Rule{Untraced: "no nf_tables rule dropped the probe's packets: something the trace cannot see did (an iptables-legacy rule, or the host's own state)"}
@@ -289,14 +303,11 @@ func (t *Trace) decide(f Flow, blocked bool) *Rule {
 // hop. Only one such rule can be named: two would be a guess.
 func (t *Trace) neighbourDrop() *Rule {
 	t.mu.Lock()
-	events := t.events[ndKey]
+	drops := t.ndDrops
 	t.mu.Unlock()
 	var found *Rule
-	for _, ev := range events {
-		if ev.verdict != "drop" {
-			continue
-		}
-		r := t.rule(ev, "neighbour-discovery")
+	for _, ev := range drops {
+		r := t.rule(*ev, "neighbour-discovery")
 		if found != nil && (found.Handle != r.Handle || found.Chain != r.Chain || found.Table != r.Table || found.Family != r.Family) {
 			return &Rule{Untraced: "more than one rule dropped neighbour discovery: " + found.String() + "; " + r.String()}
 		}
@@ -306,12 +317,24 @@ func (t *Trace) neighbourDrop() *Rule {
 }
 
 func (t *Trace) rule(ev traceEvent, packet string) *Rule {
-	r := &Rule{Family: ev.family, Table: ev.table, Chain: ev.chain, Handle: ev.handle, Verdict: ev.verdict, Policy: ev.policy, Packet: packet}
+	k := ruleKey{ev, packet}
+	if r, ok := t.made[k]; ok && t.made != nil {
+		return r
+	}
+	r := t.newRule(ev, packet)
+	if t.made != nil {
+		t.made[k] = r
+	}
+	return r
+}
+
+func (t *Trace) newRule(ev traceEvent, packet string) *Rule {
+	r := &Rule{Family: ev.where.family, Table: ev.where.table, Chain: ev.where.chain, Handle: ev.handle, Verdict: ev.verdict, Policy: ev.policy, Packet: packet}
 	if ev.policy {
 		r.Text = "policy " + ev.verdict
 		return r
 	}
-	if ir, ok := t.index[nftlist.Key(ev.family, ev.table, ev.chain, ev.handle)]; ok {
+	if ir, ok := t.index[nftlist.Key(ev.where.family, ev.where.table, ev.where.chain, ev.handle)]; ok {
 		r.Position, r.Text = ir.position, ir.text
 	}
 	if ev.verdict == "drop" && (strings.Contains(r.Text, "reject") || strings.Contains(r.Text, "-j REJECT")) {

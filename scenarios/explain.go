@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 
 	"github.com/egresslab/egresslab/netns"
@@ -10,14 +11,17 @@ import (
 // explainer traces a lab's probes to name the rule that decided each one.
 type explainer struct {
 	trace *netns.Trace // nil when not tracing
-	flows []netns.Flow // each probe's flow, by matrix index
+	// srcs is where each probe's flow came from, by matrix index (its
+	// destination and protocol are the probe's): what picks its packets
+	// out of the trace. Invalid for a probe that never bound.
+	srcs []netip.AddrPort
 	// untraced says why the trace could not start: every probe says so
 	// instead of naming a rule, and the verdicts stand without it.
 	untraced string
 }
 
 func startExplaining(ctx context.Context, lab *netns.Lab, p *Policy, probes []Result, opts RunOptions) (*explainer, error) {
-	e := &explainer{flows: make([]netns.Flow, len(probes))}
+	e := &explainer{}
 	if opts.NoRule {
 		return e, nil
 	}
@@ -35,6 +39,7 @@ func startExplaining(ctx context.Context, lab *netns.Lab, p *Policy, probes []Re
 		e.untraced = "the lab could not trace this run: " + msg
 	default:
 		e.trace = trace
+		e.srcs = make([]netip.AddrPort, len(probes))
 	}
 	return e, nil
 }
@@ -55,8 +60,9 @@ func traceDestinations(p *Policy) []netns.Destination {
 // finish reads the trace to its end and gives each result its rule.
 func (e *explainer) finish(results []Result) error {
 	if e.untraced != "" {
+		untraced := &netns.Rule{Untraced: e.untraced} // one, shared
 		for i := range results {
-			results[i].Decider = &netns.Rule{Untraced: e.untraced}
+			results[i].Decider = untraced
 		}
 	}
 	if e.trace == nil {
@@ -65,13 +71,15 @@ func (e *explainer) finish(results []Result) error {
 	if err := e.trace.Stop(); err != nil {
 		return err
 	}
-	blocked := make([]bool, len(results))
-	for i, r := range results {
-		blocked[i] = r.Observed.Blocked()
-	}
-	for i, rule := range e.trace.DecideAll(e.flows, blocked) {
+	rules := e.trace.DecideAll(len(results), func(i int) (netns.Flow, bool) {
+		r := results[i]
+		f := netns.Flow{Src: e.srcs[i], Dst: netip.AddrPortFrom(r.Address, r.Port.Number), Proto: r.Port.Proto}
+		return f, r.Observed.Blocked()
+	})
+	for i, rule := range rules {
 		results[i].Decider = rule
 	}
+	e.srcs = nil
 	return nil
 }
 
@@ -79,6 +87,13 @@ func (e *explainer) finish(results []Result) error {
 func (e *explainer) pace() {
 	if e.trace != nil {
 		e.trace.Pace()
+	}
+}
+
+// record keeps probe i's flow, for the trace to pick its packets out.
+func (e *explainer) record(i int, f netns.Flow) {
+	if e.srcs != nil {
+		e.srcs[i] = f.Src
 	}
 }
 
