@@ -1,10 +1,12 @@
 package netns
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"regexp"
 	"slices"
 	"strings"
@@ -217,12 +219,7 @@ func saveLines(out string) map[string][]string {
 // whose flows are the same (the kernel gave the same source port to the same
 // destination again) cannot be told apart in the trace: each says so.
 func (t *Trace) DecideAll(n int, probe func(i int) (f Flow, blocked bool)) []*Rule {
-	count := map[traceKey]int{}
-	for i := range n {
-		if f, _ := probe(i); f.Src.IsValid() {
-			count[flowKey(f.Src, f.Dst, f.Proto)]++
-		}
-	}
+	shared := sharedFlows(n, probe)
 	rules := make([]*Rule, n)
 	t.made = map[ruleKey]*Rule{}
 	if t.untraced != "" {
@@ -230,7 +227,7 @@ func (t *Trace) DecideAll(n int, probe func(i int) (f Flow, blocked bool)) []*Ru
 	}
 	for i := range n {
 		f, blocked := probe(i)
-		if f.Src.IsValid() && count[flowKey(f.Src, f.Dst, f.Proto)] > 1 && t.untraced == "" {
+		if shared[i] && t.untraced == "" {
 			rules[i] = &Rule{Untraced: "another probe had the same flow (the kernel gave out its source port again), so the trace cannot tell them apart"}
 			continue
 		}
@@ -238,6 +235,45 @@ func (t *Trace) DecideAll(n int, probe func(i int) (f Flow, blocked bool)) []*Ru
 	}
 	t.events, t.made = nil, nil // decided: a sweep's worth of memory
 	return rules
+}
+
+// sharedFlows marks each probe whose flow another probe had too. It sorts
+// hashes of the flows rather than count them in a map: at a sweep's size the
+// map was the run's peak of memory.
+func sharedFlows(n int, probe func(i int) (Flow, bool)) []bool {
+	type entry struct {
+		hash uint64
+		i    int32
+	}
+	seed := maphash.MakeSeed()
+	key := func(i int) (traceKey, bool) {
+		f, _ := probe(i)
+		return flowKey(f.Src, f.Dst, f.Proto), f.Src.IsValid()
+	}
+	entries := make([]entry, 0, n)
+	for i := range n {
+		if k, ok := key(i); ok {
+			entries = append(entries, entry{maphash.Comparable(seed, k), int32(i)})
+		}
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return cmp.Compare(a.hash, b.hash) })
+	shared := make([]bool, n)
+	for lo := 0; lo < len(entries); {
+		hi := lo + 1
+		for hi < len(entries) && entries[hi].hash == entries[lo].hash {
+			hi++
+		}
+		for a := lo; a < hi; a++ { // equal hashes: compare the flows themselves
+			ka, _ := key(int(entries[a].i))
+			for b := a + 1; b < hi; b++ {
+				if kb, _ := key(int(entries[b].i)); ka == kb {
+					shared[entries[a].i], shared[entries[b].i] = true, true
+				}
+			}
+		}
+		lo = hi
+	}
+	return shared
 }
 
 // ruleKey is what a Rule is made of: probes decided by the same verdict
