@@ -41,7 +41,54 @@ type answered struct {
 	mu      sync.Mutex
 	seen    map[string]Service
 	greeted map[string]bool // an SMTP listener wrote its greeting to the client
-	changed chan struct{}   // closed and replaced at each record
+	// waiting holds, by key, a channel that the record of that key closes:
+	// each record wakes the one probe waiting for it, not every probe.
+	waiting map[string]chan struct{}
+}
+
+// wakeLocked wakes whoever waits for key.
+func (a *answered) wakeLocked(key string) {
+	if ch, ok := a.waiting[key]; ok {
+		close(ch)
+		delete(a.waiting, key)
+	}
+}
+
+// await waits, until deadline, for done (read under a.mu) to report key
+// recorded.
+func (a *answered) await(key string, deadline time.Time, done func() bool) bool {
+	var timer *time.Timer
+	for {
+		a.mu.Lock()
+		if done() {
+			a.mu.Unlock()
+			return true
+		}
+		if a.waiting == nil {
+			a.waiting = map[string]chan struct{}{}
+		}
+		ch, ok := a.waiting[key]
+		if !ok {
+			ch = make(chan struct{})
+			a.waiting[key] = ch
+		}
+		a.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(time.Until(deadline))
+			defer timer.Stop()
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			a.mu.Lock()
+			if a.waiting[key] == ch {
+				delete(a.waiting, key)
+			}
+			ok := done()
+			a.mu.Unlock()
+			return ok
+		}
+	}
 }
 
 // greet records that the listener wrote its first bytes to client.
@@ -52,10 +99,7 @@ func (a *answered) greet(client string) {
 		a.greeted = map[string]bool{}
 	}
 	a.greeted["tcp "+client] = true
-	if a.changed != nil {
-		close(a.changed)
-		a.changed = nil
-	}
+	a.wakeLocked("greeted tcp " + client)
 }
 
 // AwaitGreeted waits, until deadline, for the lab's own server to have
@@ -63,25 +107,8 @@ func (a *answered) greet(client string) {
 // clientAddr. It tells the lab's own lag (not written yet) from a greeting
 // that was sent and never arrived.
 func (l *Lab) AwaitGreeted(clientAddr string, deadline time.Time) bool {
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	for {
-		l.answered.mu.Lock()
-		ok := l.answered.greeted["tcp "+clientAddr]
-		if l.answered.changed == nil {
-			l.answered.changed = make(chan struct{})
-		}
-		changed := l.answered.changed
-		l.answered.mu.Unlock()
-		if ok {
-			return true
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return false
-		}
-	}
+	a := &l.answered
+	return a.await("greeted tcp "+clientAddr, deadline, func() bool { return a.greeted["tcp "+clientAddr] })
 }
 
 func (a *answered) record(proto string, client net.Addr, s Service) {
@@ -90,36 +117,24 @@ func (a *answered) record(proto string, client net.Addr, s Service) {
 	if a.seen == nil {
 		a.seen = map[string]Service{}
 	}
-	a.seen[proto+" "+client.String()] = s
-	if a.changed != nil {
-		close(a.changed)
-		a.changed = nil
-	}
+	key := proto + " " + client.String()
+	a.seen[key] = s
+	a.wakeLocked(key)
 }
 
 // AwaitAnswered is WhoAnswered for a connection whose handshake the kernel
 // completed before the listener accepted it: it waits, until deadline, for
 // the lab's listener to record the client.
 func (l *Lab) AwaitAnswered(proto, clientAddr string, deadline time.Time) (Service, bool) {
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	for {
-		l.answered.mu.Lock()
-		s, ok := l.answered.seen[proto+" "+clientAddr]
-		if l.answered.changed == nil {
-			l.answered.changed = make(chan struct{})
-		}
-		changed := l.answered.changed
-		l.answered.mu.Unlock()
-		if ok {
-			return s, true
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return Service{}, false
-		}
-	}
+	a := &l.answered
+	key := proto + " " + clientAddr
+	var s Service
+	ok := a.await(key, deadline, func() bool {
+		var seen bool
+		s, seen = a.seen[key]
+		return seen
+	})
+	return s, ok
 }
 
 // WhoAnswered names the service that saw a client at clientAddr ("ip:port").
