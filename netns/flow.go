@@ -123,22 +123,6 @@ func (l *Lab) WhereDropped(f Flow) (ReturnPath, error) {
 	return NotDropped, nil
 }
 
-// Forget removes everything the lab recorded about f: call it once the
-// probe has its verdict and before its socket closes, so that the kernel can
-// never hand the same flow to another probe while the evidence is still there.
-func (l *Lab) Forget(f Flow) error {
-	l.answered.forget(f.Proto, f.Src.String())
-	if l.sentinel == nil {
-		return nil
-	}
-	key := f.key()
-	elems := []setElem{{f.set(icmpSets[f.Proto]), f.icmpKey()}}
-	for _, name := range flowSets {
-		elems = append(elems, setElem{f.set(name), key})
-	}
-	return l.sentinel.remove(elems)
-}
-
 // Discovery is what went wrong with IPv6 neighbour discovery on the uplink,
 // from the sentinel's evidence.
 type Discovery int

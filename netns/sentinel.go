@@ -173,7 +173,7 @@ type sentinel struct {
 	// batches.
 	query   *elemQueries
 	forget  *netlink.Conn
-	forgets forgetQueue // see remove
+	forgets forgetQueue // forget.go
 }
 
 // InstallSentinel adds the lab's sentinel. Call it after the candidate ruleset
@@ -205,6 +205,8 @@ func (l *Lab) InstallSentinel(ctx context.Context, trace []Destination) error {
 	if s.forget, err = netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: l.labFD}); err != nil {
 		return fmt.Errorf("netfilter netlink in lab %s: %w", l.cfg.Name, err)
 	}
+	s.forgets.init()
+	go s.forgets.run(s)
 	return l.CheckSentinel()
 }
 
@@ -274,6 +276,7 @@ func (s *sentinel) has(set string, key []byte) (bool, error) {
 const nftMsgDestroySetElem = 30
 
 // removeBatch takes each flow's key out of its sets, in one transaction.
+// Only the forgetter calls it.
 func (s *sentinel) removeBatch(flows []forgetRequest) error {
 	batch := []netlink.Message{{
 		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN), Flags: netlink.Request},
@@ -298,13 +301,13 @@ func (s *sentinel) removeBatch(flows []forgetRequest) error {
 	defer s.mu.Unlock()
 	sent, err := s.forget.SendMessages(batch)
 	if err != nil {
-		return fmt.Errorf("remove a probe's evidence from the drop sentinel: %w", err)
+		return fmt.Errorf("remove probes' evidence from the drop sentinel: %w", err)
 	}
 	last := sent[len(sent)-2].Header.Sequence
 	for {
 		msgs, err := s.forget.Receive()
 		if err != nil {
-			return fmt.Errorf("remove a probe's evidence from the drop sentinel: %w", err)
+			return fmt.Errorf("remove probes' evidence from the drop sentinel: %w", err)
 		}
 		for _, m := range msgs {
 			if m.Header.Sequence == last {
@@ -338,6 +341,9 @@ func setElemMsg(set string, key []byte) []byte {
 }
 
 func (s *sentinel) close() {
+	if s.forgets.done != nil {
+		s.forgets.close()
+	}
 	_ = s.conn.CloseLasting()
 	if s.query != nil {
 		s.query.close()

@@ -204,7 +204,7 @@ func (c *threadCreds) setGroups(gids []uint32) error {
 // namespace, for probes: its sockets are made right there, as each probe's
 // identity, with no hand-over to a shared worker (which cost a wake-up of
 // another thread per socket: a fifth of a sweep's CPU). Get it on the
-// goroutine that probes, and Release it there when done.
+// goroutine that probes, and Leave it there when done.
 type ProbeThread struct {
 	*Lab
 	creds threadCreds
@@ -236,7 +236,7 @@ func (l *Lab) ProbeThread() (*ProbeThread, error) {
 		return nil, fmt.Errorf("enter lab network namespace: %w", err)
 	}
 	if err := t.creds.setGroups(nil); err != nil {
-		t.Release()
+		t.Leave()
 		return nil, fmt.Errorf("clear a probe thread's groups: %w", err)
 	}
 	return t, nil
@@ -244,7 +244,7 @@ func (l *Lab) ProbeThread() (*ProbeThread, error) {
 
 // Socket is Lab.Socket, made on this thread. The thread keeps id's file
 // credentials afterwards (the next probe is most often the same user's);
-// nothing else the probe does depends on them, and Release restores its own.
+// nothing else the probe does depends on them, and Leave restores its own.
 func (t *ProbeThread) Socket(id Identity, family, sotype int) (int, error) {
 	if err := t.creds.become(id); err != nil {
 		return -1, err
@@ -256,9 +256,9 @@ func (t *ProbeThread) Socket(id Identity, family, sotype int) (int, error) {
 	return setUpProbeSocket(fd, family)
 }
 
-// Release gives the thread back to the runtime, in its own namespace with
+// Leave gives the thread back to the runtime, in its own namespace with
 // its own groups; a thread that cannot get back dies with its goroutine.
-func (t *ProbeThread) Release() {
+func (t *ProbeThread) Leave() {
 	defer unix.Close(t.orig)
 	if t.creds.restore() != nil || unix.Setns(t.orig, unix.CLONE_NEWNET) != nil {
 		return // stays locked: the runtime discards the thread

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strings"
@@ -28,7 +29,7 @@ type Lab interface {
 	WhoAnswered(proto, client string) (netns.Service, bool)
 	AwaitAnswered(proto, client string, deadline time.Time) (netns.Service, bool)
 	AwaitGreeted(client string, deadline time.Time) bool
-	Forget(f netns.Flow) error
+	Release(f netns.Flow, sock io.Closer)
 	Uplink() string
 }
 
@@ -94,7 +95,6 @@ func DialFlow(ctx context.Context, lab Lab, id netns.Identity, t Target, backsto
 		deadline = dl
 	}
 	p := &dialer{lab: lab, fd: fd, t: t, deadline: deadline, backstop: backstop}
-	defer p.close()
 	var r Result
 	if t.Proto == "udp" {
 		r = p.udp()
@@ -105,9 +105,9 @@ func DialFlow(ctx context.Context, lab Lab, id netns.Identity, t Target, backsto
 	// open, the kernel cannot give its flow to another probe. A packet that
 	// never left and drew no answer left no evidence: nothing to remove.
 	if p.flow.Src.IsValid() && !p.unrecorded {
-		if err := lab.Forget(p.flow); err != nil && r.Outcome != Error {
-			return failure("%v", err), p.flow
-		}
+		lab.Release(p.flow, p)
+	} else {
+		p.Close()
 	}
 	return r, p.flow
 }
@@ -135,12 +135,12 @@ func (p *dialer) file() *os.File {
 	return p.f
 }
 
-func (p *dialer) close() {
+// Close closes the probe's socket.
+func (p *dialer) Close() error {
 	if p.f != nil {
-		p.f.Close()
-	} else {
-		unix.Close(p.fd)
+		return p.f.Close()
 	}
+	return unix.Close(p.fd)
 }
 
 func (p *dialer) sockaddr() unix.Sockaddr {

@@ -181,7 +181,7 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 			// socket workers: slower, the same verdicts.
 			var on probe.Lab = lab
 			if t, err := lab.ProbeThread(); err == nil {
-				defer t.Release()
+				defer t.Leave()
 				on = t
 			}
 			for {
@@ -204,6 +204,9 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := lab.ForgetErr(); err != nil {
 		return nil, err
 	}
 	if err := explain.finish(results); err != nil {
