@@ -33,7 +33,7 @@ type RunOptions struct {
 // a *netns.RulesetError; a lab that cannot start is a *netns.UnavailableError
 // or another error.
 func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
-	lab, err := startLab(ctx, p, !opts.NoRule)
+	lab, err := StartLabWith(ctx, p, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -45,6 +45,12 @@ func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
 // place, ready to probe. The caller closes it.
 func StartLab(ctx context.Context, p *Policy) (*netns.Lab, error) {
 	return startLab(ctx, p, true)
+}
+
+// StartLabWith is StartLab for runs with opts: with NoRule, the lab makes
+// nothing ready for tracing (its table, the listing of the candidate's rules).
+func StartLabWith(ctx context.Context, p *Policy, opts RunOptions) (*netns.Lab, error) {
+	return startLab(ctx, p, !opts.NoRule)
 }
 
 // startLab is StartLab; with trace, the trace table goes in with the sentinel

@@ -71,7 +71,9 @@ func Reproduce(ctx context.Context, entries []*Scenario, opts Options) ([]Run, e
 // the whole matrix, and checks the report against the entry.
 func (r *Run) run(ctx context.Context, opts Options) error {
 	s, v := r.Scenario, r.Variant
-	lab, err := scenarios.StartLab(ctx, v.Policy)
+	// repro shows verdicts and their evidence, not rules: nothing to trace.
+	run := scenarios.RunOptions{Backstop: opts.Backstop, NoRule: true}
+	lab, err := scenarios.StartLabWith(ctx, v.Policy, run)
 	if err != nil {
 		return err
 	}
@@ -92,7 +94,7 @@ func (r *Run) run(ctx context.Context, opts Options) error {
 			}
 		}
 	}
-	if r.Report, err = scenarios.ProbeAll(ctx, lab, v.Policy, scenarios.RunOptions{Backstop: opts.Backstop}); err != nil {
+	if r.Report, err = scenarios.ProbeAll(ctx, lab, v.Policy, run); err != nil {
 		return err
 	}
 	r.Problems = v.Check(r.Report)
