@@ -1,7 +1,6 @@
 package netns
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -80,18 +79,16 @@ func (l *Lab) InstallSentinel(ctx context.Context, trace []Destination) error {
 	if err != nil {
 		return fmt.Errorf("nftables netlink in lab %s: %w", l.cfg.Name, err)
 	}
+	traced := trace != nil && l.cfg.Backend != "legacy"
 	err = buildSentinel(build)
+	if err == nil && traced {
+		err = buildTrace(build, trace) // in the same transaction
+	}
 	if err == nil {
 		err = build.Flush()
 	}
 	if err != nil {
 		return fmt.Errorf("install the drop sentinel in lab %s: %w", l.cfg.Name, err)
-	}
-	traced := trace != nil && l.cfg.Backend != "legacy"
-	if traced {
-		if out, err := l.run(ctx, runSpec{argv: []string{"nft", "-f", "-"}, stdin: []byte(traceRuleset(trace)), limit: MaxToolOutput}); err != nil {
-			return fmt.Errorf("install the trace table in lab %s: nft: %s: %w", l.cfg.Name, bytes.TrimSpace(out), err)
-		}
 	}
 	conn, err := nftables.New(nftables.WithNetNSFd(l.labFD), nftables.AsLasting())
 	if err != nil {

@@ -219,6 +219,12 @@ func buildSentinel(c *nftables.Conn) error {
 // exprs is the rule as nft compiles it: the family, the protocol, the
 // matches, each key field into its 4-byte-aligned register, and the add.
 func (r sentinelRule) exprs(set *nftables.Set) []expr.Any {
+	e := append(r.matchExprs(), loadKey(r.key)...)
+	return append(e, &expr.Dynset{SrcRegKey: unix.NFT_REG32_00, SetName: set.Name, SetID: set.ID, Operation: unix.NFT_DYNSET_OP_ADD})
+}
+
+// matchExprs are the rule's tests: family, protocol, flags, bytes.
+func (r sentinelRule) matchExprs() []expr.Any {
 	const reg = 1 // NFT_REG_1, which is also NFT_REG32_00
 	e := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg},
@@ -227,18 +233,31 @@ func (r sentinelRule) exprs(set *nftables.Set) []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{r.proto}},
 	}
 	if r.flags != nil {
-		e = append(e,
-			&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
-			&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 1, Mask: []byte{r.flags[0]}, Xor: []byte{0}},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{r.flags[1]}})
+		e = append(e, flagExprs(r.flags)...)
 	}
 	for _, b := range r.bytes {
 		e = append(e,
 			&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: b[0], Len: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{byte(b[1])}})
 	}
+	return e
+}
+
+// flagExprs test TCP flags under a mask.
+func flagExprs(f *[2]byte) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{f[0]}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{f[1]}},
+	}
+}
+
+// loadKey loads each key field into its 4-byte-aligned register, from
+// NFT_REG32_00 on, as nft lays out a concatenation.
+func loadKey(key []field) []expr.Any {
+	var e []expr.Any
 	pos := uint32(0) // in 32-bit registers from NFT_REG32_00
-	for _, f := range r.key {
+	for _, f := range key {
 		dst := unix.NFT_REG32_00 + pos
 		if f.l4proto {
 			e = append(e, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: dst})
@@ -247,5 +266,5 @@ func (r sentinelRule) exprs(set *nftables.Set) []expr.Any {
 		}
 		pos += (f.len + 3) / 4
 	}
-	return append(e, &expr.Dynset{SrcRegKey: unix.NFT_REG32_00, SetName: set.Name, SetID: set.ID, Operation: unix.NFT_DYNSET_OP_ADD})
+	return e
 }

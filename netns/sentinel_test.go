@@ -114,6 +114,14 @@ func sentinelRuleset() string {
 // timeout, size, key length), as the kernel lists them back. Only the sets'
 // key types may differ where nft reads raw fields (it calls them integer).
 func TestSentinelIsWhatNftMakesOfItsRuleset(t *testing.T) {
+	sameAsNft(t, sentinelTable, sentinelRuleset(), buildSentinel)
+}
+
+// sameAsNft loads ruleset with nft in one network namespace and build's
+// table in another, and compares the two as nft lists them: every rule's
+// byte code, and the sets and chains.
+func sameAsNft(t *testing.T, table, ruleset string, build func(*nftables.Conn) error) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root: it makes network namespaces (run the suite as root, as CI does)")
 	}
@@ -121,22 +129,22 @@ func TestSentinelIsWhatNftMakesOfItsRuleset(t *testing.T) {
 		t.Fatal("needs nft (apt-get install nftables)")
 	}
 	byNft, built := newTestNetns(t), newTestNetns(t)
-	if out, err := runInNetns(byNft, sentinelRuleset(), "nft", "-f", "-"); err != nil {
-		t.Fatalf("nft -f the reference sentinel: %v: %s", err, out)
+	if out, err := runInNetns(byNft, ruleset, "nft", "-f", "-"); err != nil {
+		t.Fatalf("nft -f the reference: %v: %s", err, out)
 	}
 	c, err := nftables.New(nftables.WithNetNSFd(built))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := buildSentinel(c); err != nil {
+	if err := build(c); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Flush(); err != nil {
-		t.Fatalf("build the sentinel: %v", err)
+		t.Fatalf("build the table: %v", err)
 	}
 	for _, args := range [][]string{
-		{"--debug=netlink", "list", "table", "inet", sentinelTable}, // rules' byte code
-		{"list", "table", "inet", sentinelTable},                    // sets and chains as nft shows them
+		{"--debug=netlink", "list", "table", "inet", table}, // rules' byte code
+		{"list", "table", "inet", table},                    // sets and chains as nft shows them
 	} {
 		want, err := runInNetns(byNft, "", "nft", args...)
 		if err != nil {
@@ -147,7 +155,7 @@ func TestSentinelIsWhatNftMakesOfItsRuleset(t *testing.T) {
 			t.Fatalf("nft %s: %v: %s", strings.Join(args, " "), err, got)
 		}
 		w, g := comparable(want), comparable(got)
-		if len(w) < 100 {
+		if len(w) < 20 {
 			t.Fatalf("nft %s listed only %d lines", strings.Join(args, " "), len(w))
 		}
 		for i := range max(len(w), len(g)) {

@@ -1,0 +1,170 @@
+package netns
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// The trace table, like the sentinel, is built in this process as one
+// netlink transaction; traceRuleset in trace_test.go writes it in nft's
+// syntax, and a spec checks that nft makes the same of it. Its sets hold
+// ranges of concatenations (a sweep of every port is one element per
+// address).
+//
+// The trace starts just after the sentinel's first chains and stops just
+// before its last ones: only the candidate's chains report, which keeps the
+// kernel's reports (and their cost) to what names a rule. Each rule that
+// sets nftrace also ends its chain (accept here lets the packet on to the
+// candidate's chains): the kernel then reports one verdict of ours per
+// packet, not three (the rule, the chain's return and its policy).
+
+// buildTrace queues the trace table for dsts on c, replacing any table of
+// that name (a lab probed again gets its trace table anew).
+func buildTrace(c *nftables.Conn, dsts []Destination) error {
+	table := &nftables.Table{Family: nftables.TableFamilyINet, Name: traceTable}
+	c.AddTable(table)
+	c.DelTable(table)
+	c.AddTable(table)
+	sets := map[bool]*nftables.Set{}
+	for _, v6 := range []bool{false, true} {
+		addr, name := nftables.TypeIPAddr, "dst4"
+		if v6 {
+			addr, name = nftables.TypeIP6Addr, "dst6"
+		}
+		kt, err := nftables.ConcatSetType(addr, nftables.TypeInetService)
+		if err != nil {
+			return err
+		}
+		s := &nftables.Set{Table: table, Name: name, KeyType: kt, Interval: true, Concatenation: true}
+		var elems []nftables.SetElement
+		for _, d := range mergeDestinations(dsts) {
+			if d.Addr.Is6() == v6 {
+				elems = append(elems, nftables.SetElement{Key: destKey(d.Addr, d.First), KeyEnd: destKey(d.Addr, d.Last)})
+			}
+		}
+		if err := c.AddSet(s, elems); err != nil {
+			return fmt.Errorf("the trace's set %s: %w", name, err)
+		}
+		sets[v6] = s
+	}
+	accept := nftables.ChainPolicyAccept
+	chain := func(name string, hook *nftables.ChainHook, prio int32) *nftables.Chain {
+		return c.AddChain(&nftables.Chain{Name: name, Table: table, Hooknum: hook,
+			Priority: nftables.ChainPriorityRef(nftables.ChainPriority(prio)), Type: nftables.ChainTypeFilter, Policy: &accept})
+	}
+	for _, ch := range []*nftables.Chain{chain("postrouting", nftables.ChainHookPostrouting, math.MaxInt32-1), chain("input", nftables.ChainHookInput, math.MaxInt32-1)} {
+		c.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: setTrace(0, nil)})
+	}
+	for _, name := range []string{"output", "prerouting"} {
+		hook := nftables.ChainHookOutput
+		if name == "prerouting" {
+			hook = nftables.ChainHookPrerouting
+		}
+		ch := chain(name, hook, math.MinInt32+1)
+		add := func(e []expr.Any, v expr.VerdictKind) {
+			c.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: append(e, setTrace(1, &expr.Verdict{Kind: v})...)})
+		}
+		if name == "output" {
+			// The marker: when the reader has its report, it has read
+			// every report before it.
+			add(flatten(
+				metaIs(expr.MetaKeyNFPROTO, unix.NFPROTO_IPV4),
+				&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: markerDst.Addr().AsSlice()},
+				metaIs(expr.MetaKeyL4PROTO, unix.IPPROTO_UDP),
+				&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, markerDst.Port())},
+			), expr.VerdictDrop)
+		}
+		// A probe to an IPv6 neighbour needs neighbour discovery first.
+		for _, typ := range []byte{135, 136} {
+			add(flatten(ndType(uint32(typ)).exprs()), expr.VerdictAccept)
+		}
+		for _, v6 := range []bool{false, true} {
+			m := func(p byte) match {
+				if v6 {
+					return match{nfproto: unix.NFPROTO_IPV6, proto: p}
+				}
+				return match{nfproto: unix.NFPROTO_IPV4, proto: p}
+			}
+			tcp, udp := m(unix.IPPROTO_TCP), m(unix.IPPROTO_UDP)
+			add(lookup(tcp, v6, false, sets[v6], flagsSYN), expr.VerdictAccept)
+			add(lookup(tcp, v6, true, sets[v6], flagsSYNACK), expr.VerdictAccept)
+			add(lookup(tcp, v6, true, sets[v6], flagsRST), expr.VerdictAccept)
+			add(lookup(udp, v6, false, sets[v6], nil), expr.VerdictAccept)
+			add(lookup(udp, v6, true, sets[v6], nil), expr.VerdictAccept)
+		}
+	}
+	return nil
+}
+
+// destKey is a trace set's key: an address, then a port padded to 4 bytes.
+func destKey(a interface{ AsSlice() []byte }, port uint16) []byte {
+	return append(a.AsSlice(), byte(port>>8), byte(port), 0, 0)
+}
+
+func metaIs(key expr.MetaKey, v byte) []expr.Any {
+	return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{v}}}
+}
+
+// flatten lets a list of expressions hold both single ones and groups.
+func flatten(parts ...any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		switch p := p.(type) {
+		case expr.Any:
+			out = append(out, p)
+		case []expr.Any:
+			out = append(out, p...)
+		}
+	}
+	return out
+}
+
+// exprs are m's tests as nft compiles them (see sentinelRule.exprs).
+func (m match) exprs() []expr.Any {
+	return sentinelRule{match: m}.matchExprs()
+}
+
+// lookup matches a packet whose destination (or, for an answer, source)
+// address and port are in set, then m's flags.
+func lookup(m match, v6, answer bool, set *nftables.Set, flags *[2]byte) []expr.Any {
+	addr, port := ip4Dst, thDport
+	if v6 {
+		addr = ip6Dst
+	}
+	if answer {
+		addr, port = ip4Src, thSport
+		if v6 {
+			addr = ip6Src
+		}
+	}
+	e := metaIsAll(m)
+	e = append(e, loadKey([]field{addr, port})...)
+	e = append(e, &expr.Lookup{SourceRegister: unix.NFT_REG32_00, SetName: set.Name, SetID: set.ID})
+	if flags != nil {
+		e = append(e, flagExprs(flags)...)
+	}
+	return e
+}
+
+func metaIsAll(m match) []expr.Any {
+	return flatten(metaIs(expr.MetaKeyNFPROTO, m.nfproto), metaIs(expr.MetaKeyL4PROTO, m.proto))
+}
+
+// setTrace sets the packet's nftrace bit, then gives v, if any.
+func setTrace(bit byte, v *expr.Verdict) []expr.Any {
+	e := []expr.Any{
+		&expr.Immediate{Register: 1, Data: []byte{bit, 0, 0, 0}},
+		&expr.Meta{Key: expr.MetaKeyNFTRACE, SourceRegister: true, Register: 1},
+	}
+	if v != nil {
+		e = append(e, v)
+	}
+	return e
+}
