@@ -97,11 +97,14 @@ const maxListingOutput = 1 << 30
 
 // RunAs runs argv inside the lab with id's credentials (a real client,
 // seeing whatever the lab's rules allow), stdin as its input, and returns
-// what it printed, stdout and stderr together. When ctx ends it is killed and
-// what it printed so far comes with ctx's error; a non-zero exit is an
-// *ExitError, a missing program a *StartError.
-func (l *Lab) RunAs(ctx context.Context, id Identity, stdin []byte, argv ...string) ([]byte, error) {
-	return l.run(ctx, runSpec{argv: argv, stdin: stdin, as: &id, limit: MaxToolOutput})
+// what it printed, stdout and stderr together. With stdinStaysOpen its input
+// does not end after stdin's bytes: an interactive client (telnet) reads
+// them as a person's typing and waits for the other end, where at the input's
+// end it would leave. When ctx ends it is killed, and what it printed so far
+// comes with ctx's error. A non-zero exit is an *ExitError, a missing
+// program a *StartError.
+func (l *Lab) RunAs(ctx context.Context, id Identity, stdin []byte, stdinStaysOpen bool, argv ...string) ([]byte, error) {
+	return l.run(ctx, runSpec{argv: argv, stdin: stdin, stdinOpen: stdinStaysOpen, as: &id, limit: MaxToolOutput})
 }
 
 // memoryFile is an anonymous file holding data, positioned at its start.

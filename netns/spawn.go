@@ -188,10 +188,13 @@ func mergeEnv(base, extra []string) []string {
 // runSpec is one process to run inside the lab.
 type runSpec struct {
 	argv  []string
-	env   []string  // after baseEnv; a later PATH wins
-	stdin []byte    // nil: /dev/null
-	as    *Identity // nil: the lab's root
-	limit int64     // output kept; the tool's writes beyond fail
+	env   []string // after baseEnv; a later PATH wins
+	stdin []byte   // nil: /dev/null
+	// stdinOpen: stdin does not end after its bytes (an interactive
+	// program such as telnet ends at its input's end).
+	stdinOpen bool
+	as        *Identity // nil: the lab's root
+	limit     int64     // output kept; the tool's writes beyond fail
 }
 
 // run runs s inside the lab, in every one of its namespaces, and returns its
@@ -204,9 +207,18 @@ func (l *Lab) run(ctx context.Context, s runSpec) ([]byte, error) {
 	}
 	var in *os.File
 	var err error
-	if s.stdin != nil {
+	switch {
+	case s.stdinOpen:
+		// A pipe that holds stdin and stays open (its writing end is
+		// ours) until the process has ended.
+		var w *os.File
+		if in, w, err = os.Pipe(); err == nil {
+			defer w.Close()
+			_, err = w.Write(s.stdin) // within the pipe's buffer
+		}
+	case s.stdin != nil:
 		in, err = memoryFile("egresslab-tool-input", s.stdin)
-	} else {
+	default:
 		in, err = os.Open(os.DevNull)
 	}
 	if err != nil {

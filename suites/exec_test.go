@@ -2,9 +2,11 @@ package suites_test
 
 import (
 	"bytes"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -52,12 +54,32 @@ var _ = Describe("egresslab exec and shell: real clients in the lab", Ordered, L
 
 	It("shows the IPv6 bypass through a real telnet: www-data connects over IPv6 when only iptables rules load",
 		SpecTimeout(time.Minute), func(ctx SpecContext) {
-			// telnet ends at its stdin's end; QUIT keeps it until the server
-			// has greeted and said goodbye, as a person at the keyboard would.
-			status, out := run(ctx, "QUIT\r\n", "exec", "-f", policy("ipv4-only.yaml"), "--user", "www-data", "--",
+			// telnet leaves at its stdin's end, maybe before the greeting
+			// comes: type QUIT, and end stdin only once the server has
+			// greeted (it then says goodbye and closes), as a person would.
+			cmd := exec.CommandContext(ctx, bin, "exec", "-f", policy("ipv4-only.yaml"), "--user", "www-data", "--",
 				"telnet", "mx.example.test", "25")
-			Expect(out).To(ContainSubstring("Trying 2001:db8::25...\nConnected to mx.example.test."))
-			Expect(out).To(ContainSubstring("220 mx.example.test ESMTP"))
+			stdin, err := cmd.StdinPipe()
+			Expect(err).NotTo(HaveOccurred())
+			out := &watchWriter{want: "220 ", seen: make(chan struct{})}
+			cmd.Stdout, cmd.Stderr = out, out
+			Expect(cmd.Start()).To(Succeed())
+			_, err = io.WriteString(stdin, "QUIT\n")
+			Expect(err).NotTo(HaveOccurred())
+			select {
+			case <-out.seen:
+			case <-ctx.Done():
+			}
+			stdin.Close()
+			err = cmd.Wait()
+			if err != nil {
+				var ee *exec.ExitError
+				Expect(err).To(BeAssignableToTypeOf(ee), "egresslab did not run: %s", out.String())
+			}
+			GinkgoWriter.Printf("$ egresslab exec ... telnet mx.example.test 25\n%s", out.String())
+			status := cmd.ProcessState.ExitCode()
+			Expect(out.String()).To(ContainSubstring("Trying 2001:db8::25...\nConnected to mx.example.test."))
+			Expect(out.String()).To(ContainSubstring("220 mx.example.test ESMTP"))
 			Expect(status).To(Equal(0))
 		})
 
@@ -145,3 +167,29 @@ var _ = Describe("egresslab exec and shell: real clients in the lab", Ordered, L
 		Expect(status).To(Equal(4))
 	})
 })
+
+// watchWriter keeps what is written and closes seen once want appears.
+type watchWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+	done bool
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if !w.done && strings.Contains(w.buf.String(), w.want) {
+		w.done = true
+		close(w.seen)
+	}
+	return n, err
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}

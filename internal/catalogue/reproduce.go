@@ -116,7 +116,12 @@ func realTelnet(ctx context.Context, lab *netns.Lab, id netns.Identity, c Client
 	limit := time.Duration(max(addrs, 1)+1) * backstop
 	tctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	out, err := lab.RunAs(tctx, id, []byte("QUIT\r\n"), "telnet", c.Name, strconv.Itoa(int(c.Port)))
+	// To an SMTP port, telnet types QUIT and waits for the server to greet,
+	// answer and close, as a person would; at its input's end it would
+	// leave, maybe before the greeting came. Any other port says nothing
+	// first: telnet leaves once connected.
+	smtp := netns.SMTPPorts[c.Port]
+	out, err := lab.RunAs(tctx, id, []byte("QUIT\n"), smtp, "telnet", c.Name, strconv.Itoa(int(c.Port)))
 	var exit *netns.ExitError
 	switch {
 	case tctx.Err() != nil && ctx.Err() == nil:
