@@ -70,17 +70,42 @@ func Init() {
 }
 
 func holdLab(in *bufio.Reader) (int, error) {
+	// The world's namespace and its settings are made on another thread
+	// (newWorld), beside the lab's mounts and settings: the parent waits
+	// for both, and the machine has a core to spare for one of them.
+	type world struct {
+		fd  int
+		err error
+	}
+	worldc := make(chan world, 1)
+	go func() {
+		fd, err := newWorld()
+		worldc <- world{fd, err}
+	}()
+	err := holdLabFiles(in)
+	w := <-worldc
+	if err != nil {
+		if w.err == nil {
+			unix.Close(w.fd)
+		}
+		return 0, err
+	}
+	return w.fd, w.err
+}
+
+// holdLabFiles makes the lab's mounts, /etc files and settings.
+func holdLabFiles(in *bufio.Reader) error {
 	line, err := in.ReadBytes('\n')
 	if err != nil {
-		return 0, fmt.Errorf("read lab config: %w", err)
+		return fmt.Errorf("read lab config: %w", err)
 	}
 	var cfg holderConfig
 	if err := json.Unmarshal(line, &cfg); err != nil {
-		return 0, fmt.Errorf("decode lab config: %w", err)
+		return fmt.Errorf("decode lab config: %w", err)
 	}
 	// Nothing mounted here may propagate back to the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return 0, fmt.Errorf("make / private in the lab: %w", err)
+		return fmt.Errorf("make / private in the lab: %w", err)
 	}
 	// A private /run holds the lab's files and iptables-legacy's lock; private
 	// temporary directories keep a candidate script's files off the host.
@@ -93,26 +118,23 @@ func holdLab(in *bufio.Reader) (int, error) {
 			mode = "mode=0755"
 		}
 		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, mode); err != nil {
-			return 0, fmt.Errorf("mount a private %s in the lab: %w", dir, err)
+			return fmt.Errorf("mount a private %s in the lab: %w", dir, err)
 		}
 	}
 	// The lab's own /proc shows the lab's PID namespace only: a candidate
 	// script sees no host process, and no descriptor of ours.
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return 0, fmt.Errorf("mount the lab's own /proc: %w", err)
+		return fmt.Errorf("mount the lab's own /proc: %w", err)
 	}
 	if err := os.MkdirAll(labEtcDir, 0o755); err != nil {
-		return 0, err
+		return err
 	}
 	for name, content := range cfg.Etc {
 		if err := overlayEtc(name, content); err != nil {
-			return 0, err
+			return err
 		}
 	}
-	if err := labSysctls(); err != nil {
-		return 0, err
-	}
-	return newWorld()
+	return labSysctls()
 }
 
 // labEtcDir is where the lab's own /etc files live, inside its private /run.
