@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -398,8 +399,8 @@ func addAddr(h *netlink.Handle, link netlink.Link, p netip.Prefix) error {
 // AddWorldAddress makes addr live one hop away, beyond the uplink. Loopback
 // addresses need nothing: they live on the lab's lo.
 func (l *Lab) AddWorldAddress(addr netip.Addr) error {
-	if addr.IsLoopback() {
-		return nil
+	if addr.IsLoopback() || slices.Contains(l.worldAddrs, addr) {
+		return nil // each of a host's ports asks again: one netlink handle each was most of serving
 	}
 	world, err := netlink.NewHandleAt(vnetns.NsHandle(l.worldFD))
 	if err != nil {
