@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,13 +25,16 @@ var ToolTimeout = 30 * time.Second // a variable only so that tests can shorten 
 const MaxToolOutput = 1 << 20
 
 // Command returns a command that runs inside the lab (all its namespaces)
-// as the lab's root: how the candidate's tools and scripts run. nsenter dies
-// with the thread that started it; what it runs lives in the lab's PID
-// namespace and dies with the lab.
+// as the lab's root, through nsenter, for a caller that wants an *exec.Cmd
+// of its own (`egresslab exec` and `shell`, with the user's terminal; the Go
+// API's Session.Command). The lab's own runs (the candidate's tools and
+// scripts, listings, repro's telnet) start from the holder instead (spawn.go).
+// nsenter dies with the thread that started it; what it runs lives in the
+// lab's PID namespace and dies with the lab.
 func (l *Lab) Command(ctx context.Context, argv ...string) *exec.Cmd {
 	args := append([]string{"--target", strconv.Itoa(l.pid), "--user", "--net", "--mount", "--pid", "--ipc", "--uts", "--"}, argv...)
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C"}
+	cmd.Env = slices.Clone(baseEnv)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return killInLab(cmd.Process.Pid) }
 	cmd.WaitDelay = 250 * time.Millisecond // then nsenter itself is killed
