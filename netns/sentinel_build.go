@@ -219,23 +219,23 @@ func buildSentinel(c *nftables.Conn) error {
 // exprs is the rule as nft compiles it: the family, the protocol, the
 // matches, each key field into its 4-byte-aligned register, and the add.
 func (r sentinelRule) exprs(set *nftables.Set) []expr.Any {
-	e := append(r.matchExprs(), loadKey(r.key)...)
+	e := append(r.match.exprs(), loadKey(r.key)...)
 	return append(e, &expr.Dynset{SrcRegKey: unix.NFT_REG32_00, SetName: set.Name, SetID: set.ID, Operation: unix.NFT_DYNSET_OP_ADD})
 }
 
-// matchExprs are the rule's tests: family, protocol, flags, bytes.
-func (r sentinelRule) matchExprs() []expr.Any {
+// exprs are m's tests as nft compiles them: family, protocol, flags, bytes.
+func (m match) exprs() []expr.Any {
 	const reg = 1 // NFT_REG_1, which is also NFT_REG32_00
 	e := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{r.nfproto}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{m.nfproto}},
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{r.proto}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{m.proto}},
 	}
-	if r.flags != nil {
-		e = append(e, flagExprs(r.flags)...)
+	if m.flags != nil {
+		e = append(e, flagExprs(m.flags)...)
 	}
-	for _, b := range r.bytes {
+	for _, b := range m.bytes {
 		e = append(e,
 			&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: b[0], Len: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{byte(b[1])}})

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"net/netip"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -104,7 +105,7 @@ func buildTrace(c *nftables.Conn, dsts []Destination) error {
 }
 
 // destKey is a trace set's key: an address, then a port padded to 4 bytes.
-func destKey(a interface{ AsSlice() []byte }, port uint16) []byte {
+func destKey(a netip.Addr, port uint16) []byte {
 	return append(a.AsSlice(), byte(port>>8), byte(port), 0, 0)
 }
 
@@ -124,11 +125,6 @@ func flatten(parts ...any) []expr.Any {
 		}
 	}
 	return out
-}
-
-// exprs are m's tests as nft compiles them (see sentinelRule.exprs).
-func (m match) exprs() []expr.Any {
-	return sentinelRule{match: m}.matchExprs()
 }
 
 // lookup matches a packet whose destination (or, for an answer, source)

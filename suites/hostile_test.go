@@ -132,6 +132,9 @@ var _ = Describe("hostile input", Label("safety"), func() {
 			files: map[string]string{"policy.yaml": hostilePolicy("script: loud.sh"),
 				"loud.sh": "head -c 50000000 /dev/zero | tr '\\0' x | fold -w 100\nexit 1\n"},
 			status: 2, stderr: "(output past 1 MiB discarded)"}),
+		Entry("a script whose #! interpreter is not installed", hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("script: setup.sh"), "setup.sh": "#!/usr/bin/no-such-shell\nexit 0\n"},
+			status: 2, stderr: "setup.sh: script: cannot execute it: the interpreter its #! line names is not installed"}),
 		Entry("a script that prints terminal escapes", hostileInput{
 			files:  map[string]string{"policy.yaml": hostilePolicy("script: esc.sh"), "esc.sh": "printf '\\033]0;owned\\007\\033[2J'\nexit 1\n"},
 			status: 2, stderr: "esc.sh: script: ?]0;owned??[2J"}),
