@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/egresslab/egresslab/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -136,4 +137,49 @@ func kindOf(m fs.FileMode) string {
 		return "a symbolic link"
 	}
 	return "not a regular file"
+}
+
+// ReadNamedRuleset reads a ruleset file named on the command line (`lint
+// FILES`) and, for an nft file, every file it includes. The operator chose the
+// name, but not what a checked-out tree's symbolic links point at: the file
+// is read beneath its own directory (a symbolic link may lead to a file beside
+// it or below it, never elsewhere), under the same rules and limits as a
+// policy's ruleset, and so are its includes. An error says what was wrong and
+// holds nothing of any file's content.
+func ReadNamedRuleset(name string, isNFT func(data []byte) bool) ([]byte, []netns.IncludedFile, error) {
+	dir, base := filepath.Split(name)
+	if dir == "" {
+		dir = "."
+	}
+	read := func(rel string) ([]byte, error) { return readRulesetFile(dir, rel) }
+	data, err := read(base)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read ruleset %s: %s", name, namedReadProblem(err))
+	}
+	if !isNFT(data) {
+		return data, nil, nil
+	}
+	includes, err := NFTIncludes(read, base, data)
+	var ie *IncludeError
+	if errors.As(err, &ie) {
+		ie.File = filepath.Join(dir, ie.File)
+		if errors.Is(ie.err, errLeavesTree) || errors.Is(ie.err, fs.ErrNotExist) {
+			ie.Problem = namedReadProblem(ie.err)
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, includes, nil
+}
+
+// namedReadProblem is readProblem for a file named on the command line.
+func namedReadProblem(err error) string {
+	switch {
+	case errors.Is(err, errLeavesTree):
+		return "is a symbolic link out of its directory: name the file it points to, or a file beside it or below it"
+	case errors.Is(err, fs.ErrNotExist):
+		return "does not exist"
+	}
+	return readProblem(err)
 }

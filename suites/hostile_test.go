@@ -114,16 +114,48 @@ var _ = Describe("hostile input", Label("safety"), func() {
 			status: 2, stderr: `policy.yaml:2:39: nesting deeper than 32 levels`}),
 		Entry(`nft include "/etc/shadow"`, hostileInput{
 			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "table inet t {\n}\ninclude \"/etc/shadow\"\n"},
-			status: 2, stderr: `policy.yaml:9:8: ruleset nft: rules.nft:3: include "/etc/shadow": an absolute path`}),
+			status: 2, stderr: `policy.yaml:9:8: ruleset nft: rules.nft:3:1: include "/etc/shadow": an absolute path`}),
 		Entry(`nft include "/dev/zero"`, hostileInput{
 			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "include \"/dev/zero\"\n"},
-			status: 2, stderr: `ruleset nft: rules.nft:1: include "/dev/zero": an absolute path`}),
+			status: 2, stderr: `ruleset nft: rules.nft:1:1: include "/dev/zero": an absolute path`}),
 		Entry(`nft include of a file out of the tree by ..`, hostileInput{
 			files:  map[string]string{"policy.yaml": hostilePolicy("nft: nft/rules.nft"), "nft/rules.nft": "include \"../../../etc/shadow\"\n"},
-			status: 2, stderr: `ruleset nft: nft/rules.nft:1: include "../../../etc/shadow": leads out of the directory of rules.nft`}),
+			status: 2, stderr: `ruleset nft: nft/rules.nft:1:1: include "../../../etc/shadow": leads out of the directory of rules.nft`}),
 		Entry(`nft include of a symlink to /etc/shadow`, hostileInput{
 			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "include \"inc.nft\"\n", "inc.nft": "->/etc/shadow"},
-			status: 2, stderr: `ruleset nft: rules.nft:1: include "inc.nft": leads out of the policy's directory`}),
+			status: 2, stderr: `ruleset nft: rules.nft:1:1: include "inc.nft": leads out of the policy's directory`}),
+		// nft tries its default include path (/etc) before any other, and
+		// "./" against its working directory: each of these would read the
+		// host's file in place of the tree's, whose marker then never shows.
+		Entry(`nft include "hostname" reads the tree's hostname, not the host's /etc/hostname`, hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "include \"hostname\"\n", "hostname": "tree-hostname-marker\n"},
+			status: 2, stderr: "hostname:1:21-21: Error: syntax error, unexpected newline, expecting string\ntree-hostname-marker"}),
+		Entry(`nft include "./etc/hostname" reads the tree's etc/hostname, not the host's`, hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "include \"./etc/hostname\"\n", "etc/hostname": "tree-etc-marker\n"},
+			status: 2, stderr: "etc/hostname:1:16-16: Error: syntax error, unexpected newline, expecting string\ntree-etc-marker"}),
+		Entry(`nft include "nftables.conf" reads the tree's, not the host's /etc/nftables.conf`, hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "include \"nftables.conf\"\n", "nftables.conf": "tree-conf-marker\n"},
+			status: 2, stderr: "nftables.conf:1:17-17: Error: syntax error, unexpected newline, expecting string\ntree-conf-marker"}),
+		Entry(`nft include "hostname" not in the tree`, hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "table inet t {\n}\ninclude \"hostname\"\n"},
+			status: 2, stderr: `policy.yaml:9:8: ruleset nft: rules.nft:3:1: include "hostname": does not exist`}),
+		Entry(`nft include "/etc/hostname"`, hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "include \"/etc/hostname\"\n"},
+			status: 2, stderr: `ruleset nft: rules.nft:1:1: include "/etc/hostname": an absolute path`}),
+		Entry(`nft include "./dev/zero" (nft's working directory is /)`, hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "include \"./dev/zero\"\n"},
+			status: 2, stderr: `ruleset nft: rules.nft:1:1: include "./dev/zero": does not exist`}),
+		Entry(`nft include of a relative symlink out of the tree`, hostileInput{
+			files: map[string]string{"p/policy.yaml": hostilePolicy("nft: rules.nft"), "p/rules.nft": "include \"inc.nft\"\n",
+				"p/inc.nft": "->../outside.nft", "outside.nft": "table inet outside {}\n"},
+			args:   []string{"-f", "p/policy.yaml"},
+			status: 2, stderr: `ruleset nft: rules.nft:1:1: include "inc.nft": leads out of the policy's directory`}),
+		Entry(`nft include of a glob`, hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "include \"conf.d/*.nft\"\n", "conf.d/a.nft": "table inet a {}\n"},
+			status: 2, stderr: `ruleset nft: rules.nft:1:1: include "conf.d/*.nft": wildcards (* ? [) are not supported: include each file by name`}),
+		Entry(`nft include hidden after a quoted string that spans lines`, hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "define x = \"a\nb\"; include \"hostname\"\n"},
+			status: 2, stderr: `ruleset nft: rules.nft:2:5: include "hostname": does not exist`}),
 		Entry("an nft error in an included file shows that file's line only", hostileInput{
 			files: map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "table inet t {\n\tinclude \"chains/out.nft\"\n}\n",
 				"chains/out.nft": "chain out {\n\tmeta skuid 33 drop bogus\n}\n# SECRET-BEYOND-THE-LINE\n"},
