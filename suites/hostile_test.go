@@ -23,8 +23,9 @@ func hostilePolicy(ruleset string) string {
 
 // hostileInput is a policy directory to build and what egresslab must say.
 type hostileInput struct {
-	files  map[string]string // name -> content; "->target" makes a symlink, "|fifo" a FIFO, "+N" a sparse file of N bytes
-	args   []string          // after verify; default -f policy.yaml
+	files  map[string]string // name -> content; "->target" makes a symlink, "|fifo" a FIFO, "+N" a sparse file of N bytes, "0600:TEXT" a file only its owner (root) may read
+	sub    string            // the subcommand; default verify
+	args   []string          // after the subcommand; default -f policy.yaml
 	status int
 	stderr string // a substring stderr must hold
 }
@@ -39,6 +40,8 @@ func (h hostileInput) build(dir string) {
 			Expect(os.Symlink(content[2:], p)).To(Succeed())
 		case content == "|fifo":
 			Expect(syscall.Mkfifo(p, 0o644)).To(Succeed())
+		case strings.HasPrefix(content, "0600:"):
+			Expect(os.WriteFile(p, []byte(content[5:]), 0o600)).To(Succeed())
 		case strings.HasPrefix(content, "+"):
 			f, err := os.Create(p)
 			Expect(err).NotTo(HaveOccurred())
@@ -68,7 +71,11 @@ var _ = Describe("hostile input", Label("safety"), func() {
 			if args == nil {
 				args = []string{"-f", "policy.yaml"}
 			}
-			r := egresslab(ctx, dir, append([]string{"verify"}, args...)...)
+			sub := h.sub
+			if sub == "" {
+				sub = "verify"
+			}
+			r := egresslab(ctx, dir, append([]string{sub}, args...)...)
 			Expect(r.status).To(Equal(h.status), "stderr: %.2000s", r.stderr)
 			Expect(r.stderr).To(ContainSubstring(h.stderr))
 			Expect(len(r.stderr)).To(BeNumerically("<", 8<<10), "what a tool printed is capped")
@@ -160,6 +167,36 @@ var _ = Describe("hostile input", Label("safety"), func() {
 			files: map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "table inet t {\n\tinclude \"chains/out.nft\"\n}\n",
 				"chains/out.nft": "chain out {\n\tmeta skuid 33 drop bogus\n}\n# SECRET-BEYOND-THE-LINE\n"},
 			status: 2, stderr: "chains/out.nft:2: nft: "}),
+		// lint runs as root in CI on the files of a pull request, as verify does.
+		Entry("lint of a symlink to a root-only file out of its directory", hostileInput{
+			files: map[string]string{"tree/rules.nft": "->../outside/secret.nft", "outside/secret.nft": "0600:SECRET-BEYOND-THE-LINE\n"},
+			sub:   "lint", args: []string{"tree/rules.nft"},
+			status: 2, stderr: "read ruleset tree/rules.nft: is a symbolic link out of its directory"}),
+		Entry("lint of a symlink to /etc/shadow", hostileInput{
+			files: map[string]string{"rules.v4": "->/etc/shadow"}, sub: "lint", args: []string{"rules.v4"},
+			status: 2, stderr: "read ruleset rules.v4: is a symbolic link out of its directory"}),
+		Entry("lint /dev/zero", hostileInput{
+			sub: "lint", args: []string{"nft:/dev/zero"}, status: 2, stderr: "read ruleset /dev/zero: is a character device: want a regular file"}),
+		Entry("lint of a FIFO", hostileInput{
+			files: map[string]string{"rules.nft": "|fifo"}, sub: "lint", args: []string{"nft:rules.nft"},
+			status: 2, stderr: "read ruleset rules.nft: is a FIFO: want a regular file"}),
+		Entry("lint of a 17 MiB file", hostileInput{
+			files: map[string]string{"rules.v4": "+17825792"}, sub: "lint", args: []string{"iptables:rules.v4"},
+			status: 2, stderr: "read ruleset rules.v4: is 17825792 bytes: a ruleset file may have at most 16777216 (16 MiB)"}),
+		Entry(`lint of nft include "hostname" reads the tree's hostname, not the host's`, hostileInput{
+			files: map[string]string{"nft/rules.nft": "include \"hostname\"\n", "nft/hostname": "tree-hostname-marker\n"},
+			sub:   "lint", args: []string{"nft/rules.nft"},
+			status: 2, stderr: "nft/hostname:1:21-21: Error: syntax error, unexpected newline, expecting string\ntree-hostname-marker"}),
+		Entry(`lint of nft include "/etc/hostname"`, hostileInput{
+			files: map[string]string{"rules.nft": "include \"/etc/hostname\"\n"}, sub: "lint", args: []string{"rules.nft"},
+			status: 2, stderr: `rules.nft:1:1: include "/etc/hostname": an absolute path`}),
+		Entry(`lint of nft include "./etc/hostname" not in the tree`, hostileInput{
+			files: map[string]string{"rules.nft": "table inet t {\n}\ninclude \"./etc/hostname\"\n"}, sub: "lint", args: []string{"rules.nft"},
+			status: 2, stderr: `rules.nft:3:1: include "./etc/hostname": does not exist`}),
+		Entry(`lint -f of nft include "nftables.conf" reads the tree's, not the host's /etc/nftables.conf`, hostileInput{
+			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "include \"nftables.conf\"\n", "nftables.conf": "tree-conf-marker\n"},
+			sub:    "lint",
+			status: 2, stderr: "nftables.conf:1:17-17: Error: syntax error, unexpected newline, expecting string\ntree-conf-marker"}),
 		Entry("a failing script that prints 50 MB", hostileInput{
 			files: map[string]string{"policy.yaml": hostilePolicy("script: loud.sh"),
 				"loud.sh": "head -c 50000000 /dev/zero | tr '\\0' x | fold -w 100\nexit 1\n"},
