@@ -57,6 +57,29 @@ func (h hostileInput) build(dir string) {
 	}
 }
 
+// manyUsers is a policy of n users, each probing every TCP port of a host's
+// two addresses.
+func manyUsers(n int) string {
+	var b strings.Builder
+	b.WriteString("version: 1\nusers:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  user%d: {uid: %d, gid: %d, groups: [%d, %d]}  # one of the 200 users of the sweep of every TCP port\n", i, 1000+i, 1000+i, 5000+i, 6000+i)
+	}
+	b.WriteString("hosts:\n  sweep.example.test:\n    addresses: [198.51.100.7, \"2001:db8:5::7\"]\n    ports: [1-65535/tcp]\nexpect:\n  - allow: {}\n")
+	return b.String()
+}
+
+// manyAddresses is a policy of one host with n addresses, half IPv4 and
+// half IPv6, serving one port.
+func manyAddresses(n int) string {
+	var addrs []string
+	for i := range n / 2 {
+		addrs = append(addrs, fmt.Sprintf("198.18.%d.%d", i/250, i%250+1), fmt.Sprintf("\"2001:db8:18::%x\"", i+1))
+	}
+	return "version: 1\nusers:\n  www-data: {uid: 33}\nhosts:\n  many.example.test:\n    addresses: [" + strings.Join(addrs, ", ") +
+		"]\n    ports: [80/tcp]\nexpect:\n  - allow: {}\n"
+}
+
 // secrets must never appear in what egresslab prints: /etc/shadow's first
 // field, and what the hostile files hold beyond their offending line.
 var secrets = []string{"root:", "SECRET-BEYOND-THE-LINE"}
@@ -197,6 +220,9 @@ var _ = Describe("hostile input", Label("safety"), func() {
 			files:  map[string]string{"policy.yaml": hostilePolicy("nft: rules.nft"), "rules.nft": "include \"nftables.conf\"\n", "nftables.conf": "tree-conf-marker\n"},
 			sub:    "lint",
 			status: 2, stderr: "nftables.conf:1:17-17: Error: syntax error, unexpected newline, expecting string\ntree-conf-marker"}),
+		Entry("a host of 10,002 addresses", hostileInput{
+			files:  map[string]string{"policy.yaml": manyAddresses(10002)},
+			status: 2, stderr: "policy.yaml:4:1: the hosts serve 10002 addresses and ports (each address of a host × each port or port range of it, a socket each): a policy may have at most 10000"}),
 		Entry("a failing script that prints 50 MB", hostileInput{
 			files: map[string]string{"policy.yaml": hostilePolicy("script: loud.sh"),
 				"loud.sh": "head -c 50000000 /dev/zero | tr '\\0' x | fold -w 100\nexit 1\n"},
@@ -208,6 +234,27 @@ var _ = Describe("hostile input", Label("safety"), func() {
 			files:  map[string]string{"policy.yaml": hostilePolicy("script: esc.sh"), "esc.sh": "printf '\\033]0;owned\\007\\033[2J'\nexit 1\n"},
 			status: 2, stderr: "esc.sh: script: ?]0;owned??[2J"}),
 	)
+
+	It("a 20 KB policy of 200 users × every TCP port of two addresses (26 million probes) is refused at once", func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		policy := manyUsers(200)
+		Expect(len(policy)).To(BeNumerically(">", 20_000))
+		hostileInput{files: map[string]string{"policy.yaml": policy}}.build(dir)
+		r := egresslab(ctx, dir, "verify", "-f", "policy.yaml")
+		Expect(r.status).To(Equal(2), "stderr: %.2000s", r.stderr)
+		Expect(r.stderr).To(ContainSubstring("policy.yaml:203:1: the matrix (users × each host's addresses × its ports) is 26214000 probes: a policy may have at most 1000000"))
+		Expect(r.took).To(BeNumerically("<", time.Second))
+		// Memory: scenarios' "refuses a matrix past MaxProbes before allocating it".
+	})
+
+	It("a host of 5,000 addresses (2,500 IPv4, 2,500 IPv6) is probed: its trace elements go in as several transactions", func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		hostileInput{files: map[string]string{"policy.yaml": manyAddresses(5000)}}.build(dir)
+		r := egresslab(ctx, dir, "verify", "-f", "policy.yaml")
+		Expect(r.status).To(Equal(0), "stderr: %.2000s", r.stderr)
+		Expect(r.stdout).To(ContainSubstring("5000 probes: 5000 passed, 0 failed, 0 errors"))
+		fmt.Fprintf(GinkgoWriter, "5,000 addresses in %s\n", r.took)
+	})
 
 	It("a script that never ends is stopped at the tool time bound: exit 2 saying so", Serial, func(ctx SpecContext) {
 		saved := netns.ToolTimeout
