@@ -194,10 +194,13 @@ var _ = Describe("hostile input", Label("safety"), func() {
 		Entry("lint of a symlink to a root-only file out of its directory", hostileInput{
 			files: map[string]string{"tree/rules.nft": "->../outside/secret.nft", "outside/secret.nft": "0600:SECRET-BEYOND-THE-LINE\n"},
 			sub:   "lint", args: []string{"tree/rules.nft"},
-			status: 2, stderr: "read ruleset tree/rules.nft: is a symbolic link out of its directory"}),
+			status: 2, stderr: "read ruleset tree/rules.nft: leads out of its directory, or out of the working directory, by a symbolic link"}),
+		Entry("lint of a file through a directory symlink to /etc (as a glob conf/* would name it)", hostileInput{
+			files: map[string]string{"conf": "->/etc"}, sub: "lint", args: []string{"nft:conf/shadow"},
+			status: 2, stderr: "read ruleset conf/shadow: leads out of its directory, or out of the working directory"}),
 		Entry("lint of a symlink to /etc/shadow", hostileInput{
 			files: map[string]string{"rules.v4": "->/etc/shadow"}, sub: "lint", args: []string{"rules.v4"},
-			status: 2, stderr: "read ruleset rules.v4: is a symbolic link out of its directory"}),
+			status: 2, stderr: "read ruleset rules.v4: leads out of its directory, or out of the working directory"}),
 		Entry("lint /dev/zero", hostileInput{
 			sub: "lint", args: []string{"nft:/dev/zero"}, status: 2, stderr: "read ruleset /dev/zero: is a character device: want a regular file"}),
 		Entry("lint of a FIFO", hostileInput{
