@@ -193,7 +193,7 @@ type Source struct {
 
 // Representative is the cell a class is probed at.
 type Representative struct {
-	User   string   // the policy user chosen, or "" for a synthetic identity
+	User   string // the policy user chosen, or "" for a synthetic identity
 	UID    uint32
 	GID    uint32
 	Groups []uint32 // a policy user's; a synthetic identity has none

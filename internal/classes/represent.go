@@ -28,6 +28,11 @@ var avoid = map[Family]set{
 	IPv6: normalize(prefixSpans("::/96", "::ffff:0:0/96", "fe80::/10", "ff00::/8")),
 }
 
+var prefer = map[Family][]set{
+	IPv4: {normalize(prefixSpans("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")), normalize(prefixSpans("1.0.0.0/8", "8.0.0.0/5", "100.0.0.0/6"))},
+	IPv6: {normalize(prefixSpans("2001:db8::/32")), normalize(prefixSpans("2000::/3"))},
+}
+
 var loopback = map[Family]set{
 	IPv4: normalize(prefixSpans("127.0.0.0/8")),
 	IPv6: normalize(prefixSpans("::1/128")),
@@ -103,6 +108,14 @@ func syntheticAddr(f Family, spans set) netip.Addr {
 	}
 	if len(usable) == 0 {
 		usable = spans
+	}
+	// documentation and global unicast addresses first: they look like a
+	// host on the internet, which the world serves like any other
+	for _, pref := range prefer[f] {
+		if p := usable.intersect(pref); len(p) > 0 {
+			usable = p
+			break
+		}
 	}
 	// the widest usable span, whose ends are likeliest a network's own
 	best := usable[0]
