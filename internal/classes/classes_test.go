@@ -120,11 +120,11 @@ var _ = Describe("a uid range, a negated range and gid matches (both families)",
 			}
 			for _, fam := range []string{"ipv4", "ipv6"} {
 				w := whole[fam]
-				Expect(byBrief).To(HaveKey(fam+" tcp uid [60001-4294967294] gid "+allIDs+" to "+w+" port [25]"))
+				Expect(byBrief).To(HaveKey(fam + " tcp uid [60001-4294967294] gid " + allIDs + " to " + w + " port [25]"))
 				Expect(byBrief[fam+" tcp uid [60001-4294967294] gid "+allIDs+" to "+w+" port [25]"].Representative.UID).To(Equal(uint32(60001)))
-				Expect(byBrief).To(HaveKey(fam+" tcp uid [1000-4294967294] gid "+allIDs+" to "+w+" port [443]"))
+				Expect(byBrief).To(HaveKey(fam + " tcp uid [1000-4294967294] gid " + allIDs + " to " + w + " port [443]"))
 				Expect(byBrief[fam+" tcp uid [1000-4294967294] gid "+allIDs+" to "+w+" port [443]"].Representative.UID).To(Equal(uint32(1000)))
-				Expect(byBrief).To(HaveKey(fam+" tcp uid "+allIDs+" gid [200-299] to "+w+" port [8080]"))
+				Expect(byBrief).To(HaveKey(fam + " tcp uid " + allIDs + " gid [200-299] to " + w + " port [8080]"))
 				suppl := byBrief[fam+" tcp uid "+allIDs+" gid [100] to "+w+" port [80]"]
 				Expect(suppl.Source.SupplGroups).To(BeTrue())
 				Expect(suppl.Representative.GID).To(Equal(uint32(100)))

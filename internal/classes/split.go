@@ -1,20 +1,21 @@
 package classes
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
-	"strings"
 )
 
 // Splitting: per family and protocol, the cells are split one dimension at a
-// time (port, address, uid, gid), each split drawn only by the rules still
+// time (port, address, uid, gid, in the order the rules favour), each split
+// drawn only by the rules still
 // able to match in that part of the space; a rule whose remaining
 // dimensions are all decided no longer splits anything and is folded into
 // the part's signature. Two parts of one split stay together when every rule
 // that looks at that dimension matches both or neither. That keeps a ruleset
 // whose rules each look at one dimension linear in its rules, not a product.
 
-// The dimensions, in the order they are split.
+// The dimensions.
 const (
 	dimPort = iota
 	dimAddr
@@ -95,17 +96,20 @@ func (s *splitter) dimSet(r int32, d int) *set {
 	return x.GID
 }
 
-// node splits the part box, which rules (every one touching a dimension from
-// d on) can still match, on dimension d and the ones after it.
-func (s *splitter) node(d int, rules []int32, box [dims]set, sig signature, m *matched) error {
-	// fold the rules that decide nothing from d on
+// node splits the part box, which rules (every one touching a dimension of
+// remaining) can still match, on the dimensions of remaining: first the one
+// most of them look at, so that rules on that dimension alone are decided
+// once, not again in every part another dimension makes.
+func (s *splitter) node(remaining uint8, rules []int32, box [dims]set, sig signature, m *matched) error {
+	// fold the rules that decide nothing in what remains
 	live := rules[:0:0]
+	var count [dims]int
 	for _, r := range rules {
 		touches := false
-		for e := d; e < dims; e++ {
-			if s.dimSet(r, e) != nil {
+		for e := 0; e < dims; e++ {
+			if remaining&(1<<e) != 0 && s.dimSet(r, e) != nil {
 				touches = true
-				break
+				count[e]++
 			}
 		}
 		if touches {
@@ -117,13 +121,25 @@ func (s *splitter) node(d int, rules []int32, box [dims]set, sig signature, m *m
 			m = &matched{r, m}
 		}
 	}
-	if d == dims {
+	d := -1
+	for e := 0; e < dims; e++ {
+		if remaining&(1<<e) != 0 && (d < 0 || count[e] > count[d]) {
+			d = e
+		}
+	}
+	if d < 0 || count[d] == 0 {
+		for e := 0; e < dims; e++ {
+			if remaining&(1<<e) != 0 {
+				box[e] = set{s.whole(e)}
+			}
+		}
 		if len(s.leaves) >= s.max {
 			return &TooManyError{s.max}
 		}
 		s.leaves = append(s.leaves, leaf{s.family, s.proto, box, sig, m})
 		return nil
 	}
+	rest := remaining &^ (1 << d)
 	whole := s.whole(d)
 	var touching, others []int32
 	for _, r := range live {
@@ -132,10 +148,6 @@ func (s *splitter) node(d int, rules []int32, box [dims]set, sig signature, m *m
 		} else {
 			others = append(others, r)
 		}
-	}
-	if len(touching) == 0 {
-		box[d] = set{whole}
-		return s.node(d+1, live, box, sig, m)
 	}
 	// the elementary intervals every touching rule's boundaries make
 	points := []point{whole.first}
@@ -208,7 +220,7 @@ func (s *splitter) node(d int, rules []int32, box [dims]set, sig signature, m *m
 	for g := range reps {
 		child := append(slices.Clip(others), slices.Compact(holders[g])...)
 		box[d] = spans[g]
-		if err := s.node(d+1, child, box, sig, m); err != nil {
+		if err := s.node(rest, child, box, sig, m); err != nil {
 			return err
 		}
 	}
@@ -220,15 +232,23 @@ func merge(leaves []leaf) []leaf {
 	for d := 0; d < dims; d++ {
 		at := map[string]int{}
 		var out []leaf
+		var key []byte
 		for _, l := range leaves {
-			var key strings.Builder
-			fmt.Fprintf(&key, "%d %d %x %x", l.family, l.proto, l.sig.a, l.sig.b)
+			key = append(key[:0], byte(l.family), byte(l.proto))
+			key = binary.LittleEndian.AppendUint64(key, l.sig.a)
+			key = binary.LittleEndian.AppendUint64(key, l.sig.b)
 			for e := 0; e < dims; e++ {
-				if e != d {
-					fmt.Fprintf(&key, "|%v", l.box[e])
+				if e == d {
+					continue
+				}
+				key = binary.LittleEndian.AppendUint32(key, uint32(len(l.box[e])))
+				for _, x := range l.box[e] {
+					for _, v := range [4]uint64{x.first.hi, x.first.lo, x.last.hi, x.last.lo} {
+						key = binary.LittleEndian.AppendUint64(key, v)
+					}
 				}
 			}
-			k := key.String()
+			k := string(key)
 			if i, ok := at[k]; ok {
 				out[i].box[d] = normalize(append(slices.Clone(out[i].box[d]), l.box[d]...))
 				continue
@@ -263,7 +283,7 @@ func SplitMax(rs *Ruleset, hints Hints, max int) ([]Class, error) {
 					rules = append(rules, int32(i))
 				}
 			}
-			if err := s.node(0, rules, [dims]set{}, signature{}, nil); err != nil {
+			if err := s.node(1<<dims-1, rules, [dims]set{}, signature{}, nil); err != nil {
 				return nil, err
 			}
 		}
