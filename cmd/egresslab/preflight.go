@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-		"strings"
+	"strings"
 
 	"github.com/egresslab/egresslab/internal/preflight"
 	"github.com/spf13/cobra"
