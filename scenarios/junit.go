@@ -38,6 +38,7 @@ type junitCase struct {
 	Time      string        `xml:"time,attr"`
 	Failure   *junitMessage `xml:"failure,omitempty"`
 	Error     *junitMessage `xml:"error,omitempty"`
+	Skipped   *junitMessage `xml:"skipped,omitempty"`
 }
 
 type junitMessage struct {
@@ -51,6 +52,9 @@ type junitMessage struct {
 // failure's type is its kind (bypass, breakage, wrong-way), and its text
 // says what answered, the policy line, and the command that replays it.
 func (r *Report) WriteJUnit(w io.Writer) error {
+	if r.Shard != nil && len(r.Results) == 0 {
+		return r.Shard.writeEmptyJUnit(w)
+	}
 	s := r.Summary()
 	suite := junitSuite{Name: r.Policy, Tests: s.Probes, Failures: s.Failed - s.Errors, Errors: s.Errors, Time: seconds(r.Duration)}
 	for _, res := range r.Results {

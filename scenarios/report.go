@@ -44,6 +44,7 @@ type Report struct {
 	Duration time.Duration // the whole run, when measured
 	Parity   []ParityCell  // cells that failed verify --parity (CheckParity)
 	Width    int           // the table's width limit (a terminal's columns); 0: none
+	Shard    *Shard        // the plan, when this run is one shard of several (verify --shard)
 }
 
 // Pass reports whether every expectation held, and parity where checked.
@@ -75,6 +76,7 @@ type jsonReport struct {
 	Summary Summary      `json:"summary"`
 	Probes  []jsonProbe  `json:"probes"`
 	Parity  []ParityCell `json:"parity,omitempty"`
+	Shard   *Shard       `json:"shard,omitempty"`
 }
 
 type jsonProbe struct {
@@ -98,7 +100,7 @@ type jsonProbe struct {
 // The probes are written one at a time (jsonProbes), so a sweep's document
 // never sits in memory whole.
 func (r *Report) WriteJSON(w io.Writer) error {
-	doc := jsonReport{Policy: r.Policy, Pass: r.Pass(), Summary: r.Summary(), Probes: []jsonProbe{}, Parity: r.Parity}
+	doc := jsonReport{Policy: r.Policy, Pass: r.Pass(), Summary: r.Summary(), Probes: []jsonProbe{}, Parity: r.Parity, Shard: r.Shard}
 	var head bytes.Buffer
 	enc := json.NewEncoder(&head)
 	enc.SetIndent("", "  ")

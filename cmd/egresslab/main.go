@@ -108,7 +108,7 @@ the policy expected next to what happened, per address family.`,
 		return &exitError{code: exitBadInput, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
 	root.AddCommand(newVerifyCommand(), newLintCommand(), newDiffCommand(), newExecCommand(), newShellCommand(),
-		newReproCommand(), newScenariosCommand(), newVersionCommand())
+		newReproCommand(), newScenariosCommand(), newVersionCommand(), newDoctorCommand(), newMergeCommand())
 	return root
 }
 

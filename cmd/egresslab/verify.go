@@ -69,6 +69,7 @@ a probe errored.`,
 	cmd.Flags().StringVar(&junit, "junit", "", "also write a JUnit XML report to `FILE`")
 	cmd.Flags().BoolVar(&how.noRule, "no-rule", false, "do not trace the rule that decided each probe (a little faster)")
 	cmd.Flags().BoolVar(&how.fromHost, "from-host", false, "verify the running host's loaded ruleset, users and interface names (read only; the policy leaves ruleset: out)")
+	cmd.Flags().StringVar(&how.shard, "shard", "", "probe only the `K/N`-th part of the cells (1 <= K <= N), for a CI matrix; join the parts' JSON with egresslab merge")
 	cmd.Flags().BoolVar(&how.parity, "parity", false, "also fail any user x host x port whose outcome differs between IPv4 and IPv6 (unless an expectation names a family)")
 	cmd.Flags().DurationVar(&backstop, "timeout", probe.DefaultBackstop,
 		"how long to wait for an answer to a packet that left the lab (drops at the lab's egress never wait)")
@@ -78,7 +79,10 @@ a probe errored.`,
 }
 
 // verifyOptions are verify's switches beyond format and timeout.
-type verifyOptions struct{ parity, fromHost, noRule bool }
+type verifyOptions struct {
+	parity, fromHost, noRule bool
+	shard                    string // --shard K/N, "" for the whole run
+}
 
 // verify runs the policy and prints the report; rep is nil when no run
 // happened. name is updated to the policy's own name once it is loaded.
@@ -95,6 +99,10 @@ func verify(cmd *cobra.Command, file, format string, backstop time.Duration, how
 	}
 	*name = p.Name
 	opts := scenarios.RunOptions{Backstop: backstop, NoRule: how.noRule}
+	plan, err := shardPlan(p, how, &opts)
+	if err != nil {
+		return nil, err
+	}
 	if isTerminal(os.Stderr) {
 		opts.Progress = progress(p.Name)
 	}
@@ -103,8 +111,9 @@ func verify(cmd *cobra.Command, file, format string, backstop time.Duration, how
 		fmt.Fprint(os.Stderr, "\r\033[K")
 	}
 	if err != nil {
-		return nil, err
+		return nil, labAdvice(cmd.Context(), err)
 	}
+	rep.Shard = plan
 	if how.parity {
 		rep.Parity = scenarios.CheckParity(p, rep)
 	}
