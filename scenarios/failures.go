@@ -70,6 +70,9 @@ func (r Result) failureLine() string {
 	}
 	if r.Decider != nil {
 		line += "\n      decided by " + r.Decider.String()
+		if r.DeciderAt != nil {
+			line += " (" + r.DeciderAt.String() + ")"
+		}
 	}
 	return line
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // labCommands start labs; they check the machine before anything else.
-var labCommands = map[string]bool{"verify": true, "repro": true, "exec": true, "shell": true}
+// verify checks for itself, once its JUnit file is set to say why it failed.
+var labCommands = map[string]bool{"repro": true, "exec": true, "shell": true}
 
 // guardUsage makes every usage error exit 2: an unknown command, a stray
 // argument (cobra reports both as plain errors) as well as a bad flag; and
@@ -60,8 +61,10 @@ func guardUsage(root *cobra.Command) {
 	}
 }
 
+// usageError is one line, pointing at the help rather than printing it:
+// "unknown flag: --frob; see 'egresslab verify --help'".
 func usageError(c *cobra.Command, err error) error {
-	return &exitError{code: exitBadInput, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
+	return &exitError{code: exitBadInput, err: fmt.Errorf("%w; see '%s --help'", err, c.CommandPath())}
 }
 
 // labTools are the commands a lab runs, with the Debian package of each.
