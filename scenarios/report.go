@@ -25,6 +25,10 @@ type Result struct {
 	// ruleset (nil: not known exactly; rulesource.go says when).
 	DeciderAt *RuleSource
 	Duration  time.Duration // how long the probe took (zero when not measured)
+	// PolicyFile is the policy file the probe came from, for a result that
+	// travels without its report (Session.Probe's): what its reproduce line
+	// names. "" in a Report's results, which carry Report.File.
+	PolicyFile string
 }
 
 // Pass reports whether the observed outcome meets the expectation.

@@ -28,7 +28,7 @@ func guardUsage(root *cobra.Command) {
 		}
 		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.Name())
 		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
-			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			msg += " (did you mean " + strings.Join(s, " or ") + "?)"
 		}
 		return usageError(c, errors.New(msg))
 	}
