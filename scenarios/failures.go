@@ -71,7 +71,7 @@ func (r Result) failureLine() string {
 	if r.Decider != nil {
 		line += "\n      decided by " + r.Decider.String()
 		if r.DeciderAt != nil {
-			line += " (" + r.DeciderAt.String() + ")"
+			line += ", written at " + r.DeciderAt.String()
 		}
 	}
 	return line
