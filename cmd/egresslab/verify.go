@@ -25,16 +25,18 @@ func newVerifyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Verify a policy file against its candidate ruleset in a throwaway lab",
-		Long: `verify loads the policy file (SPEC.md, version 1), starts a lab, loads the
-candidate ruleset with the real tools, probes every user x host x address x port
-and prints expected next to observed.
+		Long: `verify loads the policy file (version 1, docs/policy.md), starts a lab, loads
+the candidate ruleset with the real tools, probes every user x host x address x
+port and prints expected next to observed: a table, a JSON document, or GitHub
+Actions annotations at the ruleset line that decided each failure. --junit FILE
+is written on every exit, signals included.
 
 Exit status: 0 every expectation held; 1 at least one failed; 2 bad input
 (usage, policy file, or a ruleset the tool rejects); 3 the lab could not run or
-a probe errored.`,
+a probe errored; 128+signal when SIGHUP, SIGINT, SIGQUIT or SIGTERM ended it.`,
 		Example: `  sudo egresslab verify                       # reads ./egresslab.yaml
   sudo egresslab verify -f mail.yaml --format json
-  sudo egresslab verify -f mail.yaml --junit egresslab-junit.xml`,
+  sudo egresslab verify -f mail.yaml --format github --junit egresslab-junit.xml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The JUnit file is checked first: a path that cannot be
