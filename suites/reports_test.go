@@ -247,3 +247,34 @@ var _ = Describe("a matcher's reproduce line", Label("reports"), func() {
 		Expect(message).NotTo(ContainSubstring("egresslab.yaml"))
 	})
 })
+
+var _ = Describe("repro DIR", Label("reports", "catalogue"), func() {
+	It("runs an exported entry, and an edited one against what its scenario.yaml now documents", func(ctx SpecContext) {
+		dir := filepath.Join(GinkgoT().TempDir(), "telnet")
+		r := egresslab(ctx, ".", "scenarios", "--export", "telnet-surprise", dir)
+		Expect(r.status).To(Equal(0), r.stderr)
+
+		r = egresslab(ctx, ".", "repro", dir)
+		Expect(r.status).To(Equal(0), r.stderr)
+		Expect(r.stdout).To(HaveSuffix("repro telnet-surprise: every variant behaves as documented.\n"))
+
+		// Document variant (b) as if its IPv6 breakage were fixed: it is not.
+		file := filepath.Join(dir, "scenario.yaml")
+		doc, err := os.ReadFile(file)
+		Expect(err).NotTo(HaveOccurred())
+		edited := bytes.Replace(doc, []byte("    broken:                         # cells blocked although the policy allows them\n      - {user: postfix, host: mx.example.test, family: ipv6}\n"), nil, 1)
+		Expect(edited).NotTo(Equal(doc), "the edit applies")
+		Expect(os.WriteFile(file, edited, 0o644)).To(Succeed())
+		r = egresslab(ctx, ".", "repro", dir)
+		Expect(r.status).To(Equal(1), r.stderr)
+		Expect(r.stdout).To(ContainSubstring("NOT as documented:"))
+		Expect(r.stdout).To(HaveSuffix("repro: 1 of 3 variants do NOT behave as documented.\n"))
+	})
+
+	It("says what a folder without scenario.yaml is, exit 2", func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		r := egresslab(ctx, ".", "repro", dir)
+		Expect(r.status).To(Equal(2))
+		Expect(r.stderr).To(Equal("egresslab: " + dir + ": no scenario.yaml: repro DIR takes a folder that `egresslab scenarios --export NAME DIR` wrote\n"))
+	})
+})
