@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -276,5 +277,26 @@ var _ = Describe("repro DIR", Label("reports", "catalogue"), func() {
 		r := egresslab(ctx, ".", "repro", dir)
 		Expect(r.status).To(Equal(2))
 		Expect(r.stderr).To(Equal("egresslab: " + dir + ": no scenario.yaml: repro DIR takes a folder that `egresslab scenarios --export NAME DIR` wrote\n"))
+	})
+})
+
+var _ = Describe("the --format github example in docs/commands.md", Label("reports", "docs"), func() {
+	It("is what the command prints", func(ctx SpecContext) {
+		doc, err := os.ReadFile("../docs/commands.md")
+		Expect(err).NotTo(HaveOccurred())
+		const prompt = "$ cd testdata/golden && sudo egresslab verify -f mail.yaml --format github | grep '^::error'\n"
+		_, block, found := bytes.Cut(doc, []byte(prompt))
+		Expect(found).To(BeTrue(), "the example's command line")
+		block, _, found = bytes.Cut(block, []byte("```\n"))
+		Expect(found).To(BeTrue())
+		r := egresslab(ctx, "../testdata/golden", "verify", "-f", "mail.yaml", "--format", "github")
+		Expect(r.status).To(Equal(1), r.stderr)
+		var printed []string
+		for _, ln := range bytes.Split([]byte(r.stdout), []byte("\n")) {
+			if bytes.HasPrefix(ln, []byte("::error")) {
+				printed = append(printed, string(ln)+"\n")
+			}
+		}
+		Expect(strings.Join(printed, "")).To(Equal(string(block)))
 	})
 })
