@@ -470,7 +470,7 @@ var ErrClosed = errors.New("the lab is closed")
 // checkPrivileges fails early, with what to do, where a lab cannot start.
 func checkPrivileges() error {
 	if os.Geteuid() != 0 {
-		return &UnavailableError{What: "root privileges", Fix: "run egresslab as root (sudo egresslab ...)"}
+		return &UnavailableError{What: "root privileges (effective uid 0, with CAP_SYS_ADMIN and CAP_NET_ADMIN)", Fix: fmt.Sprintf("this process runs as uid %d; run the program or test binary that starts the lab as root", os.Geteuid())}
 	}
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		return &UnavailableError{What: "nsenter", Fix: "install util-linux (apt-get install util-linux)"}

@@ -60,7 +60,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 	for _, res := range r.Results {
 		c := junitCase{
 			Classname: fmt.Sprintf("%s.%s.%s", r.Policy, res.User.Name, res.Family()),
-			Name:      fmt.Sprintf("%s [%s]:%s", res.Host, res.Address, res.Port),
+			Name:      res.Probe.String(), // distinct per user, not only per destination
 			Time:      seconds(res.Duration),
 		}
 		if k := res.kind(); k != passed {
@@ -70,6 +70,9 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 			}
 			if res.Decider != nil {
 				text += "\ndecided by " + res.Decider.String()
+			}
+			if res.DeciderAt != nil {
+				text += "\nwritten at " + res.DeciderAt.String()
 			}
 			text += "\nreproduce: " + res.ExecCommand(r.File) + "\n"
 			msg := &junitMessage{Message: res.verdict(), Type: kindName(k), Text: text}
@@ -109,6 +112,7 @@ func writeJUnit(w io.Writer, suite junitSuite) error {
 	return err
 }
 
+// kindName is a failure kind's name in JUnit and JSON ("" for a pass).
 func kindName(k failureKind) string {
 	for _, g := range failureGroups {
 		if g.kind == k {

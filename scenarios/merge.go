@@ -48,8 +48,15 @@ func ReadShardReport(name string, r io.Reader) (*ShardReport, error) {
 		rep.Results = append(rep.Results, Result{
 			Probe: Probe{User: User{Name: jp.User, UID: jp.UID}, Host: jp.Host, Address: addr,
 				Port: Port{Number: jp.Port, Proto: jp.Proto}, Expect: jp.Expected, Rule: -1, Line: jp.Line},
-			Observed: jp.Observed, Evidence: jp.Evidence, Detail: jp.Detail, Decider: jp.Rule,
+			Observed: jp.Observed, Evidence: jp.Evidence, Detail: jp.Detail,
 		})
+		if jp.Rule != nil {
+			last := &rep.Results[len(rep.Results)-1]
+			last.Decider = jp.Rule.Rule
+			if jp.Rule.File != "" {
+				last.DeciderAt = &RuleSource{File: jp.Rule.File, Line: jp.Rule.Line}
+			}
+		}
 	}
 	return rep, nil
 }

@@ -48,6 +48,8 @@ var _ = Describe("the CI jobs in docs/ci", Label("docs"), func() {
 			if strings.Contains(s.Run, "egresslab verify") && strings.Contains(s.Run, "--junit egresslab-junit.xml") {
 				verify = i
 				Expect(s.If).To(BeEmpty(), "verify must run, and its exit status fail the job")
+				Expect(s.Run).To(ContainSubstring("--format github"), "annotations at the ruleset line that decided")
+				Expect(s.Run).To(ContainSubstring(`sudo GITHUB_STEP_SUMMARY="$GITHUB_STEP_SUMMARY" egresslab verify`), "root is told where the job summary goes")
 			}
 			if strings.HasPrefix(s.Uses, "actions/upload-artifact@") {
 				upload = i

@@ -45,21 +45,20 @@ not the N parts of one run; 3 a probe errored.`,
   egresslab merge --format json --junit egresslab-junit.xml shards/*.json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var junitFile *os.File
+			name := "merge"
+			var jf *junitFile
 			if junit != "" {
-				f, err := os.Create(junit)
-				if err != nil {
-					return &exitError{code: exitBadInput, err: fmt.Errorf("--junit: %w", err)}
+				var err error
+				if jf, err = createJUnit(junit, &name); err != nil {
+					return &exitError{code: exitBadInput, err: err}
 				}
-				junitFile = f
 			}
 			rep, err := merge(cmd, format, args)
-			if junitFile != nil {
-				name := "merge"
+			if jf != nil {
 				if rep != nil {
 					name = rep.Policy
 				}
-				if jerr := writeJUnit(junitFile, rep, name, err); jerr != nil {
+				if jerr := jf.finish(rep, name, err); jerr != nil {
 					code := reportError(err)
 					return &exitError{code: max(code, exitNoLab), err: jerr}
 				}

@@ -13,7 +13,8 @@ import (
 )
 
 // labCommands start labs; they check the machine before anything else.
-var labCommands = map[string]bool{"verify": true, "repro": true, "exec": true, "shell": true}
+// verify checks for itself, once its JUnit file is set to say why it failed.
+var labCommands = map[string]bool{"repro": true, "exec": true, "shell": true}
 
 // guardUsage makes every usage error exit 2: an unknown command, a stray
 // argument (cobra reports both as plain errors) as well as a bad flag; and
@@ -28,7 +29,7 @@ func guardUsage(root *cobra.Command) {
 		}
 		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.Name())
 		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
-			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			msg += " (did you mean " + strings.Join(s, " or ") + "?)"
 		}
 		return usageError(c, errors.New(msg))
 	}
@@ -64,8 +65,10 @@ func guardUsage(root *cobra.Command) {
 	}
 }
 
+// usageError is one line, pointing at the help rather than printing it:
+// "unknown flag: --frob; see 'egresslab verify --help'".
 func usageError(c *cobra.Command, err error) error {
-	return &exitError{code: exitBadInput, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
+	return &exitError{code: exitBadInput, err: fmt.Errorf("%w; see '%s --help'", err, c.CommandPath())}
 }
 
 // checkMachine says, before a lab command starts a lab, what the machine
