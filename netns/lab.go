@@ -94,6 +94,8 @@ type Lab struct {
 	spawn    *spawner // starts the lab's processes, through the holder
 
 	pendingTrace *pendingTrace // a trace table installed with the sentinel (trace.go)
+
+	limits *labLimits // the lab's cgroups (limits.go)
 }
 
 // New starts a lab: namespaces, /etc overlays, the uplink, addresses and
@@ -179,6 +181,10 @@ func (l *Lab) startHolder(ctx context.Context) error {
 		return fmt.Errorf("start the lab's holder process: %w", err)
 	}
 	l.holder, l.stdin, l.pid = cmd, stdin, cmd.Process.Pid
+	// Bounded before it is told to build anything (limits.go).
+	if l.limits, err = confineLab(l.pid); err != nil {
+		return err
+	}
 	if _, err := stdin.Write(append(etc, '\n')); err != nil {
 		return fmt.Errorf("configure the lab's holder: %w", err)
 	}
@@ -456,6 +462,9 @@ func (l *Lab) Close() error {
 		if l.holder != nil && l.holder.Process != nil {
 			_ = l.holder.Process.Kill()
 			<-l.done
+		}
+		if err := l.limits.remove(); err != nil {
+			errs = append(errs, err)
 		}
 	})
 	return errors.Join(errs...)
