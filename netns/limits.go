@@ -277,7 +277,7 @@ func (c *labLimits) hit() *LimitError {
 	}
 	if n := c.oomKills(); n > c.seenOOM {
 		c.seenOOM = n
-		return &LimitError{Bound: fmt.Sprintf("memory limit (%d MiB)", LabMemoryLimit>>20)}
+		return &LimitError{Bound: fmt.Sprintf("memory limit (%d GiB)", LabMemoryLimit>>30)}
 	}
 	for _, t := range labTmpfses {
 		var st unix.Statfs_t
