@@ -125,7 +125,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	return l, nil
 }
 
-func (l *Lab) startHolder(ctx context.Context) error {
+func (l *Lab) startHolder(ctx context.Context) (err error) {
 	etc, err := json.Marshal(holderConfig{Etc: l.etcFiles()})
 	if err != nil {
 		return err
@@ -181,10 +181,9 @@ func (l *Lab) startHolder(ctx context.Context) error {
 		return fmt.Errorf("start the lab's holder process: %w", err)
 	}
 	l.holder, l.stdin, l.pid = cmd, stdin, cmd.Process.Pid
-	// Bounded before it is told to build anything (limits.go).
-	if l.limits, err = confineLab(l.pid); err != nil {
-		return err
-	}
+	// Bounded beside its start-up, before it runs anything (limits.go).
+	confined := l.confineInBackground()
+	defer func() { err = errors.Join(err, confined()) }()
 	if _, err := stdin.Write(append(etc, '\n')); err != nil {
 		return fmt.Errorf("configure the lab's holder: %w", err)
 	}
