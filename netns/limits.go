@@ -78,24 +78,11 @@ func confineLab(pid int) (*labLimits, error) {
 		}
 		_ = c.remove()
 		c = &labLimits{holder: pid}
-	} else {
-		if dir, ok := own["pids"]; ok {
-			cg, err := c.make(dir, name, map[string]string{"pids.max": strconv.Itoa(LabProcessLimit)})
-			if err != nil {
-				return c, err
-			}
-			c.pids = cg
-		}
-		if dir, ok := own["memory"]; ok {
-			limit := strconv.Itoa(LabMemoryLimit)
-			cg, err := c.make(dir, name, map[string]string{"memory.limit_in_bytes": limit})
-			if err != nil {
-				return c, err
-			}
-			// With swap accounting, swap may not add to the bound; without, the file is absent.
-			_ = os.WriteFile(filepath.Join(cg, "memory.memsw.limit_in_bytes"), []byte(limit), 0)
-			c.memory = cg
-		}
+	} else if err := c.makeV1(own, name); err != nil {
+		// A cgroup file system this process may not write (a container's
+		// read-only one): the rlimit fallback, as where there is none.
+		_ = c.remove()
+		c = &labLimits{holder: pid}
 	}
 	if c.pids == "" {
 		lim := &unix.Rlimit{Cur: LabProcessLimit, Max: LabProcessLimit}
@@ -104,6 +91,29 @@ func confineLab(pid int) (*labLimits, error) {
 		}
 	}
 	return c, nil
+}
+
+// makeV1 makes the lab's cgroups in the v1 pids and memory hierarchies,
+// under egresslab's own cgroup in each.
+func (c *labLimits) makeV1(own map[string]string, name string) error {
+	if dir, ok := own["pids"]; ok {
+		cg, err := c.make(dir, name, map[string]string{"pids.max": strconv.Itoa(LabProcessLimit)})
+		if err != nil {
+			return err
+		}
+		c.pids = cg
+	}
+	if dir, ok := own["memory"]; ok {
+		limit := strconv.Itoa(LabMemoryLimit)
+		cg, err := c.make(dir, name, map[string]string{"memory.limit_in_bytes": limit})
+		if err != nil {
+			return err
+		}
+		// With swap accounting, swap may not add to the bound; without, the file is absent.
+		_ = os.WriteFile(filepath.Join(cg, "memory.memsw.limit_in_bytes"), []byte(limit), 0)
+		c.memory = cg
+	}
+	return nil
 }
 
 // makeV2 makes the lab's cgroup under egresslab's own cgroup v2 (rel).
