@@ -94,6 +94,8 @@ type Lab struct {
 	spawn    *spawner // starts the lab's processes, through the holder
 
 	pendingTrace *pendingTrace // a trace table installed with the sentinel (trace.go)
+
+	limits *labLimits // the lab's cgroups (limits.go)
 }
 
 // New starts a lab: namespaces, /etc overlays, the uplink, addresses and
@@ -123,7 +125,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	return l, nil
 }
 
-func (l *Lab) startHolder(ctx context.Context) error {
+func (l *Lab) startHolder(ctx context.Context) (err error) {
 	etc, err := json.Marshal(holderConfig{Etc: l.etcFiles()})
 	if err != nil {
 		return err
@@ -179,6 +181,9 @@ func (l *Lab) startHolder(ctx context.Context) error {
 		return fmt.Errorf("start the lab's holder process: %w", err)
 	}
 	l.holder, l.stdin, l.pid = cmd, stdin, cmd.Process.Pid
+	// Bounded beside its start-up, before it runs anything (limits.go).
+	confined := l.confineInBackground()
+	defer func() { err = errors.Join(err, confined()) }()
 	if _, err := stdin.Write(append(etc, '\n')); err != nil {
 		return fmt.Errorf("configure the lab's holder: %w", err)
 	}
@@ -456,6 +461,9 @@ func (l *Lab) Close() error {
 		if l.holder != nil && l.holder.Process != nil {
 			_ = l.holder.Process.Kill()
 			<-l.done
+		}
+		if err := l.limits.remove(); err != nil {
+			errs = append(errs, err)
 		}
 	})
 	return errors.Join(errs...)
