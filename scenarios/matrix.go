@@ -54,7 +54,7 @@ const MaxProbes = 1_000_000
 
 // MaxServices bounds the sockets the lab serves a policy's hosts with: one
 // for each address of a host and each port or port range of that host. Each
-// is a file descriptor, a world address and DNS records; 10,000 took 23 s and
+// is a file descriptor, a world address and DNS records; 10,000 took 17-23 s and
 // 115 MB to set up and probe once on the 2-core development machine.
 const MaxServices = 10_000
 
