@@ -491,9 +491,37 @@ func (p *dialer) icmpError() (Result, bool) {
 			// ICMP came back.
 			return p.refusedLocally("connect", unix.Errno(binary.NativeEndian.Uint32(m.Data[0:4]))), true
 		}
+		if origin == unix.SO_EE_ORIGIN_ICMP6 && typ == 1 && code == addressUnreachable {
+			if r, ok := p.discoveryGaveUp(); ok {
+				return r, true
+			}
+		}
 		return classifyICMP(origin, typ, code), true
 	}
 	return Result{}, false
+}
+
+// addressUnreachable is ICMPv6 destination unreachable's code 3: the lab
+// host's own kernel sends it to its sockets when neighbour discovery for
+// the next hop ends without an answer (ndisc_error_report, from the
+// neighbour entry's timer once its solicitations run out).
+const addressUnreachable = 3
+
+// discoveryGaveUp decides an address unreachable that the candidate's rules
+// caused: the sentinel saw them drop this next hop's discovery. A host's
+// first attempt waits out the retries (about 3 s) in silence; a probe that
+// joined a discovery already under way (a real client's, or an earlier
+// probe's, in the same lab) gets the kernel's report at once. Either way the
+// rules broke discovery: dropped, with the discovery's evidence, so the
+// verdict never depends on when the probe came.
+func (p *dialer) discoveryGaveUp() (Result, bool) {
+	r, ok, err := p.discovery()
+	if err != nil || !ok {
+		return Result{}, false
+	}
+	r.Evidence.ICMP = &ICMP{Version: 6, Type: 1, Code: addressUnreachable}
+	r.Detail += "; the kernel then gave up on the neighbour (ICMPv6 address unreachable)"
+	return r, true
 }
 
 // classifyICMP names an ICMP or ICMPv6 destination unreachable: port
