@@ -94,12 +94,20 @@ func DialFlow(ctx context.Context, lab Lab, id netns.Identity, t Target, backsto
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	p := &dialer{lab: lab, fd: fd, t: t, deadline: deadline, backstop: backstop}
+	p := &dialer{lab: lab, fd: fd, t: t, deadline: deadline, backstop: backstop, ctx: ctx}
+	// A cancelled context ends every wait at once: the socket's deadline
+	// moves to the past, and the verdict is the context's error.
+	f := p.file()
+	stop := context.AfterFunc(ctx, func() { _ = f.SetDeadline(time.Unix(1, 0)) })
 	var r Result
 	if t.Proto == "udp" {
 		r = p.udp()
 	} else {
 		r = p.tcp()
+	}
+	stop()
+	if err := ctx.Err(); err != nil && r.Outcome != Connected {
+		r = failure("%v", err)
 	}
 	// The flow's evidence goes before the socket does: while the socket is
 	// open, the kernel cannot give its flow to another probe. A packet that
@@ -125,6 +133,7 @@ type dialer struct {
 	t          Target
 	deadline   time.Time
 	backstop   time.Duration
+	ctx        context.Context
 }
 
 // file is the probe's socket as an *os.File, for waits with a deadline.

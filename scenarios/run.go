@@ -190,7 +190,7 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 				defer t.Leave()
 				on = t
 			}
-			for {
+			for ctx.Err() == nil {
 				i := int(next.Add(1)) - 1
 				if i >= len(results) {
 					return
@@ -210,7 +210,9 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		// The results so far: a probe that ran has its outcome (an
+		// interrupted one is an error); one that never ran has none.
+		return &Report{Policy: p.Name, File: p.File, Results: results}, err
 	}
 	if err := lab.ForgetErr(); err != nil {
 		return nil, err
