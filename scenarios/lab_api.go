@@ -84,20 +84,38 @@ func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result,
 		return nil, err
 	}
 	var results []Result
+	var dsts []netns.Destination
 	for _, a := range s.policy.Hosts[i].Addresses {
-		if ctx.Err() != nil {
-			break
-		}
 		pr := Probe{User: u, Host: host, Address: a, Port: pt, Rule: -1}
 		if rule, ok := s.policy.Match(u.Name, host, a, pt); ok {
 			pr.Expect, pr.Rule, pr.Line = s.policy.Expect[rule].Verb, rule, s.policy.Expect[rule].Line
 		}
+		results = append(results, Result{Probe: pr})
+		dsts = append(dsts, netns.Destination{Addr: a, First: pt.Number, Last: pt.Number})
+	}
+	// The deciding rule, from the lab's trace, as ProbeAll gives it.
+	explain, err := startExplaining(ctx, s.lab, dsts, results, RunOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer explain.stop()
+	for i, r := range results {
+		if ctx.Err() != nil {
+			return results[:i], ctx.Err()
+		}
 		start := time.Now()
-		r := probe.Dial(ctx, s.lab, Identity(u), probe.Target{Addr: a, Port: pt.Number, Proto: pt.Proto}, s.Backstop)
-		results = append(results, Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: r.Detail, Duration: time.Since(start)})
+		d, flow := probe.DialFlow(ctx, s.lab, Identity(u), probe.Target{Addr: r.Address, Port: pt.Number, Proto: pt.Proto}, s.Backstop)
+		explain.record(i, flow)
+		results[i] = Result{Probe: r.Probe, Observed: d.Outcome, Evidence: d.Evidence, Detail: d.Detail, Duration: time.Since(start)}
 	}
 	if err := ctx.Err(); err != nil {
 		return results, err
+	}
+	if err := s.lab.ForgetErr(); err != nil {
+		return nil, err
+	}
+	if err := explain.finish(results); err != nil {
+		return nil, err
 	}
 	if err := s.lab.CheckHarness(); err != nil {
 		return nil, fmt.Errorf("after probing: %w", err)

@@ -172,7 +172,7 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 	for pr := range p.Probes() {
 		results = append(results, Result{Probe: pr})
 	}
-	explain, err := startExplaining(ctx, lab, p, results, opts)
+	explain, err := startExplaining(ctx, lab, traceDestinations(p), results, opts)
 	if err != nil {
 		return nil, err
 	}

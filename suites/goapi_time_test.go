@@ -50,3 +50,24 @@ var _ = Describe("the Go API under a deadline", Label("determinism"), Ordered, f
 		}
 	})
 })
+
+var _ = Describe("Session.Probe", Label("determinism"), func() {
+	It("names the deciding rule as ProbeAll does, on a port the policy does not serve too", func(ctx SpecContext) {
+		p, err := scenarios.Load(filepath.Join(determinismDir, "port-reuse.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		s, err := scenarios.Open(ctx, p)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(s.Close)
+		for _, port := range []string{"80/tcp", "8080/tcp"} {
+			results, err := s.Probe(ctx, "refused", "www.example.test", port)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(results).To(HaveLen(2))
+			for _, r := range results {
+				Expect(r.Observed).To(Equal(probe.Refused), r.Detail)
+				Expect(r.Decider).NotTo(BeNil(), "%s", r.Probe)
+				Expect(r.Decider.Untraced).To(BeEmpty())
+				Expect(r.Decider.Text).To(Equal("-A OUTPUT -p tcp -m owner --uid-owner 1000 -j REJECT --reject-with tcp-reset"), "%s", r.Probe)
+			}
+		}
+	})
+})
