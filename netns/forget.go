@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // A probe's evidence must be gone before its socket closes: while the
@@ -19,6 +20,17 @@ import (
 // closes those sockets. A transaction that fails leaves its sockets open
 // until the lab closes (their flows are never handed out again) and fails
 // the run (ForgetErr).
+//
+// One exception to "while the socket is open": a TCP flow that a reset or
+// an ICMP error ended is over in the kernel at once (tcp_done unhashes the
+// socket and, since connect() picked its port, puts the port back), while
+// our socket is still open. The kernel may give that very flow to the next
+// probe to the same destination port, and the first probe's evidence, or its
+// removal, would then decide the second's verdict. So every request is
+// numbered: a probe notes how far removal had got before it dialled
+// (ForgetMark), and a flow with a request that was not done by then
+// (Recycled) is not its own: the probe hands it over again, waits for its
+// removal (AwaitForgotten) and dials afresh.
 
 // maxForgetBatch bounds one transaction: 64 flows of 9 sets is about 60 KB
 // of netlink messages, within a netlink socket's default send buffer.
@@ -28,7 +40,14 @@ const maxForgetBatch = 64
 // that would go past it waits.
 const maxForgetPending = 4096
 
+// recentForgets is how many requests past the last one done are remembered
+// by flow. A probe whose mark is older than that cannot be told it is clear,
+// and dials again: a connect() that outlasted this many removals.
+const recentForgets = 2 * maxForgetPending
+
 type forgetRequest struct {
+	key   string // the flow's key
+	seq   uint64 // its number, in order of Release
 	elems []setElem
 	sock  io.Closer
 }
@@ -37,6 +56,11 @@ type forgetRequest struct {
 type setElem struct {
 	set string
 	key []byte
+}
+
+type recentForget struct {
+	key string
+	seq uint64
 }
 
 type forgetQueue struct {
@@ -49,11 +73,84 @@ type forgetQueue struct {
 	err     error       // the first failure
 	closed  bool
 	done    chan struct{} // the forgetter has stopped
+
+	queued    uint64        // requests numbered so far
+	forgotten atomic.Uint64 // every request up to this one is done; written under mu
+	// Every probe asks about its flow: a lock of its own, for readers.
+	flows  sync.RWMutex
+	latest map[string]uint64 // a flow's latest request, while recent
+	recent []recentForget    // requests by number, for pruning latest
 }
 
 func (q *forgetQueue) init() {
 	q.room, q.work = sync.NewCond(&q.mu), sync.NewCond(&q.mu)
 	q.done = make(chan struct{})
+	q.latest = map[string]uint64{}
+}
+
+// ForgetMark is how far the removal of released flows' evidence has got: a
+// probe notes it before it dials, for Recycled.
+func (l *Lab) ForgetMark() uint64 {
+	if l.sentinel == nil {
+		return 0
+	}
+	return l.sentinel.forgets.forgotten.Load()
+}
+
+// Recycled reports whether f still had an earlier probe's evidence, or its
+// removal pending, when a probe that noted mark dialled: the kernel gave that
+// probe a flow that is not yet clean, and its evidence cannot decide.
+func (l *Lab) Recycled(f Flow, mark uint64) bool {
+	if l.sentinel == nil {
+		return false
+	}
+	q := &l.sentinel.forgets
+	q.flows.RLock()
+	defer q.flows.RUnlock()
+	if mark+recentForgets < q.forgotten.Load() {
+		return true // too old to tell
+	}
+	return q.latest[string(f.key())] > mark
+}
+
+// AwaitHeldPorts waits until the sockets of every flow released so far are
+// closed, and reports whether any were still held when a probe that noted
+// mark dialled (else a probe that found no free source port found the
+// kernel's own answer).
+func (l *Lab) AwaitHeldPorts(mark uint64) (bool, error) {
+	if l.sentinel == nil {
+		return false, nil
+	}
+	q := &l.sentinel.forgets
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	held := q.queued > mark
+	upTo := q.queued
+	for q.forgotten.Load() < upTo && !q.closed {
+		q.room.Wait()
+	}
+	if q.closed {
+		return held, ErrClosed
+	}
+	return held, q.err
+}
+
+// AwaitForgotten waits until every request to remove f's evidence is done.
+func (l *Lab) AwaitForgotten(f Flow) error {
+	if l.sentinel == nil {
+		return nil
+	}
+	q := &l.sentinel.forgets
+	key := string(f.key())
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.latestOf(key) > q.forgotten.Load() && !q.closed {
+		q.room.Wait()
+	}
+	if q.closed {
+		return ErrClosed
+	}
+	return q.err
 }
 
 // Release removes everything the lab recorded about f and then closes sock,
@@ -71,7 +168,7 @@ func (l *Lab) Release(f Flow, sock io.Closer) {
 	for _, name := range flowSets {
 		elems = append(elems, setElem{f.set(name), key})
 	}
-	l.sentinel.forgets.add(forgetRequest{elems: elems, sock: closeAfter(sock, func() { l.answered.forget(f.Proto, f.Src.String()) })})
+	l.sentinel.forgets.add(forgetRequest{key: string(key), elems: elems, sock: closeAfter(sock, func() { l.answered.forget(f.Proto, f.Src.String()) })})
 }
 
 // closeAfter is sock, closed after fn has run.
@@ -109,6 +206,12 @@ func (q *forgetQueue) add(r forgetRequest) {
 		r.sock.Close() // the lab, and every flow of it, is gone
 		return
 	}
+	q.queued++
+	r.seq = q.queued
+	q.flows.Lock()
+	q.latest[r.key] = r.seq
+	q.recent = append(q.recent, recentForget{r.key, r.seq})
+	q.flows.Unlock()
 	q.pending = append(q.pending, r)
 	q.work.Signal()
 	q.mu.Unlock()
@@ -139,6 +242,8 @@ func (q *forgetQueue) run(s *sentinel) {
 		}
 		q.mu.Lock()
 		q.busy = false
+		q.forgotten.Store(batch[len(batch)-1].seq)
+		q.prune()
 		if err != nil {
 			q.err = errors.Join(q.err, err)
 			for _, r := range batch {
@@ -147,6 +252,27 @@ func (q *forgetQueue) run(s *sentinel) {
 		}
 		q.room.Broadcast()
 	}
+}
+
+func (q *forgetQueue) latestOf(key string) uint64 {
+	q.flows.RLock()
+	defer q.flows.RUnlock()
+	return q.latest[key]
+}
+
+// prune forgets the flows of requests done long enough ago (recentForgets).
+func (q *forgetQueue) prune() {
+	q.flows.Lock()
+	defer q.flows.Unlock()
+	n := 0
+	for n < len(q.recent) && q.recent[n].seq+recentForgets < q.forgotten.Load() {
+		r := q.recent[n]
+		if q.latest[r.key] == r.seq {
+			delete(q.latest, r.key)
+		}
+		n++
+	}
+	q.recent = q.recent[n:]
 }
 
 // close stops the forgetter and closes every socket it still has.

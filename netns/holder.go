@@ -169,6 +169,14 @@ func resolveLinks(path string) (string, error) {
 // labSysctls are the per-namespace settings a lab needs: IPv6 addresses usable
 // at once (no duplicate address detection), and ICMP error rate limits lifted
 // so that a REJECT under parallel probes never turns into an apparent drop.
+//
+// Lifting the rates is not enough (net/ipv4/icmp.c, 6.18): __icmp_send asks
+// icmpv4_global_allow, whose icmp_global_allow refuses outright once the
+// namespace's credit is spent and less than HZ/50 has passed since its last
+// refill, whatever icmp_msgs_per_sec says; the credit is shared with ICMPv6
+// (icmpv6_global_allow in net/ipv6/icmp.c). An empty ratemask takes every
+// type out of both limiters (icmpv4_mask_allow, icmpv6_mask_allow return
+// true first), so a REJECT's error is always sent.
 func labSysctls() error {
 	return writeSysctls(map[string]string{
 		"net/ipv6/conf/all/accept_dad":        "0",
@@ -179,6 +187,8 @@ func labSysctls() error {
 		"net/ipv4/icmp_msgs_per_sec":          "1000000",
 		"net/ipv4/icmp_msgs_burst":            "1000000",
 		"net/ipv6/icmp/ratelimit":             "0",
+		"net/ipv4/icmp_ratemask":              "0",
+		"net/ipv6/icmp/ratemask":              "\n", // an empty bitmap
 		"net/ipv4/ip_local_port_range":        "32768 60999",
 	})
 }

@@ -103,7 +103,9 @@ func (l *Lab) InstallSentinel(ctx context.Context, trace []Destination) error {
 	if traced {
 		// After the nft run, not beside it: the listing is wanted only once
 		// probing ends, and on two cores it would slow the run that is.
-		l.pendingTrace = &pendingTrace{dsts: trace, listing: l.listRules(ctx)}
+		// Not ctx itself: the listing serves traces long after the caller
+		// that installed the sentinel (a Session's Open) has returned.
+		l.pendingTrace = &pendingTrace{dsts: trace, listing: l.listRules(context.WithoutCancel(ctx))}
 	}
 	s.query = newElemQueries(l.labFD)
 	if s.forget, err = netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: l.labFD}); err != nil {

@@ -30,6 +30,10 @@ type Lab interface {
 	AwaitAnswered(proto, client string, deadline time.Time) (netns.Service, bool)
 	AwaitGreeted(client string, deadline time.Time) bool
 	Release(f netns.Flow, sock io.Closer)
+	ForgetMark() uint64
+	Recycled(f netns.Flow, mark uint64) bool
+	AwaitForgotten(f netns.Flow) error
+	AwaitHeldPorts(mark uint64) (bool, error)
 	Uplink() string
 }
 
@@ -78,6 +82,49 @@ func DialFlow(ctx context.Context, lab Lab, id netns.Identity, t Target, backsto
 	if backstop <= 0 {
 		backstop = DefaultBackstop
 	}
+	for {
+		mark := lab.ForgetMark()
+		r, flow, again := dialOnce(ctx, lab, id, t, backstop, mark)
+		switch again {
+		case recycled:
+			// The kernel gave this probe a flow whose earlier probe's
+			// evidence was not gone yet (see netns.Lab.Recycled): its
+			// packets cannot be told apart from that probe's. Once both are
+			// gone, dial afresh.
+			if err := lab.AwaitForgotten(flow); err != nil {
+				return failure("%v", err), flow
+			}
+		case portsHeld:
+			// No source port was free, but sockets the lab still holds for
+			// their evidence's removal (a host would have closed them) may
+			// have them: once those are closed, dial afresh. With none
+			// held, the kernel's answer is the verdict.
+			held, err := lab.AwaitHeldPorts(mark)
+			if err != nil {
+				return failure("%v", err), flow
+			}
+			if !held {
+				return r, flow
+			}
+		default:
+			return r, flow
+		}
+		if err := ctx.Err(); err != nil {
+			return failure("%v", err), flow
+		}
+	}
+}
+
+// dialAgain is why a probe's attempt cannot give its verdict.
+type dialAgain int
+
+const (
+	final     dialAgain = iota
+	recycled            // its flow was not clean
+	portsHeld           // no source port was free
+)
+
+func dialOnce(ctx context.Context, lab Lab, id netns.Identity, t Target, backstop time.Duration, mark uint64) (Result, netns.Flow, dialAgain) {
 	family := unix.AF_INET
 	if t.Addr.Is6() {
 		family = unix.AF_INET6
@@ -88,28 +135,36 @@ func DialFlow(ctx context.Context, lab Lab, id netns.Identity, t Target, backsto
 	}
 	fd, err := lab.Socket(id, family, sotype)
 	if err != nil {
-		return failure("open a socket as uid %d: %v", id.UID, err), netns.Flow{}
+		return failure("open a socket as uid %d: %v", id.UID, err), netns.Flow{}, final
 	}
 	deadline := time.Now().Add(backstop)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	p := &dialer{lab: lab, fd: fd, t: t, deadline: deadline, backstop: backstop}
+	p := &dialer{lab: lab, fd: fd, t: t, deadline: deadline, backstop: backstop, ctx: ctx, mark: mark}
+	// A cancelled context ends every wait at once: the socket's deadline
+	// moves to the past, and the verdict is the context's error.
+	f := p.file()
+	stop := context.AfterFunc(ctx, func() { _ = f.SetDeadline(time.Unix(1, 0)) })
 	var r Result
 	if t.Proto == "udp" {
 		r = p.udp()
 	} else {
 		r = p.tcp()
 	}
+	stop()
+	if err := ctx.Err(); err != nil && r.Outcome != Connected {
+		r = failure("%v", err)
+	}
 	// The flow's evidence goes before the socket does: while the socket is
 	// open, the kernel cannot give its flow to another probe. A packet that
 	// never left and drew no answer left no evidence: nothing to remove.
-	if p.flow.Src.IsValid() && !p.unrecorded {
+	if p.flow.Src.IsValid() && (p.again == recycled || !p.unrecorded) {
 		lab.Release(p.flow, p)
 	} else {
 		p.Close()
 	}
-	return r, p.flow
+	return r, p.flow, p.again
 }
 
 type dialer struct {
@@ -122,9 +177,14 @@ type dialer struct {
 	// chain that records, and nothing answered it; the socket closes before
 	// TCP would send the SYN again (a second later).
 	unrecorded bool
-	t          Target
-	deadline   time.Time
-	backstop   time.Duration
+	// mark: how far the removal of earlier probes' evidence had got before
+	// this probe dialled; again: why this attempt has no verdict.
+	mark     uint64
+	again    dialAgain
+	t        Target
+	deadline time.Time
+	backstop time.Duration
+	ctx      context.Context
 }
 
 // file is the probe's socket as an *os.File, for waits with a deadline.
@@ -161,6 +221,9 @@ func (p *dialer) bound() bool {
 		return false
 	}
 	p.flow = netns.Flow{Src: src, Dst: netip.AddrPortFrom(p.t.Addr, p.t.Port), Proto: p.t.Proto}
+	if p.lab.Recycled(p.flow, p.mark) {
+		p.again = recycled
+	}
 	return true
 }
 
@@ -171,6 +234,9 @@ func (p *dialer) tcp() Result {
 	}
 	if !p.bound() {
 		return failure("connect returned without a source port")
+	}
+	if p.again == recycled {
+		return Result{}
 	}
 	// Inside the lab a handshake or a reset usually completes before
 	// connect() returns: then the socket itself is the answer.
@@ -199,6 +265,10 @@ func (p *dialer) tcp() Result {
 // kernel refused: the verdict the kernel gives, with the host state behind
 // it as evidence. With no such state, nothing explains it: a probe error.
 func (p *dialer) refusedLocally(call string, err error) Result {
+	// connect() found no free source port: TCP says EADDRNOTAVAIL, UDP EAGAIN.
+	if call == "connect" && (errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EAGAIN)) {
+		p.again = portsHeld
+	}
 	var errno unix.Errno
 	if !errors.As(err, &errno) {
 		return failure("%s: %v", call, err)
@@ -260,6 +330,9 @@ func (p *dialer) udp() Result {
 	}
 	if !p.bound() {
 		return failure("connect returned without a source port")
+	}
+	if p.again == recycled {
+		return Result{}
 	}
 	payload := []byte("egresslab probe\n")
 	_, err := unix.Write(p.fd, payload)
@@ -491,9 +564,37 @@ func (p *dialer) icmpError() (Result, bool) {
 			// ICMP came back.
 			return p.refusedLocally("connect", unix.Errno(binary.NativeEndian.Uint32(m.Data[0:4]))), true
 		}
+		if origin == unix.SO_EE_ORIGIN_ICMP6 && typ == 1 && code == addressUnreachable {
+			if r, ok := p.discoveryGaveUp(); ok {
+				return r, true
+			}
+		}
 		return classifyICMP(origin, typ, code), true
 	}
 	return Result{}, false
+}
+
+// addressUnreachable is ICMPv6 destination unreachable's code 3: the lab
+// host's own kernel sends it to its sockets when neighbour discovery for
+// the next hop ends without an answer (ndisc_error_report, from the
+// neighbour entry's timer once its solicitations run out).
+const addressUnreachable = 3
+
+// discoveryGaveUp decides an address unreachable that the candidate's rules
+// caused: the sentinel saw them drop this next hop's discovery. A host's
+// first attempt waits out the retries (about 3 s) in silence; a probe that
+// joined a discovery already under way (a real client's, or an earlier
+// probe's, in the same lab) gets the kernel's report at once. Either way the
+// rules broke discovery: dropped, with the discovery's evidence, so the
+// verdict never depends on when the probe came.
+func (p *dialer) discoveryGaveUp() (Result, bool) {
+	r, ok, err := p.discovery()
+	if err != nil || !ok {
+		return Result{}, false
+	}
+	r.Evidence.ICMP = &ICMP{Version: 6, Type: 1, Code: addressUnreachable}
+	r.Detail += "; the kernel then gave up on the neighbour (ICMPv6 address unreachable)"
+	return r, true
 }
 
 // classifyICMP names an ICMP or ICMPv6 destination unreachable: port

@@ -22,12 +22,12 @@ type explainer struct {
 	sources ruleSources
 }
 
-func startExplaining(ctx context.Context, lab *netns.Lab, p *Policy, probes []Result, opts RunOptions) (*explainer, error) {
+func startExplaining(ctx context.Context, lab *netns.Lab, p *Policy, dsts []netns.Destination, probes []Result, opts RunOptions) (*explainer, error) {
 	e := &explainer{}
 	if opts.NoRule {
 		return e, nil
 	}
-	trace, err := lab.StartTrace(ctx, traceDestinations(p))
+	trace, err := lab.StartTrace(ctx, dsts)
 	switch {
 	case ctx.Err() != nil:
 		return nil, ctx.Err()

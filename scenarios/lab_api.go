@@ -78,17 +78,49 @@ func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result,
 	if s.closed {
 		return nil, ErrClosed
 	}
+	// The lab's own parts are checked before and after, as ProbeAll does:
+	// a verdict is only as good as the evidence chains behind it.
+	if err := s.lab.CheckHarness(); err != nil {
+		return nil, err
+	}
 	var results []Result
+	var dsts []netns.Destination
 	for _, a := range s.policy.Hosts[i].Addresses {
 		pr := Probe{User: u, Host: host, Address: a, Port: pt, Rule: -1}
 		if rule, ok := s.policy.Match(u.Name, host, a, pt); ok {
 			pr.Expect, pr.Rule, pr.Line = s.policy.Expect[rule].Verb, rule, s.policy.Expect[rule].Line
 		}
-		start := time.Now()
-		r := probe.Dial(ctx, s.lab, Identity(u), probe.Target{Addr: a, Port: pt.Number, Proto: pt.Proto}, s.Backstop)
-		results = append(results, Result{Probe: pr, Observed: r.Outcome, Detail: r.Detail, Duration: time.Since(start), PolicyFile: s.policy.File})
+		results = append(results, Result{Probe: pr})
+		dsts = append(dsts, netns.Destination{Addr: a, First: pt.Number, Last: pt.Number})
 	}
-	return results, ctx.Err()
+	// The deciding rule, from the lab's trace, as ProbeAll gives it.
+	explain, err := startExplaining(ctx, s.lab, s.policy, dsts, results, RunOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer explain.stop()
+	for i, r := range results {
+		if ctx.Err() != nil {
+			return results[:i], ctx.Err()
+		}
+		start := time.Now()
+		d, flow := probe.DialFlow(ctx, s.lab, Identity(u), probe.Target{Addr: r.Address, Port: pt.Number, Proto: pt.Proto}, s.Backstop)
+		explain.record(i, flow)
+		results[i] = Result{Probe: r.Probe, Observed: d.Outcome, Evidence: d.Evidence, Detail: d.Detail, Duration: time.Since(start), PolicyFile: s.policy.File}
+	}
+	if err := ctx.Err(); err != nil {
+		return results, err
+	}
+	if err := s.lab.ForgetErr(); err != nil {
+		return nil, err
+	}
+	if err := explain.finish(results); err != nil {
+		return nil, err
+	}
+	if err := s.lab.CheckHarness(); err != nil {
+		return nil, fmt.Errorf("after probing: %w", err)
+	}
+	return results, nil
 }
 
 // ProbeAll runs the policy's whole matrix in this lab and compares it with
@@ -102,7 +134,7 @@ func (s *Session) ProbeAll(ctx context.Context) (*Report, error) {
 	start := time.Now()
 	rep, err := ProbeAll(ctx, s.lab, s.policy, RunOptions{Backstop: s.Backstop})
 	if err != nil {
-		return nil, err
+		return rep, err // on cancellation, the results it has
 	}
 	rep.Duration = time.Since(start)
 	return rep, nil

@@ -177,7 +177,7 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 			results = append(results, Result{Probe: pr})
 		}
 	}
-	explain, err := startExplaining(ctx, lab, p, results, opts)
+	explain, err := startExplaining(ctx, lab, p, traceDestinations(p), results, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +195,7 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 				defer t.Leave()
 				on = t
 			}
-			for {
+			for ctx.Err() == nil {
 				i := int(next.Add(1)) - 1
 				if i >= len(results) {
 					return
@@ -215,7 +215,9 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		// The results so far: a probe that ran has its outcome (an
+		// interrupted one is an error); one that never ran has none.
+		return &Report{Policy: p.Name, File: p.File, Results: results}, err
 	}
 	if err := lab.ForgetErr(); err != nil {
 		return nil, err

@@ -41,11 +41,14 @@ func checkIPTables(sets []*ipRuleset) []Finding {
 						twins[sig]--
 						continue
 					}
-					if r.Unconditional() && isBlocking(r.Target()) || isICMPRule(r) {
+					if r.Unconditional() && isBlocking(r.Target()) || isICMPRule(r) || familyNative(r.Args, v6) {
 						continue
 					}
-					findings = append(findings, oneFamily(rs.File, r.Line, familyName4(v6), r.Owner(), r.Text(),
-						ipTwinFix(r, !v6, hasOther)))
+					f := oneFamily(rs.File, r.Line, familyName4(v6), r.Owner(), r.Text(), ipTwinFix(r, !v6, hasOther))
+					if r.Target() == "ACCEPT" {
+						f = oneFamilyAccept(f)
+					}
+					findings = append(findings, f)
 				}
 			}
 		}
@@ -78,6 +81,19 @@ func oneFamily(file string, line int, family string, owner bool, rule, fix strin
 	return f
 }
 
+// oneFamilyAccept rewrites the finding for a one-family rule that accepts:
+// its twin would widen the other family, which is at least as strict (its
+// packets go on to the rules after, which at most accept them too). Both sides are named, and the fix never widens.
+func oneFamilyAccept(f Finding) Finding {
+	fam := title(f.Family)
+	other := map[string]string{"ipv4": "IPv6", "ipv6": "IPv4"}[f.Family]
+	f.Msg = fmt.Sprintf("%s: %s accepts this traffic here, %s has no such rule and leaves it to the rules after, so %s is at least as strict",
+		f.Msg, fam, other, other)
+	f.Fix = fmt.Sprintf("if %s traffic should not pass here, delete or narrow this rule (the %s behaviour is then that of both); "+
+		"add its twin to %s only if that traffic is meant to pass there too, after checking why it does not today", fam, other, other)
+	return f
+}
+
 // checkNFT pairs rules of ip tables with rules of ip6 tables, by chain name.
 func checkNFT(sets []*nftRuleset) []Finding {
 	var findings []Finding
@@ -106,14 +122,18 @@ func checkNFT(sets []*nftRuleset) []Finding {
 						twins[sig]--
 						continue
 					}
-					if r.Unconditional() && isNFTBlocking(r.Verdict()) || r.ICMP() {
+					if r.Unconditional() && isNFTBlocking(r.Verdict()) || r.ICMP() || familyNative(strings.Fields(r.Text), fam == "ip6") {
 						continue
 					}
 					fix := fmt.Sprintf("write it once in an inet table, which covers both families, or add its twin to a table %s: %s", other, r.Twin(fam == "ip"))
 					if !hasOther {
 						fix = fmt.Sprintf("there is no %s table at all: use an inet table for both families, or add to a table %s: %s", other, other, r.Twin(fam == "ip"))
 					}
-					findings = append(findings, oneFamily(rs.File, r.Line, nftFamily(fam), r.Owner(), r.Text, fix))
+					f := oneFamily(rs.File, r.Line, nftFamily(fam), r.Owner(), r.Text, fix)
+					if r.Verdict() == "accept" {
+						f = oneFamilyAccept(f)
+					}
+					findings = append(findings, f)
 				}
 			}
 		}
@@ -150,7 +170,7 @@ func checkInetChain(file string, c *nftChain) []Finding {
 	}
 	for _, r := range c.Rules {
 		fam, what := r.Restriction()
-		if fam == "" || r.ICMP() {
+		if fam == "" || r.ICMP() || familyNative(strings.Fields(r.Text), fam == "ipv6") {
 			continue
 		}
 		other := map[string]string{"ipv4": "ipv6", "ipv6": "ipv4"}[fam]
@@ -167,9 +187,10 @@ func checkInetChain(file string, c *nftChain) []Finding {
 		case strings.HasPrefix(what, "meta nfproto"):
 			fix = fmt.Sprintf("drop `%s` if the rule is meant for both families, or add its twin: %s", what, r.Twin(fam == "ipv4"))
 		}
-		findings = append(findings, Finding{File: file, Line: r.Line, Check: InetFamilyMatch, Family: "inet", Rule: r.Text, Fix: fix,
+		f := Finding{File: file, Line: r.Line, Check: InetFamilyMatch, Family: "inet", Rule: r.Text, Fix: fix,
 			Msg: fmt.Sprintf("`%s` in inet table %s limits this rule to %s: %s packets pass it by", what, c.Table,
-				title(fam), title(other))})
+				title(fam), title(other))}
+		findings = append(findings, f)
 	}
 	return findings
 }

@@ -65,6 +65,8 @@ var _ = Describe("lint", func() {
 		Entry("family-limited matches in an inet table (a multi-line set, two rules on a line)", []string{"inet.nft"},
 			[]at{{lint.InetFamilyMatch, "inet.nft", 11}, {lint.InetFamilyMatch, "inet.nft", 12},
 				{lint.InetFamilyMatch, "inet.nft", 14}, {lint.InetFamilyMatch, "inet.nft", 15}}),
+		Entry("rules one family has by nature (DHCP, DHCPv6, link-local, multicast, ND, MLD) and one IPv6-only accept",
+			[]string{"native.v4", "native.v6"}, []at{{lint.OneFamily, "native.v6", 14}}),
 		Entry("a table ip whose table ip6 twin lacks the owner rule", []string{"split-ip.nft", "split-ip6.nft"},
 			[]at{{lint.OwnerOneFamily, "split-ip.nft", 6}}),
 	)
@@ -77,6 +79,17 @@ var _ = Describe("lint", func() {
 		Expect(findings[0].Fix).To(ContainSubstring("meta l4proto"))
 		Expect(findings[1].Fix).To(ContainSubstring("ip6 daddr <IPv6 address> tcp dport 25 accept"))
 		Expect(findings[3].Msg).To(ContainSubstring("reject with icmp"))
+	})
+
+	It("names the stricter side of a one-family accept and never proposes widening it", func(ctx SpecContext) {
+		findings, err := lintFiles(ctx, "native.v4", "native.v6")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(findings).To(HaveLen(1))
+		Expect(findings[0].Rule).To(ContainSubstring("--dports 53,443 -j ACCEPT"))
+		Expect(findings[0].Msg).To(ContainSubstring("IPv6 accepts this traffic here, IPv4 has no such rule"))
+		Expect(findings[0].Msg).To(ContainSubstring("so IPv4 is at least as strict"))
+		Expect(findings[0].Fix).To(HavePrefix("if IPv6 traffic should not pass here, delete or narrow this rule"))
+		Expect(findings[0].Fix).NotTo(ContainSubstring("-A OUTPUT"), "no rule to paste that would widen IPv4")
 	})
 
 	It("reports a file the real tool refuses with the tool's line", func(ctx SpecContext) {

@@ -1,0 +1,311 @@
+package suites_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/egresslab/egresslab/internal/catalogue"
+	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+// A verdict is a function of the ruleset, not of timing or history (issue
+// 16): each cell's outcome and evidence kind must be the same in every
+// regime below. A difference names the cell, both regimes and both
+// evidences.
+
+const determinismDir = "../testdata/determinism"
+
+// verdict is what a regime compares: the outcome and how it was known.
+type verdict struct {
+	outcome probe.Outcome
+	kind    probe.Kind
+	detail  string
+}
+
+func (v verdict) same(w verdict) bool { return v.outcome == w.outcome && v.kind == w.kind }
+
+func (v verdict) String() string { return fmt.Sprintf("%s (%s: %s)", v.outcome, v.kind, v.detail) }
+
+// regime probes every cell of p its own way and returns each cell's verdict,
+// keyed by the cell's name.
+type regime struct {
+	name  string
+	probe func(ctx SpecContext, p *scenarios.Policy) map[string]verdict
+}
+
+func cellVerdicts(rep *scenarios.Report) map[string]verdict {
+	out := make(map[string]verdict, len(rep.Results))
+	for _, r := range rep.Results {
+		out[r.Probe.String()] = verdict{r.Observed, r.Evidence.Kind, r.Detail}
+	}
+	return out
+}
+
+func cells(p *scenarios.Policy) []scenarios.Probe {
+	var all []scenarios.Probe
+	for pr := range p.Probes() {
+		all = append(all, pr)
+	}
+	return all
+}
+
+func dialCell(ctx SpecContext, lab probe.Lab, pr scenarios.Probe) verdict {
+	r := probe.Dial(ctx, lab, scenarios.Identity(pr.User),
+		probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, 0)
+	return verdict{r.Outcome, r.Evidence.Kind, r.Detail}
+}
+
+func startLab(ctx SpecContext, p *scenarios.Policy) *netns.Lab {
+	GinkgoHelper()
+	lab, err := scenarios.StartLabWith(ctx, p, scenarios.RunOptions{NoRule: true})
+	Expect(err).NotTo(HaveOccurred(), "start a lab for %s", p.Name)
+	return lab
+}
+
+// cpuHog keeps both cores busy until stopped.
+func cpuHog() (stop func()) {
+	GinkgoHelper()
+	var hogs []*exec.Cmd
+	for range 2 {
+		h := exec.Command("sh", "-c", "while :; do :; done")
+		Expect(h.Start()).To(Succeed())
+		hogs = append(hogs, h)
+	}
+	return func() {
+		for _, h := range hogs {
+			_ = h.Process.Kill()
+			_ = h.Wait()
+		}
+	}
+}
+
+// realClientWaits runs nc as the policy's first user to every address of
+// every host (first port), each bounded at 3 s, all at once, and waits: a real
+// client that waited out a timeout in the lab, leaving whatever kernel state
+// it leaves (neighbour entries FAILED, conntrack entries).
+func realClientWaits(ctx SpecContext, lab *netns.Lab, p *scenarios.Policy) {
+	GinkgoHelper()
+	Expect(p.Users).NotTo(BeEmpty())
+	id := scenarios.Identity(p.Users[0])
+	var wg sync.WaitGroup
+	for _, h := range p.Hosts {
+		if len(h.Ports) == 0 {
+			continue
+		}
+		port := h.Ports[0]
+		for _, a := range h.Addresses {
+			argv := []string{"timeout", "3", "nc", "-w", "3"}
+			if port.Proto == "udp" {
+				argv = append(argv, "-u")
+			}
+			argv = append(argv, a.String(), strconv.Itoa(int(port.First)))
+			cmd := lab.CommandAs(ctx, id, argv...)
+			cmd.Stdin = strings.NewReader("egresslab\n")
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = cmd.Run() }() // its verdict is not what is tested
+		}
+	}
+	wg.Wait()
+}
+
+var regimes = []regime{
+	{"each cell alone in a fresh lab", func(ctx SpecContext, p *scenarios.Policy) map[string]verdict {
+		out := map[string]verdict{}
+		for _, pr := range cells(p) {
+			lab := startLab(ctx, p)
+			out[pr.String()] = dialCell(ctx, lab, pr)
+			lab.Close()
+		}
+		return out
+	}},
+	{"all cells in one lab, random order, 1 worker", func(ctx SpecContext, p *scenarios.Policy) map[string]verdict {
+		lab := startLab(ctx, p)
+		defer lab.Close()
+		all := cells(p)
+		rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		out := map[string]verdict{}
+		for _, pr := range all {
+			out[pr.String()] = dialCell(ctx, lab, pr)
+		}
+		return out
+	}},
+	{"all cells in one lab, 64 workers", func(ctx SpecContext, p *scenarios.Policy) map[string]verdict {
+		rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{NoRule: true})
+		Expect(err).NotTo(HaveOccurred())
+		return cellVerdicts(rep)
+	}},
+	{"after a real client waited out 3 s to every address", func(ctx SpecContext, p *scenarios.Policy) map[string]verdict {
+		lab := startLab(ctx, p)
+		defer lab.Close()
+		realClientWaits(ctx, lab, p)
+		rep, err := scenarios.ProbeAll(ctx, lab, p, scenarios.RunOptions{NoRule: true})
+		Expect(err).NotTo(HaveOccurred())
+		return cellVerdicts(rep)
+	}},
+	{"every flow probed a second time in the same lab", func(ctx SpecContext, p *scenarios.Policy) map[string]verdict {
+		lab := startLab(ctx, p)
+		defer lab.Close()
+		_, err := scenarios.ProbeAll(ctx, lab, p, scenarios.RunOptions{NoRule: true})
+		Expect(err).NotTo(HaveOccurred())
+		rep, err := scenarios.ProbeAll(ctx, lab, p, scenarios.RunOptions{NoRule: true})
+		Expect(err).NotTo(HaveOccurred())
+		return cellVerdicts(rep)
+	}},
+	{"under a CPU hog on both cores", func(ctx SpecContext, p *scenarios.Policy) map[string]verdict {
+		stop := cpuHog()
+		defer stop()
+		rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{NoRule: true})
+		Expect(err).NotTo(HaveOccurred())
+		return cellVerdicts(rep)
+	}},
+}
+
+// differences runs every regime on p and lists each cell whose verdict in a
+// regime differs from the first regime's.
+func differences(ctx SpecContext, p *scenarios.Policy, name string) (diffs []string, cellCount int) {
+	GinkgoHelper()
+	var base map[string]verdict
+	for _, r := range regimes {
+		got := r.probe(ctx, p)
+		Expect(got).NotTo(BeEmpty(), "%s: %s probed nothing", name, r.name)
+		if base == nil {
+			base = got
+			continue
+		}
+		Expect(got).To(HaveLen(len(base)), "%s: %s probed other cells", name, r.name)
+		keys := make([]string, 0, len(got))
+		for k := range got {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if !got[k].same(base[k]) {
+				diffs = append(diffs, fmt.Sprintf("%s: %s: %q gives %s, %q gives %s",
+					name, k, regimes[0].name, base[k], r.name, got[k]))
+			}
+		}
+	}
+	return diffs, len(base)
+}
+
+var _ = Describe("verdicts that depend on nothing but the ruleset", Label("determinism"), Serial, func() {
+	It("decides a neighbour discovery the rules broke as dropped, even when the kernel reports address unreachable first", func(ctx SpecContext) {
+		p, err := scenarios.Load(filepath.Join(determinismDir, "nd-fast-fail.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{NoRule: true})
+		Expect(err).NotTo(HaveOccurred())
+		matched := 0
+		for _, r := range rep.Results {
+			if !r.Address.Is6() {
+				continue
+			}
+			matched++
+			Expect(r.Observed).To(Equal(probe.Dropped), "%s: %s", r.Probe, r.Detail)
+			Expect(r.Evidence.Kind).To(Equal(probe.NeighbourDiscovery), "%s: %s", r.Probe, r.Detail)
+			Expect(r.Evidence.ICMP).NotTo(BeNil(), "the evidence says the kernel reported address unreachable: %s", r.Detail)
+		}
+		Expect(matched).To(Equal(2))
+	})
+
+	It("keeps a REJECT a REJECT through a burst of 2,000 probes in one lab, both families, under a CPU hog", func(ctx SpecContext) {
+		p, err := scenarios.Load(filepath.Join(determinismDir, "reject-burst.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		stop := cpuHog()
+		defer stop()
+		rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{NoRule: true})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Results).To(HaveLen(2000))
+		var wrong []string
+		for _, r := range rep.Results {
+			if r.Observed != probe.Rejected || r.Evidence.Kind != probe.ICMPError {
+				wrong = append(wrong, fmt.Sprintf("%s: %s (%s)", r.Probe, r.Observed, r.Detail))
+			}
+		}
+		Expect(wrong).To(BeEmpty())
+	})
+
+	It("gives each cell of the small set the same outcome and evidence kind in every regime", func(ctx SpecContext) {
+		var diffs []string
+		total := 0
+		for _, f := range []string{"nd-fast-fail.yaml", "reject40.yaml"} {
+			p, err := scenarios.Load(filepath.Join(determinismDir, f))
+			Expect(err).NotTo(HaveOccurred())
+			d, n := differences(ctx, p, f)
+			diffs, total = append(diffs, d...), total+n
+		}
+		entries, err := catalogue.All()
+		Expect(err).NotTo(HaveOccurred())
+		for _, s := range entries {
+			if s.Name != "nft-ip-protocol-in-inet" {
+				continue
+			}
+			for _, v := range s.Variants {
+				d, n := differences(ctx, v.Policy, s.Name+"/"+v.Name)
+				diffs, total = append(diffs, d...), total+n
+			}
+		}
+		Expect(total).To(BeNumerically(">", 40))
+		Expect(diffs).To(BeEmpty())
+	})
+})
+
+// The soak runs the regimes on every catalogue variant and every example
+// policy, SOAK_RUNS/10 times each (at least once).
+var _ = Describe("verdicts that depend on nothing but the ruleset, everywhere", Label("soak"), Serial, func() {
+	It("gives every cell of every catalogue variant and example the same verdict in every regime", func(ctx SpecContext) {
+		rounds := 1
+		if s := os.Getenv("SOAK_RUNS"); s != "" {
+			n, err := strconv.Atoi(s)
+			Expect(err).NotTo(HaveOccurred(), "SOAK_RUNS")
+			rounds = max(1, n/10)
+		}
+		type named struct {
+			name string
+			p    *scenarios.Policy
+		}
+		var all []named
+		for _, dir := range []string{examplesDir, determinismDir} {
+			files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+			Expect(err).NotTo(HaveOccurred())
+			for _, f := range files {
+				p, err := scenarios.Load(f)
+				Expect(err).NotTo(HaveOccurred())
+				all = append(all, named{filepath.Base(dir) + "/" + filepath.Base(f), p})
+			}
+		}
+		entries, err := catalogue.All()
+		Expect(err).NotTo(HaveOccurred())
+		for _, s := range entries {
+			for _, v := range s.Variants {
+				all = append(all, named{"catalogue/" + s.Name + "/" + v.Name, v.Policy})
+			}
+		}
+		var diffs []string
+		cellsTotal := 0
+		for range rounds {
+			for _, n := range all {
+				d, c := differences(ctx, n.p, n.name)
+				for _, x := range d {
+					fmt.Fprintln(GinkgoWriter, "FLIP", x)
+				}
+				diffs, cellsTotal = append(diffs, d...), cellsTotal+c
+			}
+		}
+		summary := fmt.Sprintf("total: %d regimes x %d cells (%d policies) x %d rounds, %d differences\n",
+			len(regimes), cellsTotal/rounds, len(all), rounds, len(diffs))
+		fmt.Fprint(GinkgoWriter, summary)
+		AddReportEntry("determinism soak", summary)
+		Expect(diffs).To(BeEmpty())
+	})
+})
