@@ -248,7 +248,7 @@ func (l *Lab) serveBufFilter(inHolder int) error {
 	}
 	stop := make(chan struct{})
 	l.addCloser(func() error { close(stop); return nil })
-	go serveBufForce(listener, stop)
+	go serveBufForce(listener, newBufBudget(l.inLab), stop)
 	return nil
 }
 
