@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -26,9 +27,15 @@ import (
 // (spawn.go), so each of them inherits it, and its listener is egresslab's
 // for the lab's life.
 
-// maxForcedBuffer bounds a buffer granted on a tool's behalf: far above what a
-// 16 MiB ruleset needs, far below what could hurt the host.
-const maxForcedBuffer = 256 << 20
+// maxForcedBuffer bounds a buffer granted on a tool's behalf (the kernel
+// doubles it). A 100,000-rule load asks for at most 54 MiB of send buffer
+// (iptables-nft-restore; nft 42 MiB) and loads with its receive buffer cut
+// to this (iptables-nft-restore asks for 781 MiB, nft for 98 MiB).
+const maxForcedBuffer = 64 << 20
+
+// maxForcedPerLab bounds what the lab's live sockets hold in granted
+// buffers together: a tool's load at the cap, both families' at once.
+const maxForcedPerLab = 256 << 20
 
 // auditArch is the seccomp architecture of this build; 0 where the filter is
 // not written, and the tools then run unfiltered.
@@ -92,11 +99,56 @@ type seccompNotifResp struct {
 	Flags uint32
 }
 
+// bufBudget is what one lab's sockets were granted, by socket inode.
+type bufBudget struct {
+	netnsCookie uint64 // the lab's network namespace; 0 when the kernel cannot say
+	diag        int    // a NETLINK_SOCK_DIAG socket in the lab's network namespace, or -1
+	granted     map[uint64]*grant
+}
+
+// grant is what one socket holds. A bound socket (every tool's is, when it
+// asks) is listed by sock_diag until it closes; an unbound one is not, so
+// its grant counts for the lab's life.
+type grant struct {
+	snd, rcv int
+	bound    bool
+}
+
+func (g *grant) total() int { return g.snd + g.rcv }
+
+func (b *bufBudget) total() int {
+	sum := 0
+	for _, g := range b.granted {
+		sum += g.total()
+	}
+	return sum
+}
+
+// forget drops the grants of sockets that no longer exist: the lab's live
+// netfilter netlink sockets, as sock_diag lists them, are what counts.
+func (b *bufBudget) forget() {
+	if b.diag < 0 {
+		return // without a listing, a grant counts for the lab's life
+	}
+	live, err := netfilterSocketInodes(b.diag)
+	if err != nil {
+		return
+	}
+	for ino, g := range b.granted {
+		if g.bound && !live[ino] {
+			delete(b.granted, ino)
+		}
+	}
+}
+
 // serveBufForce answers the filter's notifications until stop closes or no
 // process uses the filter any more, then closes the listener (later calls
 // then fail with ENOSYS, as an unprivileged process's would with EPERM).
-func serveBufForce(listener int, stop <-chan struct{}) {
+func serveBufForce(listener int, budget *bufBudget, stop <-chan struct{}) {
 	defer unix.Close(listener)
+	if budget.diag >= 0 {
+		defer unix.Close(budget.diag)
+	}
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
 	if err != nil {
 		return
@@ -134,15 +186,18 @@ func serveBufForce(listener int, stop <-chan struct{}) {
 			continue // the caller died meanwhile
 		}
 		resp := seccompNotifResp{ID: n.ID}
-		if errno := forceBuffer(listener, &n); errno != 0 {
+		if errno := budget.forceBuffer(listener, &n); errno != 0 {
 			resp.Error = -int32(errno)
 		}
 		_ = ioctlPtr(listener, unix.SECCOMP_IOCTL_NOTIF_SEND, unsafe.Pointer(&resp))
 	}
 }
 
-// forceBuffer does what the tool's setsockopt asked, on the tool's socket.
-func forceBuffer(listener int, n *seccompNotif) syscall.Errno {
+// forceBuffer does what the tool's setsockopt asked, on the tool's socket,
+// if it is a netfilter netlink socket of the lab's and the lab's budget
+// allows. A refusal is EPERM, what the call gives anyone without the
+// privilege; the tool then goes on with the buffer it has.
+func (b *bufBudget) forceBuffer(listener int, n *seccompNotif) syscall.Errno {
 	pidfd, err := unix.PidfdOpen(int(n.PID), 0)
 	if err != nil {
 		return unix.ESRCH
@@ -150,8 +205,7 @@ func forceBuffer(listener int, n *seccompNotif) syscall.Errno {
 	defer unix.Close(pidfd)
 	// The pid could have been reused before pidfd_open: the notification
 	// still being valid proves it was not.
-	id := n.ID
-	if ioctlPtr(listener, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, unsafe.Pointer(&id)) != nil {
+	if !notificationValid(listener, n.ID) {
 		return unix.ESRCH
 	}
 	if n.Args[4] < 4 {
@@ -168,7 +222,34 @@ func forceBuffer(listener int, n *seccompNotif) syscall.Errno {
 		return unix.EBADF
 	}
 	defer unix.Close(sock)
+	// What was read, and the descriptor taken, are the caller's only if it
+	// is still waiting in this very call (it may have died, its pid reused).
+	if !notificationValid(listener, n.ID) {
+		return unix.ESRCH
+	}
+	ino, errno := b.netfilterSocket(sock)
+	if errno != 0 {
+		return errno
+	}
 	size := min(max(int(value), 0), maxForcedBuffer)
+	g := b.granted[ino]
+	if g == nil {
+		sa, err := unix.Getsockname(sock)
+		nl, ok := sa.(*unix.SockaddrNetlink)
+		g = &grant{bound: err == nil && ok && nl.Pid != 0}
+	}
+	want := *g
+	if int(n.Args[2]) == unix.SO_SNDBUFFORCE {
+		want.snd = size
+	} else {
+		want.rcv = size
+	}
+	if over := b.total() - g.total() + want.total(); over > maxForcedPerLab {
+		b.forget()
+		if b.total()-g.total()+want.total() > maxForcedPerLab {
+			return unix.EPERM
+		}
+	}
 	if err := unix.SetsockoptInt(sock, unix.SOL_SOCKET, int(n.Args[2]), size); err != nil {
 		var errno syscall.Errno
 		if errors.As(err, &errno) {
@@ -176,7 +257,106 @@ func forceBuffer(listener int, n *seccompNotif) syscall.Errno {
 		}
 		return unix.EINVAL
 	}
+	*g = want
+	b.granted[ino] = g
 	return 0
+}
+
+// netfilterSocket returns sock's inode if it is a netfilter netlink socket
+// in the lab's network namespace (what nft and iptables-nft talk through),
+// and EPERM otherwise.
+func (b *bufBudget) netfilterSocket(sock int) (uint64, syscall.Errno) {
+	domain, err := unix.GetsockoptInt(sock, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil || domain != unix.AF_NETLINK {
+		return 0, unix.EPERM
+	}
+	proto, err := unix.GetsockoptInt(sock, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+	if err != nil || proto != unix.NETLINK_NETFILTER {
+		return 0, unix.EPERM
+	}
+	if b.netnsCookie != 0 {
+		if cookie, err := netnsCookie(sock); err != nil || cookie != b.netnsCookie {
+			return 0, unix.EPERM
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(sock, &st); err != nil {
+		return 0, unix.EBADF
+	}
+	return st.Ino, 0
+}
+
+func notificationValid(listener int, id uint64) bool {
+	return ioctlPtr(listener, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, unsafe.Pointer(&id)) == nil
+}
+
+// netnsCookie is the cookie of the network namespace sock belongs to.
+func netnsCookie(sock int) (uint64, error) {
+	var cookie uint64
+	size := uint32(8)
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(sock), unix.SOL_SOCKET, unix.SO_NETNS_COOKIE,
+		uintptr(unsafe.Pointer(&cookie)), uintptr(unsafe.Pointer(&size)), 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return cookie, nil
+}
+
+// newBufBudget is a budget for a lab whose network namespace inLab runs in.
+func newBufBudget(inLab func(func() error) error) *bufBudget {
+	b := &bufBudget{diag: -1, granted: map[uint64]*grant{}}
+	_ = inLab(func() error {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+		if err != nil {
+			return err
+		}
+		if _, err := netfilterSocketInodes(fd); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		b.diag = fd
+		b.netnsCookie, _ = netnsCookie(fd)
+		return nil
+	})
+	return b
+}
+
+// netfilterSocketInodes lists the inodes of the netfilter netlink sockets
+// in the network namespace of diag, a NETLINK_SOCK_DIAG socket.
+func netfilterSocketInodes(diag int) (map[uint64]bool, error) {
+	// struct nlmsghdr, then struct netlink_diag_req.
+	req := make([]byte, unix.NLMSG_HDRLEN+20)
+	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
+	binary.NativeEndian.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
+	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	req[unix.NLMSG_HDRLEN] = unix.AF_NETLINK
+	req[unix.NLMSG_HDRLEN+1] = unix.NETLINK_NETFILTER
+	if err := unix.Sendto(diag, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, err
+	}
+	live := map[uint64]bool{}
+	buf := make([]byte, 1<<16)
+	for {
+		n, _, err := unix.Recvfrom(diag, buf, 0)
+		if err != nil {
+			return nil, err
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			switch m.Header.Type {
+			case unix.NLMSG_DONE:
+				return live, nil
+			case unix.NLMSG_ERROR:
+				return nil, errors.New("sock_diag: netlink sockets cannot be listed")
+			}
+			if len(m.Data) >= 20 { // struct netlink_diag_msg: ndiag_ino at 16
+				live[uint64(binary.NativeEndian.Uint32(m.Data[16:]))] = true
+			}
+		}
+	}
 }
 
 func ioctlPtr(fd int, req uint, arg unsafe.Pointer) error {

@@ -30,12 +30,20 @@ const MaxToolOutput = 1 << 20
 // API's Session.Command). The lab's own runs (the candidate's tools and
 // scripts, listings, repro's telnet) start from the holder instead (spawn.go).
 // nsenter dies with the thread that started it; what it runs lives in the
-// lab's PID namespace and dies with the lab.
+// lab's PID namespace and dies with the lab. It runs in a session of its own,
+// so the caller's controlling terminal is not its; a caller that gives it a
+// terminal should give it one of the lab's own (a pty, as exec and shell
+// do), never the operator's. Like every process of the lab's root, it has
+// no CAP_SYS_PTRACE: nothing in the lab can trace or read the holder.
 func (l *Lab) Command(ctx context.Context, argv ...string) *exec.Cmd {
+	return l.command(ctx, append([]string{"setpriv", "--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace", "--"}, argv...))
+}
+
+func (l *Lab) command(ctx context.Context, argv []string) *exec.Cmd {
 	args := append([]string{"--target", strconv.Itoa(l.pid), "--user", "--net", "--mount", "--pid", "--ipc", "--uts", "--"}, argv...)
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
 	cmd.Env = slices.Clone(baseEnv)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}
 	cmd.Cancel = func() error { return killInLab(cmd.Process.Pid) }
 	cmd.WaitDelay = 250 * time.Millisecond // then nsenter itself is killed
 	return cmd
@@ -71,8 +79,8 @@ func (l *Lab) CommandAs(ctx context.Context, id Identity, argv ...string) *exec.
 		groups = "--groups=" + strings.Join(gs, ",")
 	}
 	setpriv := []string{"setpriv", "--reuid=" + strconv.FormatUint(uint64(id.UID), 10),
-		"--regid=" + strconv.FormatUint(uint64(id.GID), 10), groups, "--"}
-	return l.Command(ctx, append(setpriv, argv...)...)
+		"--regid=" + strconv.FormatUint(uint64(id.GID), 10), groups, "--bounding-set=-sys_ptrace", "--"}
+	return l.command(ctx, append(setpriv, argv...))
 }
 
 // errToolTimeout is a candidate tool still running at ToolTimeout.

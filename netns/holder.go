@@ -41,6 +41,15 @@ func Init() {
 	if os.Getenv(holderEnv) == "" {
 		return
 	}
+	// Nothing the lab starts may reach what the holder holds (its control
+	// socket, its pipes to egresslab): no inherited descriptor, and no
+	// ptrace, pidfd_getfd or /proc/1/fd of the holder from inside the lab,
+	// which the same uid would allow a dumpable process (containment.go).
+	closeInherited(spawnFD)
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		fmt.Fprintf(os.Stdout, "error make the lab's holder non-dumpable: %v\n", err)
+		os.Exit(1)
+	}
 	// The holder is PID 1 of the lab's PID namespace: when it exits, the
 	// kernel kills every process left in the lab. If the parent died before
 	// the death signal was armed, stdin is already at EOF and we exit below.
@@ -64,6 +73,11 @@ func Init() {
 	unix.Close(worldFD)
 	if listener >= 0 {
 		unix.Close(listener)
+	}
+	// The ready line was stdout's last use.
+	if null, err := unix.Open(os.DevNull, unix.O_WRONLY|unix.O_CLOEXEC, 0); err == nil {
+		_ = unix.Dup3(null, 1, 0)
+		unix.Close(null)
 	}
 	_, _ = io.Copy(io.Discard, in) // until the parent closes our stdin or dies
 	os.Exit(0)
@@ -225,7 +239,7 @@ func newWorld() (int, error) {
 			resc <- result{err: fmt.Errorf("create the world's network namespace: %w", err)}
 			return
 		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY, 0)
+		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err == nil {
 			err = labSysctls()
 		}

@@ -131,9 +131,26 @@ func (l *Lab) startHolder(ctx context.Context) (err error) {
 		return err
 	}
 	cmd := exec.Command("/proc/self/exe")
+	// Its name in ps says whose it is.
+	cmd.Args = []string{fmt.Sprintf("egresslab-lab-holder-of-%d", os.Getpid())}
 	cmd.Env = []string{holderEnv + "=1"}
-	cmd.Stderr = os.Stderr
+	// Never our stderr itself, which may be the operator's terminal: what
+	// the holder writes is relayed, cleaned and bounded (containment.go).
+	errRead, errWrite, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("the lab holder's stderr: %w", err)
+	}
+	defer errWrite.Close()
+	go func() {
+		relayHolderStderr(errRead, os.Stderr, l.cfg.Name)
+		errRead.Close()
+	}()
+	cmd.Stderr = errWrite
 	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// A session of its own, without a controlling terminal: nothing in
+		// the lab can open the operator's terminal as /dev/tty (and push
+		// keystrokes into it with TIOCSTI), and ^C reaches egresslab only.
+		Setsid: true,
 		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
 			unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
 		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: IDBase, Size: 65536}},
@@ -236,7 +253,7 @@ func (l *Lab) serveBufFilter(inHolder int) error {
 	}
 	stop := make(chan struct{})
 	l.addCloser(func() error { close(stop); return nil })
-	go serveBufForce(listener, stop)
+	go serveBufForce(listener, newBufBudget(l.inLab), stop)
 	return nil
 }
 

@@ -64,12 +64,21 @@ func (l *Lab) stage(rel string, data []byte, mode os.FileMode) (string, error) {
 // writeInLab creates a file of the lab's root inside the lab's private /run.
 func (l *Lab) writeInLab(inLab string, data []byte, mode os.FileMode) error {
 	onHost := filepath.Join(fmt.Sprintf("/proc/%d/root", l.pid), inLab)
-	return asLabRoot(func() error {
+	err := asLabRoot(func() error {
 		if err := os.MkdirAll(filepath.Dir(onHost), 0o755); err != nil {
 			return err
 		}
 		return os.WriteFile(onHost, data, mode)
 	})
+	select {
+	case <-l.done:
+		if err != nil {
+			// Not a missing input file: the lab is gone (exit 3, not 2).
+			return errHolderGone
+		}
+	default:
+	}
+	return err
 }
 
 // iptablesTool names the restore tool for a family and the lab's backend.
@@ -207,6 +216,10 @@ func toolFailure(ctx context.Context, err error, out []byte, name, label, execNa
 		return &RulesetError{File: name, Tool: label, Limit: hit.Bound, Msg: who + " " + hit.Error()}
 	case ctx.Err() != nil:
 		return ctx.Err()
+	case errors.Is(err, errHolderGone):
+		// The lab went away under the tool (its holder was killed): the
+		// run could not happen (exit 3), whatever the tool printed.
+		return fmt.Errorf("load %s in the lab: %w", name, err)
 	case errors.Is(err, errToolTimeout):
 		return &RulesetError{File: name, Tool: label, Msg: fmt.Sprintf("still running after %s: a ruleset must load within that", ToolTimeout)}
 	case pkg != "" && errors.As(err, &start) && start.Errno == syscall.ENOENT:

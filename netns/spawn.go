@@ -322,13 +322,16 @@ func serveSpawns(filter func() (int, error)) (listener int, err error) {
 		running: map[int]*child{}, children: make(chan struct{}, 1)}
 	listener = -1
 	if err := startThread(s.root, func() error {
+		if err := dropPtraceCapability(); err != nil {
+			return fmt.Errorf("drop CAP_SYS_PTRACE for the lab's root: %w", err)
+		}
 		var err error
 		listener, err = filter()
 		return err
 	}); err != nil {
 		return -1, err
 	}
-	if err := startThread(s.user, func() error { return nil }); err != nil {
+	if err := startThread(s.user, dropPtraceCapability); err != nil {
 		return -1, err
 	}
 	go s.reap()
@@ -428,7 +431,9 @@ func (s *spawnServer) start(m spawnMsg, fds []int) {
 		s.reply(spawnMsg{ID: m.ID, Op: "error", Err: err.Error(), Errno: int(errno)})
 		return
 	}
-	sys := &syscall.SysProcAttr{}
+	// A session of its own: no controlling terminal (/dev/tty fails with
+	// ENXIO), and no terminal's signals.
+	sys := &syscall.SysProcAttr{Setsid: true}
 	if m.As != nil {
 		sys.Credential = &syscall.Credential{Uid: m.As.UID, Gid: m.As.GID, Groups: m.As.Groups}
 	}

@@ -12,6 +12,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	netns.CloseInheritedFiles()
 	netns.Init() // labs re-execute this test binary as their holder
 	os.Exit(m.Run())
 }

@@ -83,8 +83,8 @@ func egresslab(ctx context.Context, dir string, args ...string) run {
 }
 
 // processesInGroups lists the live or unreaped processes whose process
-// group is one of pgids: everything a run started, wherever it was
-// reparented, inside a lab or not.
+// group is one of pgids, and the lab holders of those runs: everything a run
+// started, wherever it was reparented, inside a lab or not.
 func processesInGroups(pgids map[int]bool) []string {
 	var found []string
 	entries, _ := os.ReadDir("/proc")
@@ -101,7 +101,12 @@ func processesInGroups(pgids map[int]bool) []string {
 		if len(fields) < 3 {
 			continue
 		}
-		if pgrp, _ := strconv.Atoi(fields[2]); pgids[pgrp] {
+		// A lab's holder runs in a session of its own; its name says whose it
+		// is, and everything else of the lab dies with it.
+		var holderOf int
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		fmt.Sscanf(string(cmdline), "egresslab-lab-holder-of-%d", &holderOf)
+		if pgrp, _ := strconv.Atoi(fields[2]); pgids[pgrp] || pgids[holderOf] {
 			found = append(found, e.Name()+" "+string(stat[:bytes.LastIndexByte(stat, ')')+1])+" "+fields[0])
 		}
 	}

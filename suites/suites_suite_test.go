@@ -11,6 +11,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	netns.CloseInheritedFiles()
 	netns.Init() // labs re-execute this test binary as their holder
 	os.Exit(m.Run())
 }

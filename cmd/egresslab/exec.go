@@ -68,9 +68,9 @@ func runInLab(ctx context.Context, file, user string, argv []string, env []strin
 	if banner != "" { // only once the user is known to exist
 		fmt.Fprintln(os.Stderr, banner)
 	}
-	// Our own signal channel, besides main's context: a terminal's ^C also
-	// reaches the command (it is in our process group), and the status we
-	// return says which signal ended the run.
+	// Our own signal channel, besides main's context: the status we return
+	// says which signal ended the run. (A terminal's ^C reaches the command
+	// through the lab's own terminal, not as our signal.)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -86,23 +86,35 @@ func runInLab(ctx context.Context, file, user string, argv []string, env []strin
 	if err != nil {
 		return &exitError{code: exitBadInput, err: err}
 	}
-	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if term := os.Getenv("TERM"); term != "" {
-		c.Env = append(c.Env, "TERM="+term)
+	// Our terminal, if we have one, is never the lab's: the command gets a
+	// pty of the lab's own (pty.go); pipes and files are passed as they are.
+	term, err := attachTerminal(c)
+	if err != nil {
+		return err
+	}
+	defer term.close()
+	if t := os.Getenv("TERM"); t != "" {
+		c.Env = append(c.Env, "TERM="+t)
 	}
 	c.Env = append(c.Env, env...)
 	if err := c.Start(); err != nil {
 		return fmt.Errorf("start %s in lab %s: %w", argv[0], p.Name, err)
 	}
+	term.started()
 	done := make(chan error, 1)
 	go func() { done <- c.Wait() }()
 	select {
 	case err = <-done:
 	case sig := <-sigs:
+		term.close() // first: a second signal exits at once
 		sess.Close()
 		<-done
 		return &exitError{code: 128 + int(sig.(syscall.Signal))}
 	}
+	// What the command's background jobs still hold of the lab's terminal
+	// goes with the lab; then the last of its output reaches ours.
+	sess.Close()
+	term.finish()
 	return &exitError{code: exitStatus(c, err)}
 }
 

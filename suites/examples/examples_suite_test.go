@@ -14,6 +14,7 @@ import (
 // TestMain calls netns.Init first: a lab's holder is this test binary,
 // re-executed, and Init is where it takes over. Without it, Open fails.
 func TestMain(m *testing.M) {
+	netns.CloseInheritedFiles()
 	netns.Init()
 	os.Exit(m.Run())
 }
