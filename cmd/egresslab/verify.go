@@ -93,6 +93,7 @@ func verify(cmd *cobra.Command, file, format string, backstop time.Duration, how
 	if err != nil {
 		return nil, err
 	}
+	printWarnings(os.Stderr, p, how.parity)
 	*name = p.Name
 	opts := scenarios.RunOptions{Backstop: backstop, NoRule: how.noRule}
 	if isTerminal(os.Stderr) {
