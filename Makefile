@@ -10,7 +10,7 @@ GINKGO  := $(GO) tool ginkgo
 NEEDS   := iptables-nft-restore:iptables iptables-legacy-restore:iptables nft:nftables \
            ip:iproute2 nsenter:util-linux setpriv:util-linux telnet:telnet \
            swaks:swaks curl:curl nc:netcat-openbsd \
-           ipset:ipset sysctl:procps
+           ipset:ipset sysctl:procps dig:bind9-dnsutils
 
 # each fuzz target as package:target; make test runs each for FUZZTIME. A
 # count of executions, not a duration: go1.26's fuzzing coordinator can fail

@@ -134,8 +134,8 @@ func (pd *policyDecoder) checkOwners(file *RulesetFile) error {
 			}
 			bad = true
 			pd.fail(&Error{File: filepath.Join(dir, rel), Line: o.Line, Column: o.Column, Msg: fmt.Sprintf(
-				"%s %s: no %s %q in the policy: the lab knows only the policy's %s (%s); add %s to %s",
-				o.Option, o.Name, what, o.Name, section, orList(known), o.Name, section)})
+				"%s %s: no %s %q in the policy: the lab's /etc/%s holds only root and the policy's %s (%s); add %s to %s",
+				o.Option, o.Name, what, o.Name, map[bool]string{false: "passwd", true: "group"}[o.Group], section, strings.Join(known, ", "), o.Name, section)})
 		}
 	}
 	check(file.Path, file.Data)
