@@ -61,6 +61,9 @@ func (pd *policyDecoder) result() error {
 			return strings.Compare(a.File, b.File)
 		}
 		if a.Line != b.Line {
+			if a.Line == 0 || b.Line == 0 { // unplaced last: the first error has a place
+				return b.Line - a.Line
+			}
 			return a.Line - b.Line
 		}
 		return a.Column - b.Column
