@@ -26,6 +26,7 @@ PREFIX  ?= /usr/local
 # HEAD when there is one (git describe), else a snapshot of the commit.
 VERSION ?= $(shell git describe --tags --exact-match --match 'v*' 2>/dev/null || echo v0.0.0-snapshot-$$(git rev-parse --short=12 HEAD))
 DIST    ?= dist
+GORELEASER ?= goreleaser
 RELEASE_PLATFORMS := linux/amd64 linux/arm64
 
 .PHONY: all build demo test fuzz soak bench bench-go lint deps install release release-check
@@ -81,8 +82,9 @@ release-check:
 	case "$$got" in "egresslab $$snap ("*) ;; *) echo "release-check: egresslab version said '$$got', want $$snap"; exit 1;; esac; \
 	$(MAKE) --no-print-directory install PREFIX=$$tmp/prefix >/dev/null; $$tmp/prefix/bin/egresslab version >/dev/null; \
 	echo "release-check: $$(ls $$tmp/dist | tr '\n' ' ')verified; $$got"
-	@if command -v goreleaser >/dev/null 2>&1; then \
-	  goreleaser check && goreleaser release --snapshot --clean --skip=publish; \
+	@if command -v $(GORELEASER) >/dev/null 2>&1; then \
+	  $(GORELEASER) check && $(GORELEASER) release --snapshot --clean --skip=publish >/dev/null && \
+	  echo "release-check: .goreleaser.yaml checked and built: $$(cd dist && ls *.tar.gz | tr '\n' ' ')"; \
 	else \
 	  echo "release-check: goreleaser is not installed here: .goreleaser.yaml NOT checked (make release built the same archives)"; \
 	fi
