@@ -11,7 +11,8 @@ GINKGO  := $(GO) tool ginkgo
 NEEDS   := iptables-nft-restore:iptables iptables-legacy-restore:iptables nft:nftables \
            ip:iproute2 nsenter:util-linux setpriv:util-linux telnet:telnet \
            swaks:swaks curl:curl nc:netcat-openbsd \
-           ipset:ipset sysctl:procps dig:bind9-dnsutils
+           ipset:ipset sysctl:procps newuidmap:uidmap useradd:passwd dig:bind9-dnsutils
+# and python3-junitparser: the specs read --junit files with it, a real JUnit consumer
 
 # each fuzz target as package:target; make test runs each for FUZZTIME. A
 # count of executions, not a duration: go1.26's fuzzing coordinator can fail
@@ -121,6 +122,7 @@ deps:
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
+	/usr/bin/python3 -c 'import junitparser' 2>/dev/null || missing="$$missing python3-junitparser"; \
 	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	if [ -n "$${missing// /}" ]; then \
 	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \

@@ -103,28 +103,11 @@ func holdLabFiles(in *bufio.Reader) error {
 	if err := json.Unmarshal(line, &cfg); err != nil {
 		return fmt.Errorf("decode lab config: %w", err)
 	}
-	// Nothing mounted here may propagate back to the host.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make / private in the lab: %w", err)
-	}
-	// A private /run holds the lab's files and iptables-legacy's lock; private
-	// temporary directories keep a candidate script's files off the host.
-	for _, dir := range []string{"/run", "/tmp", "/var/tmp", "/dev/shm"} {
-		if _, err := os.Stat(dir); err != nil {
-			continue
-		}
-		mode := "mode=1777"
-		if dir == "/run" {
-			mode = "mode=0755"
-		}
-		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, mode); err != nil {
-			return fmt.Errorf("mount a private %s in the lab: %w", dir, err)
-		}
-	}
-	// The lab's own /proc shows the lab's PID namespace only: a candidate
-	// script sees no host process, and no descriptor of ours.
-	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mount the lab's own /proc: %w", err)
+	// The lab's own root (labroot.go): private, bounded /tmp, /var/tmp,
+	// /dev/shm and /run (the lab's files, iptables-legacy's lock), its own
+	// /proc, and nothing of the host's that an unmount would reveal.
+	if err := makeLabRoot(); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(labEtcDir, 0o755); err != nil {
 		return err

@@ -95,6 +95,8 @@ type Lab struct {
 
 	pendingTrace *pendingTrace // a trace table installed with the sentinel (trace.go)
 
+	limits *labLimits // the lab's cgroups (limits.go)
+
 	ca   *labCA       // signs the certificates of the lab's TLS listeners
 	zone atomic.Value // func(*dns.Msg) *dns.Msg: what ServeDNS answers, for a host's port 53 too
 }
@@ -130,7 +132,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	return l, nil
 }
 
-func (l *Lab) startHolder(ctx context.Context) error {
+func (l *Lab) startHolder(ctx context.Context) (err error) {
 	etc, err := json.Marshal(holderConfig{Etc: l.etcFiles()})
 	if err != nil {
 		return err
@@ -186,6 +188,9 @@ func (l *Lab) startHolder(ctx context.Context) error {
 		return fmt.Errorf("start the lab's holder process: %w", err)
 	}
 	l.holder, l.stdin, l.pid = cmd, stdin, cmd.Process.Pid
+	// Bounded beside its start-up, before it runs anything (limits.go).
+	confined := l.confineInBackground()
+	defer func() { err = errors.Join(err, confined()) }()
 	if _, err := stdin.Write(append(etc, '\n')); err != nil {
 		return fmt.Errorf("configure the lab's holder: %w", err)
 	}
@@ -466,6 +471,9 @@ func (l *Lab) Close() error {
 			_ = l.holder.Process.Kill()
 			<-l.done
 		}
+		if err := l.limits.remove(); err != nil {
+			errs = append(errs, err)
+		}
 	})
 	return errors.Join(errs...)
 }
@@ -479,7 +487,7 @@ var ErrClosed = errors.New("the lab is closed")
 // checkPrivileges fails early, with what to do, where a lab cannot start.
 func checkPrivileges() error {
 	if os.Geteuid() != 0 {
-		return &UnavailableError{What: "root privileges", Fix: "run egresslab as root (sudo egresslab ...)"}
+		return &UnavailableError{What: "root privileges (effective uid 0, with CAP_SYS_ADMIN and CAP_NET_ADMIN)", Fix: fmt.Sprintf("this process runs as uid %d; run the program or test binary that starts the lab as root", os.Geteuid())}
 	}
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		return &UnavailableError{What: "nsenter", Fix: "install util-linux (apt-get install util-linux)"}

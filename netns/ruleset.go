@@ -19,6 +19,9 @@ type RulesetError struct {
 	Line int    // 0 when the tool did not say
 	Tool string
 	Msg  string // the tool's own message, cut to what may be shown
+	// Limit is the lab's bound the run hit, such as "process limit (512
+	// processes)", or "" when the file itself was rejected.
+	Limit string
 }
 
 func (e *RulesetError) Error() string {
@@ -87,7 +90,7 @@ func (l *Lab) LoadIPTables(ctx context.Context, ipv6 bool, name string, data []b
 	if ipv6 {
 		toolName = "ip6tables-restore"
 	}
-	out, err := l.runCandidateTool(ctx, data, nil, tool)
+	out, err := l.runBounded(ctx, data, nil, tool)
 	if err == nil {
 		return nil
 	}
@@ -118,7 +121,7 @@ func (l *Lab) LoadNFT(ctx context.Context, name string, data []byte, includes ..
 	if len(includes) == 0 {
 		incDir = labInputDir + "/include-none" // an empty search path: no include resolves
 	}
-	out, err := l.runCandidateTool(ctx, nil, nil, "nft", "-I", incDir, "-f", p)
+	out, err := l.runBounded(ctx, nil, nil, "nft", "-I", incDir, "-f", p)
 	if err == nil {
 		return nil
 	}
@@ -146,7 +149,7 @@ func (l *Lab) RunScript(ctx context.Context, name string, data []byte) error {
 	}
 	env := []string{"PATH=" + labBinDir + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"IPTABLES=iptables", "IP6TABLES=ip6tables", "IPTABLES_RESTORE=iptables-restore", "IP6TABLES_RESTORE=ip6tables-restore"}
-	out, err := l.runCandidateTool(ctx, nil, env, argv...)
+	out, err := l.runBounded(ctx, nil, env, argv...)
 	if err == nil {
 		return nil
 	}
@@ -190,7 +193,14 @@ func (l *Lab) stageIPTablesTools() error {
 // It returns nil when the tool rejected the ruleset.
 func toolFailure(ctx context.Context, err error, out []byte, name, label, execName, pkg string) error {
 	var start *StartError
+	var hit *LimitError
 	switch {
+	case errors.As(err, &hit):
+		who := label
+		if label == "script" {
+			who = "the candidate script"
+		}
+		return &RulesetError{File: name, Tool: label, Limit: hit.Bound, Msg: who + " " + hit.Error()}
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(err, errToolTimeout):

@@ -18,6 +18,8 @@ type explainer struct {
 	// untraced says why the trace could not start: every probe says so
 	// instead of naming a rule, and the verdicts stand without it.
 	untraced string
+	// sources place a traced rule in the candidate's files.
+	sources ruleSources
 }
 
 func startExplaining(ctx context.Context, lab *netns.Lab, p *Policy, probes []Result, opts RunOptions) (*explainer, error) {
@@ -40,6 +42,7 @@ func startExplaining(ctx context.Context, lab *netns.Lab, p *Policy, probes []Re
 	default:
 		e.trace = trace
 		e.srcs = make([]netip.AddrPort, len(probes))
+		e.sources = sourcesOf(p)
 	}
 	return e, nil
 }
@@ -76,8 +79,20 @@ func (e *explainer) finish(results []Result) error {
 		f := netns.Flow{Src: e.srcs[i], Dst: netip.AddrPortFrom(r.Address, r.Port.Number), Proto: r.Port.Proto}
 		return f, r.Observed.Blocked()
 	})
+	at := map[*netns.Rule]*RuleSource{} // rules are shared: place each once
 	for i, rule := range rules {
 		results[i].Decider = rule
+		if rule == nil {
+			continue
+		}
+		place, ok := at[rule]
+		if !ok {
+			if src, found := e.sources.of(rule); found {
+				place = &src
+			}
+			at[rule] = place
+		}
+		results[i].DeciderAt = place
 	}
 	e.srcs = nil
 	return nil

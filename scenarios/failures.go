@@ -70,6 +70,9 @@ func (r Result) failureLine() string {
 	}
 	if r.Decider != nil {
 		line += "\n      decided by " + r.Decider.String()
+		if r.DeciderAt != nil {
+			line += ", written at " + r.DeciderAt.String()
+		}
 	}
 	return line
 }
@@ -150,10 +153,15 @@ func (s *Summary) add(res Result) {
 }
 
 // ExecCommand is the command that replays r with a real client, as r's user
-// inside a lab of policyFile ("egresslab.yaml" when empty): nc dials the
-// same address and port and says what it saw.
+// inside a lab of policyFile (when empty: r.PolicyFile, else
+// "egresslab.yaml", verify's default): nc dials the same address and port
+// and says what it saw.
 func (r Result) ExecCommand(policyFile string) string {
-	if policyFile == "" {
+	switch {
+	case policyFile != "":
+	case r.PolicyFile != "":
+		policyFile = r.PolicyFile
+	default:
 		policyFile = "egresslab.yaml"
 	}
 	flags := "-vz"

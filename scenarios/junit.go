@@ -38,6 +38,7 @@ type junitCase struct {
 	Time      string        `xml:"time,attr"`
 	Failure   *junitMessage `xml:"failure,omitempty"`
 	Error     *junitMessage `xml:"error,omitempty"`
+	Skipped   *junitMessage `xml:"skipped,omitempty"`
 }
 
 type junitMessage struct {
@@ -51,12 +52,15 @@ type junitMessage struct {
 // failure's type is its kind (bypass, breakage, wrong-way), and its text
 // says what answered, the policy line, and the command that replays it.
 func (r *Report) WriteJUnit(w io.Writer) error {
+	if r.Shard != nil && len(r.Results) == 0 {
+		return r.Shard.writeEmptyJUnit(w)
+	}
 	s := r.Summary()
 	suite := junitSuite{Name: r.Policy, Tests: s.Probes, Failures: s.Failed - s.Errors, Errors: s.Errors, Time: seconds(r.Duration)}
 	for _, res := range r.Results {
 		c := junitCase{
 			Classname: fmt.Sprintf("%s.%s.%s", r.Policy, res.User.Name, res.Family()),
-			Name:      fmt.Sprintf("%s [%s]:%s", res.Host, res.Address, res.Port),
+			Name:      res.Probe.String(), // distinct per user, not only per destination
 			Time:      seconds(res.Duration),
 		}
 		if k := res.kind(); k != passed {
@@ -66,6 +70,9 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 			}
 			if res.Decider != nil {
 				text += "\ndecided by " + res.Decider.String()
+			}
+			if res.DeciderAt != nil {
+				text += "\nwritten at " + res.DeciderAt.String()
 			}
 			text += "\nreproduce: " + res.ExecCommand(r.File) + "\n"
 			msg := &junitMessage{Message: res.verdict(), Type: kindName(k), Text: text}
@@ -105,6 +112,7 @@ func writeJUnit(w io.Writer, suite junitSuite) error {
 	return err
 }
 
+// kindName is a failure kind's name in JUnit and JSON ("" for a pass).
 func kindName(k failureKind) string {
 	for _, g := range failureGroups {
 		if g.kind == k {

@@ -86,7 +86,7 @@ func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result,
 		}
 		start := time.Now()
 		r := probe.Dial(ctx, s.lab, Identity(u), probe.Target{Addr: a, Port: pt.Number, Proto: pt.Proto}, s.Backstop)
-		results = append(results, Result{Probe: pr, Observed: r.Outcome, Detail: r.Detail, Duration: time.Since(start)})
+		results = append(results, Result{Probe: pr, Observed: r.Outcome, Detail: r.Detail, Duration: time.Since(start), PolicyFile: s.policy.File})
 	}
 	return results, ctx.Err()
 }

@@ -21,7 +21,14 @@ type Result struct {
 	Evidence probe.Evidence // what decided the outcome
 	Detail   string         // what answered, or why not (from the prober)
 	Decider  *netns.Rule    // the rule that decided, from the lab's trace (nil: none saw the probe)
-	Duration time.Duration  // how long the probe took (zero when not measured)
+	// DeciderAt is where the deciding rule was written in the candidate
+	// ruleset (nil: not known exactly; rulesource.go says when).
+	DeciderAt *RuleSource
+	Duration  time.Duration // how long the probe took (zero when not measured)
+	// PolicyFile is the policy file the probe came from, for a result that
+	// travels without its report (Session.Probe's): what its reproduce line
+	// names. "" in a Report's results, which carry Report.File.
+	PolicyFile string
 }
 
 // Pass reports whether the observed outcome meets the expectation.
@@ -44,6 +51,7 @@ type Report struct {
 	Duration time.Duration // the whole run, when measured
 	Parity   []ParityCell  // cells that failed verify --parity (CheckParity)
 	Width    int           // the table's width limit (a terminal's columns); 0: none
+	Shard    *Shard        // the plan, when this run is one shard of several (verify --shard)
 }
 
 // Pass reports whether every expectation held, and parity where checked.
@@ -75,6 +83,7 @@ type jsonReport struct {
 	Summary Summary      `json:"summary"`
 	Probes  []jsonProbe  `json:"probes"`
 	Parity  []ParityCell `json:"parity,omitempty"`
+	Shard   *Shard       `json:"shard,omitempty"`
 }
 
 type jsonProbe struct {
@@ -88,17 +97,26 @@ type jsonProbe struct {
 	Expected Verb           `json:"expected"`
 	Observed probe.Outcome  `json:"observed"`
 	Pass     bool           `json:"pass"`
+	Failure  string         `json:"failure,omitempty"` // bypass, breakage, wrong-way, probe-error, not-covered
 	Line     int            `json:"line"`
 	Detail   string         `json:"detail"`
 	Evidence probe.Evidence `json:"evidence"`
-	Rule     *netns.Rule    `json:"rule"` // the deciding rule, where the kernel can say it
+	Rule     *jsonRule      `json:"rule"` // the deciding rule, where the kernel can say it
+}
+
+// jsonRule is the deciding rule with, where known exactly, the file and
+// line of the candidate ruleset that wrote it.
+type jsonRule struct {
+	*netns.Rule
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
 }
 
 // WriteJSON writes SPEC.md's JSON document, indented, with a final newline.
 // The probes are written one at a time (jsonProbes), so a sweep's document
 // never sits in memory whole.
 func (r *Report) WriteJSON(w io.Writer) error {
-	doc := jsonReport{Policy: r.Policy, Pass: r.Pass(), Summary: r.Summary(), Probes: []jsonProbe{}, Parity: r.Parity}
+	doc := jsonReport{Policy: r.Policy, Pass: r.Pass(), Summary: r.Summary(), Probes: []jsonProbe{}, Parity: r.Parity, Shard: r.Shard}
 	var head bytes.Buffer
 	enc := json.NewEncoder(&head)
 	enc.SetIndent("", "  ")
@@ -114,9 +132,40 @@ func toJSONProbe(res Result) jsonProbe {
 		User: res.User.Name, UID: res.User.UID, Host: res.Host,
 		Address: res.Address.String(), Family: res.Family(),
 		Port: res.Port.Number, Proto: res.Port.Proto,
-		Expected: res.Expect, Observed: res.Observed, Pass: res.Pass(), Line: res.Line,
-		Detail: res.Detail, Evidence: res.Evidence, Rule: res.Decider,
+		Expected: res.Expect, Observed: res.Observed, Pass: res.Pass(), Failure: kindName(res.kind()),
+		Line: res.Line, Detail: res.Detail, Evidence: res.Evidence, Rule: ruleOf(res),
 	}
+}
+
+func ruleOf(res Result) *jsonRule {
+	if res.Decider == nil {
+		return nil
+	}
+	r := &jsonRule{Rule: res.Decider}
+	if at := res.DeciderAt; at != nil {
+		r.File, r.Line = at.File, at.Line
+	}
+	return r
+}
+
+// RunError is a run that ended without a report (bad input, a lab that
+// could not run, an interruption): its exit status and why.
+type RunError struct {
+	Status  int    `json:"status"`
+	Message string `json:"message"`
+}
+
+// WriteJSONError writes the JSON document of a run that ended without a
+// report: the report's keys, no probes, pass false, and the error.
+func WriteJSONError(w io.Writer, policy string, e RunError) error {
+	doc := struct {
+		jsonReport
+		Error RunError `json:"error"`
+	}{jsonReport{Policy: policy, Probes: []jsonProbe{}}, e}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(doc)
 }
 
 // verdict is "expected deny, observed connected".

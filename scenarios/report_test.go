@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -120,13 +121,17 @@ var _ = Describe("Report", func() {
 		Expect(json.Unmarshal(b.Bytes(), &doc)).To(Succeed())
 		Expect(keys(doc.Summary)).To(Equal([]string{"probes", "passed", "failed", "errors"}))
 		Expect(doc.Probes).To(HaveLen(12))
-		for _, pr := range doc.Probes {
-			Expect(keys(pr)).To(Equal([]string{"user", "uid", "host", "address", "family", "port", "proto",
-				"expected", "observed", "pass", "line", "detail", "evidence", "rule"}))
+		for i, pr := range doc.Probes {
+			want := []string{"user", "uid", "host", "address", "family", "port", "proto",
+				"expected", "observed", "pass", "line", "detail", "evidence", "rule"}
+			if !r.Results[i].Pass() { // a failed probe says which kind of failure
+				want = slices.Insert(want, 10, "failure")
+			}
+			Expect(keys(pr)).To(Equal(want))
 		}
 		Expect(string(doc.Probes[8])).To(MatchJSON(`{"user": "www-data", "uid": 33, "host": "mx.example.test",
 			"address": "2001:db8::25", "family": "ipv6", "port": 25, "proto": "tcp",
-			"expected": "deny", "observed": "connected", "pass": false, "line": 32,
+			"expected": "deny", "observed": "connected", "pass": false, "failure": "bypass", "line": 32,
 			"detail": "220 mx.example.test ESMTP <postmaster@example.test>\r\n",
 			"evidence": {"kind": "handshake"}, "rule": null}`))
 	})
@@ -163,7 +168,12 @@ var _ = Describe("Report", func() {
 		Expect(doc.Suite.Cases).To(HaveLen(12))
 		c := doc.Suite.Cases[8]
 		Expect(c.Classname).To(Equal("mail-egress.www-data.ipv6"), "classnames group by policy, user and family")
-		Expect(c.Name).To(Equal("mx.example.test [2001:db8::25]:25/tcp"))
+		Expect(c.Name).To(Equal("www-data -> mx.example.test [2001:db8::25]:25/tcp (ipv6)"))
+		names := map[string]bool{}
+		for _, c := range doc.Suite.Cases {
+			names[c.Name] = true
+		}
+		Expect(names).To(HaveLen(12), "one name per probe: users, hosts, addresses and ports apart")
 		Expect(c.Time).To(Equal("0.000"))
 		Expect(c.Failure).To(HaveValue(ContainSubstring(
 			"reproduce: egresslab exec -f egresslab.yaml --user www-data -- nc -vz -n -w 3 2001:db8::25 25")))
@@ -176,7 +186,7 @@ var _ = Describe("Report", func() {
 		r.Duration = 2 * time.Second
 		var b bytes.Buffer
 		Expect(r.WriteJUnit(&b)).To(Succeed())
-		Expect(b.String()).To(ContainSubstring(`name="mx.example.test [192.0.2.25]:25/tcp" time="0.002"`))
+		Expect(b.String()).To(ContainSubstring(`name="postfix -&gt; mx.example.test [192.0.2.25]:25/tcp (ipv4)" time="0.002"`))
 		Expect(b.String()).To(ContainSubstring(`<testsuite name="mail-egress" tests="12" failures="1" errors="1" time="2.000">`))
 	})
 

@@ -25,6 +25,9 @@ type RunOptions struct {
 	// NoRule skips tracing the rule that decided each probe (Result.Decider
 	// stays nil): a little faster, and nothing to explain a mismatch with.
 	NoRule bool
+	// Only, if set, keeps the probes it holds and leaves the others out
+	// (verify --shard: ShardSpec.Holds).
+	Only func(Probe) bool
 }
 
 // Run verifies p in a lab of its own: it starts the lab, serves every host,
@@ -170,7 +173,9 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 	// The results hold the matrix: a sweep keeps one copy of each probe.
 	results := make([]Result, 0, p.Size())
 	for pr := range p.Probes() {
-		results = append(results, Result{Probe: pr})
+		if opts.Only == nil || opts.Only(pr) {
+			results = append(results, Result{Probe: pr})
+		}
 	}
 	explain, err := startExplaining(ctx, lab, p, results, opts)
 	if err != nil {

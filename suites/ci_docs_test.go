@@ -19,11 +19,16 @@ import (
 // keys GitLab needs; both must install egresslab with go install, run
 // verify with --junit, keep the report on failure and fail on a failed run.
 var _ = Describe("the CI jobs in docs/ci", Label("docs"), func() {
-	It("GitHub Actions: actionlint finds nothing", func(ctx SpecContext) {
-		cmd := exec.CommandContext(ctx, "go", "tool", "actionlint", "-no-color", "docs/ci/github-actions.yml")
-		cmd.Dir = ".." // the module root
-		out, err := cmd.CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), "actionlint:\n%s", out)
+	It("GitHub Actions: actionlint finds nothing in any workflow", func(ctx SpecContext) {
+		workflows, err := filepath.Glob("../docs/ci/github-actions*.yml")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(workflows).To(HaveLen(4), "sudo, rootless, sharded, container")
+		for _, wf := range workflows {
+			cmd := exec.CommandContext(ctx, "go", "tool", "actionlint", "-no-color", strings.TrimPrefix(wf, "../"))
+			cmd.Dir = ".." // the module root
+			out, err := cmd.CombinedOutput()
+			Expect(err).NotTo(HaveOccurred(), "actionlint %s:\n%s", wf, out)
+		}
 	})
 
 	It("GitHub Actions: installs, verifies with --junit and uploads the report always", func() {
@@ -43,6 +48,8 @@ var _ = Describe("the CI jobs in docs/ci", Label("docs"), func() {
 			if strings.Contains(s.Run, "egresslab verify") && strings.Contains(s.Run, "--junit egresslab-junit.xml") {
 				verify = i
 				Expect(s.If).To(BeEmpty(), "verify must run, and its exit status fail the job")
+				Expect(s.Run).To(ContainSubstring("--format github"), "annotations at the ruleset line that decided")
+				Expect(s.Run).To(ContainSubstring(`sudo GITHUB_STEP_SUMMARY="$GITHUB_STEP_SUMMARY" egresslab verify`), "root is told where the job summary goes")
 			}
 			if strings.HasPrefix(s.Uses, "actions/upload-artifact@") {
 				upload = i

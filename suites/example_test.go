@@ -11,15 +11,16 @@ import (
 )
 
 // results stands in for what Session.Probe returns: one result per address
-// of the host, here IPv4 dropped and IPv6 connected (the telnet surprise).
+// of the host, here IPv4 dropped and IPv6 connected (the telnet surprise),
+// each naming the policy file it came from.
 func results() []scenarios.Result {
 	www := scenarios.User{Name: "www-data", UID: 33}
 	port := scenarios.Port{Number: 25, Proto: "tcp"}
 	return []scenarios.Result{
 		{Probe: scenarios.Probe{User: www, Host: "mx.example.test", Address: netip.MustParseAddr("192.0.2.25"), Port: port},
-			Observed: probe.Dropped},
+			Observed: probe.Dropped, PolicyFile: "ci/mail.yaml"},
 		{Probe: scenarios.Probe{User: www, Host: "mx.example.test", Address: netip.MustParseAddr("2001:db8::25"), Port: port},
-			Observed: probe.Connected, Detail: "220 mx.example.test ESMTP"},
+			Observed: probe.Connected, Detail: "220 mx.example.test ESMTP", PolicyFile: "ci/mail.yaml"},
 	}
 }
 
@@ -34,7 +35,7 @@ func ExampleOnEveryFamily() {
 	// ipv4: holds
 	// ipv6: expected every probe to be dropped, but:
 	//  ! www-data -> mx.example.test [2001:db8::25]:25/tcp (ipv6): observed connected — 220 mx.example.test ESMTP
-	//      reproduce: egresslab exec -f egresslab.yaml --user www-data -- nc -vz -n -w 3 2001:db8::25 25
+	//      reproduce: egresslab exec -f ci/mail.yaml --user www-data -- nc -vz -n -w 3 2001:db8::25 25
 }
 
 // MatchTruthTable asserts a whole report in one go; its failure message is

@@ -99,7 +99,7 @@ func writeProbe(b *strings.Builder, r scenarios.Result, wrong bool) {
 	}
 	b.WriteString("\n")
 	if wrong {
-		fmt.Fprintf(b, "     reproduce: %s\n", r.ExecCommand(""))
+		fmt.Fprintf(b, "     reproduce: %s\n", r.ExecCommand("")) // names the policy file the probe came from
 	}
 }
 

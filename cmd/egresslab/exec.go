@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/egresslab/egresslab/scenarios"
@@ -38,7 +39,7 @@ could not start: then 2 for bad input and 3 when the lab cannot run, as for veri
 			if len(args) == 0 {
 				return &exitError{code: exitBadInput, err: errors.New("exec: no command given: egresslab exec -f POLICY --user NAME -- CMD [ARG...]")}
 			}
-			return runInLab(cmd.Context(), file, user, args, nil)
+			return runInLab(cmd.Context(), file, user, args, nil, "")
 		},
 	}
 	cmd.Flags().SetInterspersed(false) // flags after CMD are CMD's
@@ -52,13 +53,20 @@ could not start: then 2 for bad input and 3 when the lab cannot run, as for veri
 // runInLab runs argv in a lab of the policy file as user, attached to our
 // standard streams, and returns an *exitError carrying its exit status. env
 // is added to the command's environment.
-func runInLab(ctx context.Context, file, user string, argv []string, env []string) error {
+func runInLab(ctx context.Context, file, user string, argv []string, env []string, banner string) error {
 	p, err := scenarios.Load(file)
 	if err != nil {
 		return err
 	}
 	if _, ok := p.User(user); !ok && user != "root" {
-		return &exitError{code: exitBadInput, err: fmt.Errorf("%s: no user %q in policy %s", file, user, p.Name)}
+		names := []string{"root"}
+		for _, u := range p.Users {
+			names = append(names, u.Name)
+		}
+		return &exitError{code: exitBadInput, err: fmt.Errorf("%s: no user %q in policy %s; its users: %s", file, user, p.Name, strings.Join(names, ", "))}
+	}
+	if banner != "" { // only once the user is known to exist
+		fmt.Fprintln(os.Stderr, banner)
 	}
 	// Our own signal channel, besides main's context: a terminal's ^C also
 	// reaches the command (it is in our process group), and the status we

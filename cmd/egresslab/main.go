@@ -61,15 +61,24 @@ func reportError(err error) int {
 	if err == nil {
 		return exitPass
 	}
+	code, msg := describe(err)
+	if msg != "" {
+		fmt.Fprintln(os.Stderr, "egresslab:", msg)
+	}
+	return code
+}
+
+// describe is the exit status err stands for and what to say of it ("" when
+// the output has said it already).
+func describe(err error) (int, string) {
 	var ee *exitError
 	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintln(os.Stderr, "egresslab:", ee.err)
+		if ee.err == nil {
+			return ee.code, ""
 		}
-		return ee.code
+		return ee.code, ee.err.Error()
 	}
-	fmt.Fprintln(os.Stderr, "egresslab:", err)
-	return statusOf(err)
+	return statusOf(err), err.Error()
 }
 
 // statusOf classifies an error from loading or running a policy.
@@ -104,11 +113,9 @@ the policy expected next to what happened, per address family.`,
 		Version:       versionLine(), // --version
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &exitError{code: exitBadInput, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
-	})
+	root.SetFlagErrorFunc(usageError)
 	root.AddCommand(newVerifyCommand(), newLintCommand(), newDiffCommand(), newExecCommand(), newShellCommand(),
-		newReproCommand(), newScenariosCommand(), newVersionCommand())
+		newReproCommand(), newScenariosCommand(), newVersionCommand(), newDoctorCommand(), newMergeCommand())
 	return root
 }
 

@@ -1,18 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 
+	"github.com/egresslab/egresslab/internal/preflight"
 	"github.com/spf13/cobra"
 )
 
 // labCommands start labs; they check the machine before anything else.
-var labCommands = map[string]bool{"verify": true, "repro": true, "exec": true, "shell": true}
+// verify checks for itself, once its JUnit file is set to say why it failed.
+var labCommands = map[string]bool{"repro": true, "exec": true, "shell": true}
 
 // guardUsage makes every usage error exit 2: an unknown command, a stray
 // argument (cobra reports both as plain errors) as well as a bad flag; and
@@ -27,7 +29,7 @@ func guardUsage(root *cobra.Command) {
 		}
 		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.Name())
 		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
-			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			msg += " (did you mean " + strings.Join(s, " or ") + "?)"
 		}
 		return usageError(c, errors.New(msg))
 	}
@@ -44,6 +46,9 @@ func guardUsage(root *cobra.Command) {
 				return nil
 			}
 		}
+		if run := c.RunE; run != nil && labCommands[c.Name()] {
+			c.RunE = func(c *cobra.Command, a []string) error { return labAdvice(c.Context(), run(c, a)) }
+		}
 		for _, sub := range c.Commands() {
 			wrap(sub)
 		}
@@ -53,83 +58,84 @@ func guardUsage(root *cobra.Command) {
 		if !labCommands[c.Name()] {
 			return nil
 		}
-		if err := checkMachine(); err != nil {
+		if err := checkMachine(c.Context()); err != nil {
 			return &exitError{code: exitNoLab, err: err}
 		}
 		return nil
 	}
 }
 
+// usageError is one line, pointing at the help rather than printing it:
+// "unknown flag: --frob; see 'egresslab verify --help'".
 func usageError(c *cobra.Command, err error) error {
-	return &exitError{code: exitBadInput, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
+	return &exitError{code: exitBadInput, err: fmt.Errorf("%w; see '%s --help'", err, c.CommandPath())}
 }
 
-// labTools are the commands a lab runs, with the Debian package of each.
-var labTools = []struct{ cmd, pkg string }{
-	{"nsenter", "util-linux"}, {"setpriv", "util-linux"}, {"nft", "nftables"},
-	{"iptables-nft-restore", "iptables"}, {"ip6tables-nft-restore", "iptables"},
-	{"iptables-legacy-restore", "iptables"}, {"ip6tables-legacy-restore", "iptables"},
+// checkMachine says, before a lab command starts a lab, what the machine
+// lacks for one: root, its capabilities (root in an unprivileged container
+// has few), user namespaces, the lab's id range, the tools. These are reads
+// only; when one fails, the doctor's steps (each tried in throwaway
+// namespaces) say what to change where egresslab runs.
+func checkMachine(ctx context.Context) error {
+	err := quickCheck()
+	if err == nil {
+		return nil
+	}
+	if bad := preflight.Failed(preflight.Run(ctx)); len(bad) > 0 {
+		return fmt.Errorf("%w\n%w", err, &preflight.Error{Failed: bad})
+	}
+	return err
 }
 
-// labCapabilities are what a lab needs of root, by bit number.
-var labCapabilities = []struct {
-	bit  uint
-	name string
-}{
-	{21, "CAP_SYS_ADMIN"}, {12, "CAP_NET_ADMIN"}, {19, "CAP_SYS_PTRACE"}, {6, "CAP_SETGID"}, {7, "CAP_SETUID"},
+// labAdvice is for a lab that could not start although quickCheck passed: it
+// runs the doctor's steps and adds the ones that failed, with their fixes, to
+// err. Errors of bad input, interruptions and runs that happened pass as they
+// are.
+func labAdvice(ctx context.Context, err error) error {
+	if err == nil || isBadInput(err) || ctx.Err() != nil {
+		return err
+	}
+	var ee *exitError
+	if errors.As(err, &ee) && (ee.code != exitNoLab || ee.err == nil) {
+		return err // a run that happened, or a status of its own
+	}
+	var said *preflight.Error
+	if errors.As(err, &said) {
+		return err
+	}
+	if bad := preflight.Failed(preflight.Run(ctx)); len(bad) > 0 {
+		return &exitError{code: exitNoLab, err: fmt.Errorf("%w\n%w", err, &preflight.Error{Failed: bad})}
+	}
+	return err
 }
 
-// checkMachine says what is missing for a lab: root, its capabilities (root
-// in an unprivileged container has few), user namespaces, the tools.
-func checkMachine() error {
+func quickCheck() error {
 	if os.Geteuid() != 0 {
 		return errors.New("the lab needs root privileges: run egresslab as root (sudo egresslab ...)")
 	}
-	if missing := missingCapabilities(); len(missing) > 0 {
+	if missing := preflight.MissingCapabilities(); len(missing) > 0 {
 		return fmt.Errorf("running as root without %s, as in an unprivileged container: the lab needs them to create namespaces and load rules; run the container with --privileged (or --cap-add %s)",
 			strings.Join(missing, ", "), strings.ReplaceAll(strings.Join(missing, " --cap-add "), "CAP_", ""))
 	}
 	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil && strings.TrimSpace(string(b)) == "0" {
 		return errors.New("user namespaces are switched off on this machine (user.max_user_namespaces = 0): the lab needs them; set it above 0")
 	}
+	if preflight.RunsNested() {
+		return errors.New("egresslab runs inside a user namespace that does not map the ids a lab needs (as `unshare --user --map-root-user` makes)")
+	}
 	path := os.Getenv("PATH") + ":/usr/local/sbin:/usr/sbin:/sbin"
 	var pkgs, cmds []string
-	for _, t := range labTools {
-		if lookPathIn(t.cmd, path) {
+	for _, t := range preflight.LabTools {
+		if lookPathIn(t.Command, path) {
 			continue
 		}
-		cmds = append(cmds, t.cmd)
-		if !contains(pkgs, t.pkg) {
-			pkgs = append(pkgs, t.pkg)
+		cmds = append(cmds, t.Command)
+		if !contains(pkgs, t.Package) {
+			pkgs = append(pkgs, t.Package)
 		}
 	}
 	if len(cmds) > 0 {
 		return fmt.Errorf("the lab needs %s: install %s (apt-get install %s)", strings.Join(cmds, ", "), strings.Join(pkgs, " and "), strings.Join(pkgs, " "))
-	}
-	return nil
-}
-
-func missingCapabilities() []string {
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return nil // cannot tell: the lab will say what failed
-	}
-	for _, ln := range strings.Split(string(status), "\n") {
-		hex, ok := strings.CutPrefix(ln, "CapEff:")
-		if !ok {
-			continue
-		}
-		eff, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
-		if err != nil {
-			return nil
-		}
-		var missing []string
-		for _, c := range labCapabilities {
-			if eff&(1<<c.bit) == 0 {
-				missing = append(missing, c.name)
-			}
-		}
-		return missing
 	}
 	return nil
 }

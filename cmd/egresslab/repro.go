@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -17,15 +18,18 @@ func newReproCommand() *cobra.Command {
 	var backstop time.Duration
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "repro [NAME | --all]",
+		Use:   "repro [NAME | DIR | --all]",
 		Short: "Reproduce a bypass from the built-in catalogue (default: telnet-surprise)",
 		Long: `repro runs every variant of a catalogue entry in a lab of its own, in
 parallel: it shows the story's client (telnet, say) as the story's user, then
 the truth table, and checks that each variant gets exactly its documented
-cells wrong and nothing else. --all runs the whole catalogue. Exit 0 when
-every variant behaves as documented.`,
+cells wrong and nothing else. DIR is an entry exported with
+scenarios --export NAME DIR, edited or not: its scenario.yaml says what each
+variant should get wrong. --all runs the whole catalogue. Exit 0 when every
+variant behaves as documented.`,
 		Example: `  sudo egresslab repro
   sudo egresslab repro ndp-blackhole
+  egresslab scenarios --export ndp-blackhole ./ndp && sudo egresslab repro ./ndp
   sudo egresslab repro --all
   egresslab scenarios                 # what is in the catalogue`,
 		Args: cobra.MaximumNArgs(1),
@@ -47,9 +51,9 @@ every variant behaves as documented.`,
 				if len(args) == 1 {
 					name = args[0]
 				}
-				s, err := catalogue.Find(name)
+				s, err := findEntry(name)
 				if err != nil {
-					return &exitError{code: exitBadInput, err: err}
+					return err
 				}
 				entries = []*catalogue.Scenario{s}
 			}
@@ -63,6 +67,26 @@ every variant behaves as documented.`,
 	cmd.Flags().DurationVar(&backstop, "timeout", probe.DefaultBackstop,
 		"how long to wait for an answer to a packet that left the lab")
 	return cmd
+}
+
+// findEntry is the catalogue entry called name or, when name is a folder,
+// the entry exported there.
+func findEntry(name string) (*catalogue.Scenario, error) {
+	if st, err := os.Stat(name); err == nil && st.IsDir() {
+		s, err := catalogue.LoadDir(name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, &exitError{code: exitBadInput, err: fmt.Errorf("%s: no scenario.yaml: repro DIR takes a folder that `egresslab scenarios --export NAME DIR` wrote", name)}
+		case err != nil:
+			return nil, &exitError{code: exitBadInput, err: fmt.Errorf("repro %s: %w", name, err)}
+		}
+		return s, nil
+	}
+	s, err := catalogue.Find(name)
+	if err != nil {
+		return nil, &exitError{code: exitBadInput, err: err}
+	}
+	return s, nil
 }
 
 func entryNames() []string {

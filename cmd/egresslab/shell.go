@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 
 	"github.com/spf13/cobra"
@@ -32,8 +31,8 @@ the user. The lab, and everything started in it, goes away when the shell ends.`
 				argv = []string{"bash", "--noprofile", "--norc", "-i"}
 				prompt = `[egresslab $EGRESSLAB_LAB as $EGRESSLAB_USER] \w\$ `
 			}
-			fmt.Fprintf(os.Stderr, "egresslab: a lab of %s, as %s; `exit` ends the shell and the lab\n", file, user)
-			return runInLab(cmd.Context(), file, user, argv, []string{"PS1=" + prompt})
+			banner := fmt.Sprintf("egresslab: a lab of %s, as %s; `exit` ends the shell and the lab", file, user)
+			return runInLab(cmd.Context(), file, user, argv, []string{"PS1=" + prompt}, banner)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "egresslab.yaml", "the policy file")

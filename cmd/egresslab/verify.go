@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -26,65 +25,76 @@ func newVerifyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Verify a policy file against its candidate ruleset in a throwaway lab",
-		Long: `verify loads the policy file (SPEC.md, version 1), starts a lab, loads the
-candidate ruleset with the real tools, probes every user x host x address x port
-and prints expected next to observed.
+		Long: `verify loads the policy file (version 1, docs/policy.md), starts a lab, loads
+the candidate ruleset with the real tools, probes every user x host x address x
+port and prints expected next to observed: a table, a JSON document, or GitHub
+Actions annotations at the ruleset line that decided each failure. --junit FILE
+is written on every exit, signals included.
 
 Exit status: 0 every expectation held; 1 at least one failed; 2 bad input
 (usage, policy file, or a ruleset the tool rejects); 3 the lab could not run or
-a probe errored.`,
+a probe errored; 128+signal when SIGHUP, SIGINT, SIGQUIT or SIGTERM ended it.`,
 		Example: `  sudo egresslab verify                       # reads ./egresslab.yaml
   sudo egresslab verify -f mail.yaml --format json
-  sudo egresslab verify -f mail.yaml --junit egresslab-junit.xml`,
+  sudo egresslab verify -f mail.yaml --format github --junit egresslab-junit.xml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// The JUnit file is opened first: a path that cannot be written
-			// is bad input, found before any lab starts. Once open, it is
-			// written whatever the exit status, so CI always has a report.
-			var junitFile *os.File
-			if junit != "" {
-				f, err := os.Create(junit)
-				if err != nil {
-					return &exitError{code: exitBadInput, err: fmt.Errorf("--junit: %w", err)}
-				}
-				junitFile = f
-			}
+			// The JUnit file is checked first: a path that cannot be
+			// written is bad input, found before any lab starts. From then
+			// on it is written whatever ends the run, signals included.
 			name := policyName(file)
+			var jf *junitFile
+			if junit != "" {
+				var err error
+				if jf, err = createJUnit(junit, &name); err != nil {
+					return &exitError{code: exitBadInput, err: err}
+				}
+			}
 			start := time.Now()
 			rep, err := verify(cmd, file, format, backstop, how, &name)
-			if junitFile != nil {
+			if jf != nil {
 				if rep != nil {
 					rep.Duration = time.Since(start)
 				}
-				if jerr := writeJUnit(junitFile, rep, name, err); jerr != nil {
+				if jerr := jf.finish(rep, name, err); jerr != nil {
 					code := reportError(err) // printed here, so that both are said
 					return &exitError{code: max(code, exitNoLab), err: jerr}
 				}
+			}
+			if rep == nil && err != nil {
+				writeRunError(cmd.OutOrStdout(), format, name, file, err)
 			}
 			return err
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "egresslab.yaml", "the policy file")
-	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
+	cmd.Flags().StringVar(&format, "format", "table", "output format: table, json or github (annotations, and a summary in $GITHUB_STEP_SUMMARY)")
 	cmd.Flags().StringVar(&junit, "junit", "", "also write a JUnit XML report to `FILE`")
 	cmd.Flags().BoolVar(&how.noRule, "no-rule", false, "do not trace the rule that decided each probe (a little faster)")
 	cmd.Flags().BoolVar(&how.fromHost, "from-host", false, "verify the running host's loaded ruleset, users and interface names (read only; the policy leaves ruleset: out)")
+	cmd.Flags().StringVar(&how.shard, "shard", "", "probe only the `K/N`-th part of the cells (1 <= K <= N), for a CI matrix; join the parts' JSON with egresslab merge")
 	cmd.Flags().BoolVar(&how.parity, "parity", false, "also fail any user x host x port whose outcome differs between IPv4 and IPv6 (unless an expectation names a family)")
 	cmd.Flags().DurationVar(&backstop, "timeout", probe.DefaultBackstop,
 		"how long to wait for an answer to a packet that left the lab (drops at the lab's egress never wait)")
-	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(formats, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 	return cmd
 }
 
 // verifyOptions are verify's switches beyond format and timeout.
-type verifyOptions struct{ parity, fromHost, noRule bool }
+type verifyOptions struct {
+	parity, fromHost, noRule bool
+	shard                    string // --shard K/N, "" for the whole run
+}
 
 // verify runs the policy and prints the report; rep is nil when no run
 // happened. name is updated to the policy's own name once it is loaded.
 func verify(cmd *cobra.Command, file, format string, backstop time.Duration, how verifyOptions, name *string) (*scenarios.Report, error) {
-	if format != "table" && format != "json" {
-		return nil, &exitError{code: exitBadInput, err: fmt.Errorf("--format %q: want table or json", format)}
+	if !contains(formats, format) {
+		return nil, &exitError{code: exitBadInput, err: fmt.Errorf("--format %q: want %s", format, strings.Join(formats, ", "))}
+	}
+	if err := checkMachine(cmd.Context()); err != nil {
+		return nil, &exitError{code: exitNoLab, err: err}
 	}
 	p, err := scenarios.Load(file)
 	if err == nil && how.fromHost {
@@ -96,6 +106,10 @@ func verify(cmd *cobra.Command, file, format string, backstop time.Duration, how
 	printWarnings(os.Stderr, p, how.parity)
 	*name = p.Name
 	opts := scenarios.RunOptions{Backstop: backstop, NoRule: how.noRule}
+	plan, err := shardPlan(p, how, &opts)
+	if err != nil {
+		return nil, err
+	}
 	if isTerminal(os.Stderr) {
 		opts.Progress = progress(p.Name)
 	}
@@ -104,19 +118,15 @@ func verify(cmd *cobra.Command, file, format string, backstop time.Duration, how
 		fmt.Fprint(os.Stderr, "\r\033[K")
 	}
 	if err != nil {
-		return nil, err
+		return nil, labAdvice(cmd.Context(), err)
 	}
+	rep.Shard = plan
 	if how.parity {
 		rep.Parity = scenarios.CheckParity(p, rep)
 	}
 	out := cmd.OutOrStdout()
 	rep.Width = terminalWidth(os.Stdout)
-	if format == "json" {
-		err = rep.WriteJSON(out)
-	} else {
-		err = rep.WriteTable(out, useColor(os.Stdout))
-	}
-	if err != nil {
+	if err := writeReport(out, format, rep); err != nil {
 		return rep, err
 	}
 	return rep, verdict(rep)
@@ -130,33 +140,6 @@ func verdict(rep *scenarios.Report) error {
 		return &exitError{code: exitNoLab}
 	case !rep.Pass():
 		return &exitError{code: exitFail}
-	}
-	return nil
-}
-
-// writeJUnit writes rep, or, when no run happened, one failing test case
-// saying why, and closes f.
-func writeJUnit(f *os.File, rep *scenarios.Report, name string, runErr error) error {
-	var err error
-	if rep != nil {
-		err = rep.WriteJUnit(f)
-	} else {
-		kind := "the lab could not run"
-		switch {
-		case runErr == nil:
-			kind, runErr = "no run", errors.New("no run happened")
-		case errors.Is(runErr, context.Canceled):
-			kind = "interrupted"
-		case isBadInput(runErr):
-			kind = "bad input"
-		}
-		err = scenarios.WriteJUnitNotRun(f, name, kind, runErr.Error())
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write JUnit report %s: %w", f.Name(), err)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -124,9 +125,26 @@ func (e *NotFoundError) Error() string {
 	return fmt.Sprintf("no scenario %q in the catalogue: want one of %s", e.Name, strings.Join(e.Known, ", "))
 }
 
+// LoadDir reads an entry from a folder on disk: one that `scenarios
+// --export` wrote, edited or not. Its policies are read as verify reads
+// them, so that reports name the real files.
+func LoadDir(dir string) (*Scenario, error) {
+	return loadFrom(dir, os.ReadFile, scenarios.Load)
+}
+
 func load(dir string) (*Scenario, error) {
+	s, err := loadFrom(dir, entriesFS.ReadFile, func(file string) (*scenarios.Policy, error) {
+		return scenarios.LoadFS(entriesFS, file)
+	})
+	if err == nil && s.Name != path.Base(dir) {
+		return nil, fmt.Errorf("%s: name %q is not the folder's name", path.Join(dir, "scenario.yaml"), s.Name)
+	}
+	return s, err
+}
+
+func loadFrom(dir string, read func(string) ([]byte, error), loadPolicy func(string) (*scenarios.Policy, error)) (*Scenario, error) {
 	file := path.Join(dir, "scenario.yaml")
-	data, err := entriesFS.ReadFile(file)
+	data, err := read(file)
 	if err != nil {
 		return nil, err
 	}
@@ -134,15 +152,12 @@ func load(dir string) (*Scenario, error) {
 	if err := yaml.NewDecoder(bytes.NewReader(data), yaml.DisallowUnknownField()).Decode(&sf); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	if sf.Name != path.Base(dir) {
-		return nil, fmt.Errorf("%s: name %q is not the folder's name", file, sf.Name)
-	}
 	s := &Scenario{Name: sf.Name, Summary: sf.Summary, Story: strings.TrimSpace(sf.Story), Source: strings.TrimSpace(sf.Source), Client: sf.Client, dir: dir}
 	if s.Summary == "" {
 		s.Summary = firstSentence(s.Story)
 	}
 	for _, vf := range sf.Variants {
-		p, err := scenarios.LoadFS(entriesFS, path.Join(dir, vf.Policy))
+		p, err := loadPolicy(path.Join(dir, vf.Policy))
 		if err != nil {
 			return nil, err
 		}

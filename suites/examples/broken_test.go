@@ -54,7 +54,7 @@ var _ = Describe("the mail egress ruleset, broken on purpose", Ordered, func() {
 			"ipv4: holds\n" +
 				"ipv6: expected every probe to be dropped, but:\n" +
 				" ! www-data -> mx.example.test [2001:db8::25]:25/tcp (ipv6): observed connected")))
-		Expect(failure.Error()).To(ContainSubstring("reproduce: egresslab exec -f egresslab.yaml --user www-data -- nc -vz -n -w 3 2001:db8::25 25"))
+		Expect(failure.Error()).To(ContainSubstring("reproduce: egresslab exec -f testdata/mail.yaml --user www-data -- nc -vz -n -w 3 2001:db8::25 25"))
 	})
 
 	It("returns ErrClosed, not a panic, once closed", func(ctx SpecContext) {

@@ -42,7 +42,7 @@ expect:
 `)},
 }
 
-var _ = Describe("a policy written in code, with an nft ruleset", Ordered, func() {
+var _ = Describe("a policy written in code, with an nft ruleset", Ordered, ContinueOnFailure, func() {
 	var lab *scenarios.Session
 
 	BeforeAll(func(ctx SpecContext) {

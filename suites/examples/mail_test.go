@@ -10,7 +10,7 @@ import (
 
 // A worked example: the mail policy of testdata/mail.yaml, one lab for the
 // whole container, one assertion per cell or per whole table.
-var _ = Describe("the mail egress ruleset", Ordered, func() {
+var _ = Describe("the mail egress ruleset", Ordered, ContinueOnFailure, func() {
 	var lab *scenarios.Session
 
 	BeforeAll(func(ctx SpecContext) {

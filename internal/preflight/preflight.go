@@ -1,0 +1,426 @@
+// Package preflight tries, one at a time, what a lab needs of the machine it
+// runs on — a user namespace with the lab's ids, a network namespace, a veth
+// pair, an nft table, an owner match, the tools — and says, for each thing
+// that fails, what to change where egresslab runs. `egresslab doctor` prints
+// the steps; verify, exec, shell and repro run them when a lab cannot start.
+//
+// Every step runs in throwaway namespaces of its own, made for a child
+// process that dies with the step: nothing is ever tried on the host.
+package preflight
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// IDBase is where a lab run as root maps its ids 0-65535 on the host (the
+// same as netns.IDBase, which this package does not import: netns may one day
+// call it).
+const IDBase = 0x70000000
+
+// LabIDs is how many ids a lab's user namespace maps: the uids and gids 0-65535
+// the default policy and the catalogue use.
+const LabIDs = 65536
+
+// Step is one thing a lab needs, tried.
+type Step struct {
+	Name string
+	Err  error    // nil: it worked
+	Fix  []string // what to change, when it failed; worded for Env
+}
+
+// OK reports whether the step worked.
+func (s Step) OK() bool { return s.Err == nil }
+
+// Run tries every step, in order, and returns them all: a failed step does not
+// stop the later ones, whose results tell apart a missing id range from a
+// kernel that refuses namespaces altogether.
+func Run(ctx context.Context) []Step {
+	env := Detect()
+	steps := []struct {
+		name string
+		try  func(context.Context, Env) error
+	}{
+		{"privileges to run a lab", tryPrivileges},
+		{fmt.Sprintf("a user namespace with the lab's ids (uids and gids 0-%d)", LabIDs-1), tryLabIDs},
+		{"a network namespace", tryNetNS},
+		{"a veth pair", tryVeth},
+		{"an nft table", tryNFTTable},
+		{"an owner match (nft meta skuid)", tryNFTOwner},
+		{"an owner match (iptables-nft -m owner)", tryIPTablesNFTOwner},
+		{"an owner match (iptables-legacy -m owner)", tryIPTablesLegacyOwner},
+		{"the tools a lab runs", tryTools},
+	}
+	out := make([]Step, 0, len(steps))
+	for _, s := range steps {
+		err := s.try(ctx, env)
+		st := Step{Name: s.name, Err: err}
+		if err != nil {
+			st.Fix = advise(env, err)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// Failed returns the steps that failed.
+func Failed(steps []Step) []Step {
+	var bad []Step
+	for _, s := range steps {
+		if !s.OK() {
+			bad = append(bad, s)
+		}
+	}
+	return bad
+}
+
+// Error is a lab that cannot run here: the steps that failed, each with what
+// to change.
+type Error struct{ Failed []Step }
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("this machine cannot run a lab (egresslab doctor tries each step):")
+	for _, s := range e.Failed {
+		fmt.Fprintf(&b, "\n  %s: FAILED: %v", s.Name, s.Err)
+		for _, f := range s.Fix {
+			fmt.Fprintf(&b, "\n    fix: %s", f)
+		}
+	}
+	return b.String()
+}
+
+// Check runs the steps and returns an *Error when any failed.
+func Check(ctx context.Context) error {
+	if bad := Failed(Run(ctx)); len(bad) > 0 {
+		return &Error{Failed: bad}
+	}
+	return nil
+}
+
+// A step's failure, typed so that advise words the fix without reading
+// messages.
+type (
+	// NotRootError: this version runs labs as root only.
+	NotRootError struct{}
+	// CapabilitiesError: root, without capabilities a lab needs.
+	CapabilitiesError struct{ Missing []string }
+	// NamespaceError: the kernel refused a namespace (or a mapping) to a child.
+	NamespaceError struct {
+		What  string // "a user namespace", "a network namespace", "the uid map"
+		Errno syscall.Errno
+	}
+	// IDRangeError: the ids a lab needs are not there to map.
+	IDRangeError struct {
+		Why string
+		// NestedMap is this process's own uid_map when it runs in a user
+		// namespace that maps fewer ids than the lab needs ("" otherwise).
+		NestedMap string
+		// NoSubordinate: the user has no (or too small a) range in /etc/subuid
+		// or /etc/subgid; Have is how many it has.
+		NoSubordinate string // "subuid" or "subgid"
+		Have          int
+		User          string
+	}
+	// ToolError: a command the lab runs is missing.
+	ToolError struct{ Missing []Tool }
+	// RefusedError: a tool ran inside the throwaway namespaces and failed.
+	RefusedError struct {
+		Tool   string
+		Output string
+	}
+)
+
+func (NotRootError) Error() string {
+	return "not root: this version of egresslab runs labs as root only (rootless labs are not built yet)"
+}
+func (e *CapabilitiesError) Error() string {
+	return "root without " + strings.Join(e.Missing, ", ")
+}
+func (e *NamespaceError) Error() string {
+	return fmt.Sprintf("the kernel refused %s: %v", e.What, e.Errno)
+}
+func (e *IDRangeError) Error() string { return e.Why }
+func (e *ToolError) Error() string {
+	var names []string
+	for _, t := range e.Missing {
+		names = append(names, t.Command)
+	}
+	return "missing " + strings.Join(names, ", ")
+}
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%s failed inside a throwaway lab namespace: %s", e.Tool, oneLine(e.Output))
+}
+
+// Tool is a command a lab runs and the Debian package that has it.
+type Tool struct{ Command, Package string }
+
+// LabTools are the commands a lab runs.
+var LabTools = []Tool{
+	{"nsenter", "util-linux"}, {"setpriv", "util-linux"}, {"nft", "nftables"},
+	{"iptables-nft-restore", "iptables"}, {"ip6tables-nft-restore", "iptables"},
+	{"iptables-legacy-restore", "iptables"}, {"ip6tables-legacy-restore", "iptables"},
+}
+
+// doctorTools are what the steps run besides.
+var doctorTools = []Tool{{"ip", "iproute2"}, {"mount", "mount"}}
+
+// RootlessTools are what a rootless lab needs besides.
+var RootlessTools = []Tool{{"newuidmap", "uidmap"}, {"newgidmap", "uidmap"}}
+
+// toolPath is where the tools are looked for: sbin too, which a user's PATH
+// often lacks.
+func toolPath() string { return os.Getenv("PATH") + ":/usr/local/sbin:/usr/sbin:/sbin" }
+
+// lookTool finds a tool on toolPath.
+func lookTool(name string) (string, bool) {
+	for _, dir := range strings.Split(toolPath(), ":") {
+		if dir == "" {
+			continue
+		}
+		p := dir + "/" + name
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+func tryPrivileges(_ context.Context, env Env) error {
+	if !env.Root {
+		return NotRootError{}
+	}
+	if missing := MissingCapabilities(); len(missing) > 0 {
+		return &CapabilitiesError{Missing: missing}
+	}
+	return nil
+}
+
+// labCapabilities are what a lab needs of root, by bit number.
+var labCapabilities = []struct {
+	bit  uint
+	name string
+}{
+	{21, "CAP_SYS_ADMIN"}, {12, "CAP_NET_ADMIN"}, {19, "CAP_SYS_PTRACE"}, {6, "CAP_SETGID"}, {7, "CAP_SETUID"},
+}
+
+// MissingCapabilities names the capabilities a lab needs that this process
+// does not have (root in an unprivileged container has few).
+func MissingCapabilities() []string {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil // cannot tell: the steps will say what failed
+	}
+	for _, ln := range strings.Split(string(status), "\n") {
+		hex, ok := strings.CutPrefix(ln, "CapEff:")
+		if !ok {
+			continue
+		}
+		var eff uint64
+		if _, err := fmt.Sscanf(strings.TrimSpace(hex), "%x", &eff); err != nil {
+			return nil
+		}
+		var missing []string
+		for _, c := range labCapabilities {
+			if eff&(1<<c.bit) == 0 {
+				missing = append(missing, c.name)
+			}
+		}
+		return missing
+	}
+	return nil
+}
+
+// tryLabIDs makes a user namespace that maps the lab's 65,536 ids, as a lab
+// would: as root onto IDBase, rootless onto the user's subordinate ranges.
+func tryLabIDs(ctx context.Context, env Env) error {
+	if env.Root {
+		if m := nestedMap(); m != "" {
+			return &IDRangeError{Why: fmt.Sprintf("this process runs in a user namespace that does not map host ids %d-%d (its uid_map: %s)", IDBase, IDBase+LabIDs-1, m), NestedMap: m}
+		}
+		_, err := runIn(ctx, env, nsOptions{flags: unix.CLONE_NEWUSER, labIDs: true}, "cat", "/proc/self/uid_map")
+		return err
+	}
+	return tryRootlessIDs(ctx, env)
+}
+
+// RunsNested reports whether this process runs in a user namespace that does
+// not map the host ids a lab run as root maps its own onto.
+func RunsNested() bool { return nestedMap() != "" }
+
+// nestedMap is this process's uid_map when it does not cover IDBase's range
+// (as in `unshare --user --map-root-user`), else "".
+func nestedMap() string {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return ""
+	}
+	for _, ln := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var inside, outside, n uint64
+		if _, err := fmt.Sscan(ln, &inside, &outside, &n); err == nil && inside <= IDBase && inside+n >= IDBase+LabIDs {
+			return ""
+		}
+	}
+	return strings.Join(strings.Fields(string(b)), " ")
+}
+
+func tryNetNS(ctx context.Context, env Env) error {
+	_, err := runIn(ctx, env, nsOptions{flags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET}, "ip", "link", "set", "lo", "up")
+	return err
+}
+
+func tryVeth(ctx context.Context, env Env) error {
+	_, err := runIn(ctx, env, nsOptions{flags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET},
+		"ip", "link", "add", "doctor0", "type", "veth", "peer", "name", "doctor1")
+	return err
+}
+
+func tryNFTTable(ctx context.Context, env Env) error {
+	_, err := runIn(ctx, env, nsOptions{flags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET,
+		stdin: "table inet doctor {\n chain out { type filter hook output priority 0; }\n}\n"}, "nft", "-f", "-")
+	return err
+}
+
+func tryNFTOwner(ctx context.Context, env Env) error {
+	_, err := runIn(ctx, env, nsOptions{flags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET,
+		stdin: "table inet doctor {\n chain out { type filter hook output priority 0; meta skuid 0 accept; }\n}\n"}, "nft", "-f", "-")
+	return err
+}
+
+const ownerRules = "*filter\n-A OUTPUT -m owner --uid-owner 0 -j ACCEPT\nCOMMIT\n"
+
+func tryIPTablesNFTOwner(ctx context.Context, env Env) error {
+	_, err := runIn(ctx, env, nsOptions{flags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET, stdin: ownerRules}, "iptables-nft-restore")
+	return err
+}
+
+// iptables-legacy takes a lock file under /run: the step gives it a private
+// tmpfs there, in a mount namespace of its own, as a lab does.
+func tryIPTablesLegacyOwner(ctx context.Context, env Env) error {
+	restore, ok := lookTool("iptables-legacy-restore")
+	if !ok {
+		return &ToolError{Missing: []Tool{{"iptables-legacy-restore", "iptables"}}}
+	}
+	_, err := runIn(ctx, env, nsOptions{flags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWNS, stdin: ownerRules},
+		"sh", "-c", `mount --make-rprivate / && mount -t tmpfs doctor /run && exec "$0"`, restore)
+	return err
+}
+
+func tryTools(_ context.Context, env Env) error {
+	tools := append(append([]Tool{}, LabTools...), doctorTools...)
+	if !env.Root {
+		tools = append(append([]Tool{}, tools...), RootlessTools...)
+	}
+	var missing []Tool
+	for _, t := range tools {
+		if _, ok := lookTool(t.Command); !ok {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return &ToolError{Missing: missing}
+	}
+	return nil
+}
+
+// nsOptions is how a step's child process is started.
+type nsOptions struct {
+	flags  uintptr
+	labIDs bool   // map the lab's 65,536 ids (root only), else one id: the caller's own
+	stdin  string // the child's input
+}
+
+// stepTimeout bounds one step: each is a fork and one small tool.
+const stepTimeout = 20 * time.Second
+
+// runIn runs argv in fresh namespaces as their root, and returns its output.
+// The child maps only the caller's own id (or, with labIDs, IDBase's range):
+// enough to be root over the namespaces it made, nothing outside them.
+func runIn(ctx context.Context, env Env, o nsOptions, argv ...string) ([]byte, error) {
+	path, ok := lookTool(argv[0])
+	if !ok {
+		return nil, &ToolError{Missing: []Tool{toolFor(argv[0])}}
+	}
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, argv[1:]...)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+	cmd.Stdin = strings.NewReader(o.stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	uid, gid := os.Geteuid(), os.Getegid()
+	idmap := []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}}
+	gidmap := []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}}
+	if o.labIDs {
+		idmap = []syscall.SysProcIDMap{{ContainerID: 0, HostID: IDBase, Size: LabIDs}}
+		gidmap = idmap
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  o.flags,
+		UidMappings: idmap, GidMappings: gidmap,
+		// Only the lab's own map needs setgroups (its users have groups); an
+		// unprivileged process, or one in a namespace that denies setgroups
+		// (unshare --map-root-user), may map its own gid only with it denied.
+		GidMappingsEnableSetgroups: o.labIDs,
+		Credential:                 &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: !o.labIDs},
+		Pdeathsig:                  syscall.SIGKILL,
+	}
+	err := cmd.Run()
+	if err == nil {
+		return out.Bytes(), nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.Bytes(), &RefusedError{Tool: argv[0], Output: out.String()}
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return nil, &NamespaceError{What: namespaceNames(o.flags), Errno: errno}
+	}
+	return nil, err
+}
+
+func namespaceNames(flags uintptr) string {
+	var names []string
+	for _, f := range []struct {
+		flag uintptr
+		name string
+	}{{unix.CLONE_NEWUSER, "user"}, {unix.CLONE_NEWNET, "network"}, {unix.CLONE_NEWNS, "mount"}} {
+		if flags&f.flag != 0 {
+			names = append(names, f.name)
+		}
+	}
+	return "a " + strings.Join(names, " + ") + " namespace"
+}
+
+func toolFor(cmd string) Tool {
+	for _, t := range append(append(append([]Tool{}, LabTools...), doctorTools...), RootlessTools...) {
+		if t.Command == cmd {
+			return t
+		}
+	}
+	switch cmd {
+	case "sh":
+		return Tool{cmd, "dash"}
+	case "cat":
+		return Tool{cmd, "coreutils"}
+	}
+	return Tool{cmd, cmd}
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " ..."
+	}
+	return s
+}

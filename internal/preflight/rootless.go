@@ -1,0 +1,134 @@
+package preflight
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Rootless, a lab's root is the caller's own id and its ids 1-65535 come from
+// the caller's subordinate ranges, through the setuid helpers newuidmap and
+// newgidmap (shadow's, Debian package uidmap), as rootless podman maps them.
+
+// SubordinateRange is a range of /etc/subuid or /etc/subgid.
+type SubordinateRange struct{ Start, Count int }
+
+// Subordinate returns the caller's first range of at least want ids in file
+// (/etc/subuid or /etc/subgid), or the largest it has (ok false).
+func Subordinate(file string, u *user.User, want int) (r SubordinateRange, ok bool) {
+	f, err := os.Open(file)
+	if err != nil {
+		return r, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.Split(strings.TrimSpace(sc.Text()), ":")
+		if len(parts) != 3 || parts[0] != u.Username && parts[0] != u.Uid {
+			continue
+		}
+		start, err1 := strconv.Atoi(parts[1])
+		count, err2 := strconv.Atoi(parts[2])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if count >= want {
+			return SubordinateRange{start, count}, true
+		}
+		if count > r.Count {
+			r = SubordinateRange{start, count}
+		}
+	}
+	return r, false
+}
+
+func tryRootlessIDs(ctx context.Context, env Env) error {
+	u, err := user.Current()
+	if err != nil {
+		return fmt.Errorf("who is running: %w", err)
+	}
+	need := LabIDs - 1 // ids 1-65535; the lab's root is the caller
+	subuid, okU := Subordinate("/etc/subuid", u, need)
+	if !okU {
+		return &IDRangeError{Why: fmt.Sprintf("user %s has %d subordinate uids in /etc/subuid; a lab needs %d", u.Username, subuid.Count, need),
+			NoSubordinate: "subuid", Have: subuid.Count, User: u.Username}
+	}
+	subgid, okG := Subordinate("/etc/subgid", u, need)
+	if !okG {
+		return &IDRangeError{Why: fmt.Sprintf("user %s has %d subordinate gids in /etc/subgid; a lab needs %d", u.Username, subgid.Count, need),
+			NoSubordinate: "subgid", Have: subgid.Count, User: u.Username}
+	}
+	var missing []Tool
+	paths := map[string]string{}
+	for _, t := range RootlessTools {
+		p, ok := lookTool(t.Command)
+		if !ok {
+			missing = append(missing, t)
+		}
+		paths[t.Command] = p
+	}
+	if len(missing) > 0 {
+		return &ToolError{Missing: missing}
+	}
+	// A child in a fresh user namespace waits on its stdin while its maps
+	// are written, then shows them.
+	sh, ok := lookTool("sh")
+	if !ok {
+		return &ToolError{Missing: []Tool{toolFor("sh")}}
+	}
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	child := exec.CommandContext(ctx, sh, "-c", "read -r _ && cat /proc/self/uid_map /proc/self/gid_map")
+	in, err := child.StdinPipe()
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	child.Stdout, child.Stderr = &out, &out
+	child.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER, Pdeathsig: syscall.SIGKILL}
+	if err := child.Start(); err != nil {
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			return &NamespaceError{What: "a user namespace", Errno: errno}
+		}
+		return err
+	}
+	pid := strconv.Itoa(child.Process.Pid)
+	mapErr := func() error {
+		for _, m := range []struct {
+			tool    string
+			own     int
+			sub     SubordinateRange
+			subFile string
+		}{{"newuidmap", os.Getuid(), subuid, "/etc/subuid"}, {"newgidmap", os.Getgid(), subgid, "/etc/subgid"}} {
+			cmd := exec.CommandContext(ctx, paths[m.tool], pid, "0", strconv.Itoa(m.own), "1", "1", strconv.Itoa(m.sub.Start), strconv.Itoa(need))
+			if b, err := cmd.CombinedOutput(); err != nil {
+				return &RefusedError{Tool: m.tool, Output: fmt.Sprintf("%s (%v)", b, err)}
+			}
+		}
+		return nil
+	}()
+	_, _ = io.WriteString(in, "\n")
+	in.Close()
+	waitErr := child.Wait()
+	if mapErr != nil {
+		return mapErr
+	}
+	if waitErr != nil {
+		return &RefusedError{Tool: "a process in the mapped user namespace", Output: out.String()}
+	}
+	if lines := strings.Count(strings.TrimSpace(out.String()), "\n") + 1; lines != 4 {
+		return &RefusedError{Tool: "the id maps", Output: "want two ranges each, got: " + out.String()}
+	}
+	return nil
+}
