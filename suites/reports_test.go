@@ -147,7 +147,7 @@ var _ = Describe("signals end a run with its report", Label("reports", "safety")
 			var ee *exec.ExitError
 			Expect(errors.As(err, &ee)).To(BeTrue(), "%v", err)
 			Expect(ee.ExitCode()).To(Equal(status), "stderr %q", cmd.Stderr)
-			Expect(fmt.Sprint(cmd.Stderr)).To(Equal("egresslab: interrupted by " + name + "\n"))
+			Expect(withoutWarnings(fmt.Sprint(cmd.Stderr))).To(Equal("egresslab: interrupted by " + name + "\n"))
 			expectNotRun(junit, "interrupted", "interrupted by "+name)
 			expectJSONError(fmt.Sprint(cmd.Stdout), "hostile", status, "interrupted by "+name)
 			Eventually(processesInGroups).WithArguments(map[int]bool{cmd.Process.Pid: true}).WithContext(ctx).
