@@ -24,6 +24,15 @@ var _ = Describe("policy errors and warnings, as a new user meets them", Label("
 				"three-typos.yaml:10:19: unknown user \"postfx\": want one of postfix\n"))
 	})
 
+	It("annotates each of the policy's errors at its own line under --format github", func(ctx SpecContext) {
+		r := egresslab(ctx, warningsDir, "verify", "-f", "three-typos.yaml", "--format", "github")
+		Expect(r.status).To(Equal(2), r.stderr)
+		Expect(r.stdout).To(Equal(
+			"::error file=three-typos.yaml,line=4,title=egresslab three-typos%3A exit status 2::unknown key \"gdi\" in user \"postfix\": want uid, gid or groups\n" +
+				"::error file=three-typos.yaml,line=8,title=egresslab three-typos%3A exit status 2::port of host \"mx.example.test\": bad protocol in port \"25/tcpp\": want tcp or udp\n" +
+				"::error file=three-typos.yaml,line=10,title=egresslab three-typos%3A exit status 2::unknown user \"postfx\": want one of postfix\n"))
+	})
+
 	It("warns, without failing, on an entry that selects no probe and on a host with no IPv6 address", func(ctx SpecContext) {
 		r := egresslab(ctx, warningsDir, "lint", "-f", "warnings.yaml")
 		Expect(r.status).To(Equal(0), r.stderr)

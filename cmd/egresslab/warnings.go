@@ -20,3 +20,12 @@ func printWarnings(w io.Writer, p *scenarios.Policy, parity bool) {
 		}
 	}
 }
+
+// githubWarnings writes the policy's warnings as GitHub warning annotations
+// at their place in the policy file.
+func githubWarnings(w io.Writer, p *scenarios.Policy) {
+	for _, warn := range p.Warnings {
+		a := scenarios.GitHubAnnotation{Level: "warning", File: warn.File, Line: warn.Line, Title: "egresslab " + p.Name + ": warning", Message: warn.Msg}
+		fmt.Fprintln(w, a)
+	}
+}
