@@ -2,6 +2,7 @@ package netns
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -98,6 +99,12 @@ func linkReady(h *netlink.Handle, name string) (bool, string, error) {
 		}
 	}
 	addrs, err := h.AddrList(link, netlink.FAMILY_V6)
+	if errors.Is(err, netlink.ErrDumpInterrupted) {
+		// The addresses changed while the kernel listed them (thousands of
+		// them leaving the tentative state): that change is a notification
+		// too, and the next check reads the list anew.
+		return false, fmt.Sprintf("%s's addresses were changing", name), nil
+	}
 	if err != nil {
 		return false, "", err
 	}

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"syscall"
+
+	"github.com/egresslab/egresslab/internal/nftinclude"
 )
 
 // RulesetError is a ruleset that its tool rejected: bad input, not a broken lab.
@@ -101,27 +103,29 @@ func (l *Lab) LoadIPTables(ctx context.Context, ipv6 bool, name string, data []b
 }
 
 // LoadNFT loads a file with `nft -f`; its includes resolve against the files
-// given, staged beside it, and nowhere else.
+// given, staged beside it, and nowhere else: nft would try its default
+// include path (the host's /etc) first and resolve "./" against its working
+// directory, so every include of every staged file is rewritten to name the
+// staged copy by its absolute path. An include of a file not given then
+// names a file that does not exist.
 func (l *Lab) LoadNFT(ctx context.Context, name string, data []byte, includes ...IncludedFile) error {
 	staged := map[string]string{} // path in the lab -> the policy's name for it
-	p, err := l.stage(path.Base(name), data, 0o644)
+	incDir := path.Join(labInputDir, "include")
+	toStaged := func(p string) string { return path.Join(incDir, path.Clean("/"+p)) }
+	p, err := l.stage(path.Base(name), nftinclude.Rewrite(data, toStaged), 0o644)
 	if err != nil {
 		return err
 	}
 	staged[p] = name
-	incDir := path.Join(labInputDir, "include")
 	for _, inc := range includes {
 		rel := path.Clean("/" + inc.Path)[1:]
-		ip, err := l.stage(path.Join("include", rel), inc.Data, 0o644)
+		ip, err := l.stage(path.Join("include", rel), nftinclude.Rewrite(inc.Data, toStaged), 0o644)
 		if err != nil {
 			return err
 		}
 		staged[ip] = path.Join(path.Dir(name), rel)
 	}
-	if len(includes) == 0 {
-		incDir = labInputDir + "/include-none" // an empty search path: no include resolves
-	}
-	out, err := l.runBounded(ctx, nil, nil, "nft", "-I", incDir, "-f", p)
+	out, err := l.runBounded(ctx, nil, nil, "nft", "-f", p)
 	if err == nil {
 		return nil
 	}

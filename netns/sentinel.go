@@ -81,11 +81,15 @@ func (l *Lab) InstallSentinel(ctx context.Context, trace []Destination) error {
 	}
 	traced := trace != nil && l.cfg.Backend != "legacy"
 	err = buildSentinel(build)
+	var rest []traceElems
 	if err == nil && traced {
-		err = buildTrace(build, trace) // in the same transaction
+		rest, err = buildTrace(build, trace) // in the same transaction
 	}
 	if err == nil {
 		err = build.Flush()
+	}
+	if err == nil {
+		err = addTraceElems(build, rest)
 	}
 	if err != nil {
 		return fmt.Errorf("install the drop sentinel in lab %s: %w", l.cfg.Name, err)

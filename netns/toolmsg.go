@@ -3,7 +3,9 @@ package netns
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -52,6 +54,8 @@ func showScriptOutput(out []byte, staged map[string]string) string {
 func shownLines(out []byte, staged map[string]string) []string {
 	var lines []string
 	hidden := false // inside an nft error about a file the policy does not name
+	byLength := slices.Collect(maps.Keys(staged))
+	slices.SortFunc(byLength, func(a, b string) int { return len(b) - len(a) }) // "/dev/fd/30" before "/dev/fd/3"
 	for _, ln := range strings.Split(string(out), "\n") {
 		ln = strings.TrimRight(printable(ln), " \t")
 		if m := nftPlace.FindStringSubmatch(ln); m != nil && staged != nil {
@@ -62,8 +66,8 @@ func shownLines(out []byte, staged map[string]string) []string {
 		} else if hidden {
 			continue // a source line or caret marker from a file outside the policy
 		}
-		for inLab, name := range staged {
-			ln = strings.ReplaceAll(ln, inLab, name)
+		for _, inLab := range byLength {
+			ln = strings.ReplaceAll(ln, inLab, staged[inLab])
 		}
 		if ln == "" {
 			continue
@@ -85,6 +89,16 @@ func printable(s string) string {
 		}
 		return '?'
 	}, s)
+}
+
+// NFTError is what may be shown of nft's refusal of a ruleset (out, its
+// output) when nft ran outside a lab (lint's sandbox): staged maps the paths
+// nft read to the names the user gave them. It returns the file and line of
+// the first error (fallback and 0 when nft named none) and the message, cut
+// and cleaned as a lab's tool output is.
+func NFTError(out []byte, staged map[string]string, fallback string) (file string, line int, msg string) {
+	file, line = nftErrorPlace(out, staged, fallback)
+	return file, line, showToolOutput(out, staged)
 }
 
 // nftErrorPlace finds the file (the policy's name for it) and line of nft's

@@ -141,11 +141,15 @@ func (l *Lab) StartTrace(ctx context.Context, dsts []Destination) (*Trace, error
 	} else {
 		t.listing = l.listRules(ctx)
 		c, err := nftables.New(nftables.WithNetNSFd(l.labFD))
+		var rest []traceElems
 		if err == nil {
-			err = buildTrace(c, dsts)
+			rest, err = buildTrace(c, dsts)
 		}
 		if err == nil {
 			err = c.Flush()
+		}
+		if err == nil {
+			err = addTraceElems(c, rest)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("install the trace table in lab %s: %w", l.cfg.Name, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -24,14 +25,35 @@ import (
 // candidate's chains): the kernel then reports one verdict of ours per
 // packet, not three (the rule, the chain's return and its policy).
 
+// The trace's sets hold an element per destination address and port range.
+// One netlink transaction must fit the send buffer of the lab's socket, which
+// cannot grow past net.core.wmem_max (about 208 KiB) inside the lab's user
+// namespace, and one message's element list is a netlink attribute of at most
+// 64 KiB; an IPv6 element takes about 70 bytes. So elements go in messages
+// of traceElemsPerMessage, and beyond traceElemsPerFlush in transactions of
+// their own, after the table's (addTraceElems): nothing probes before all are in.
+const (
+	traceElemsPerMessage = 512
+	traceElemsPerFlush   = 2048
+)
+
+// traceElems are elements of one trace set still to add.
+type traceElems struct {
+	set   *nftables.Set
+	elems []nftables.SetElement
+}
+
 // buildTrace queues the trace table for dsts on c, replacing any table of
-// that name (a lab probed again gets its trace table anew).
-func buildTrace(c *nftables.Conn, dsts []Destination) error {
+// that name (a lab probed again gets its trace table anew). The elements of
+// a large trace come back, for addTraceElems after c's flush.
+func buildTrace(c *nftables.Conn, dsts []Destination) ([]traceElems, error) {
 	table := &nftables.Table{Family: nftables.TableFamilyINet, Name: traceTable}
 	c.AddTable(table)
 	c.DelTable(table)
 	c.AddTable(table)
 	sets := map[bool]*nftables.Set{}
+	var rest []traceElems
+	total := 0
 	for _, v6 := range []bool{false, true} {
 		addr, name := nftables.TypeIPAddr, "dst4"
 		if v6 {
@@ -39,7 +61,7 @@ func buildTrace(c *nftables.Conn, dsts []Destination) error {
 		}
 		kt, err := nftables.ConcatSetType(addr, nftables.TypeInetService)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		s := &nftables.Set{Table: table, Name: name, KeyType: kt, Interval: true, Concatenation: true}
 		var elems []nftables.SetElement
@@ -48,10 +70,12 @@ func buildTrace(c *nftables.Conn, dsts []Destination) error {
 				elems = append(elems, nftables.SetElement{Key: destKey(d.Addr, d.First), KeyEnd: destKey(d.Addr, d.Last)})
 			}
 		}
-		if err := c.AddSet(s, elems); err != nil {
-			return fmt.Errorf("the trace's set %s: %w", name, err)
+		if err := c.AddSet(s, nil); err != nil {
+			return nil, fmt.Errorf("the trace's set %s: %w", name, err)
 		}
 		sets[v6] = s
+		rest = append(rest, traceElems{s, elems})
+		total += len(elems)
 	}
 	accept := nftables.ChainPolicyAccept
 	chain := func(name string, hook *nftables.ChainHook, prio int32) *nftables.Chain {
@@ -99,6 +123,37 @@ func buildTrace(c *nftables.Conn, dsts []Destination) error {
 			add(lookup(tcp, v6, true, sets[v6], flagsRST), expr.VerdictAccept)
 			add(lookup(udp, v6, false, sets[v6], nil), expr.VerdictAccept)
 			add(lookup(udp, v6, true, sets[v6], nil), expr.VerdictAccept)
+		}
+	}
+	if total > traceElemsPerFlush {
+		return rest, nil
+	}
+	return nil, queueTraceElems(c, rest) // small: in the table's own transaction
+}
+
+// queueTraceElems queues elements on c, traceElemsPerMessage to a message.
+func queueTraceElems(c *nftables.Conn, batch []traceElems) error {
+	for _, b := range batch {
+		for chunk := range slices.Chunk(b.elems, traceElemsPerMessage) {
+			if err := c.SetAddElements(b.set, chunk); err != nil {
+				return fmt.Errorf("the trace's set %s: %w", b.set.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// addTraceElems adds what buildTrace left, traceElemsPerFlush elements to a
+// transaction.
+func addTraceElems(c *nftables.Conn, rest []traceElems) error {
+	for _, b := range rest {
+		for chunk := range slices.Chunk(b.elems, traceElemsPerFlush) {
+			if err := queueTraceElems(c, []traceElems{{b.set, chunk}}); err != nil {
+				return err
+			}
+			if err := c.Flush(); err != nil {
+				return fmt.Errorf("the trace's set %s: %w", b.set.Name, err)
+			}
 		}
 	}
 	return nil

@@ -86,5 +86,5 @@ func TestTraceTableIsWhatNftMakesOfItsRuleset(t *testing.T) {
 		{Addr: netip.MustParseAddr("2001:db8::80"), First: 1, Last: 65535},
 		{Addr: netip.MustParseAddr("::1"), First: 25, Last: 25},
 	}
-	sameAsNft(t, traceTable, traceRuleset(dsts), func(c *nftables.Conn) error { return buildTrace(c, dsts) })
+	sameAsNft(t, traceTable, traceRuleset(dsts), func(c *nftables.Conn) error { _, err := buildTrace(c, dsts); return err })
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"net/netip"
 	"path"
 	"path/filepath"
@@ -173,7 +174,29 @@ func (pd *policyDecoder) decode(body ast.Node) error {
 	if len(pd.errs) > 0 {
 		return errReported // coverage of a policy with holes in it says nothing
 	}
+	if n := pd.p.services(); n > MaxServices {
+		return pd.errorf(found["hosts"].node, "the hosts serve %d addresses and ports (each address of a host × each port or port range of it, a socket each): a policy may have at most %d; split it into several policies",
+			n, MaxServices)
+	}
+	if n := pd.p.sizeAtMost(MaxProbes); n > MaxProbes {
+		return pd.errorf(found["hosts"].node, "the matrix (users × each host's addresses × its ports) is %s probes: a policy may have at most %d; split it into several policies, or probe fewer ports or users",
+			probeCount(pd.p), MaxProbes)
+	}
 	return pd.coverage(found["expect"].node)
+}
+
+// probeCount says how many probes p's matrix holds, or that it is more than
+// a 64-bit count can say.
+func probeCount(p *Policy) string {
+	n := new(big.Int)
+	for _, h := range p.Hosts {
+		ports := new(big.Int)
+		for _, r := range h.Ports {
+			ports.Add(ports, big.NewInt(int64(r.Len())))
+		}
+		n.Add(n, ports.Mul(ports, big.NewInt(int64(len(h.Addresses)))))
+	}
+	return n.Mul(n, big.NewInt(int64(len(p.Users)))).String()
 }
 
 func (pd *policyDecoder) version(f field) error {

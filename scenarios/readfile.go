@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/egresslab/egresslab/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -136,4 +138,59 @@ func kindOf(m fs.FileMode) string {
 		return "a symbolic link"
 	}
 	return "not a regular file"
+}
+
+// ReadNamedRuleset reads a ruleset file named on the command line (`lint
+// FILES`) and, for an nft file, every file it includes. The operator chose the
+// name, but not what a checked-out tree's symbolic links point at: the file
+// is read beneath its own directory (a symbolic link may lead to a file beside
+// it or below it), the directories of a relative name must lead nowhere out
+// of the working directory (the checkout), and the file and its includes are
+// read under the same rules and limits as a policy's ruleset. An error says
+// what was wrong and holds nothing of any file's content.
+func ReadNamedRuleset(name string, isNFT func(data []byte) bool) ([]byte, []netns.IncludedFile, error) {
+	dir, base := filepath.Split(name)
+	if clean := filepath.Clean(name); !filepath.IsAbs(clean) && clean != ".." && !strings.HasPrefix(clean, "../") && dir != "" {
+		// The directories on the way must stay in the working directory.
+		d, err := openBeneath(".", filepath.Dir(clean))
+		if err != nil {
+			return nil, nil, fmt.Errorf("read ruleset %s: %s", name, namedReadProblem(err))
+		}
+		defer d.Close()
+		dir = fmt.Sprintf("/proc/self/fd/%d", d.Fd()) // that directory, whatever its name leads to now
+	}
+	if dir == "" {
+		dir = "."
+	}
+	read := func(rel string) ([]byte, error) { return readRulesetFile(dir, rel) }
+	data, err := read(base)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read ruleset %s: %s", name, namedReadProblem(err))
+	}
+	if !isNFT(data) {
+		return data, nil, nil
+	}
+	includes, err := NFTIncludes(read, base, data)
+	var ie *IncludeError
+	if errors.As(err, &ie) {
+		ie.File = filepath.Join(filepath.Dir(name), ie.File)
+		if errors.Is(ie.err, errLeavesTree) || errors.Is(ie.err, fs.ErrNotExist) {
+			ie.Problem = namedReadProblem(ie.err)
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, includes, nil
+}
+
+// namedReadProblem is readProblem for a file named on the command line.
+func namedReadProblem(err error) string {
+	switch {
+	case errors.Is(err, errLeavesTree):
+		return "leads out of its directory, or out of the working directory, by a symbolic link: name the file it points to"
+	case errors.Is(err, fs.ErrNotExist):
+		return "does not exist"
+	}
+	return readProblem(err)
 }

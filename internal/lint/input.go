@@ -3,7 +3,6 @@ package lint
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -22,7 +21,7 @@ func FromPolicy(p *scenarios.Policy) (sources []Source, opts Options, skipped []
 		file *scenarios.RulesetFile
 	}{{IPTables, rs.IPTables}, {IP6Tables, rs.IP6Tables}, {NFT, rs.NFT}} {
 		if part.file != nil {
-			sources = append(sources, Source{Kind: part.kind, Path: policyRelative(p, part.file.Path), Data: part.file.Data})
+			sources = append(sources, Source{Kind: part.kind, Path: policyRelative(p, part.file.Path), Data: part.file.Data, Includes: part.file.Includes})
 		}
 	}
 	if rs.Script != nil {
@@ -65,7 +64,11 @@ func etcFiles(p *scenarios.Policy) (passwd, group string) {
 // FromFiles reads ruleset files named on the command line. Each is
 // KIND:PATH (iptables, ip6tables or nft) or a PATH whose kind shows: nft
 // syntax, or iptables-restore input whose name says v6/ip6/ipv6 (else IPv4,
-// as iptables-persistent's rules.v4 and rules.v6).
+// as iptables-persistent's rules.v4 and rules.v6). Lint runs as root in CI on
+// files a pull request brings, so each is read as verify reads a policy's
+// ruleset (scenarios.ReadNamedRuleset): a regular file of at most 16 MiB,
+// never a symbolic link out of its own directory, and an nft file's includes
+// only from beside it or below it.
 func FromFiles(args []string) ([]Source, error) {
 	var out []Source
 	for _, arg := range args {
@@ -73,14 +76,17 @@ func FromFiles(args []string) ([]Source, error) {
 		if k, p, ok := strings.Cut(arg, ":"); ok && (k == string(IPTables) || k == string(IP6Tables) || k == string(NFT)) {
 			kind, path = Kind(k), p
 		}
-		data, err := os.ReadFile(path)
+		isNFT := func(data []byte) bool {
+			if kind == "" {
+				kind = guessKind(path, data)
+			}
+			return kind == NFT
+		}
+		data, includes, err := scenarios.ReadNamedRuleset(path, isNFT)
 		if err != nil {
-			return nil, fmt.Errorf("read ruleset: %w", err)
+			return nil, err
 		}
-		if kind == "" {
-			kind = guessKind(path, data)
-		}
-		out = append(out, Source{Kind: kind, Path: path, Data: data})
+		out = append(out, Source{Kind: kind, Path: path, Data: data, Includes: includes})
 	}
 	return out, nil
 }

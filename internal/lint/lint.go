@@ -8,6 +8,7 @@ package lint
 import (
 	"context"
 	"fmt"
+	"github.com/egresslab/egresslab/netns"
 	"sort"
 	"sync"
 
@@ -28,6 +29,10 @@ type Source struct {
 	Kind Kind
 	Path string // for messages
 	Data []byte
+	// Includes are the files an nft source includes, by their paths
+	// relative to its directory (scenarios.NFTIncludes reads them); nft
+	// reads no other file.
+	Includes []netns.IncludedFile
 }
 
 // Options tune a lint run. The zero value uses the iptables-nft flavour and

@@ -4,11 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 
+	"github.com/egresslab/egresslab/internal/nftinclude"
 	"github.com/egresslab/egresslab/internal/nftlist"
+	"github.com/egresslab/egresslab/netns"
+	"golang.org/x/sys/unix"
 )
 
 // nftRule is one rule as nft reads it back: its expressions (JSON) for the
@@ -37,10 +44,46 @@ type nftRuleset struct {
 // loadNFT loads one file with `nft -f` in a sandbox and reads it back twice:
 // `nft -j list ruleset` (one line of JSON) for the checks and `nft -a -s
 // list ruleset` for the rule text (without counters), joined by handle.
+// nft would look for included files in the host's /etc first, so each
+// include it may read is handed over as an anonymous file (/dev/fd/N) and
+// every include statement is rewritten to name one of them.
 func loadNFT(ctx context.Context, sb sandbox, src Source) (*nftRuleset, error) {
-	out, err := sb.run(ctx, src.Data, "sh", "-c", "nft -f /dev/stdin && nft -j list ruleset && exec nft -a -s list ruleset")
+	shown := map[string]string{"/dev/stdin": src.Path} // what nft reads -> the user's name for it
+	fdOf := map[string]string{}
+	var extra []*os.File
+	defer func() {
+		for _, f := range extra {
+			f.Close()
+		}
+	}()
+	for i, inc := range src.Includes {
+		fd := fmt.Sprintf("/dev/fd/%d", 3+i)
+		fdOf[path.Clean(inc.Path)] = fd
+		shown[fd] = filepath.Join(filepath.Dir(src.Path), filepath.FromSlash(inc.Path))
+	}
+	rewrite := func(data []byte) []byte {
+		return nftinclude.Rewrite(data, func(p string) string {
+			if fd, ok := fdOf[path.Clean(p)]; ok {
+				return fd
+			}
+			return "/nonexistent/egresslab-include-not-read" // an include scenarios.NFTIncludes did not read
+		})
+	}
+	for _, inc := range src.Includes {
+		f, err := memoryFile(inc.Path, rewrite(inc.Data))
+		if err != nil {
+			return nil, fmt.Errorf("lint %s: hand over include %s: %w", src.Path, inc.Path, err)
+		}
+		extra = append(extra, f)
+	}
+	out, err := sb.runWith(ctx, rewrite(src.Data), extra, "sh", "-c", "nft -f /dev/stdin && nft -j list ruleset && exec nft -a -s list ruleset")
 	if err != nil {
-		return nil, rulesetError(err, src, "nft")
+		var te *toolError
+		if errors.As(err, &te) {
+			file, line, msg := netns.NFTError([]byte(te.Out), shown, src.Path)
+			return nil, &RulesetError{File: file, Line: line, Tool: "nft", Msg: msg}
+		}
+		return nil, err
 	}
 	js, text, _ := bytes.Cut(out, []byte("\n"))
 	rs, err := parseNFTJSON(js)
@@ -121,4 +164,18 @@ func placeLines(rs *nftRuleset, src nftSource) {
 			}
 		}
 	}
+}
+
+// memoryFile is an anonymous file holding data, for the sandbox to read.
+func memoryFile(name string, data []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }

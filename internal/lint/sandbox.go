@@ -48,10 +48,16 @@ type sandbox struct {
 // run runs argv in a fresh sandbox with stdin as its input and returns its
 // stdout; a tool's failure is a *toolError carrying its stderr.
 func (s sandbox) run(ctx context.Context, stdin []byte, argv ...string) ([]byte, error) {
+	return s.runWith(ctx, stdin, nil, argv...)
+}
+
+// runWith is run with extra files open in the sandbox, from descriptor 3 on.
+func (s sandbox) runWith(ctx context.Context, stdin []byte, extra []*os.File, argv ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", setup, "egresslab-lint"}, argv...)...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "HOME=/",
 		"EGRESSLAB_PASSWD=" + s.Passwd, "EGRESSLAB_GROUP=" + s.Group}
 	cmd.Stdin = bytes.NewReader(stdin)
+	cmd.ExtraFiles = extra
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = sandboxAttr()
