@@ -1,4 +1,5 @@
 # egresslab: make demo | make test | make bench | make lint | make build
+#            make install [PREFIX=/usr/local] | make release [VERSION=v0.1.0] | make release-check
 # Every target installs what it needs on a Debian/Ubuntu machine (as root),
 # saying so; elsewhere it says what is missing.
 
@@ -10,7 +11,7 @@ GINKGO  := $(GO) tool ginkgo
 NEEDS   := iptables-nft-restore:iptables iptables-legacy-restore:iptables nft:nftables \
            ip:iproute2 nsenter:util-linux setpriv:util-linux telnet:telnet \
            swaks:swaks curl:curl nc:netcat-openbsd \
-           ipset:ipset sysctl:procps newuidmap:uidmap useradd:passwd
+           ipset:ipset sysctl:procps newuidmap:uidmap useradd:passwd dig:bind9-dnsutils
 # and python3-junitparser: the specs read --junit files with it, a real JUnit consumer
 
 # each fuzz target as package:target; make test runs each for FUZZTIME. A
@@ -21,7 +22,15 @@ FUZZ     := ./scenarios/:FuzzLoad ./scenarios/:FuzzPort ./scenarios/:FuzzAddress
 FUZZTIME ?= 5000x
 SOAK_RUNS ?= 200
 
-.PHONY: all build demo test fuzz soak bench bench-go lint deps
+PREFIX  ?= /usr/local
+# VERSION is stamped into `egresslab version` by make release: the tag at
+# HEAD when there is one (git describe), else a snapshot of the commit.
+VERSION ?= $(shell git describe --tags --exact-match --match 'v*' 2>/dev/null || echo v0.0.0-snapshot-$$(git rev-parse --short=12 HEAD))
+DIST    ?= dist
+GORELEASER ?= goreleaser
+RELEASE_PLATFORMS := linux/amd64 linux/arm64
+
+.PHONY: all build demo test fuzz soak bench bench-go lint deps install release release-check
 all: build
 
 # -buildvcs=auto stamps the commit (`egresslab version`) in a git checkout,
@@ -36,6 +45,50 @@ test: deps
 	$(GO) vet ./...
 	$(GINKGO) -r $(if $(CI),--no-color) --label-filter='!soak' --randomize-all --fail-on-pending --fail-on-empty --keep-going --timeout=20m --poll-progress-after=60s ./...
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory release-check
+
+# install puts bin/egresslab in $(PREFIX)/bin (DESTDIR for packagers).
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/egresslab
+
+# release builds what a GitHub release holds, as .goreleaser.yaml describes
+# it, with go, tar and sha256sum alone: $(DIST)/egresslab_X.Y.Z_linux_ARCH.tar.gz
+# (the binary, README.md, docs/*.md; VERSION stamped into `egresslab version`)
+# and $(DIST)/checksums.txt. Archives are reproducible: files are owned by
+# root and dated at the commit.
+release:
+	@set -e; rm -rf $(DIST); mkdir -p $(DIST); \
+	when=$$(git log -1 --format=%ct); \
+	for p in $(RELEASE_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; name=egresslab_$(VERSION:v%=%)_$${os}_$${arch}; \
+	  mkdir -p $(DIST)/$$name/docs; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -buildvcs=auto \
+	    -ldflags "-s -w -X main.version=$(VERSION)" -o $(DIST)/$$name/egresslab ./cmd/egresslab; \
+	  cp README.md $(DIST)/$$name/; cp docs/*.md $(DIST)/$$name/docs/; \
+	  tar -C $(DIST) --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$$when -cf - $$name | gzip -n >$(DIST)/$$name.tar.gz; \
+	  rm -rf $(DIST)/$$name; \
+	done; \
+	cd $(DIST) && sha256sum egresslab_*.tar.gz >checksums.txt && cat checksums.txt
+
+# release-check builds a snapshot release and checks it as a user would: the
+# checksums verify, the amd64 binary says its version, make install installs
+# it; then .goreleaser.yaml is checked and built with goreleaser where it is
+# installed (it is not a dependency of this module: see README).
+release-check:
+	@set -e; snap=v0.0.0-snapshot-$$(git rev-parse --short=12 HEAD); tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	$(MAKE) --no-print-directory release VERSION=$$snap DIST=$$tmp/dist >/dev/null; \
+	(cd $$tmp/dist && sha256sum --quiet -c checksums.txt); \
+	tar -C $$tmp -xzf $$tmp/dist/egresslab_$${snap#v}_linux_$$($(GO) env GOARCH).tar.gz; \
+	got=$$($$tmp/egresslab_$${snap#v}_linux_$$($(GO) env GOARCH)/egresslab version); \
+	case "$$got" in "egresslab $$snap ("*) ;; *) echo "release-check: egresslab version said '$$got', want $$snap"; exit 1;; esac; \
+	$(MAKE) --no-print-directory install PREFIX=$$tmp/prefix >/dev/null; $$tmp/prefix/bin/egresslab version >/dev/null; \
+	echo "release-check: $$(ls $$tmp/dist | tr '\n' ' ')verified; $$got"
+	@if command -v $(GORELEASER) >/dev/null 2>&1; then \
+	  $(GORELEASER) check && $(GORELEASER) release --snapshot --clean --skip=publish >/dev/null && \
+	  echo "release-check: .goreleaser.yaml checked and built: $$(cd dist && ls *.tar.gz | tr '\n' ' ')"; \
+	else \
+	  echo "release-check: goreleaser is not installed here: .goreleaser.yaml NOT checked (make release built the same archives)"; \
+	fi
 
 # fuzz explores each fuzz target briefly (go test already ran their seeds).
 fuzz:

@@ -25,6 +25,12 @@ type Zone struct {
 }
 
 func (z Zone) handler() dns.Handler {
+	answer := z.responder()
+	return dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) { _ = w.WriteMsg(answer(req)) })
+}
+
+// responder answers a query from the zone.
+func (z Zone) responder() func(req *dns.Msg) *dns.Msg {
 	hosts := map[string][]netip.Addr{}
 	for name, addrs := range z.Hosts {
 		hosts[dns.CanonicalName(name)] = addrs
@@ -33,14 +39,13 @@ func (z Zone) handler() dns.Handler {
 	for domain, host := range z.MX {
 		mx[dns.CanonicalName(domain)] = dns.CanonicalName(host)
 	}
-	return dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	return func(req *dns.Msg) *dns.Msg {
 		m := new(dns.Msg)
 		m.SetReply(req)
 		m.Authoritative = true
 		if len(req.Question) != 1 {
 			m.Rcode = dns.RcodeFormatError
-			_ = w.WriteMsg(m)
-			return
+			return m
 		}
 		q := req.Question[0]
 		name := dns.CanonicalName(q.Name)
@@ -67,12 +72,13 @@ func (z Zone) handler() dns.Handler {
 				m.Answer = append(m.Answer, &dns.MX{Hdr: hdr(dns.TypeMX), Preference: 10, Mx: exchanger})
 			}
 		}
-		_ = w.WriteMsg(m)
-	})
+		return m
+	}
 }
 
 // ServeDNS starts the lab's DNS server for zone.
 func (l *Lab) ServeDNS(zone Zone) error {
+	l.zone.Store(zone.responder())
 	h := zone.handler()
 	for _, a := range []netip.Addr{DNSAddrV4, DNSAddrV6} {
 		// A host's resolver runs as root (or its own user): the lab's answers

@@ -142,6 +142,9 @@ const labEtcDir = "/run/egresslab/etc"
 // /run is written directly, any other target gets a bind mount.
 func overlayEtc(name, content string) error {
 	src := filepath.Join(labEtcDir, name)
+	if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil { // ssl/certs/...
+		return err
+	}
 	if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
 		return fmt.Errorf("write lab /etc/%s: %w", name, err)
 	}

@@ -96,6 +96,9 @@ type Lab struct {
 	pendingTrace *pendingTrace // a trace table installed with the sentinel (trace.go)
 
 	limits *labLimits // the lab's cgroups (limits.go)
+
+	ca   *labCA       // signs the certificates of the lab's TLS listeners
+	zone atomic.Value // func(*dns.Msg) *dns.Msg: what ServeDNS answers, for a host's port 53 too
 }
 
 // New starts a lab: namespaces, /etc overlays, the uplink, addresses and
@@ -114,6 +117,10 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	l := &Lab{cfg: cfg, labFD: -1, worldFD: -1, done: make(chan struct{})}
+	var err error
+	if l.ca, err = newLabCA(cfg.Name); err != nil {
+		return nil, fmt.Errorf("start lab %s: %w", cfg.Name, err)
+	}
 	if err := l.startHolder(ctx); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("start lab %s: %w", cfg.Name, err)
@@ -259,7 +266,8 @@ func (l *Lab) serveBufFilter(inHolder int) error {
 
 // etcFiles are the lab's own /etc files: passwd and group list root and the
 // lab's accounts (with a user private group for each account whose gid no
-// group names, as Debian does), resolv.conf points at the lab's DNS.
+// group names, as Debian does), resolv.conf points at the lab's DNS, and the
+// trust store holds the lab's CA.
 func (l *Lab) etcFiles() map[string]string {
 	var passwd, group strings.Builder
 	passwd.WriteString("root:x:0:0:root:/root:/bin/sh\n")
@@ -291,6 +299,7 @@ func (l *Lab) etcFiles() map[string]string {
 		"group":       group.String(),
 		"hosts":       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
 		"resolv.conf": "# the lab's own DNS (egresslab)\nnameserver " + DNSAddrV4.String() + "\nnameserver " + DNSAddrV6.String() + "\noptions timeout:1 attempts:1\n",
+		labCAEtcName:  string(l.ca.pem),
 	}
 }
 

@@ -1,11 +1,13 @@
 package netns
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,8 +35,31 @@ func (s Service) String() string {
 	return fmt.Sprintf("%s %s/%s", s.Host, netip.AddrPortFrom(s.Addr, s.Port), s.Proto)
 }
 
-// SMTPPorts greet with 220 and speak enough SMTP for telnet and swaks.
+// SMTPPorts greet with 220 and speak the SMTP that telnet, swaks and curl do.
 var SMTPPorts = map[uint16]bool{25: true, 465: true, 587: true}
+
+// Other well-known TCP ports serve what a client expects there, so that a
+// client that connected finishes and exits 0 (a TLS port that never spoke
+// would hang `curl https://` exactly like a drop): HTTP answers 200 on any
+// path, HTTPS is the same behind TLS with a certificate of the lab's CA, and
+// port 53 answers DNS from the lab's zone. Every other TCP port accepts.
+var (
+	HTTPPorts  = map[uint16]bool{80: true, 8080: true}
+	HTTPSPorts = map[uint16]bool{443: true, 8443: true}
+)
+
+// DNSPort answers DNS queries from the lab's zone, over TCP and UDP; a UDP
+// datagram that is no query is echoed, as on any UDP port.
+const DNSPort = 53
+
+// servedAlone says whether a port gets a server of its own, outside any
+// range: a range's one socket only accepts or echoes.
+func servedAlone(port uint16, proto string) bool {
+	if proto == "udp" {
+		return port == DNSPort
+	}
+	return SMTPPorts[port] || HTTPPorts[port] || HTTPSPorts[port] || port == DNSPort
+}
 
 // answered records which service saw which client, so a probe knows who
 // answered it (a NAT rule may send it somewhere else than it dialled).
@@ -154,7 +180,8 @@ func (a *answered) forget(proto, client string) {
 
 // Serve starts a listener for every service: loopback addresses on the lab's
 // lo, every other address in the world, one hop beyond the uplink. SMTP ports
-// greet as their host; other TCP ports accept; UDP ports echo.
+// greet as their host, HTTP, HTTPS and DNS ports answer as such, other TCP
+// ports accept, UDP ports echo.
 func (l *Lab) Serve(services []Service) (err error) {
 	smtpServers := map[string]*smtp.Server{}
 	for _, s := range services {
@@ -186,22 +213,58 @@ func (l *Lab) Serve(services []Service) (err error) {
 			}
 		}
 		ln = &recordingListener{Listener: ln, lab: l, service: s}
-		if !SMTPPorts[s.Port] {
+		switch {
+		case SMTPPorts[s.Port]:
+			srv := smtpServers[s.Host]
+			if srv == nil {
+				srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return mailSink{}, nil }))
+				srv.Domain = s.Host
+				srv.ErrorLog = log.New(io.Discard, "", 0)
+				srv.TLSConfig = l.ca.tlsConfig() // STARTTLS, as swaks --tls asks
+				smtpServers[s.Host] = srv
+				l.addCloser(srv.Close)
+			}
+			go func() { l.served(s, srv.Serve(&helpListener{ln})) }()
+		case HTTPPorts[s.Port], HTTPSPorts[s.Port]:
+			srv := &http.Server{Handler: okHandler(s.Host), ErrorLog: log.New(io.Discard, "", 0), ReadHeaderTimeout: time.Minute}
+			if HTTPSPorts[s.Port] {
+				ln = tls.NewListener(ln, l.ca.tlsConfig())
+			}
+			l.addCloser(srv.Close)
+			go func() { l.served(s, srv.Serve(ln)) }()
+		case s.Port == DNSPort:
+			srv := &dns.Server{Listener: ln, Handler: l.zoneHandler()}
+			l.addCloser(ln.Close)
+			go func() { l.served(s, srv.ActivateAndServe()) }()
+		default:
 			l.addCloser(ln.Close)
 			go func() { l.served(s, acceptAndHold(ln)) }()
-			continue
 		}
-		srv := smtpServers[s.Host]
-		if srv == nil {
-			srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return mailSink{}, nil }))
-			srv.Domain = s.Host
-			srv.ErrorLog = log.New(io.Discard, "", 0)
-			smtpServers[s.Host] = srv
-			l.addCloser(srv.Close)
-		}
-		go func() { l.served(s, srv.Serve(ln)) }()
 	}
 	return nil
+}
+
+// okHandler answers 200 on any path, naming the host: a client that got
+// through has something to print.
+func okHandler(host string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "egresslab: %s answered %s %s\n", host, r.Method, r.URL.Path)
+	})
+}
+
+// zoneHandler answers from the zone ServeDNS was given (it starts after the
+// listeners), or SERVFAIL before then.
+func (l *Lab) zoneHandler() dns.Handler {
+	return dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		if answer, ok := l.zone.Load().(func(*dns.Msg) *dns.Msg); ok {
+			_ = w.WriteMsg(answer(req))
+			return
+		}
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeServerFailure)
+		_ = w.WriteMsg(m)
+	})
 }
 
 type recordingListener struct {
@@ -260,7 +323,11 @@ func (l *Lab) echo(pc net.PacketConn, s Service) {
 			continue
 		}
 		l.answered.record("udp", from, s)
-		_, _ = pc.WriteTo(buf[:n], from)
+		reply := buf[:n]
+		if s.Port == DNSPort {
+			reply = l.answerDNS(reply)
+		}
+		_, _ = pc.WriteTo(reply, from)
 	}
 }
 
@@ -341,4 +408,19 @@ func (c *credListener) Accept() (net.Conn, error) {
 func (c *credListener) Close() error {
 	c.f.Close() // wakes a waiting Accept
 	return c.Listener.Close()
+}
+
+// answerDNS is the zone's answer to a DNS query on a host's port 53, or the
+// datagram itself when it is no query (the prober's, which wants its echo).
+func (l *Lab) answerDNS(datagram []byte) []byte {
+	var req dns.Msg
+	answer, ok := l.zone.Load().(func(*dns.Msg) *dns.Msg)
+	if !ok || req.Unpack(datagram) != nil || req.Response || len(req.Question) == 0 {
+		return datagram
+	}
+	out, err := answer(&req).Pack()
+	if err != nil {
+		return datagram
+	}
+	return out
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"slices"
 	"syscall"
 
 	"github.com/cilium/ebpf"
@@ -46,14 +45,14 @@ func (r RangeService) String() string {
 	return fmt.Sprintf("%s %s-%d/%s", r.Host, netip.AddrPortFrom(r.Addr, r.First), r.Last, r.Proto)
 }
 
-// ServeRanges serves every port of each range as Serve serves one: SMTP ports
-// in a range greet (each with a listener of its own), other TCP ports accept,
-// UDP ports echo.
+// ServeRanges serves every port of each range as Serve serves one: SMTP,
+// HTTP, HTTPS and DNS ports in a range answer as such (each with a listener
+// of its own), other TCP ports accept, UDP ports echo.
 func (l *Lab) ServeRanges(ranges []RangeService) error {
 	var single []Service
 	var lab, world []RangeService
 	for _, r := range ranges {
-		for _, part := range carveSMTP(r, &single) {
+		for _, part := range carveServed(r, &single) {
 			if part.Addr.IsLoopback() {
 				lab = append(lab, part)
 			} else {
@@ -83,30 +82,26 @@ func (l *Lab) ServeRanges(ranges []RangeService) error {
 	return nil
 }
 
-// carveSMTP moves the SMTP ports of a TCP range to single and returns the
-// ranges left around them.
-func carveSMTP(r RangeService, single *[]Service) []RangeService {
-	if r.Proto != "tcp" {
-		return []RangeService{r}
-	}
-	var smtp []uint16
-	for p := range SMTPPorts {
-		if r.First <= p && p <= r.Last {
-			smtp = append(smtp, p)
+// carveServed moves the ports of a range that get a server of their own
+// (servedAlone) to single and returns the ranges left around them.
+func carveServed(r RangeService, single *[]Service) []RangeService {
+	var alone []uint16
+	for p := int(r.First); p <= int(r.Last); p++ {
+		if servedAlone(uint16(p), r.Proto) {
+			alone = append(alone, uint16(p))
 		}
 	}
-	slices.Sort(smtp)
 	var parts []RangeService
 	next := int(r.First)
-	for _, p := range smtp {
-		*single = append(*single, Service{Host: r.Host, Addr: r.Addr, Port: p, Proto: "tcp", ServedBy: r.ServedBy})
+	for _, p := range alone {
+		*single = append(*single, Service{Host: r.Host, Addr: r.Addr, Port: p, Proto: r.Proto, ServedBy: r.ServedBy})
 		if int(p) > next {
-			parts = append(parts, RangeService{r.Host, r.Addr, uint16(next), p - 1, "tcp", r.ServedBy})
+			parts = append(parts, RangeService{r.Host, r.Addr, uint16(next), p - 1, r.Proto, r.ServedBy})
 		}
 		next = int(p) + 1
 	}
 	if next <= int(r.Last) {
-		parts = append(parts, RangeService{r.Host, r.Addr, uint16(next), r.Last, "tcp", r.ServedBy})
+		parts = append(parts, RangeService{r.Host, r.Addr, uint16(next), r.Last, r.Proto, r.ServedBy})
 	}
 	return parts
 }

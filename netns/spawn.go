@@ -166,7 +166,7 @@ func (e *ExitError) ExitCode() int {
 }
 
 // baseEnv is what every process of the lab's starts with.
-var baseEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C"}
+var baseEnv = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C"}, labCAEnv...)
 
 // mergeEnv is base with extra's settings, a later one of a name replacing an
 // earlier (execve keeps both, and getenv would read the first).

@@ -24,6 +24,62 @@ type policyDecoder struct {
 	users []string                         // names, for lookups and messages
 	hosts []string
 	owner map[netip.Addr]string // address -> host: the lab serves each address once
+	errs  []*Error              // every policy error found so far
+	// hostNodes and expectNodes place warnings about a host or an entry.
+	hostNodes   map[string]ast.Node
+	expectNodes []ast.Node
+}
+
+// errReported is returned by a part of the decoder that has already recorded
+// its errors: its caller goes on with the next part.
+var errReported = errors.New("policy error already reported")
+
+// maxReportedErrors bounds the errors of one pass: a file of hostile junk
+// gets a screenful, not a flood.
+const maxReportedErrors = 20
+
+// fail records a policy error and lets decoding go on, so that one run
+// reports every mistake of the file.
+func (pd *policyDecoder) fail(err error) {
+	var e *Error
+	switch {
+	case err == nil, errors.Is(err, errReported):
+	case errors.As(err, &e):
+		pd.errs = append(pd.errs, e)
+	default:
+		pd.errs = append(pd.errs, &Error{File: pd.file, Msg: err.Error()})
+	}
+}
+
+// result is nil, the one error, or all of them in file order.
+func (pd *policyDecoder) result() error {
+	// The policy's own errors first, then those in the files it names.
+	slices.SortStableFunc(pd.errs, func(a, b *Error) int {
+		if a.File != b.File {
+			if a.File == pd.file || b.File == pd.file {
+				return map[bool]int{true: -1, false: 1}[a.File == pd.file]
+			}
+			return strings.Compare(a.File, b.File)
+		}
+		if a.Line != b.Line {
+			if a.Line == 0 || b.Line == 0 { // unplaced last: the first error has a place
+				return b.Line - a.Line
+			}
+			return a.Line - b.Line
+		}
+		return a.Column - b.Column
+	})
+	errs := slices.CompactFunc(pd.errs, func(a, b *Error) bool { return *a == *b })
+	switch {
+	case len(errs) == 0:
+		return nil
+	case len(errs) == 1:
+		return errs[0]
+	case len(errs) > maxReportedErrors:
+		more := len(errs) - maxReportedErrors
+		errs = append(errs[:maxReportedErrors:maxReportedErrors], &Error{File: pd.file, Msg: fmt.Sprintf("%d more policy errors not shown: fix these first", more)})
+	}
+	return Errors(errs)
 }
 
 func parse(file, defaultName string, data []byte, read func(string) ([]byte, error)) (*Policy, error) {
@@ -39,14 +95,17 @@ func parse(file, defaultName string, data []byte, read func(string) ([]byte, err
 		return nil, &Error{File: file, Line: 1, Column: 1, Msg: "empty policy: want version: 1, users, hosts and expect"}
 	}
 	pd := &policyDecoder{
-		decoder: d,
-		p:       &Policy{Name: defaultName, File: file},
-		read:    read,
-		owner:   map[netip.Addr]string{},
+		decoder:   d,
+		p:         &Policy{Name: defaultName, File: file},
+		read:      read,
+		owner:     map[netip.Addr]string{},
+		hostNodes: map[string]ast.Node{},
 	}
-	if err := pd.decode(body); err != nil {
+	pd.fail(pd.decode(body))
+	if err := pd.result(); err != nil {
 		return nil, err
 	}
+	pd.p.Warnings = pd.warnings()
 	return pd.p, nil
 }
 
@@ -76,14 +135,22 @@ func (pd *policyDecoder) decode(body ast.Node) error {
 	found := map[string]field{}
 	for _, f := range top {
 		if !slices.Contains(sections, f.key) {
-			return pd.errorf(f.node, "unknown key %q: want %s", f.key, orList(sections))
+			pd.fail(pd.errorf(f.node, "unknown key %q: want %s", f.key, orList(sections)))
+			continue
 		}
 		found[f.key] = f
 	}
+	missing, misspelt := false, len(pd.errs) > 0
 	for _, key := range []string{"version", "users", "hosts", "expect"} {
 		if _, ok := found[key]; !ok {
-			return pd.errorf(body, "missing key %q: a policy needs version, users, hosts and expect", key)
+			missing = true
+			if !misspelt { // else the misspelt key is the error to fix
+				pd.fail(pd.errorf(body, "missing key %q: a policy needs version, users, hosts and expect", key))
+			}
 		}
+	}
+	if missing {
+		return errReported // what is there would only add errors about what is not
 	}
 	steps := []struct {
 		key    string
@@ -102,9 +169,10 @@ func (pd *policyDecoder) decode(body ast.Node) error {
 		default:
 			continue
 		}
-		if err := s.decode(f); err != nil {
-			return err
-		}
+		pd.fail(s.decode(f))
+	}
+	if len(pd.errs) > 0 {
+		return errReported // coverage of a policy with holes in it says nothing
 	}
 	if n := pd.p.services(); n > MaxServices {
 		return pd.errorf(found["hosts"].node, "the hosts serve %d addresses and ports (each address of a host × each port or port range of it, a socket each): a policy may have at most %d; split it into several policies",
@@ -163,23 +231,30 @@ func (pd *policyDecoder) decodeUsers(f field) error {
 	}
 	uids := map[uint32]string{0: "root"}
 	for _, uf := range fields {
+		// A user in error still has a name: entries that name it are not
+		// wrong because of it.
+		pd.users = append(pd.users, uf.key)
 		if err := checkAccount("user", uf.key); err != nil {
-			return pd.errorf(uf.node, "%v", err)
+			pd.fail(pd.errorf(uf.node, "%v", err))
+			continue
 		}
 		u, uidNode, err := pd.user(uf)
 		if err != nil {
-			return err
+			pd.fail(err)
+			continue
 		}
 		switch other := uids[u.UID]; {
 		case u.Name == "root" && (u.UID != 0 || u.GID != 0):
-			return pd.errorf(uf.node, "user root must be uid 0, gid 0: the lab's /etc/passwd already holds root")
+			pd.fail(pd.errorf(uf.node, "user root must be uid 0, gid 0: the lab's /etc/passwd already holds root"))
+			continue
 		case other == "root" && u.Name != "root":
-			return pd.errorf(uidNode, "uid 0 is root's, whom the lab's /etc/passwd already holds: name this user root, or pick another uid")
+			pd.fail(pd.errorf(uidNode, "uid 0 is root's, whom the lab's /etc/passwd already holds: name this user root, or pick another uid"))
+			continue
 		case other != "" && other != u.Name:
-			return pd.errorf(uidNode, "uid %d already belongs to user %q: two names for one uid are one identity to the kernel", u.UID, other)
+			pd.fail(pd.errorf(uidNode, "uid %d already belongs to user %q: two names for one uid are one identity to the kernel", u.UID, other))
+			continue
 		}
 		uids[u.UID] = u.Name
-		pd.users = append(pd.users, u.Name)
 		pd.p.Users = append(pd.p.Users, u)
 	}
 	return nil
@@ -193,39 +268,52 @@ func (pd *policyDecoder) user(uf field) (User, ast.Node, error) {
 		return u, nil, err
 	}
 	var uidNode ast.Node
-	hasGID := false
+	hasGID, bad := false, false
+fieldLoop:
 	for _, f := range fields {
 		switch f.key {
 		case "uid":
 			v, err := pd.number(f.value, "uid of "+what, 65535)
 			if err != nil {
-				return u, nil, err
+				pd.fail(err)
+				bad = true
+				continue
 			}
 			u.UID, uidNode = uint32(v), f.value
 		case "gid":
 			v, err := pd.number(f.value, "gid of "+what, 65535)
 			if err != nil {
-				return u, nil, err
+				pd.fail(err)
+				bad = true
+				continue
 			}
 			u.GID, hasGID = uint32(v), true
 		case "groups":
 			items, err := pd.list(f.value, "groups of "+what)
 			if err != nil {
-				return u, nil, err
+				pd.fail(err)
+				bad = true
+				continue
 			}
 			for _, item := range items {
 				v, err := pd.number(item, "group of "+what, 65535)
-				if err != nil {
-					return u, nil, err
+				if err == nil && slices.Contains(u.Groups, uint32(v)) {
+					err = pd.errorf(item, "gid %d is listed twice in the groups of %s", v, what)
 				}
-				if slices.Contains(u.Groups, uint32(v)) {
-					return u, nil, pd.errorf(item, "gid %d is listed twice in the groups of %s", v, what)
+				if err != nil {
+					pd.fail(err)
+					bad = true
+					continue fieldLoop
 				}
 				u.Groups = append(u.Groups, uint32(v))
 			}
 		default:
-			return u, nil, pd.errorf(f.node, "unknown key %q in %s: want uid, gid or groups", f.key, what)
+			pd.fail(pd.errorf(f.node, "unknown key %q in %s: want uid, gid or groups", f.key, what))
+			bad = true
 		}
+	}
+	if bad {
+		return u, nil, errReported
 	}
 	if uidNode == nil {
 		return u, nil, pd.errorf(uf.node, "%s has no uid: want uid: N", what)
@@ -242,31 +330,37 @@ func (pd *policyDecoder) decodeGroups(f field) error {
 		return err
 	}
 	named := map[uint32]string{0: "root"}
+	var nodes []ast.Node // of each group of pd.p.Groups
 	for _, gf := range fields {
 		if err := checkAccount("group", gf.key); err != nil {
-			return pd.errorf(gf.node, "%v", err)
+			pd.fail(pd.errorf(gf.node, "%v", err))
+			continue
 		}
 		v, err := pd.number(gf.value, fmt.Sprintf("gid of group %q", gf.key), 65535)
 		if err != nil {
-			return err
+			pd.fail(err)
+			continue
 		}
 		g := Group{Name: gf.key, GID: uint32(v)}
 		switch other := named[g.GID]; {
 		case g.Name == "root" && g.GID != 0:
-			return pd.errorf(gf.value, "group root must be gid 0: the lab's /etc/group already holds root")
+			pd.fail(pd.errorf(gf.value, "group root must be gid 0: the lab's /etc/group already holds root"))
+			continue
 		case other != "" && other != g.Name:
-			return pd.errorf(gf.value, "gid %d is already named %q: want one name per gid", g.GID, other)
+			pd.fail(pd.errorf(gf.value, "gid %d is already named %q: want one name per gid", g.GID, other))
+			continue
 		}
 		named[g.GID] = g.Name
 		pd.p.Groups = append(pd.p.Groups, g)
+		nodes = append(nodes, gf.node)
 	}
 	// A user whose gid no group names gets a private group of its own name
 	// (SPEC.md); a group of that name with another gid would be ambiguous.
 	for i, g := range pd.p.Groups {
 		for _, u := range pd.p.Users {
 			if u.Name == g.Name && u.GID != g.GID && named[u.GID] == "" {
-				return pd.errorf(fields[i].node, "group %q (gid %d) clashes with the private group of user %q (gid %d): name gid %d in groups, or rename the group",
-					g.Name, g.GID, u.Name, u.GID, u.GID)
+				pd.fail(pd.errorf(nodes[i], "group %q (gid %d) clashes with the private group of user %q (gid %d): name gid %d in groups, or rename the group",
+					g.Name, g.GID, u.Name, u.GID, u.GID))
 			}
 		}
 	}
@@ -282,14 +376,17 @@ func (pd *policyDecoder) decodeHosts(f field) error {
 		return pd.errorf(f.node, "no hosts: want at least one destination to probe")
 	}
 	for _, hf := range fields {
+		pd.hosts = append(pd.hosts, hf.key) // named, even when in error
+		pd.hostNodes[hf.key] = hf.node
 		if err := checkDNSName("host", hf.key); err != nil {
-			return pd.errorf(hf.node, "%v", err)
+			pd.fail(pd.errorf(hf.node, "%v", err))
+			continue
 		}
 		h, err := pd.host(hf)
 		if err != nil {
-			return err
+			pd.fail(err)
+			continue
 		}
-		pd.hosts = append(pd.hosts, h.Name)
 		pd.p.Hosts = append(pd.p.Hosts, h)
 	}
 	return nil
@@ -304,22 +401,28 @@ func (pd *policyDecoder) host(hf field) (Host, error) {
 	}
 	var portNodes []ast.Node
 	var servedByNode ast.Node
-	var hasAddresses, hasPorts bool
+	var hasAddresses, hasPorts, bad bool
+	// fail records an error of one key and goes on with the next.
+	fail := func(err error) { pd.fail(err); bad = true }
+fieldLoop:
 	for _, f := range fields {
 		switch f.key {
 		case "addresses":
 			hasAddresses = true
 			items, err := pd.list(f.value, "addresses of "+what)
 			if err != nil {
-				return h, err
+				fail(err)
+				continue
 			}
 			if len(items) == 0 {
-				return h, pd.errorf(f.value, "%s has an empty list of addresses: want at least one", what)
+				fail(pd.errorf(f.value, "%s has an empty list of addresses: want at least one", what))
+				continue
 			}
 			for _, item := range items {
 				a, err := pd.address(item, h.Name)
 				if err != nil {
-					return h, err
+					fail(err)
+					continue
 				}
 				h.Addresses = append(h.Addresses, a)
 				pd.owner[a] = h.Name
@@ -328,18 +431,22 @@ func (pd *policyDecoder) host(hf field) (Host, error) {
 			hasPorts = true
 			items, err := pd.list(f.value, "ports of "+what)
 			if err != nil {
-				return h, err
+				fail(err)
+				continue
 			}
 			if len(items) == 0 {
-				return h, pd.errorf(f.value, "%s has an empty list of ports: want at least one", what)
+				fail(pd.errorf(f.value, "%s has an empty list of ports: want at least one", what))
+				continue
 			}
 			for _, item := range items {
 				p, err := pd.port(item, "port of "+what)
 				if err != nil {
-					return h, err
+					fail(err)
+					continue
 				}
 				if err := overlap(h.Ports, p); err != "" {
-					return h, pd.errorf(item, "%s in %s", err, what)
+					fail(pd.errorf(item, "%s in %s", err, what))
+					continue
 				}
 				h.Ports = append(h.Ports, p)
 				portNodes = append(portNodes, item)
@@ -347,15 +454,20 @@ func (pd *policyDecoder) host(hf field) (Host, error) {
 		case "served-by":
 			name, err := pd.str(f.value, "served-by of "+what)
 			if err != nil {
-				return h, err
+				fail(err)
+				continue
 			}
 			if !slices.Contains(pd.users, name) {
-				return h, pd.errorf(f.value, "served-by: unknown user %q in %s: want one of %s", name, what, orList(pd.users))
+				fail(pd.errorf(f.value, "served-by: unknown user %q in %s: want one of %s", name, what, orList(pd.users)))
+				continue fieldLoop
 			}
 			h.ServedBy, servedByNode = name, f.value
 		default:
-			return h, pd.errorf(f.node, "unknown key %q in %s: want addresses, ports or served-by", f.key, what)
+			fail(pd.errorf(f.node, "unknown key %q in %s: want addresses, ports or served-by", f.key, what))
 		}
+	}
+	if bad {
+		return h, errReported
 	}
 	for _, a := range h.Addresses {
 		if servedByNode != nil && !a.IsLoopback() {
@@ -439,14 +551,17 @@ func (pd *policyDecoder) decodeMX(f field) error {
 	}
 	for _, mf := range fields {
 		if err := checkDNSName("mx domain", mf.key); err != nil {
-			return pd.errorf(mf.node, "%v", err)
+			pd.fail(pd.errorf(mf.node, "%v", err))
+			continue
 		}
 		host, err := pd.str(mf.value, fmt.Sprintf("mx %q", mf.key))
 		if err != nil {
-			return err
+			pd.fail(err)
+			continue
 		}
 		if !slices.Contains(pd.hosts, host) {
-			return pd.errorf(mf.value, "mx %q: unknown host %q: want one of hosts: %s", mf.key, host, orList(pd.hosts))
+			pd.fail(pd.errorf(mf.value, "mx %q: unknown host %q: want one of hosts: %s", mf.key, host, orList(pd.hosts)))
+			continue
 		}
 		pd.p.MX = append(pd.p.MX, MX{Domain: mf.key, Host: host})
 	}
@@ -549,43 +664,52 @@ func (pd *policyDecoder) decodeRuleset(f field) error {
 	if err != nil {
 		return err
 	}
-	rs := &pd.p.Ruleset
 	for _, rf := range fields {
-		var slot **RulesetFile
-		switch rf.key {
-		case "iptables":
-			slot = &rs.IPTables
-		case "ip6tables":
-			slot = &rs.IP6Tables
-		case "nft":
-			slot = &rs.NFT
-		case "script":
-			slot = &rs.Script
-		default:
-			return pd.errorf(rf.node, "unknown key %q in ruleset: want iptables, ip6tables, nft or script", rf.key)
-		}
-		rel, err := pd.str(rf.value, "ruleset "+rf.key)
-		if err != nil {
+		pd.fail(pd.rulesetFile(rf))
+	}
+	return nil
+}
+
+// rulesetFile reads one file of ruleset into the policy.
+func (pd *policyDecoder) rulesetFile(rf field) error {
+	rs := &pd.p.Ruleset
+	var slot **RulesetFile
+	switch rf.key {
+	case "iptables":
+		slot = &rs.IPTables
+	case "ip6tables":
+		slot = &rs.IP6Tables
+	case "nft":
+		slot = &rs.NFT
+	case "script":
+		slot = &rs.Script
+	default:
+		return pd.errorf(rf.node, "unknown key %q in ruleset: want iptables, ip6tables, nft or script", rf.key)
+	}
+	rel, err := pd.str(rf.value, "ruleset "+rf.key)
+	if err != nil {
+		return err
+	}
+	switch {
+	case rel == "":
+		return pd.errorf(rf.value, "ruleset %s: empty path: want a file relative to the policy", rf.key)
+	case path.IsAbs(rel) || filepath.IsAbs(rel):
+		return pd.errorf(rf.value, "ruleset %s: %q is absolute: want a path relative to the policy file", rf.key, rel)
+	}
+	data, err := pd.read(rel)
+	if err != nil {
+		return pd.errorf(rf.value, "ruleset %s: %q %s", rf.key, rel, readProblem(err))
+	}
+	file := &RulesetFile{Path: rel, Data: data}
+	if rf.key == "nft" {
+		if file.Includes, err = pd.nftIncludes(rf.value, rel, data); err != nil {
 			return err
 		}
-		switch {
-		case rel == "":
-			return pd.errorf(rf.value, "ruleset %s: empty path: want a file relative to the policy", rf.key)
-		case path.IsAbs(rel) || filepath.IsAbs(rel):
-			return pd.errorf(rf.value, "ruleset %s: %q is absolute: want a path relative to the policy file", rf.key, rel)
-		}
-		data, err := pd.read(rel)
-		if err != nil {
-			return pd.errorf(rf.value, "ruleset %s: %q %s", rf.key, rel, readProblem(err))
-		}
-		file := &RulesetFile{Path: rel, Data: data}
-		if rf.key == "nft" {
-			if file.Includes, err = pd.nftIncludes(rf.value, rel, data); err != nil {
-				return err
-			}
-		}
-		*slot = file
 	}
+	if err := pd.checkOwners(file); err != nil {
+		return err
+	}
+	*slot = file
 	return nil
 }
 
@@ -617,9 +741,11 @@ func (pd *policyDecoder) decodeExpect(f field) error {
 	for _, e := range entries {
 		x, err := pd.expectation(e)
 		if err != nil {
-			return err
+			pd.fail(err)
+			continue
 		}
 		pd.p.Expect = append(pd.p.Expect, x)
+		pd.expectNodes = append(pd.expectNodes, e)
 	}
 	return nil
 }
@@ -652,6 +778,7 @@ func (pd *policyDecoder) expectation(e ast.Node) (Expectation, error) {
 	if err != nil {
 		return x, err
 	}
+	bad := false
 	for _, f := range body {
 		switch f.key {
 		case "user":
@@ -669,8 +796,12 @@ func (pd *policyDecoder) expectation(e ast.Node) (Expectation, error) {
 			err = pd.errorf(f.node, "unknown key %q in %s: want user, host, port or family", f.key, x.Verb)
 		}
 		if err != nil {
-			return x, err
+			pd.fail(err)
+			bad = true
 		}
+	}
+	if bad {
+		return x, errReported
 	}
 	return x, nil
 }

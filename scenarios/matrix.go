@@ -5,6 +5,8 @@ import (
 	"iter"
 	"net/netip"
 	"slices"
+
+	"github.com/goccy/go-yaml/ast"
 )
 
 // Probe is one cell of the matrix: one user dials one address of one host on
@@ -137,4 +139,66 @@ func (p *Policy) Match(user, host string, addr netip.Addr, port Port) (rule int,
 		return i, true
 	}
 	return -1, false
+}
+
+// warnings finds what a valid policy probably did not mean: an expectation
+// that selects no probe (a typo the coverage check cannot see when a later
+// entry covers the same cells), and a host with addresses of one family only,
+// whose other family gets no cells at all.
+func (pd *policyDecoder) warnings() []Warning {
+	var ws []Warning
+	at := func(n ast.Node, format string, args ...any) Warning {
+		line, col := position(n)
+		return Warning{File: pd.file, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)}
+	}
+	for _, h := range pd.p.Hosts {
+		has := map[string]bool{}
+		for _, a := range h.Addresses {
+			has[family(a)] = true
+		}
+		for _, fam := range []string{"ipv4", "ipv6"} {
+			if has[fam] {
+				continue
+			}
+			w := at(pd.hostNodes[h.Name], "host %q has no %s address: it gets no %s cells, so nothing about %s to it is proved; add its %s address if it has one",
+				h.Name, familyName(fam), familyName(fam), familyName(fam), familyName(fam))
+			w.MissingFamily, w.Host = fam, h.Name
+			ws = append(ws, w)
+		}
+	}
+	for i, x := range pd.p.Expect {
+		if !pd.p.selectsAny(x) {
+			ws = append(ws, at(pd.expectNodes[i], "this %s entry selects no probe (no user x host x address x port of the policy matches all of it): it decides nothing", x.Verb))
+		}
+	}
+	slices.SortStableFunc(ws, func(a, b Warning) int { return a.Line - b.Line })
+	return ws
+}
+
+// selectsAny says whether some cell of the matrix matches x, whatever the
+// entries before it: users are crossed with every host, so only a host with
+// an address of x's family and a port of x's ports is needed.
+func (p *Policy) selectsAny(x Expectation) bool {
+	for _, h := range p.Hosts {
+		if x.Hosts != nil && !slices.Contains(x.Hosts, h.Name) {
+			continue
+		}
+		if x.Family != "" && !slices.ContainsFunc(h.Addresses, func(a netip.Addr) bool { return family(a) == x.Family }) {
+			continue
+		}
+		if x.Ports == nil || slices.ContainsFunc(h.Ports, func(r PortRange) bool {
+			return slices.ContainsFunc(x.Ports, r.Overlaps)
+		}) {
+			return true
+		}
+	}
+	return false
+}
+
+// familyName is how messages write a family: IPv4, IPv6.
+func familyName(fam string) string {
+	if fam == "ipv4" {
+		return "IPv4"
+	}
+	return "IPv6"
 }

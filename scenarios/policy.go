@@ -31,6 +31,8 @@ type Policy struct {
 	Lab     Lab
 	Ruleset Ruleset
 	Expect  []Expectation
+	// Warnings are what loading found suspicious but valid, in file order.
+	Warnings []Warning
 }
 
 // User is an identity probes run as.
@@ -187,10 +189,50 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
 }
 
+// Errors is every policy error one pass over a file found, in file order:
+// three typos are three lines of one run, not three runs. errors.As finds
+// the first *Error in it.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (es Errors) Unwrap() []error {
+	errs := make([]error, len(es))
+	for i, e := range es {
+		errs[i] = e
+	}
+	return errs
+}
+
+// Warning is something a valid policy probably did not mean: an expectation
+// that selects no probe, a host with addresses of one family only. It fails
+// nothing; verify and lint print it on stderr.
+type Warning struct {
+	File   string
+	Line   int
+	Column int
+	Msg    string
+	// MissingFamily is "ipv4" or "ipv6" when the warning is a host that has
+	// no address of that family: --parity has nothing to compare there.
+	MissingFamily string
+	Host          string // the host of a MissingFamily warning
+}
+
+func (w Warning) String() string {
+	return (&Error{File: w.File, Line: w.Line, Column: w.Column, Msg: "warning: " + w.Msg}).Error()
+}
+
 // Load reads and validates the policy file at path. Ruleset paths are
 // relative to the file's directory and must stay inside its tree. A policy
 // that cannot be read is a plain error wrapping the fs error; anything wrong
-// inside it, or with a file it names, is an *Error.
+// inside it, or with a file it names, is an *Error, or Errors when there is
+// more than one.
 func Load(file string) (*Policy, error) {
 	data, err := readPolicyFile(file)
 	if err != nil {

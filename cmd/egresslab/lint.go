@@ -49,6 +49,7 @@ Exit status: 0 no findings; 1 findings; 2 bad input (a file a tool rejects);
 				if err != nil {
 					return err
 				}
+				printWarnings(os.Stderr, p, false)
 				var skipped []string
 				sources, opts, skipped = lint.FromPolicy(p)
 				for _, s := range skipped {

@@ -40,8 +40,15 @@ func writeRunError(out io.Writer, format, policy, file string, err error) {
 	case "json":
 		_ = scenarios.WriteJSONError(out, policy, e)
 	case "github":
-		at, line := errorPlace(file, err)
-		_ = scenarios.WriteGitHubError(out, policy, at, line, e)
+		var all scenarios.Errors
+		if errors.As(err, &all) { // every policy error at its own place
+			for _, pe := range all {
+				_ = scenarios.WriteGitHubError(out, policy, pe.File, pe.Line, scenarios.RunError{Status: e.Status, Message: pe.Msg})
+			}
+		} else {
+			at, line := errorPlace(file, err)
+			_ = scenarios.WriteGitHubError(out, policy, at, line, e)
+		}
 		_ = appendStepSummary(func(w io.Writer) error { return scenarios.WriteGitHubErrorSummary(w, policy, e) })
 	}
 }

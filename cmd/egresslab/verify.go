@@ -103,6 +103,10 @@ func verify(cmd *cobra.Command, file, format string, backstop time.Duration, how
 	if err != nil {
 		return nil, err
 	}
+	printWarnings(os.Stderr, p, how.parity)
+	if format == "github" {
+		githubWarnings(cmd.OutOrStdout(), p)
+	}
 	*name = p.Name
 	opts := scenarios.RunOptions{Backstop: backstop, NoRule: how.noRule}
 	plan, err := shardPlan(p, how, &opts)

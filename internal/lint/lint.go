@@ -11,6 +11,8 @@ import (
 	"github.com/egresslab/egresslab/netns"
 	"sort"
 	"sync"
+
+	"github.com/egresslab/egresslab/scenarios"
 )
 
 // Kind is what a source file is.
@@ -34,7 +36,8 @@ type Source struct {
 }
 
 // Options tune a lint run. The zero value uses the iptables-nft flavour and
-// the host's /etc/passwd and /etc/group for owner names.
+// knows no owner names but root: the host's own accounts are not those of
+// the machine a ruleset is written for, so they are never consulted.
 type Options struct {
 	Backend       string // iptables flavour: "nft" (default) or "legacy"
 	Passwd, Group string // contents for /etc/passwd and /etc/group while the tools parse
@@ -101,6 +104,12 @@ func Lint(ctx context.Context, sources []Source, opts Options) ([]Finding, error
 	if opts.Backend == "" {
 		opts.Backend = "nft"
 	}
+	if opts.Passwd == "" {
+		if err := unknownOwners(sources); err != nil {
+			return nil, err
+		}
+		opts.Passwd, opts.Group = "root:x:0:0:root:/root:/bin/sh\n", "root:x:0:\n"
+	}
 	sb := sandbox{Passwd: opts.Passwd, Group: opts.Group}
 	ip := make([]*ipRuleset, len(sources))
 	nf := make([]*nftRuleset, len(sources))
@@ -152,4 +161,25 @@ func compact[T any](xs []*T) []*T {
 		}
 	}
 	return out
+}
+
+// unknownOwners refuses an owner match on a name (other than root) when no
+// policy says who the users are: the tool would say only "Bad value for
+// --uid-owner", or resolve the name on this host, which is not the target.
+func unknownOwners(sources []Source) error {
+	for _, src := range sources {
+		for _, o := range scenarios.OwnerNames(src.Data) {
+			if o.Name == "root" {
+				continue
+			}
+			what := "user"
+			if o.Group {
+				what = "group"
+			}
+			return &RulesetError{File: src.Path, Line: o.Line, Tool: "egresslab lint", Msg: fmt.Sprintf(
+				"%s %s: %s %q is not known: lint FILES looks up no names on this host; write the numeric id, or lint -f POLICY, whose users and groups name it",
+				o.Option, o.Name, what, o.Name)}
+		}
+	}
+	return nil
 }
