@@ -238,7 +238,11 @@ var _ = Describe("exit statuses of a run that cannot happen", Label("safety"), f
 		var ee *exec.ExitError
 		Expect(errors.As(err, &ee)).To(BeTrue(), "%v: %s", err, out)
 		Expect(ee.ExitCode()).To(Equal(3), "%s", out)
-		Expect(string(out)).To(Equal("egresslab: the lab needs nft: install nftables (apt-get install nftables)\n"))
+		first, advice, _ := strings.Cut(string(out), "\n")
+		Expect(first).To(Equal("egresslab: the lab needs nft: install nftables (apt-get install nftables)"))
+		// then the doctor's steps that fail, each with its fix
+		Expect(advice).To(HavePrefix("this machine cannot run a lab (egresslab doctor tries each step):\n"))
+		Expect(advice).To(ContainSubstring("  the tools a lab runs: FAILED: missing nft\n    fix: install nft: `apt-get install nftables`"))
 	})
 
 	It("root without the capabilities a lab needs (an unprivileged container) is exit 3 saying what is missing", func(ctx SpecContext) {
