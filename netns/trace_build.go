@@ -10,6 +10,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/egresslab/egresslab/netns/nftmatch"
 )
 
 // The trace table, like the sentinel, is built in this process as one
@@ -108,21 +110,15 @@ func buildTrace(c *nftables.Conn, dsts []Destination) ([]traceElems, error) {
 		}
 		// A probe to an IPv6 neighbour needs neighbour discovery first.
 		for _, typ := range []byte{135, 136} {
-			add(flatten(ndType(uint32(typ)).exprs()), expr.VerdictAccept)
+			add(nftmatch.ND(uint32(typ)).Exprs(), expr.VerdictAccept)
 		}
 		for _, v6 := range []bool{false, true} {
-			m := func(p byte) match {
-				if v6 {
-					return match{nfproto: unix.NFPROTO_IPV6, proto: p}
-				}
-				return match{nfproto: unix.NFPROTO_IPV4, proto: p}
-			}
-			tcp, udp := m(unix.IPPROTO_TCP), m(unix.IPPROTO_UDP)
-			add(lookup(tcp, v6, false, sets[v6], flagsSYN), expr.VerdictAccept)
-			add(lookup(tcp, v6, true, sets[v6], flagsSYNACK), expr.VerdictAccept)
-			add(lookup(tcp, v6, true, sets[v6], flagsRST), expr.VerdictAccept)
-			add(lookup(udp, v6, false, sets[v6], nil), expr.VerdictAccept)
-			add(lookup(udp, v6, true, sets[v6], nil), expr.VerdictAccept)
+			tcp, udp := nftmatch.TCP(v6), nftmatch.UDP(v6)
+			add(lookup(tcp, v6, false, sets[v6], nftmatch.SYN), expr.VerdictAccept)
+			add(lookup(tcp, v6, true, sets[v6], nftmatch.SYNACK), expr.VerdictAccept)
+			add(lookup(tcp, v6, true, sets[v6], nftmatch.RST), expr.VerdictAccept)
+			add(lookup(udp, v6, false, sets[v6], 0), expr.VerdictAccept)
+			add(lookup(udp, v6, true, sets[v6], 0), expr.VerdictAccept)
 		}
 	}
 	if total > traceElemsPerFlush {
@@ -182,30 +178,17 @@ func flatten(parts ...any) []expr.Any {
 	return out
 }
 
-// lookup matches a packet whose destination (or, for an answer, source)
-// address and port are in set, then m's flags.
-func lookup(m match, v6, answer bool, set *nftables.Set, flags *[2]byte) []expr.Any {
-	addr, port := ip4Dst, thDport
-	if v6 {
-		addr = ip6Dst
-	}
+// lookup matches a packet of m's family and protocol whose destination (or,
+// for an answer, source) address and port are in set, then flags.
+func lookup(m nftmatch.Match, v6, answer bool, set *nftables.Set, flags nftmatch.Flags) []expr.Any {
+	addr, port := nftmatch.IPDst(v6), nftmatch.THDport()
 	if answer {
-		addr, port = ip4Src, thSport
-		if v6 {
-			addr = ip6Src
-		}
+		addr, port = nftmatch.IPSrc(v6), nftmatch.THSport()
 	}
-	e := metaIsAll(m)
-	e = append(e, loadKey([]field{addr, port})...)
+	e := m.Exprs()
+	e = append(e, nftmatch.LoadKey(addr, port)...)
 	e = append(e, &expr.Lookup{SourceRegister: unix.NFT_REG32_00, SetName: set.Name, SetID: set.ID})
-	if flags != nil {
-		e = append(e, flagExprs(flags)...)
-	}
-	return e
-}
-
-func metaIsAll(m match) []expr.Any {
-	return flatten(metaIs(expr.MetaKeyNFPROTO, m.nfproto), metaIs(expr.MetaKeyL4PROTO, m.proto))
+	return append(e, nftmatch.FlagExprs(flags)...)
 }
 
 // setTrace sets the packet's nftrace bit, then gives v, if any.
