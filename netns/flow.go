@@ -187,6 +187,3 @@ func (l *Lab) NeighbourDiscovery(dst netip.Addr) (Discovery, error) {
 	}
 	return DiscoveryOK, nil
 }
-
-// Uplink is the name of the lab's uplink interface.
-func (l *Lab) Uplink() string { return l.cfg.Uplink }

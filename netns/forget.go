@@ -158,7 +158,6 @@ func (l *Lab) AwaitForgotten(f Flow) error {
 // for a flow that left no evidence, closing at once is the caller's choice.
 func (l *Lab) Release(f Flow, sock io.Closer) {
 	if l.sentinel == nil {
-		l.answered.forget(f.Proto, f.Src.String())
 		sock.Close()
 		return
 	}
@@ -168,18 +167,8 @@ func (l *Lab) Release(f Flow, sock io.Closer) {
 	for _, name := range flowSets {
 		elems = append(elems, setElem{f.set(name), key})
 	}
-	l.sentinel.forgets.add(forgetRequest{key: string(key), elems: elems, sock: closeAfter(sock, func() { l.answered.forget(f.Proto, f.Src.String()) })})
+	l.sentinel.forgets.add(forgetRequest{key: string(key), elems: elems, sock: sock})
 }
-
-// closeAfter is sock, closed after fn has run.
-func closeAfter(sock io.Closer, fn func()) io.Closer { return afterCloser{sock, fn} }
-
-type afterCloser struct {
-	io.Closer
-	before func()
-}
-
-func (c afterCloser) Close() error { c.before(); return c.Closer.Close() }
 
 // ForgetErr is the first failure to remove a probe's evidence, after every
 // flow released so far has been dealt with.

@@ -86,19 +86,16 @@ type Lab struct {
 	sentinel   *sentinel
 	gateways   []netip.Addr // the world's router addresses on the uplink, one per family
 	worldAddrs []netip.Addr // every destination address the world owns
-	lost       atomic.Value // a listener the candidate closed under the lab (its name)
 
 	poolOnce sync.Once
 	pool     *socketPool
-	answered answered
 	spawn    *spawner // starts the lab's processes, through the holder
 
 	pendingTrace *pendingTrace // a trace table installed with the sentinel (trace.go)
 
 	limits *labLimits // the lab's cgroups (limits.go)
 
-	ca   *labCA       // signs the certificates of the lab's TLS listeners
-	zone atomic.Value // func(*dns.Msg) *dns.Msg: what ServeDNS answers, for a host's port 53 too
+	ca *labCA // signs the certificates of the lab's TLS listeners
 }
 
 // New starts a lab: namespaces, /etc overlays, the uplink, addresses and
@@ -298,7 +295,7 @@ func (l *Lab) etcFiles() map[string]string {
 		"passwd":      passwd.String(),
 		"group":       group.String(),
 		"hosts":       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-		"resolv.conf": "# the lab's own DNS (egresslab)\nnameserver " + DNSAddrV4.String() + "\nnameserver " + DNSAddrV6.String() + "\noptions timeout:1 attempts:1\n",
+		"resolv.conf": "# the lab's own DNS (egresslab)\nnameserver " + DNSServers()[0].String() + "\nnameserver " + DNSServers()[1].String() + "\noptions timeout:1 attempts:1\n",
 		labCAEtcName:  string(l.ca.pem),
 	}
 }

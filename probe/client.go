@@ -24,8 +24,6 @@ type ClientLab interface {
 	SourceFor(dst netip.Addr) (netip.Addr, bool)
 }
 
-var _ ClientLab = (*netns.Lab)(nil)
-
 // Attempt is one address a client tried, and what happened.
 type Attempt struct {
 	Addr   netip.Addr
@@ -132,7 +130,7 @@ func lookupAs(ctx context.Context, lab ClientLab, id netns.Identity, name string
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), qtype)
 	rerr := &ResolveError{Name: name}
-	for _, server := range []netip.Addr{netns.DNSAddrV4, netns.DNSAddrV6} {
+	for _, server := range netns.DNSServers() {
 		r, err := exchangeAs(ctx, lab, id, server, q, backstop)
 		if err != nil {
 			rerr.Tried = append(rerr.Tried, fmt.Sprintf("%s: %v", server, err))

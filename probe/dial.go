@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/serve"
 	"golang.org/x/sys/unix"
 )
 
-// Lab is what a probe needs from a lab; *netns.Lab has it.
+// Lab is what a probe needs from a lab; scenarios.LabBench has it.
 type Lab interface {
 	Socket(id netns.Identity, family, sotype int) (fd int, err error)
 	Left(f netns.Flow) (bool, error)
@@ -26,8 +27,8 @@ type Lab interface {
 	NeighbourDiscovery(dst netip.Addr) (netns.Discovery, error)
 	NextHop(dst netip.Addr) (hop netip.Addr, gateway bool, ok bool)
 	HostRefusal(dst netip.Addr) (netns.Refusal, bool, error)
-	WhoAnswered(proto, client string) (netns.Service, bool)
-	AwaitAnswered(proto, client string, deadline time.Time) (netns.Service, bool)
+	WhoAnswered(proto, client string) (serve.Service, bool)
+	AwaitAnswered(proto, client string, deadline time.Time) (serve.Service, bool)
 	AwaitGreeted(client string, deadline time.Time) bool
 	Release(f netns.Flow, sock io.Closer)
 	ForgetMark() uint64
@@ -36,8 +37,6 @@ type Lab interface {
 	AwaitHeldPorts(mark uint64) (bool, error)
 	Uplink() string
 }
-
-var _ Lab = (*netns.Lab)(nil)
 
 // Target is one address and port to dial.
 type Target struct {
@@ -293,7 +292,7 @@ func (p *dialer) established() Result {
 	if r, failed := p.socketError(); failed {
 		return r
 	}
-	if netns.SMTPPorts[p.t.Port] {
+	if serve.SMTPPort(p.t.Port) {
 		return p.greeting()
 	}
 	ev := Evidence{Kind: Handshake, AnsweredBy: p.answeredBy()}

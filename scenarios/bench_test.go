@@ -45,7 +45,7 @@ func loadBench(b *testing.B, name string) *scenarios.Policy {
 
 // startLab starts p's lab (served, ruleset loaded, sentinel in place) outside
 // the timer and closes it when the benchmark ends.
-func startLab(b *testing.B, p *scenarios.Policy) *netns.Lab {
+func startLab(b *testing.B, p *scenarios.Policy) *scenarios.LabBench {
 	b.Helper()
 	lab, err := scenarios.StartLab(context.Background(), p)
 	if err != nil {

@@ -22,7 +22,7 @@ type explainer struct {
 	sources ruleSources
 }
 
-func startExplaining(ctx context.Context, lab *netns.Lab, p *Policy, dsts []netns.Destination, probes []Result, opts RunOptions) (*explainer, error) {
+func startExplaining(ctx context.Context, lab *LabBench, p *Policy, dsts []netns.Destination, probes []Result, opts RunOptions) (*explainer, error) {
 	e := &explainer{}
 	if opts.NoRule {
 		return e, nil

@@ -26,7 +26,7 @@ var ErrClosed = errors.New("the lab is closed")
 // main or TestMain. A Session is safe for concurrent use.
 type Session struct {
 	policy *Policy
-	lab    *netns.Lab
+	lab    *LabBench
 
 	// Backstop bounds the wait for an answer to a packet that left the lab
 	// (probe.DefaultBackstop when zero). Set it before probing.

@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/egresslab/egresslab/internal/catalogue"
-	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
 	. "github.com/onsi/ginkgo/v2"
@@ -66,7 +65,7 @@ func dialCell(ctx SpecContext, lab probe.Lab, pr scenarios.Probe) verdict {
 	return verdict{r.Outcome, r.Evidence.Kind, r.Detail}
 }
 
-func startLab(ctx SpecContext, p *scenarios.Policy) *netns.Lab {
+func startLab(ctx SpecContext, p *scenarios.Policy) *scenarios.LabBench {
 	GinkgoHelper()
 	lab, err := scenarios.StartLabWith(ctx, p, scenarios.RunOptions{NoRule: true})
 	Expect(err).NotTo(HaveOccurred(), "start a lab for %s", p.Name)
@@ -94,7 +93,7 @@ func cpuHog() (stop func()) {
 // every host (first port), each bounded at 3 s, all at once, and waits: a real
 // client that waited out a timeout in the lab, leaving whatever kernel state
 // it leaves (neighbour entries FAILED, conntrack entries).
-func realClientWaits(ctx SpecContext, lab *netns.Lab, p *scenarios.Policy) {
+func realClientWaits(ctx SpecContext, lab *scenarios.LabBench, p *scenarios.Policy) {
 	GinkgoHelper()
 	Expect(p.Users).NotTo(BeEmpty())
 	id := scenarios.Identity(p.Users[0])

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/serve"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
 )
@@ -106,7 +107,7 @@ func (r *Run) run(ctx context.Context, opts Options) error {
 // (a dropped SYN retries for minutes) is stopped after a backstop for each
 // address it may try, and the transcript says so. "" when telnet is not
 // installed.
-func realTelnet(ctx context.Context, lab *netns.Lab, id netns.Identity, c Client, backstop time.Duration, addrs int) (string, error) {
+func realTelnet(ctx context.Context, lab *scenarios.LabBench, id netns.Identity, c Client, backstop time.Duration, addrs int) (string, error) {
 	if _, err := exec.LookPath("telnet"); err != nil {
 		return "", nil
 	}
@@ -120,7 +121,7 @@ func realTelnet(ctx context.Context, lab *netns.Lab, id netns.Identity, c Client
 	// answer and close, as a person would; at its input's end it would
 	// leave, maybe before the greeting came. Any other port says nothing
 	// first: telnet leaves once connected.
-	smtp := netns.SMTPPorts[c.Port]
+	smtp := serve.SMTPPort(c.Port)
 	out, err := lab.RunAs(tctx, id, []byte("QUIT\n"), smtp, "telnet", c.Name, strconv.Itoa(int(c.Port)))
 	var exit *netns.ExitError
 	switch {

@@ -1,21 +1,12 @@
-package netns
+package serve
 
 import (
 	"fmt"
+	"github.com/egresslab/egresslab/netns"
 	"net"
 	"net/netip"
 
 	"github.com/miekg/dns"
-)
-
-// The lab's DNS listens where systemd-resolved would: 127.0.0.53 and ::1, port
-// 53, on the lab's lo, so a real client inside the lab resolves through the
-// candidate's rules like any other traffic. Nothing of the harness resolves
-// from outside those rules: probes dial addresses, and the client view asks
-// as the user (probe.Resolve).
-var (
-	DNSAddrV4 = netip.MustParseAddr("127.0.0.53")
-	DNSAddrV6 = netip.IPv6Loopback()
 )
 
 // Zone is what the lab's DNS answers.
@@ -77,21 +68,21 @@ func (z Zone) responder() func(req *dns.Msg) *dns.Msg {
 }
 
 // ServeDNS starts the lab's DNS server for zone.
-func (l *Lab) ServeDNS(zone Zone) error {
-	l.zone.Store(zone.responder())
+func (sv *Server) ServeDNS(zone Zone) error {
+	sv.zone.Store(zone.responder())
 	h := zone.handler()
-	for _, a := range []netip.Addr{DNSAddrV4, DNSAddrV6} {
+	for _, a := range netns.DNSServers() {
 		// A host's resolver runs as root (or its own user): the lab's answers
 		// as its root, whose owner the candidate's rules may match.
-		if err := l.serveDNSOn(netip.AddrPortFrom(a, 53), h); err != nil {
+		if err := sv.serveDNSOn(netip.AddrPortFrom(a, 53), h); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (l *Lab) serveDNSOn(ap netip.AddrPort, h dns.Handler) error {
-	in := l.listenAs(Identity{})
+func (sv *Server) serveDNSOn(ap netip.AddrPort, h dns.Handler) error {
+	in := sv.listenAs(netns.Identity{})
 	var pc net.PacketConn
 	var ln net.Listener
 	err := in(func() (err error) {
@@ -105,9 +96,9 @@ func (l *Lab) serveDNSOn(ap netip.AddrPort, h dns.Handler) error {
 		if pc != nil {
 			pc.Close()
 		}
-		return fmt.Errorf("listen for DNS on %s in lab %s: %w", ap, l.cfg.Name, err)
+		return fmt.Errorf("listen for DNS on %s in lab %s: %w", ap, sv.lab.Name(), err)
 	}
-	if ln, err = l.acceptAs(ln, Identity{}); err != nil {
+	if ln, err = sv.acceptAs(ln, netns.Identity{}); err != nil {
 		pc.Close()
 		return err
 	}
@@ -119,9 +110,9 @@ func (l *Lab) serveDNSOn(ap netip.AddrPort, h dns.Handler) error {
 		select {
 		case <-started:
 		case err := <-errc:
-			return fmt.Errorf("serve DNS on %s in lab %s: %w", ap, l.cfg.Name, err)
+			return fmt.Errorf("serve DNS on %s in lab %s: %w", ap, sv.lab.Name(), err)
 		}
-		l.addCloser(srv.Shutdown)
+		sv.lab.OnClose(srv.Shutdown)
 	}
 	return nil
 }

@@ -1,10 +1,11 @@
-package netns
+package serve
 
 import (
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/egresslab/egresslab/netns"
 	"io"
 	"net"
 	"net/netip"
@@ -37,8 +38,8 @@ type RangeService struct {
 	Host        string
 	Addr        netip.Addr
 	First, Last uint16
-	Proto       string   // "tcp" or "udp"
-	ServedBy    Identity // as Service.ServedBy
+	Proto       string         // "tcp" or "udp"
+	ServedBy    netns.Identity // as Service.ServedBy
 }
 
 func (r RangeService) String() string {
@@ -48,7 +49,7 @@ func (r RangeService) String() string {
 // ServeRanges serves every port of each range as Serve serves one: SMTP,
 // HTTP, HTTPS and DNS ports in a range answer as such (each with a listener
 // of its own), other TCP ports accept, UDP ports echo.
-func (l *Lab) ServeRanges(ranges []RangeService) error {
+func (sv *Server) ServeRanges(ranges []RangeService) error {
 	var single []Service
 	var lab, world []RangeService
 	for _, r := range ranges {
@@ -60,23 +61,23 @@ func (l *Lab) ServeRanges(ranges []RangeService) error {
 			}
 		}
 	}
-	if err := l.Serve(single); err != nil {
+	if err := sv.Serve(single); err != nil {
 		return err
 	}
 	for _, x := range []struct {
 		ns     int
 		ranges []RangeService
-	}{{l.labFD, lab}, {l.worldFD, world}} {
+	}{{sv.lab.NetNSFD(), lab}, {sv.lab.WorldNetNSFD(), world}} {
 		if len(x.ranges) == 0 {
 			continue
 		}
 		for _, r := range x.ranges {
-			if err := l.AddWorldAddress(r.Addr); err != nil {
+			if err := sv.lab.AddWorldAddress(r.Addr); err != nil {
 				return err
 			}
 		}
-		if err := l.serveRanges(x.ns, x.ranges); err != nil {
-			return fmt.Errorf("serve port ranges in lab %s: %w", l.cfg.Name, err)
+		if err := sv.serveRanges(x.ns, x.ranges); err != nil {
+			return fmt.Errorf("serve port ranges in lab %s: %w", sv.lab.Name(), err)
 		}
 	}
 	return nil
@@ -108,16 +109,16 @@ func carveServed(r RangeService, single *[]Service) []RangeService {
 
 // serveRanges opens a socket per range in one namespace, bound to the range's
 // first port, and attaches a program that steers the rest of the range to it.
-func (l *Lab) serveRanges(nsFD int, ranges []RangeService) error {
+func (sv *Server) serveRanges(nsFD int, ranges []RangeService) error {
 	sockets, err := ebpf.NewMap(&ebpf.MapSpec{
 		Type: ebpf.SockMap, KeySize: 4, ValueSize: 8, MaxEntries: uint32(len(ranges)),
 	})
 	if err != nil {
 		return fmt.Errorf("create the socket map (BPF, needs CAP_BPF on the host): %w", err)
 	}
-	l.addCloser(sockets.Close)
+	sv.lab.OnClose(sockets.Close)
 	for i, r := range ranges {
-		fd, err := l.listenRange(r)
+		fd, err := sv.listenRange(r)
 		if err != nil {
 			return err
 		}
@@ -135,12 +136,12 @@ func (l *Lab) serveRanges(nsFD int, ranges []RangeService) error {
 	if err != nil {
 		return fmt.Errorf("load the sk_lookup program: %w", err)
 	}
-	l.addCloser(prog.Close)
+	sv.lab.OnClose(prog.Close)
 	lk, err := link.AttachNetNs(nsFD, prog)
 	if err != nil {
 		return fmt.Errorf("attach the sk_lookup program (Linux 5.9 or later): %w", err)
 	}
-	l.addCloser(lk.Close)
+	sv.lab.OnClose(lk.Close)
 	return nil
 }
 
@@ -213,12 +214,12 @@ func steerProgram(ranges []RangeService, sockets int) asm.Instructions {
 // listenRange opens the range's socket (bound to its first port) and serves
 // it: TCP accepts and holds, UDP echoes from the port that was dialled. It
 // returns the socket's descriptor, which stays the lab's until it closes.
-func (l *Lab) listenRange(r RangeService) (int, error) {
+func (sv *Server) listenRange(r RangeService) (int, error) {
 	// As Serve: the world's sockets belong to the harness, those on the
 	// lab's loopback answer as their identity.
-	in := l.inWorld
+	in := sv.lab.DoWorld
 	if r.Addr.IsLoopback() {
-		in = l.listenAs(r.ServedBy)
+		in = sv.listenAs(r.ServedBy)
 	}
 	addr := netip.AddrPortFrom(r.Addr, r.First).String()
 	if r.Proto == "udp" {
@@ -234,8 +235,8 @@ func (l *Lab) listenRange(r RangeService) (int, error) {
 		if err != nil {
 			return -1, fmt.Errorf("listen on %s: %w", r, err)
 		}
-		l.addCloser(pc.Close)
-		go l.echoRange(pc, in, r)
+		sv.lab.OnClose(pc.Close)
+		go sv.echoRange(pc, in, r)
 		return connFD(pc)
 	}
 	var ln *net.TCPListener
@@ -259,13 +260,13 @@ func (l *Lab) listenRange(r RangeService) (int, error) {
 	}
 	var accept net.Listener = ln
 	if r.Addr.IsLoopback() {
-		if accept, err = l.acceptAs(ln, r.ServedBy); err != nil {
+		if accept, err = sv.acceptAs(ln, r.ServedBy); err != nil {
 			ln.Close()
 			return -1, fmt.Errorf("listen on %s: %w", r, err)
 		}
 	}
-	l.addCloser(accept.Close)
-	go l.acceptRange(accept, r)
+	sv.lab.OnClose(accept.Close)
+	go sv.acceptRange(accept, r)
 	return fd, nil
 }
 
@@ -282,14 +283,14 @@ func connFD(c syscall.Conn) (int, error) {
 
 // acceptRange accepts and holds each connection, recording which port of the
 // range it was for (its local port: there is no NAT in the way).
-func (l *Lab) acceptRange(ln net.Listener, r RangeService) {
+func (sv *Server) acceptRange(ln net.Listener, r RangeService) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		local := c.LocalAddr().(*net.TCPAddr).AddrPort()
-		l.answered.record("tcp", c.RemoteAddr(), Service{Host: r.Host, Addr: r.Addr, Port: local.Port(), Proto: "tcp"})
+		sv.answered.record("tcp", c.RemoteAddr(), Service{Host: r.Host, Addr: r.Addr, Port: local.Port(), Proto: "tcp"})
 		go func() {
 			_, _ = io.Copy(io.Discard, c)
 			c.Close()
@@ -317,7 +318,7 @@ func recvOrigDst(c *net.UDPConn, v6 bool) error {
 
 // echoRange answers each datagram from the port it was sent to, as a server
 // on that port would: from a socket bound there for the one reply.
-func (l *Lab) echoRange(pc *net.UDPConn, in func(func() error) error, r RangeService) {
+func (sv *Server) echoRange(pc *net.UDPConn, in func(func() error) error, r RangeService) {
 	buf := make([]byte, 64*1024)
 	oob := make([]byte, 128)
 	for {
@@ -333,7 +334,7 @@ func (l *Lab) echoRange(pc *net.UDPConn, in func(func() error) error, r RangeSer
 			continue
 		}
 		s := Service{Host: r.Host, Addr: r.Addr, Port: port, Proto: "udp"}
-		l.answered.record("udp", net.UDPAddrFromAddrPort(from), s)
+		sv.answered.record("udp", net.UDPAddrFromAddrPort(from), s)
 		if port == r.First { // the socket's own port
 			_, _ = pc.WriteToUDPAddrPort(buf[:n], from)
 			continue

@@ -1,9 +1,10 @@
-package netns
+package serve
 
 import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/egresslab/egresslab/netns"
 	"io"
 	"log"
 	"net"
@@ -27,26 +28,25 @@ type Service struct {
 	Proto string // "tcp" or "udp"
 	// ServedBy is who the listener runs as, when it is on the lab's own
 	// loopback: its answers carry that owner through the lab's OUTPUT rules,
-	// as a host's relay or resolver does. The zero Identity is the lab's root.
-	ServedBy Identity
+	// as a host's relay or resolver does. The zero netns.Identity is the lab's root.
+	ServedBy netns.Identity
 }
 
 func (s Service) String() string {
 	return fmt.Sprintf("%s %s/%s", s.Host, netip.AddrPortFrom(s.Addr, s.Port), s.Proto)
 }
 
-// SMTPPorts greet with 220 and speak the SMTP that telnet, swaks and curl do.
-var SMTPPorts = map[uint16]bool{25: true, 465: true, 587: true}
+// SMTPPort says whether port greets with 220 and speaks the SMTP that
+// telnet, swaks and curl do.
+func SMTPPort(port uint16) bool { return port == 25 || port == 465 || port == 587 }
 
 // Other well-known TCP ports serve what a client expects there, so that a
 // client that connected finishes and exits 0 (a TLS port that never spoke
 // would hang `curl https://` exactly like a drop): HTTP answers 200 on any
 // path, HTTPS is the same behind TLS with a certificate of the lab's CA, and
 // port 53 answers DNS from the lab's zone. Every other TCP port accepts.
-var (
-	HTTPPorts  = map[uint16]bool{80: true, 8080: true}
-	HTTPSPorts = map[uint16]bool{443: true, 8443: true}
-)
+func httpPort(port uint16) bool  { return port == 80 || port == 8080 }
+func httpsPort(port uint16) bool { return port == 443 || port == 8443 }
 
 // DNSPort answers DNS queries from the lab's zone, over TCP and UDP; a UDP
 // datagram that is no query is echoed, as on any UDP port.
@@ -58,7 +58,7 @@ func servedAlone(port uint16, proto string) bool {
 	if proto == "udp" {
 		return port == DNSPort
 	}
-	return SMTPPorts[port] || HTTPPorts[port] || HTTPSPorts[port] || port == DNSPort
+	return SMTPPort(port) || httpPort(port) || httpsPort(port) || port == DNSPort
 }
 
 // answered records which service saw which client, so a probe knows who
@@ -132,8 +132,8 @@ func (a *answered) greet(client string) {
 // written its first bytes (an SMTP greeting) to the TCP client at
 // clientAddr. It tells the lab's own lag (not written yet) from a greeting
 // that was sent and never arrived.
-func (l *Lab) AwaitGreeted(clientAddr string, deadline time.Time) bool {
-	a := &l.answered
+func (sv *Server) AwaitGreeted(clientAddr string, deadline time.Time) bool {
+	a := &sv.answered
 	return a.await("greeted tcp "+clientAddr, deadline, func() bool { return a.greeted["tcp "+clientAddr] })
 }
 
@@ -151,8 +151,8 @@ func (a *answered) record(proto string, client net.Addr, s Service) {
 // AwaitAnswered is WhoAnswered for a connection whose handshake the kernel
 // completed before the listener accepted it: it waits, until deadline, for
 // the lab's listener to record the client.
-func (l *Lab) AwaitAnswered(proto, clientAddr string, deadline time.Time) (Service, bool) {
-	a := &l.answered
+func (sv *Server) AwaitAnswered(proto, clientAddr string, deadline time.Time) (Service, bool) {
+	a := &sv.answered
 	key := proto + " " + clientAddr
 	var s Service
 	ok := a.await(key, deadline, func() bool {
@@ -164,10 +164,10 @@ func (l *Lab) AwaitAnswered(proto, clientAddr string, deadline time.Time) (Servi
 }
 
 // WhoAnswered names the service that saw a client at clientAddr ("ip:port").
-func (l *Lab) WhoAnswered(proto, clientAddr string) (Service, bool) {
-	l.answered.mu.Lock()
-	defer l.answered.mu.Unlock()
-	s, ok := l.answered.seen[proto+" "+clientAddr]
+func (sv *Server) WhoAnswered(proto, clientAddr string) (Service, bool) {
+	sv.answered.mu.Lock()
+	defer sv.answered.mu.Unlock()
+	s, ok := sv.answered.seen[proto+" "+clientAddr]
 	return s, ok
 }
 
@@ -182,63 +182,63 @@ func (a *answered) forget(proto, client string) {
 // lo, every other address in the world, one hop beyond the uplink. SMTP ports
 // greet as their host, HTTP, HTTPS and DNS ports answer as such, other TCP
 // ports accept, UDP ports echo.
-func (l *Lab) Serve(services []Service) (err error) {
+func (sv *Server) Serve(services []Service) (err error) {
 	smtpServers := map[string]*smtp.Server{}
 	for _, s := range services {
 		// The world's listeners are beyond every rule of the lab: whoever
 		// owns them matters to nothing.
-		listen := l.inWorld
+		listen := sv.lab.DoWorld
 		if s.Addr.IsLoopback() {
-			listen = l.listenAs(s.ServedBy)
-		} else if err := l.AddWorldAddress(s.Addr); err != nil {
+			listen = sv.listenAs(s.ServedBy)
+		} else if err := sv.lab.AddWorldAddress(s.Addr); err != nil {
 			return err
 		}
 		addr := netip.AddrPortFrom(s.Addr, s.Port).String()
 		if s.Proto == "udp" {
 			var pc net.PacketConn
 			if err := listen(func() (err error) { pc, err = net.ListenPacket("udp", addr); return err }); err != nil {
-				return fmt.Errorf("listen on %s in lab %s: %w", s, l.cfg.Name, err)
+				return fmt.Errorf("listen on %s in lab %s: %w", s, sv.lab.Name(), err)
 			}
-			l.addCloser(pc.Close)
-			go l.echo(pc, s)
+			sv.lab.OnClose(pc.Close)
+			go sv.echo(pc, s)
 			continue
 		}
 		var ln net.Listener
 		if err := listen(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
-			return fmt.Errorf("listen on %s in lab %s: %w", s, l.cfg.Name, err)
+			return fmt.Errorf("listen on %s in lab %s: %w", s, sv.lab.Name(), err)
 		}
 		if s.Addr.IsLoopback() {
-			if ln, err = l.acceptAs(ln, s.ServedBy); err != nil {
-				return fmt.Errorf("listen on %s in lab %s: %w", s, l.cfg.Name, err)
+			if ln, err = sv.acceptAs(ln, s.ServedBy); err != nil {
+				return fmt.Errorf("listen on %s in lab %s: %w", s, sv.lab.Name(), err)
 			}
 		}
-		ln = &recordingListener{Listener: ln, lab: l, service: s}
+		ln = &recordingListener{Listener: ln, lab: sv, service: s}
 		switch {
-		case SMTPPorts[s.Port]:
+		case SMTPPort(s.Port):
 			srv := smtpServers[s.Host]
 			if srv == nil {
 				srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return mailSink{}, nil }))
 				srv.Domain = s.Host
 				srv.ErrorLog = log.New(io.Discard, "", 0)
-				srv.TLSConfig = l.ca.tlsConfig() // STARTTLS, as swaks --tls asks
+				srv.TLSConfig = sv.lab.TLSConfig() // STARTTLS, as swaks --tls asks
 				smtpServers[s.Host] = srv
-				l.addCloser(srv.Close)
+				sv.lab.OnClose(srv.Close)
 			}
-			go func() { l.served(s, srv.Serve(&helpListener{ln})) }()
-		case HTTPPorts[s.Port], HTTPSPorts[s.Port]:
+			go func() { sv.served(s, srv.Serve(&helpListener{ln})) }()
+		case httpPort(s.Port), httpsPort(s.Port):
 			srv := &http.Server{Handler: okHandler(s.Host), ErrorLog: log.New(io.Discard, "", 0), ReadHeaderTimeout: time.Minute}
-			if HTTPSPorts[s.Port] {
-				ln = tls.NewListener(ln, l.ca.tlsConfig())
+			if httpsPort(s.Port) {
+				ln = tls.NewListener(ln, sv.lab.TLSConfig())
 			}
-			l.addCloser(srv.Close)
-			go func() { l.served(s, srv.Serve(ln)) }()
+			sv.lab.OnClose(srv.Close)
+			go func() { sv.served(s, srv.Serve(ln)) }()
 		case s.Port == DNSPort:
-			srv := &dns.Server{Listener: ln, Handler: l.zoneHandler()}
-			l.addCloser(ln.Close)
-			go func() { l.served(s, srv.ActivateAndServe()) }()
+			srv := &dns.Server{Listener: ln, Handler: sv.zoneHandler()}
+			sv.lab.OnClose(ln.Close)
+			go func() { sv.served(s, srv.ActivateAndServe()) }()
 		default:
-			l.addCloser(ln.Close)
-			go func() { l.served(s, acceptAndHold(ln)) }()
+			sv.lab.OnClose(ln.Close)
+			go func() { sv.served(s, acceptAndHold(ln)) }()
 		}
 	}
 	return nil
@@ -255,9 +255,9 @@ func okHandler(host string) http.Handler {
 
 // zoneHandler answers from the zone ServeDNS was given (it starts after the
 // listeners), or SERVFAIL before then.
-func (l *Lab) zoneHandler() dns.Handler {
+func (sv *Server) zoneHandler() dns.Handler {
 	return dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
-		if answer, ok := l.zone.Load().(func(*dns.Msg) *dns.Msg); ok {
+		if answer, ok := sv.zone.Load().(func(*dns.Msg) *dns.Msg); ok {
 			_ = w.WriteMsg(answer(req))
 			return
 		}
@@ -269,7 +269,7 @@ func (l *Lab) zoneHandler() dns.Handler {
 
 type recordingListener struct {
 	net.Listener
-	lab     *Lab
+	lab     *Server
 	service Service
 }
 
@@ -312,7 +312,7 @@ func acceptAndHold(ln net.Listener) error {
 	}
 }
 
-func (l *Lab) echo(pc net.PacketConn, s Service) {
+func (sv *Server) echo(pc net.PacketConn, s Service) {
 	buf := make([]byte, 64*1024)
 	for {
 		n, from, err := pc.ReadFrom(buf)
@@ -322,10 +322,10 @@ func (l *Lab) echo(pc net.PacketConn, s Service) {
 			}
 			continue
 		}
-		l.answered.record("udp", from, s)
+		sv.answered.record("udp", from, s)
 		reply := buf[:n]
 		if s.Port == DNSPort {
-			reply = l.answerDNS(reply)
+			reply = sv.answerDNS(reply)
 		}
 		_, _ = pc.WriteTo(reply, from)
 	}
@@ -342,14 +342,14 @@ func (mailSink) Data(r io.Reader) error               { _, err := io.Copy(io.Dis
 
 // listenAs opens listeners on the lab's loopback as id, so that the owner
 // match sees their answers as the host would see its relay's or resolver's.
-func (l *Lab) listenAs(id Identity) func(func() error) error {
-	return func(fn func() error) error { return l.As(id, fn) }
+func (sv *Server) listenAs(id netns.Identity) func(func() error) error {
+	return func(fn func() error) error { return sv.lab.As(id, fn) }
 }
 
 // acceptAs makes ln accept its connections as id: an accepted socket's file
 // takes the credentials of the thread that accepts it, and its packets (an
 // SMTP greeting, say) carry that owner.
-func (l *Lab) acceptAs(ln net.Listener, id Identity) (net.Listener, error) {
+func (sv *Server) acceptAs(ln net.Listener, id netns.Identity) (net.Listener, error) {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
 		return ln, nil
@@ -373,13 +373,13 @@ func (l *Lab) acceptAs(ln net.Listener, id Identity) (net.Listener, error) {
 		f.Close()
 		return nil, err
 	}
-	return &credListener{Listener: ln, lab: l, id: id, f: f, rc: frc}, nil
+	return &credListener{Listener: ln, lab: sv, id: id, f: f, rc: frc}, nil
 }
 
 type credListener struct {
 	net.Listener
-	lab *Lab
-	id  Identity
+	lab *Server
+	id  netns.Identity
 	f   *os.File // the duplicate that Accept waits on
 	rc  syscall.RawConn
 }
@@ -388,7 +388,7 @@ func (c *credListener) Accept() (net.Conn, error) {
 	nfd := -1
 	var aerr error
 	err := c.rc.Read(func(fd uintptr) bool {
-		aerr = c.lab.As(c.id, func() (err error) {
+		aerr = c.lab.lab.As(c.id, func() (err error) {
 			nfd, _, err = unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 			return err
 		})
@@ -412,9 +412,9 @@ func (c *credListener) Close() error {
 
 // answerDNS is the zone's answer to a DNS query on a host's port 53, or the
 // datagram itself when it is no query (the prober's, which wants its echo).
-func (l *Lab) answerDNS(datagram []byte) []byte {
+func (sv *Server) answerDNS(datagram []byte) []byte {
 	var req dns.Msg
-	answer, ok := l.zone.Load().(func(*dns.Msg) *dns.Msg)
+	answer, ok := sv.zone.Load().(func(*dns.Msg) *dns.Msg)
 	if !ok || req.Unpack(datagram) != nil || req.Response || len(req.Question) == 0 {
 		return datagram
 	}
