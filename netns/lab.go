@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
@@ -61,6 +62,8 @@ type Config struct {
 	Groups      []Group        // extra groups of its /etc/group
 	// Backend is the iptables flavour for rulesets and scripts: "nft" (default) or "legacy".
 	Backend string
+	// ToolTimeout bounds each candidate tool and script (DefaultToolTimeout when zero).
+	ToolTimeout time.Duration
 }
 
 // A lab is user + network + mount + PID + IPC + UTS namespaces: the PID
@@ -106,6 +109,9 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	if cfg.Backend == "" {
 		cfg.Backend = "nft"
+	}
+	if cfg.ToolTimeout == 0 {
+		cfg.ToolTimeout = DefaultToolTimeout
 	}
 	if !initCalled.Load() {
 		return nil, errors.New("netns.Init was not called: call it first in main (or TestMain) of any program that opens labs")

@@ -120,7 +120,7 @@ func (s *spawner) register() (uint64, chan spawnMsg, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone {
-		return 0, nil, errHolderGone
+		return 0, nil, ErrHolderGone
 	}
 	s.next++
 	ch := make(chan spawnMsg, 2)
@@ -136,7 +136,8 @@ func (s *spawner) forget(id uint64) {
 
 func (s *spawner) close() error { return s.conn.Close() }
 
-var errHolderGone = errors.New("the lab's holder process has exited")
+// ErrHolderGone is what a run meets when the lab went away under it.
+var ErrHolderGone = errors.New("the lab's holder process has exited")
 
 // StartError is a process the lab could not start: the file is missing or
 // cannot be executed.
@@ -203,7 +204,7 @@ type runSpec struct {
 // A start that fails is a *StartError, a non-zero exit an *ExitError.
 func (l *Lab) run(ctx context.Context, s runSpec) ([]byte, error) {
 	if l.spawn == nil {
-		return nil, errHolderGone
+		return nil, ErrHolderGone
 	}
 	var in *os.File
 	var err error
@@ -261,7 +262,7 @@ func (l *Lab) await(ctx context.Context, id uint64, replies chan spawnMsg, name 
 		case m, ok := <-replies:
 			switch {
 			case !ok:
-				return errHolderGone
+				return ErrHolderGone
 			case m.Op == "started":
 				continue
 			case m.Op == "error":

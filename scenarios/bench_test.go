@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
 )
@@ -114,7 +115,7 @@ func BenchmarkRulesetLoad(b *testing.B) {
 			b.Cleanup(func() { lab.Close() })
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := lab.LoadIPTables(ctx, family.ipv6, "bench.rules", smallRuleset); err != nil {
+				if err := ruleset.LoadIPTables(ctx, lab, family.ipv6, "bench.rules", smallRuleset); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -37,7 +37,7 @@ type Session struct {
 }
 
 // Open starts p's lab with p's ruleset loaded. Errors are those of Run: a
-// ruleset the tools reject is a *netns.RulesetError, a lab that cannot start
+// ruleset the tools reject is a *ruleset.RulesetError, a lab that cannot start
 // a *netns.UnavailableError. The caller closes the session.
 func Open(ctx context.Context, p *Policy) (*Session, error) {
 	lab, err := StartLab(ctx, p)

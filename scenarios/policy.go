@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/probe"
 )
 
@@ -131,7 +131,7 @@ type RulesetFile struct {
 	Data []byte
 	// Includes are the files an nft ruleset includes, by their paths relative
 	// to its directory, read under the same rules as the ruleset itself.
-	Includes []netns.IncludedFile
+	Includes []ruleset.IncludedFile
 }
 
 // Verb is what an expectation demands of a probe.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/netns/serve"
 	"github.com/egresslab/egresslab/probe"
 )
@@ -29,12 +30,15 @@ type RunOptions struct {
 	// Only, if set, keeps the probes it holds and leaves the others out
 	// (verify --shard: ShardSpec.Holds).
 	Only func(Probe) bool
+	// ToolTimeout bounds each candidate tool and script that loads the
+	// ruleset (netns.DefaultToolTimeout when zero).
+	ToolTimeout time.Duration
 }
 
 // Run verifies p in a lab of its own: it starts the lab, serves every host,
 // loads the ruleset with the real tools, installs the drop sentinel, probes
 // the whole matrix concurrently and compares. A ruleset the tools reject is
-// a *netns.RulesetError; a lab that cannot start is a *netns.UnavailableError
+// a *ruleset.RulesetError; a lab that cannot start is a *netns.UnavailableError
 // or another error.
 func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
 	lab, err := StartLabWith(ctx, p, opts)
@@ -48,19 +52,21 @@ func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
 // StartLab starts the lab for p with its ruleset loaded and the sentinel in
 // place, ready to probe. The caller closes it.
 func StartLab(ctx context.Context, p *Policy) (*LabBench, error) {
-	return startLab(ctx, p, true)
+	return startLab(ctx, p, RunOptions{})
 }
 
 // StartLabWith is StartLab for runs with opts: with NoRule, the lab makes
 // nothing ready for tracing (its table, the listing of the candidate's rules).
 func StartLabWith(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error) {
-	return startLab(ctx, p, !opts.NoRule)
+	return startLab(ctx, p, opts)
 }
 
-// startLab is StartLab; with trace, the trace table goes in with the sentinel
-// and the listing of the candidate's rules starts, for ProbeAll to use.
-func startLab(ctx context.Context, p *Policy, trace bool) (*LabBench, error) {
-	core, err := netns.New(ctx, labConfig(p))
+// startLab is StartLab; unless opts.NoRule, the trace table goes in with the
+// sentinel and the listing of the candidate's rules starts, for ProbeAll to use.
+func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error) {
+	cfg := labConfig(p)
+	cfg.ToolTimeout = opts.ToolTimeout
+	core, err := netns.New(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +84,7 @@ func startLab(ctx context.Context, p *Policy, trace bool) (*LabBench, error) {
 		return nil, err
 	}
 	var dsts []netns.Destination
-	if trace {
+	if !opts.NoRule {
 		dsts = traceDestinations(p)
 	}
 	if err := lab.InstallSentinel(ctx, dsts); err != nil {
@@ -144,22 +150,22 @@ func servedBy(p *Policy, h Host) netns.Identity {
 // loadRuleset loads the parts in SPEC.md's order: iptables, ip6tables, nft, script.
 func loadRuleset(ctx context.Context, lab *LabBench, rs Ruleset) error {
 	if f := rs.IPTables; f != nil {
-		if err := lab.LoadIPTables(ctx, false, f.Path, f.Data); err != nil {
+		if err := ruleset.LoadIPTables(ctx, lab.Lab, false, f.Path, f.Data); err != nil {
 			return err
 		}
 	}
 	if f := rs.IP6Tables; f != nil {
-		if err := lab.LoadIPTables(ctx, true, f.Path, f.Data); err != nil {
+		if err := ruleset.LoadIPTables(ctx, lab.Lab, true, f.Path, f.Data); err != nil {
 			return err
 		}
 	}
 	if f := rs.NFT; f != nil {
-		if err := lab.LoadNFT(ctx, f.Path, f.Data, f.Includes...); err != nil {
+		if err := ruleset.LoadNFT(ctx, lab.Lab, f.Path, f.Data, f.Includes...); err != nil {
 			return err
 		}
 	}
 	if f := rs.Script; f != nil {
-		if err := lab.RunScript(ctx, f.Path, f.Data); err != nil {
+		if err := ruleset.RunScript(ctx, lab.Lab, f.Path, f.Data); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package netns
+package ruleset
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/egresslab/egresslab/internal/nftinclude"
+	"github.com/egresslab/egresslab/netns"
 )
 
 // RulesetError is a ruleset that its tool rejected: bad input, not a broken lab.
@@ -49,45 +50,25 @@ const labBinDir = "/run/egresslab/bin"
 // stage writes data where tools inside the lab can read it, through the
 // holder's view of the file system, and returns the path inside the lab. rel
 // is a clean relative path.
-func (l *Lab) stage(rel string, data []byte, mode os.FileMode) (string, error) {
+func stage(lab *netns.Lab, rel string, data []byte, mode os.FileMode) (string, error) {
 	rel = path.Clean("/" + filepath.ToSlash(rel))[1:]
 	if rel == "" {
-		return "", fmt.Errorf("stage an unnamed file in lab %s", l.cfg.Name)
+		return "", fmt.Errorf("stage an unnamed file in lab %s", lab.Name())
 	}
 	inLab := path.Join(labInputDir, rel)
-	if err := l.writeInLab(inLab, data, mode); err != nil {
-		return "", fmt.Errorf("stage %s in lab %s: %w", rel, l.cfg.Name, err)
+	if err := lab.WriteFile(inLab, data, mode); err != nil {
+		return "", fmt.Errorf("stage %s in lab %s: %w", rel, lab.Name(), err)
 	}
 	return inLab, nil
 }
 
-// writeInLab creates a file of the lab's root inside the lab's private /run.
-func (l *Lab) writeInLab(inLab string, data []byte, mode os.FileMode) error {
-	onHost := filepath.Join(fmt.Sprintf("/proc/%d/root", l.pid), inLab)
-	err := asLabRoot(func() error {
-		if err := os.MkdirAll(filepath.Dir(onHost), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(onHost, data, mode)
-	})
-	select {
-	case <-l.done:
-		if err != nil {
-			// Not a missing input file: the lab is gone (exit 3, not 2).
-			return errHolderGone
-		}
-	default:
-	}
-	return err
-}
-
 // iptablesTool names the restore tool for a family and the lab's backend.
-func (l *Lab) iptablesTool(ipv6 bool, restore bool) string {
+func iptablesTool(lab *netns.Lab, ipv6 bool, restore bool) string {
 	name := "iptables"
 	if ipv6 {
 		name = "ip6tables"
 	}
-	name += "-" + l.cfg.Backend
+	name += "-" + lab.Backend()
 	if restore {
 		name += "-restore"
 	}
@@ -96,16 +77,16 @@ func (l *Lab) iptablesTool(ipv6 bool, restore bool) string {
 
 // LoadIPTables loads an iptables-restore (or, with ipv6, ip6tables-restore)
 // file of the lab's backend flavour. name is the file as the policy names it.
-func (l *Lab) LoadIPTables(ctx context.Context, ipv6 bool, name string, data []byte) error {
-	tool, toolName := l.iptablesTool(ipv6, true), "iptables-restore"
+func LoadIPTables(ctx context.Context, lab *netns.Lab, ipv6 bool, name string, data []byte) error {
+	tool, toolName := iptablesTool(lab, ipv6, true), "iptables-restore"
 	if ipv6 {
 		toolName = "ip6tables-restore"
 	}
-	out, err := l.runBounded(ctx, data, nil, tool)
+	out, err := lab.RunCandidate(ctx, data, nil, tool)
 	if err == nil {
 		return nil
 	}
-	if err := toolFailure(ctx, err, out, name, toolName, tool, "iptables"); err != nil {
+	if err := toolFailure(ctx, lab, err, out, name, toolName, tool, "iptables"); err != nil {
 		return err
 	}
 	return &RulesetError{File: name, Line: iptablesErrorLine(out), Tool: toolName, Msg: showToolOutput(out, nil)}
@@ -117,28 +98,28 @@ func (l *Lab) LoadIPTables(ctx context.Context, ipv6 bool, name string, data []b
 // directory, so every include of every staged file is rewritten to name the
 // staged copy by its absolute path. An include of a file not given then
 // names a file that does not exist.
-func (l *Lab) LoadNFT(ctx context.Context, name string, data []byte, includes ...IncludedFile) error {
+func LoadNFT(ctx context.Context, lab *netns.Lab, name string, data []byte, includes ...IncludedFile) error {
 	staged := map[string]string{} // path in the lab -> the policy's name for it
 	incDir := path.Join(labInputDir, "include")
 	toStaged := func(p string) string { return path.Join(incDir, path.Clean("/"+p)) }
-	p, err := l.stage(path.Base(name), nftinclude.Rewrite(data, toStaged), 0o644)
+	p, err := stage(lab, path.Base(name), nftinclude.Rewrite(data, toStaged), 0o644)
 	if err != nil {
 		return err
 	}
 	staged[p] = name
 	for _, inc := range includes {
 		rel := path.Clean("/" + inc.Path)[1:]
-		ip, err := l.stage(path.Join("include", rel), nftinclude.Rewrite(inc.Data, toStaged), 0o644)
+		ip, err := stage(lab, path.Join("include", rel), nftinclude.Rewrite(inc.Data, toStaged), 0o644)
 		if err != nil {
 			return err
 		}
 		staged[ip] = path.Join(path.Dir(name), rel)
 	}
-	out, err := l.runBounded(ctx, nil, nil, "nft", "-f", p)
+	out, err := lab.RunCandidate(ctx, nil, nil, "nft", "-f", p)
 	if err == nil {
 		return nil
 	}
-	if err := toolFailure(ctx, err, out, name, "nft", "nft", "nftables"); err != nil {
+	if err := toolFailure(ctx, lab, err, out, name, "nft", "nft", "nftables"); err != nil {
 		return err
 	}
 	file, line := nftErrorPlace(out, staged, name)
@@ -148,11 +129,11 @@ func (l *Lab) LoadNFT(ctx context.Context, name string, data []byte, includes ..
 // RunScript runs a script inside the lab as the lab's root, as its #! line
 // says (sh without one), with the lab's iptables tools first on PATH and
 // $IPTABLES and $IP6TABLES naming them.
-func (l *Lab) RunScript(ctx context.Context, name string, data []byte) error {
-	if err := l.stageIPTablesTools(); err != nil {
+func RunScript(ctx context.Context, lab *netns.Lab, name string, data []byte) error {
+	if err := stageIPTablesTools(lab); err != nil {
 		return err
 	}
-	p, err := l.stage(path.Base(name), data, 0o755)
+	p, err := stage(lab, path.Base(name), data, 0o755)
 	if err != nil {
 		return err
 	}
@@ -162,11 +143,11 @@ func (l *Lab) RunScript(ctx context.Context, name string, data []byte) error {
 	}
 	env := []string{"PATH=" + labBinDir + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"IPTABLES=iptables", "IP6TABLES=ip6tables", "IPTABLES_RESTORE=iptables-restore", "IP6TABLES_RESTORE=ip6tables-restore"}
-	out, err := l.runBounded(ctx, nil, env, argv...)
+	out, err := lab.RunCandidate(ctx, nil, env, argv...)
 	if err == nil {
 		return nil
 	}
-	if err := toolFailure(ctx, err, out, name, "script", "", ""); err != nil {
+	if err := toolFailure(ctx, lab, err, out, name, "script", "", ""); err != nil {
 		return err
 	}
 	line := 0
@@ -175,7 +156,7 @@ func (l *Lab) RunScript(ctx context.Context, name string, data []byte) error {
 	}
 	staged := map[string]string{p: name}
 	msg := showScriptOutput(out, staged)
-	var start *StartError
+	var start *netns.StartError
 	switch {
 	case errors.As(err, &start) && start.Errno == syscall.ENOENT:
 		msg = "cannot execute it: the interpreter its #! line names is not installed"
@@ -189,12 +170,12 @@ func (l *Lab) RunScript(ctx context.Context, name string, data []byte) error {
 
 // stageIPTablesTools puts iptables, ip6tables and their -restore and -save
 // tools of the lab's backend flavour into the lab's own bin directory.
-func (l *Lab) stageIPTablesTools() error {
+func stageIPTablesTools(lab *netns.Lab) error {
 	for _, family := range []string{"iptables", "ip6tables"} {
 		for _, suffix := range []string{"", "-restore", "-save"} {
-			wrapper := fmt.Sprintf("#!/bin/sh\n# the lab's %s flavour\nexec %s-%s%s \"$@\"\n", l.cfg.Backend, family, l.cfg.Backend, suffix)
-			if err := l.writeInLab(path.Join(labBinDir, family+suffix), []byte(wrapper), 0o755); err != nil {
-				return fmt.Errorf("stage the lab's %s%s in lab %s: %w", family, suffix, l.cfg.Name, err)
+			wrapper := fmt.Sprintf("#!/bin/sh\n# the lab's %s flavour\nexec %s-%s%s \"$@\"\n", lab.Backend(), family, lab.Backend(), suffix)
+			if err := lab.WriteFile(path.Join(labBinDir, family+suffix), []byte(wrapper), 0o755); err != nil {
+				return fmt.Errorf("stage the lab's %s%s in lab %s: %w", family, suffix, lab.Name(), err)
 			}
 		}
 	}
@@ -204,9 +185,9 @@ func (l *Lab) stageIPTablesTools() error {
 // toolFailure classifies a failed tool run whose cause is not the ruleset's
 // content: cancellation, the time bound, a missing tool, a limit of the lab.
 // It returns nil when the tool rejected the ruleset.
-func toolFailure(ctx context.Context, err error, out []byte, name, label, execName, pkg string) error {
-	var start *StartError
-	var hit *LimitError
+func toolFailure(ctx context.Context, lab *netns.Lab, err error, out []byte, name, label, execName, pkg string) error {
+	var start *netns.StartError
+	var hit *netns.LimitError
 	switch {
 	case errors.As(err, &hit):
 		who := label
@@ -216,14 +197,14 @@ func toolFailure(ctx context.Context, err error, out []byte, name, label, execNa
 		return &RulesetError{File: name, Tool: label, Limit: hit.Bound, Msg: who + " " + hit.Error()}
 	case ctx.Err() != nil:
 		return ctx.Err()
-	case errors.Is(err, errHolderGone):
+	case errors.Is(err, netns.ErrHolderGone):
 		// The lab went away under the tool (its holder was killed): the
 		// run could not happen (exit 3), whatever the tool printed.
 		return fmt.Errorf("load %s in the lab: %w", name, err)
-	case errors.Is(err, errToolTimeout):
-		return &RulesetError{File: name, Tool: label, Msg: fmt.Sprintf("still running after %s: a ruleset must load within that", ToolTimeout)}
+	case errors.Is(err, netns.ErrToolTimeout):
+		return &RulesetError{File: name, Tool: label, Msg: fmt.Sprintf("still running after %s: a ruleset must load within that", lab.ToolTimeout())}
 	case pkg != "" && errors.As(err, &start) && start.Errno == syscall.ENOENT:
-		return &UnavailableError{What: execName, Fix: fmt.Sprintf("install %s (apt-get install %s)", pkg, pkg)}
+		return &netns.UnavailableError{What: execName, Fix: fmt.Sprintf("install %s (apt-get install %s)", pkg, pkg)}
 	case bytes.Contains(out, []byte("Message too long")):
 		return &LabLimitError{Tool: label, Msg: "the kernel refused a netlink batch as too long inside the lab's user namespace"}
 	}

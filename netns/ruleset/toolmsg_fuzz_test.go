@@ -1,4 +1,4 @@
-package netns
+package ruleset
 
 import (
 	"os"
@@ -13,7 +13,7 @@ var fuzzStaged = map[string]string{
 }
 
 func toolErrorSeeds(f *testing.F) {
-	seeds, _ := filepath.Glob("../testdata/fuzz/tool-errors/*.txt")
+	seeds, _ := filepath.Glob("../../testdata/fuzz/tool-errors/*.txt")
 	if len(seeds) == 0 {
 		f.Fatal("no seeds in testdata/fuzz/tool-errors")
 	}

@@ -1,8 +1,9 @@
-package netns
+package ruleset
 
 import (
 	"bytes"
 	"fmt"
+	"github.com/egresslab/egresslab/netns"
 	"maps"
 	"regexp"
 	"slices"
@@ -45,8 +46,8 @@ func showScriptOutput(out []byte, staged map[string]string) string {
 		earlier := len(lines) - maxShownLines
 		lines = append([]string{fmt.Sprintf("(%d earlier lines not shown)", earlier)}, lines[earlier:]...)
 	}
-	if len(out) >= MaxToolOutput {
-		lines = append(lines, fmt.Sprintf("(output past %d MiB discarded)", MaxToolOutput>>20))
+	if len(out) >= netns.MaxToolOutput {
+		lines = append(lines, fmt.Sprintf("(output past %d MiB discarded)", netns.MaxToolOutput>>20))
 	}
 	return strings.Join(lines, "\n")
 }
