@@ -63,7 +63,7 @@ func FuzzToolErrors(f *testing.F) {
 // An nft error in a file the policy does not name is reported without the
 // line nft echoes from it.
 func TestToolOutputHidesFilesThePolicyDoesNotName(t *testing.T) {
-	out, err := os.ReadFile("../testdata/fuzz/tool-errors/nft-include-outside.txt")
+	out, err := os.ReadFile("../../testdata/fuzz/tool-errors/nft-include-outside.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
