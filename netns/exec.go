@@ -44,7 +44,12 @@ func (l *Lab) Command(ctx context.Context, argv ...string) *exec.Cmd {
 	return l.command(ctx, append([]string{"setpriv", "--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace", "--"}, argv...))
 }
 
+// command is argv through nsenter into every namespace of the lab.
+// The command lives no longer than the lab: once the lab closes, it is killed,
+// and one not started yet fails to start (its pid would name no lab then).
 func (l *Lab) command(ctx context.Context, argv []string) *exec.Cmd {
+	ctx, cancel := context.WithCancel(ctx)
+	context.AfterFunc(l.life, cancel)
 	args := append([]string{"--target", strconv.Itoa(l.pid), "--user", "--net", "--mount", "--pid", "--ipc", "--uts", "--"}, argv...)
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
 	cmd.Env = slices.Clone(baseEnv)

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
-	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,11 +75,7 @@ func (l *Lab) HostRefusal(dst netip.Addr) (r Refusal, ok bool, err error) {
 			}
 		}
 	}
-	h, err := netlink.NewHandleAt(vnetns.NsHandle(l.labFD))
-	if err != nil {
-		return r, false, fmt.Errorf("netlink in lab %s: %w", l.cfg.Name, err)
-	}
-	defer h.Close()
+	h := l.hostState
 	if lk, err := h.LinkByName(link); err == nil && lk.Attrs().Flags&net.FlagUp == 0 {
 		return Refusal{What: LinkDown, Link: link}, true, nil
 	}

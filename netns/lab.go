@@ -84,6 +84,8 @@ type Lab struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+	life      context.Context // done once Close begins: commands end with the lab
+	endLife   context.CancelFunc
 	closers   []func() error
 
 	sentinel   *sentinel
@@ -99,6 +101,10 @@ type Lab struct {
 	limits *labLimits // the lab's cgroups (limits.go)
 
 	ca *labCA // signs the certificates of the lab's TLS listeners
+
+	// hostState reads the lab's links and routes for HostRefusal: one
+	// handle for the lab's life (it serialises its own requests).
+	hostState *netlink.Handle
 }
 
 // New starts a lab: namespaces, /etc overlays, the uplink, addresses and
@@ -120,6 +126,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	l := &Lab{cfg: cfg, labFD: -1, worldFD: -1, done: make(chan struct{})}
+	l.life, l.endLife = context.WithCancel(context.Background())
 	var err error
 	if l.ca, err = newLabCA(cfg.Name); err != nil {
 		return nil, fmt.Errorf("start lab %s: %w", cfg.Name, err)
@@ -131,6 +138,10 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := l.wire(); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("wire lab %s: %w", cfg.Name, err)
+	}
+	if l.hostState, err = netlink.NewHandleAt(vnetns.NsHandle(l.labFD)); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("netlink in lab %s: %w", cfg.Name, err)
 	}
 	return l, nil
 }
@@ -471,6 +482,7 @@ func (l *Lab) Close() error {
 	var errs []error
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
+		l.endLife()
 		for i := len(l.closers) - 1; i >= 0; i-- {
 			if err := l.closers[i](); err != nil {
 				errs = append(errs, err)
@@ -478,6 +490,9 @@ func (l *Lab) Close() error {
 		}
 		if l.sentinel != nil {
 			l.sentinel.close()
+		}
+		if l.hostState != nil {
+			l.hostState.Close()
 		}
 		for _, fd := range []int{l.labFD, l.worldFD} {
 			if fd >= 0 {

@@ -13,8 +13,9 @@ import (
 	"github.com/egresslab/egresslab/probe"
 )
 
-// ErrClosed is what a closed Session returns; it never panics.
-var ErrClosed = errors.New("the lab is closed")
+// ErrClosed is what a closed Session returns; it never panics. It is the
+// lab's own netns.ErrClosed: errors.Is knows them as one.
+var ErrClosed = netns.ErrClosed
 
 // Session is one policy's lab, started and ready: its hosts served, the
 // lab's DNS answering on 127.0.0.53 and ::1, the candidate ruleset loaded
