@@ -3,13 +3,14 @@ package ruleset
 import (
 	"bytes"
 	"fmt"
-	"github.com/egresslab/egresslab/netns"
 	"maps"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/egresslab/egresslab/netns"
 )
 
 // What a tool prints is shown to whoever runs egresslab, often a CI log that

@@ -2,10 +2,10 @@ package serve
 
 import (
 	"fmt"
-	"github.com/egresslab/egresslab/netns"
 	"net"
 	"net/netip"
 
+	"github.com/egresslab/egresslab/netns"
 	"github.com/miekg/dns"
 )
 

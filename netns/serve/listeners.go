@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/egresslab/egresslab/netns"
 	"io"
 	"log"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/egresslab/egresslab/netns"
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"

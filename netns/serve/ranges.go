@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/egresslab/egresslab/netns"
 	"io"
 	"net"
 	"net/netip"
@@ -14,6 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"github.com/egresslab/egresslab/netns"
 	"golang.org/x/sys/unix"
 )
 
