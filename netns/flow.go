@@ -17,7 +17,9 @@ type Flow struct {
 
 func (f Flow) String() string { return fmt.Sprintf("%s %s -> %s", f.Proto, f.Src, f.Dst) }
 
-func (f Flow) ipv6() bool { return f.Dst.Addr().Is6() && !f.Dst.Addr().Is4In6() }
+// IPv6 reports whether the flow goes to an IPv6 destination (not an
+// IPv4-mapped one).
+func (f Flow) IPv6() bool { return f.Dst.Addr().Is6() && !f.Dst.Addr().Is4In6() }
 
 // key lays the flow out as the sentinel's sets store it: each part of the
 // concatenation padded to 4 bytes, ports in network order.
@@ -42,7 +44,7 @@ func (f Flow) icmpKey() []byte {
 }
 
 func (f Flow) set(name string) string {
-	if f.ipv6() {
+	if f.IPv6() {
 		return name + "6"
 	}
 	return name + "4"

@@ -96,8 +96,6 @@ type Lab struct {
 	pool     *socketPool
 	spawn    *spawner // starts the lab's processes, through the holder
 
-	pendingTrace *pendingTrace // a trace table installed with the sentinel (trace.go)
-
 	limits *labLimits // the lab's cgroups (limits.go)
 
 	ca *labCA // signs the certificates of the lab's TLS listeners

@@ -71,25 +71,23 @@ type sentinel struct {
 
 // InstallSentinel adds the lab's sentinel. Call it after the candidate ruleset
 // has loaded (which may flush everything), and CheckSentinel before trusting
-// a verdict. With destinations to trace, the trace table goes in with it, in
-// the same nft run, and the listing of the candidate's rules starts: the
-// next StartTrace for the same destinations uses both.
-func (l *Lab) InstallSentinel(ctx context.Context, trace []Destination) error {
+// a verdict. With also, what also queues (the trace table) goes in with it,
+// in the same netlink transaction, and installed runs after it.
+func (l *Lab) InstallSentinel(ctx context.Context, also func(c *nftables.Conn) (installed func(c *nftables.Conn) error, err error)) error {
 	build, err := nftables.New(nftables.WithNetNSFd(l.labFD))
 	if err != nil {
 		return fmt.Errorf("nftables netlink in lab %s: %w", l.cfg.Name, err)
 	}
-	traced := trace != nil && l.cfg.Backend != "legacy"
 	err = buildSentinel(build)
-	var rest []traceElems
-	if err == nil && traced {
-		rest, err = buildTrace(build, trace) // in the same transaction
+	var installed func(c *nftables.Conn) error
+	if err == nil && also != nil {
+		installed, err = also(build) // in the same transaction
 	}
 	if err == nil {
 		err = build.Flush()
 	}
-	if err == nil {
-		err = addTraceElems(build, rest)
+	if err == nil && installed != nil {
+		err = installed(build)
 	}
 	if err != nil {
 		return fmt.Errorf("install the drop sentinel in lab %s: %w", l.cfg.Name, err)
@@ -100,13 +98,6 @@ func (l *Lab) InstallSentinel(ctx context.Context, trace []Destination) error {
 	}
 	s := &sentinel{conn: conn, table: &nftables.Table{Name: sentinelTable, Family: nftables.TableFamilyINet}}
 	l.sentinel = s
-	if traced {
-		// After the nft run, not beside it: the listing is wanted only once
-		// probing ends, and on two cores it would slow the run that is.
-		// Not ctx itself: the listing serves traces long after the caller
-		// that installed the sentinel (a Session's Open) has returned.
-		l.pendingTrace = &pendingTrace{dsts: trace, listing: l.listRules(context.WithoutCancel(ctx))}
-	}
 	s.query = newElemQueries(l.labFD)
 	if s.forget, err = netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: l.labFD}); err != nil {
 		return fmt.Errorf("netfilter netlink in lab %s: %w", l.cfg.Name, err)

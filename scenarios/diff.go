@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 )
 
@@ -159,7 +159,7 @@ type jsonFlipSide struct {
 	Pass     bool           `json:"pass"`
 	Detail   string         `json:"detail"`
 	Evidence probe.Evidence `json:"evidence"`
-	Rule     *netns.Rule    `json:"rule"`
+	Rule     *trace.Rule    `json:"rule"`
 }
 
 type jsonFlip struct {

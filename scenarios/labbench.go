@@ -1,10 +1,14 @@
 package scenarios
 
 import (
+	"context"
 	"io"
+
+	"github.com/google/nftables"
 
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/netns/serve"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 )
 
@@ -15,6 +19,8 @@ import (
 type LabBench struct {
 	*netns.Lab
 	*serve.Server
+	// traceTable went in with the sentinel, for the next StartTrace.
+	traceTable *trace.Table
 }
 
 var _ probe.ClientLab = (*LabBench)(nil)
@@ -22,6 +28,37 @@ var _ probe.ClientLab = (*LabBench)(nil)
 // newLabBench puts lab's instruments around it; they close with it.
 func newLabBench(lab *netns.Lab) *LabBench {
 	return &LabBench{Lab: lab, Server: serve.New(lab)}
+}
+
+// InstallSentinel adds the lab's drop sentinel and, with destinations to
+// trace, the trace table, in one netlink transaction. Call it after the
+// candidate ruleset has loaded (which may flush everything); the first
+// StartTrace for the same destinations uses that table.
+func (b *LabBench) InstallSentinel(ctx context.Context, dsts []trace.Destination) error {
+	if dsts == nil || b.Backend() == "legacy" {
+		return b.Lab.InstallSentinel(ctx, nil)
+	}
+	return b.Lab.InstallSentinel(ctx, func(c *nftables.Conn) (func(*nftables.Conn) error, error) {
+		tb, err := trace.Queue(c, dsts)
+		if err != nil {
+			return nil, err
+		}
+		return func(c *nftables.Conn) error {
+			if err := tb.Installed(ctx, b.Lab, c); err != nil {
+				return err
+			}
+			b.traceTable = tb
+			return nil
+		}, nil
+	})
+}
+
+// StartTrace starts following the probes' packets to dsts through the
+// candidate's rules (see trace.Start).
+func (b *LabBench) StartTrace(ctx context.Context, dsts []trace.Destination) (*trace.Trace, error) {
+	tb := b.traceTable
+	b.traceTable = nil // one use: the next trace installs its own
+	return trace.Start(ctx, b.Lab, dsts, tb)
 }
 
 // Close tears the lab down, its instruments first.

@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 )
 
@@ -20,7 +20,7 @@ type Result struct {
 	Observed probe.Outcome
 	Evidence probe.Evidence // what decided the outcome
 	Detail   string         // what answered, or why not (from the prober)
-	Decider  *netns.Rule    // the rule that decided, from the lab's trace (nil: none saw the probe)
+	Decider  *trace.Rule    // the rule that decided, from the lab's trace (nil: none saw the probe)
 	// DeciderAt is where the deciding rule was written in the candidate
 	// ruleset (nil: not known exactly; rulesource.go says when).
 	DeciderAt *RuleSource
@@ -107,7 +107,7 @@ type jsonProbe struct {
 // jsonRule is the deciding rule with, where known exactly, the file and
 // line of the candidate ruleset that wrote it.
 type jsonRule struct {
-	*netns.Rule
+	*trace.Rule
 	File string `json:"file,omitempty"`
 	Line int    `json:"line,omitempty"`
 }

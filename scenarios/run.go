@@ -11,6 +11,7 @@ import (
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/netns/serve"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 )
 
@@ -83,7 +84,7 @@ func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error
 		lab.Close()
 		return nil, err
 	}
-	var dsts []netns.Destination
+	var dsts []trace.Destination
 	if !opts.NoRule {
 		dsts = traceDestinations(p)
 	}

@@ -1,4 +1,4 @@
-package netns
+package trace
 
 import (
 	"cmp"
@@ -16,6 +16,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/egresslab/egresslab/netns"
 )
 
 // ruleIndex places each nf_tables rule, by "family table chain handle": its
@@ -45,7 +47,7 @@ type ruleListing struct {
 // printed (one nft run lists one table: nft 1.0.6 aborts whenever its cache
 // holds the sentinel's raw-payload sets with elements in them, even for `nft
 // list tables`). The tables are named from netlink.
-func (l *Lab) listRules(ctx context.Context) *ruleListing {
+func listRules(ctx context.Context, l *netns.Lab) *ruleListing {
 	rl := &ruleListing{done: make(chan struct{}), texts: map[string]string{}, saves: map[string]map[string][]string{}}
 	go func() {
 		defer close(rl.done)
@@ -54,8 +56,8 @@ func (l *Lab) listRules(ctx context.Context) *ruleListing {
 	return rl
 }
 
-func (rl *ruleListing) list(ctx context.Context, l *Lab) error {
-	tables, err := l.candidateTables()
+func (rl *ruleListing) list(ctx context.Context, l *netns.Lab) error {
+	tables, err := candidateTables(l)
 	if err != nil {
 		return err
 	}
@@ -71,7 +73,7 @@ func (rl *ruleListing) list(ctx context.Context, l *Lab) error {
 			defer wg.Done()
 			// A save that fails, or skips a table it cannot read, leaves
 			// that table to nft.
-			out, _ := l.run(ctx, runSpec{argv: []string{tool}, limit: maxListingOutput})
+			out, _ := l.RunListing(ctx, tool)
 			lines := saveLines(string(out))
 			mu.Lock()
 			defer mu.Unlock()
@@ -92,9 +94,9 @@ func (rl *ruleListing) list(ctx context.Context, l *Lab) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := l.run(ctx, runSpec{argv: append([]string{"nft", "-a", "-s", "list", "table"}, strings.Fields(t)...), limit: maxListingOutput})
+			out, err := l.RunListing(ctx, append([]string{"nft", "-a", "-s", "list", "table"}, strings.Fields(t)...)...)
 			if err != nil {
-				errs[i] = fmt.Errorf("list the rules in lab %s: nft: %v: %s", l.cfg.Name, err, lastLine(out))
+				errs[i] = fmt.Errorf("list the rules in lab %s: nft: %v: %s", l.Name(), err, lastLine(out))
 				return
 			}
 			mu.Lock()
@@ -110,10 +112,10 @@ func (rl *ruleListing) list(ctx context.Context, l *Lab) error {
 
 // rulePositions places every rule of the lab's tables in its chain, from one
 // netlink dump (which gives each chain's rules in order): Key -> 1-based.
-func (l *Lab) rulePositions() (map[string]int, error) {
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: l.labFD})
+func rulePositions(l *netns.Lab) (map[string]int, error) {
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: l.NetNSFD()})
 	if err != nil {
-		return nil, fmt.Errorf("list the rules in lab %s: %w", l.cfg.Name, err)
+		return nil, fmt.Errorf("list the rules in lab %s: %w", l.Name(), err)
 	}
 	defer c.Close()
 	msgs, err := c.Execute(netlink.Message{
@@ -124,7 +126,7 @@ func (l *Lab) rulePositions() (map[string]int, error) {
 		Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list the rules in lab %s: %w", l.cfg.Name, err)
+		return nil, fmt.Errorf("list the rules in lab %s: %w", l.Name(), err)
 	}
 	positions, counts := map[string]int{}, map[string]int{}
 	for _, m := range msgs {
@@ -175,15 +177,15 @@ func (rl *ruleListing) index(positions map[string]int) ruleIndex {
 
 // candidateTables names the lab's nf_tables tables but its own, each as
 // "family name", asking the kernel over netlink.
-func (l *Lab) candidateTables() ([]string, error) {
-	c, err := nftables.New(nftables.WithNetNSFd(l.labFD))
+func candidateTables(l *netns.Lab) ([]string, error) {
+	c, err := nftables.New(nftables.WithNetNSFd(l.NetNSFD()))
 	if err != nil {
-		return nil, fmt.Errorf("list the tables in lab %s: %w", l.cfg.Name, err)
+		return nil, fmt.Errorf("list the tables in lab %s: %w", l.Name(), err)
 	}
 	defer c.CloseLasting()
 	tables, err := c.ListTables()
 	if err != nil {
-		return nil, fmt.Errorf("list the tables in lab %s: %w", l.cfg.Name, err)
+		return nil, fmt.Errorf("list the tables in lab %s: %w", l.Name(), err)
 	}
 	var out []string
 	for _, t := range tables {
@@ -218,7 +220,7 @@ func saveLines(out string) map[string][]string {
 // Call it once, after Stop: it lets go of the trace's reports. Two probes
 // whose flows are the same (the kernel gave the same source port to the same
 // destination again) cannot be told apart in the trace: each says so.
-func (t *Trace) DecideAll(n int, probe func(i int) (f Flow, blocked bool)) []*Rule {
+func (t *Trace) DecideAll(n int, probe func(i int) (f netns.Flow, blocked bool)) []*Rule {
 	shared := sharedFlows(n, probe)
 	rules := make([]*Rule, n)
 	t.made = map[ruleKey]*Rule{}
@@ -240,7 +242,7 @@ func (t *Trace) DecideAll(n int, probe func(i int) (f Flow, blocked bool)) []*Ru
 // sharedFlows marks each probe whose flow another probe had too. It sorts
 // hashes of the flows rather than count them in a map: at a sweep's size the
 // map was the run's peak of memory.
-func sharedFlows(n int, probe func(i int) (Flow, bool)) []bool {
+func sharedFlows(n int, probe func(i int) (netns.Flow, bool)) []bool {
 	type entry struct {
 		hash uint64
 		i    int32
@@ -285,7 +287,7 @@ type ruleKey struct {
 
 // decide returns nil when no rule of the candidate saw the probe's packets
 // (no ruleset, or a verdict of the host's own state).
-func (t *Trace) decide(f Flow, blocked bool) *Rule {
+func (t *Trace) decide(f netns.Flow, blocked bool) *Rule {
 	if t.untraced != "" {
 		return t.made[ruleKey{packet: "untraced"}] // one, shared
 	}
@@ -320,7 +322,7 @@ func (t *Trace) decide(f Flow, blocked bool) *Rule {
 	if accept == nil {
 		accept = policyAccept
 	}
-	if blocked && f.ipv6() {
+	if blocked && f.IPv6() {
 		if r := t.neighbourDrop(); r != nil {
 			return r
 		}
@@ -373,9 +375,15 @@ func (t *Trace) newRule(ev traceEvent, packet string) *Rule {
 	if ir, ok := t.index[nftlist.Key(ev.where.family, ev.where.table, ev.where.chain, ev.handle)]; ok {
 		r.Position, r.Text = ir.position, ir.text
 	}
+	// The kernel reports a reject as the drop that follows its answer; the
+	// rule's own text says which it is. This names what the rule does (the
+	// probe's verdict is decided elsewhere, from the sentinel's evidence),
+	// and Verdict is part of the JSON report, so it stays here: moving it
+	// up would change the output or need a second pass over shared rules.
 	if ev.verdict == "drop" && (strings.Contains(r.Text, "reject") || strings.Contains(r.Text, "-j REJECT")) {
 		r.Verdict = "reject"
 	}
+	// Note is in the JSON and table output, made once per shared rule.
 	r.Note = surprise(r)
 	return r
 }
