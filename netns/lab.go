@@ -88,7 +88,6 @@ type Lab struct {
 	endLife   context.CancelFunc
 	closers   []func() error
 
-	sentinel   *sentinel
 	gateways   []netip.Addr // the world's router addresses on the uplink, one per family
 	worldAddrs []netip.Addr // every destination address the world owns
 
@@ -99,10 +98,6 @@ type Lab struct {
 	limits *labLimits // the lab's cgroups (limits.go)
 
 	ca *labCA // signs the certificates of the lab's TLS listeners
-
-	// hostState reads the lab's links and routes for HostRefusal: one
-	// handle for the lab's life (it serialises its own requests).
-	hostState *netlink.Handle
 }
 
 // New starts a lab: namespaces, /etc overlays, the uplink, addresses and
@@ -136,10 +131,6 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := l.wire(); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("wire lab %s: %w", cfg.Name, err)
-	}
-	if l.hostState, err = netlink.NewHandleAt(vnetns.NsHandle(l.labFD)); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("netlink in lab %s: %w", cfg.Name, err)
 	}
 	return l, nil
 }
@@ -485,12 +476,6 @@ func (l *Lab) Close() error {
 			if err := l.closers[i](); err != nil {
 				errs = append(errs, err)
 			}
-		}
-		if l.sentinel != nil {
-			l.sentinel.close()
-		}
-		if l.hostState != nil {
-			l.hostState.Close()
 		}
 		for _, fd := range []int{l.labFD, l.worldFD} {
 			if fd >= 0 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/sentinel"
 	"github.com/egresslab/egresslab/netns/serve"
 	"golang.org/x/sys/unix"
 )
@@ -23,10 +24,10 @@ type Lab interface {
 	Left(f netns.Flow) (bool, error)
 	Answered(f netns.Flow) (bool, error)
 	Egress(f netns.Flow) (left, answered bool, err error)
-	WhereDropped(f netns.Flow) (netns.ReturnPath, error)
-	NeighbourDiscovery(dst netip.Addr) (netns.Discovery, error)
+	WhereDropped(f netns.Flow) (sentinel.ReturnPath, error)
+	NeighbourDiscovery(dst netip.Addr) (sentinel.Discovery, error)
 	NextHop(dst netip.Addr) (hop netip.Addr, gateway bool, ok bool)
-	HostRefusal(dst netip.Addr) (netns.Refusal, bool, error)
+	HostRefusal(dst netip.Addr) (sentinel.Refusal, bool, error)
 	WhoAnswered(proto, client string) (serve.Service, bool)
 	AwaitAnswered(proto, client string, deadline time.Time) (serve.Service, bool)
 	AwaitGreeted(client string, deadline time.Time) bool
@@ -281,7 +282,7 @@ func (p *dialer) refusedLocally(call string, err error) Result {
 	}
 	ev := Evidence{Kind: HostState, Errno: errnoName(errno), Cause: refusal.String()}
 	detail := fmt.Sprintf("%s: %v: %s", call, err, refusal)
-	if refusal.What == netns.RouteType && refusal.RouteType == "blackhole" {
+	if refusal.What == sentinel.RouteType && refusal.RouteType == "blackhole" {
 		return Result{Dropped, ev, detail}
 	}
 	return Result{Rejected, ev, detail}
@@ -452,13 +453,13 @@ func (p *dialer) silence() (Result, bool, error) {
 		return Result{}, false, err
 	}
 	switch where {
-	case netns.RequestAtInput:
+	case sentinel.RequestAtInput:
 		return Result{Dropped, Evidence{Kind: ReturnPath, Where: "input", Packet: "request"},
 			"it left the lab, but the lab's INPUT rules dropped it on its way into the loopback listener"}, true, nil
-	case netns.AnswerAtOutput:
+	case sentinel.AnswerAtOutput:
 		return Result{Dropped, Evidence{Kind: ReturnPath, Where: "output", Packet: "answer"},
 			"it left the lab, but the listener answered, and the lab's OUTPUT rules dropped the answer"}, true, nil
-	case netns.AnswerAtInput:
+	case sentinel.AnswerAtInput:
 		return Result{Dropped, Evidence{Kind: ReturnPath, Where: "input", Packet: "answer"},
 			"it left the lab, but the answer came back, and the lab's INPUT rules dropped it"}, true, nil
 	}
@@ -475,7 +476,7 @@ func (p *dialer) silence() (Result, bool, error) {
 // discovery explains a silence by failed IPv6 neighbour discovery.
 func (p *dialer) discovery() (Result, bool, error) {
 	d, err := p.lab.NeighbourDiscovery(p.t.Addr)
-	if err != nil || d == netns.DiscoveryOK {
+	if err != nil || d == sentinel.DiscoveryOK {
 		return Result{}, false, err
 	}
 	hop, gateway, _ := p.lab.NextHop(p.t.Addr)
@@ -486,16 +487,16 @@ func (p *dialer) discovery() (Result, bool, error) {
 	ev := Evidence{Kind: NeighbourDiscovery, Neighbour: hop.String()}
 	var detail string
 	switch d {
-	case netns.SolicitationAtOutput:
+	case sentinel.SolicitationAtOutput:
 		ev.Where, ev.Packet = "output", "solicitation"
 		detail = fmt.Sprintf("neighbour discovery for %s dropped by the lab's OUTPUT rules (ICMPv6 135)", who)
-	case netns.AdvertisementAtInput:
+	case sentinel.AdvertisementAtInput:
 		ev.Where, ev.Packet = "input", "advertisement"
 		detail = fmt.Sprintf("neighbour discovery for %s failed: its advertisement was dropped by the lab's INPUT rules (ICMPv6 136)", who)
-	case netns.RouterSolicitationAtInput:
+	case sentinel.RouterSolicitationAtInput:
 		ev.Where, ev.Packet = "input", "solicitation"
 		detail = fmt.Sprintf("the router's neighbour solicitation for this host was dropped by the lab's INPUT rules (ICMPv6 135), so answers cannot come back on %s", p.lab.Uplink())
-	case netns.AdvertisementAtOutput:
+	case sentinel.AdvertisementAtOutput:
 		ev.Where, ev.Packet = "output", "advertisement"
 		detail = fmt.Sprintf("this host's neighbour advertisement to the router was dropped by the lab's OUTPUT rules (ICMPv6 136), so answers cannot come back on %s", p.lab.Uplink())
 	}
