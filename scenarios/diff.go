@@ -154,12 +154,12 @@ func decidedBy(r Result) string {
 }
 
 type jsonFlipSide struct {
-	Observed probe.Outcome  `json:"observed"`
-	Expected Verb           `json:"expected"`
-	Pass     bool           `json:"pass"`
-	Detail   string         `json:"detail"`
-	Evidence probe.Evidence `json:"evidence"`
-	Rule     *netns.Rule    `json:"rule"`
+	Observed probe.Outcome `json:"observed"`
+	Expected Verb          `json:"expected"`
+	Pass     bool          `json:"pass"`
+	Detail   string        `json:"detail"`
+	Evidence jsonEvidence  `json:"evidence"`
+	Rule     *netns.Rule   `json:"rule"`
 }
 
 type jsonFlip struct {
@@ -182,7 +182,7 @@ func (d *Diff) WriteJSON(w io.Writer) error {
 		Flips       []jsonFlip `json:"flips"`
 	}{d.Old.Policy, d.New.Policy, d.Regressions(), []jsonFlip{}}
 	side := func(r Result) jsonFlipSide {
-		return jsonFlipSide{Observed: r.Observed, Expected: r.Expect, Pass: r.Pass(), Detail: r.Detail, Evidence: r.Evidence, Rule: r.Decider}
+		return jsonFlipSide{Observed: r.Observed, Expected: r.Expect, Pass: r.Pass(), Detail: r.Detail, Evidence: evidenceJSON(r), Rule: r.Decider}
 	}
 	for _, f := range d.Flips {
 		n := f.New

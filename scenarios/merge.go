@@ -48,7 +48,7 @@ func ReadShardReport(name string, r io.Reader) (*ShardReport, error) {
 		rep.Results = append(rep.Results, Result{
 			Probe: Probe{User: User{Name: jp.User, UID: jp.UID}, Host: jp.Host, Address: addr,
 				Port: Port{Number: jp.Port, Proto: jp.Proto}, Expect: jp.Expected, Rule: -1, Line: jp.Line},
-			Observed: jp.Observed, Evidence: jp.Evidence, Detail: jp.Detail,
+			Observed: jp.Observed, Evidence: jp.Evidence.typed(), Detail: jp.Detail, reported: &jp.Evidence,
 		})
 		if jp.Rule != nil {
 			last := &rep.Results[len(rep.Results)-1]

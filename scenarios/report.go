@@ -29,6 +29,9 @@ type Result struct {
 	// travels without its report (Session.Probe's): what its reproduce line
 	// names. "" in a Report's results, which carry Report.File.
 	PolicyFile string
+	// reported is the evidence in the words it was read with, for a result
+	// read back from a JSON report (nil: word Evidence).
+	reported *jsonEvidence
 }
 
 // Pass reports whether the observed outcome meets the expectation.
@@ -87,21 +90,21 @@ type jsonReport struct {
 }
 
 type jsonProbe struct {
-	User     string         `json:"user"`
-	UID      uint32         `json:"uid"`
-	Host     string         `json:"host"`
-	Address  string         `json:"address"`
-	Family   string         `json:"family"`
-	Port     uint16         `json:"port"`
-	Proto    string         `json:"proto"`
-	Expected Verb           `json:"expected"`
-	Observed probe.Outcome  `json:"observed"`
-	Pass     bool           `json:"pass"`
-	Failure  string         `json:"failure,omitempty"` // bypass, breakage, wrong-way, probe-error, not-covered
-	Line     int            `json:"line"`
-	Detail   string         `json:"detail"`
-	Evidence probe.Evidence `json:"evidence"`
-	Rule     *jsonRule      `json:"rule"` // the deciding rule, where the kernel can say it
+	User     string        `json:"user"`
+	UID      uint32        `json:"uid"`
+	Host     string        `json:"host"`
+	Address  string        `json:"address"`
+	Family   string        `json:"family"`
+	Port     uint16        `json:"port"`
+	Proto    string        `json:"proto"`
+	Expected Verb          `json:"expected"`
+	Observed probe.Outcome `json:"observed"`
+	Pass     bool          `json:"pass"`
+	Failure  string        `json:"failure,omitempty"` // bypass, breakage, wrong-way, probe-error, not-covered
+	Line     int           `json:"line"`
+	Detail   string        `json:"detail"`
+	Evidence jsonEvidence  `json:"evidence"`
+	Rule     *jsonRule     `json:"rule"` // the deciding rule, where the kernel can say it
 }
 
 // jsonRule is the deciding rule with, where known exactly, the file and
@@ -133,7 +136,7 @@ func toJSONProbe(res Result) jsonProbe {
 		Address: res.Address.String(), Family: res.Family(),
 		Port: res.Port.Number, Proto: res.Port.Proto,
 		Expected: res.Expect, Observed: res.Observed, Pass: res.Pass(), Failure: kindName(res.kind()),
-		Line: res.Line, Detail: res.Detail, Evidence: res.Evidence, Rule: ruleOf(res),
+		Line: res.Line, Detail: res.Detail, Evidence: evidenceJSON(res), Rule: ruleOf(res),
 	}
 }
 
