@@ -59,6 +59,9 @@ func StartLabWith(ctx context.Context, p *Policy, opts RunOptions) (*netns.Lab, 
 // startLab is StartLab; with trace, the trace table goes in with the sentinel
 // and the listing of the candidate's rules starts, for ProbeAll to use.
 func startLab(ctx context.Context, p *Policy, trace bool) (*netns.Lab, error) {
+	if len(p.Networks) > 0 {
+		return nil, ErrForwardingNotBuilt
+	}
 	lab, err := netns.New(ctx, labConfig(p))
 	if err != nil {
 		return nil, err
