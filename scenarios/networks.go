@@ -162,7 +162,7 @@ func (pd *policyDecoder) network(nf field) (Network, error) {
 	if clientsField != nil {
 		// Clients are read even when the addresses are wrong, so that
 		// every mistake shows in one pass.
-		n.Clients = pd.clients(*clientsField, n, what)
+		n.Clients = pd.clients(*clientsField, n, what, !bad)
 	}
 	if bad {
 		return n, errReported
@@ -215,7 +215,7 @@ func (pd *policyDecoder) networkAddress(n ast.Node, what string, have []netip.Pr
 
 // clients reads a network's clients; those in error are left out, their
 // errors recorded.
-func (pd *policyDecoder) clients(f field, n Network, what string) []Client {
+func (pd *policyDecoder) clients(f field, n Network, what string, placeable bool) []Client {
 	fields, err := pd.mapping(f.value, "clients of "+what, false)
 	if err != nil {
 		pd.fail(err)
@@ -235,7 +235,7 @@ func (pd *policyDecoder) clients(f field, n Network, what string) []Client {
 			pd.fail(err)
 			continue
 		}
-		c, err := pd.client(cf, n)
+		c, err := pd.client(cf, n, placeable)
 		if err != nil {
 			pd.fail(err)
 			continue
@@ -262,7 +262,9 @@ func (pd *policyDecoder) claimSourceName(cf field, network string) error {
 	return nil
 }
 
-func (pd *policyDecoder) client(cf field, n Network) (Client, error) {
+// client reads one client; with placeable false (its network's addresses are
+// in error) where its addresses lie is not checked.
+func (pd *policyDecoder) client(cf field, n Network, placeable bool) (Client, error) {
 	c := Client{Name: cf.key, Network: n.Name}
 	what := fmt.Sprintf("client %q of network %q", c.Name, n.Name)
 	fields, err := pd.mapping(cf.value, what, false)
@@ -285,7 +287,7 @@ func (pd *policyDecoder) client(cf field, n Network) (Client, error) {
 				bad = true
 			}
 			for _, item := range items {
-				a, err := pd.clientAddress(item, what, n, c.Addresses)
+				a, err := pd.clientAddress(item, what, n, placeable, c.Addresses)
 				if err != nil {
 					pd.fail(err)
 					bad = true
@@ -311,7 +313,7 @@ func (pd *policyDecoder) client(cf field, n Network) (Client, error) {
 	return c, nil
 }
 
-func (pd *policyDecoder) clientAddress(n ast.Node, what string, net Network, have []netip.Addr) (netip.Addr, error) {
+func (pd *policyDecoder) clientAddress(n ast.Node, what string, net Network, placeable bool, have []netip.Addr) (netip.Addr, error) {
 	s, err := pd.str(n, "address of "+what)
 	if err != nil {
 		return netip.Addr{}, err
@@ -323,10 +325,11 @@ func (pd *policyDecoder) clientAddress(n ast.Node, what string, net Network, hav
 	if a.IsLoopback() {
 		return a, pd.errorf(n, "%s: address %s is loopback: want an address inside the network's prefixes", what, a)
 	}
+	if !placeable {
+		return a, nil // the network's own error is the one to fix
+	}
 	gw, ok := net.Gateway(family(a))
 	switch {
-	case !ok && len(net.Addresses) == 0:
-		return a, pd.errorf(n, "%s: address %s cannot lie inside network %q, which has no addresses", what, a, net.Name)
 	case !ok || !gw.Contains(a):
 		return a, pd.errorf(n, "%s: address %s is outside the network's prefixes (%s): a client's address lies inside one of them", what, a, prefixList(net.Addresses))
 	case a == gw.Addr():
