@@ -68,7 +68,7 @@ type probeKey struct {
 	port       Port
 }
 
-func keyOf(r Result) probeKey { return probeKey{r.User.Name, r.Host, r.Address, r.Port} }
+func keyOf(r Result) probeKey { return probeKey{r.SourceName(), r.Host, r.Address, r.Port} }
 
 // CompareRuns lists the cells whose observed outcome differs between two
 // reports. Cells only one report has are counted, not compared.
@@ -186,7 +186,7 @@ func (d *Diff) WriteJSON(w io.Writer) error {
 	}
 	for _, f := range d.Flips {
 		n := f.New
-		doc.Flips = append(doc.Flips, jsonFlip{User: n.User.Name, Host: n.Host, Address: n.Address.String(), Family: n.Family(),
+		doc.Flips = append(doc.Flips, jsonFlip{User: n.SourceName(), Host: n.Host, Address: n.Address.String(), Family: n.Family(),
 			Port: n.Port.Number, Proto: n.Port.Proto, Old: side(f.Old), New: side(f.New)})
 	}
 	enc := json.NewEncoder(w)

@@ -64,6 +64,9 @@ func StartLabWith(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, e
 // startLab is StartLab; unless opts.NoRule, the trace table goes in with the
 // sentinel and the listing of the candidate's rules starts, for ProbeAll to use.
 func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error) {
+	if len(p.Networks) > 0 {
+		return nil, ErrForwardingNotBuilt
+	}
 	cfg := labConfig(p)
 	cfg.ToolTimeout = opts.ToolTimeout
 	core, err := netns.New(ctx, cfg)
