@@ -159,7 +159,7 @@ func BenchmarkProbe(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if r := probe.Dial(ctx, lab, id, t, 0); r.Outcome != c.want {
-					b.Fatalf("%s as %s: %s (%s), want %s", t, c.user, r.Outcome, r.Detail, c.want)
+					b.Fatalf("%s as %s: %s (%s), want %s", t, c.user, r.Outcome, scenarios.Detail(r), c.want)
 				}
 			}
 		})

@@ -65,6 +65,9 @@ func StartLabWith(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, e
 // startLab is StartLab; unless opts.NoRule, the trace table goes in with the
 // sentinel and the listing of the candidate's rules starts, for ProbeAll to use.
 func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error) {
+	if len(p.Networks) > 0 {
+		return nil, ErrForwardingNotBuilt
+	}
 	cfg := labConfig(p)
 	cfg.ToolTimeout = opts.ToolTimeout
 	core, err := netns.New(ctx, cfg)
@@ -212,7 +215,7 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 				r, flow := probe.DialFlow(ctx, on, Identity(pr.User),
 					probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, opts.Backstop)
 				explain.record(i, flow)
-				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: r.Detail, Duration: time.Since(start)}
+				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: Detail(r), Duration: time.Since(start)}
 				if opts.Progress != nil {
 					opts.Progress(int(done.Add(1)), len(results))
 				}

@@ -62,7 +62,7 @@ func cells(p *scenarios.Policy) []scenarios.Probe {
 func dialCell(ctx SpecContext, lab probe.Lab, pr scenarios.Probe) verdict {
 	r := probe.Dial(ctx, lab, scenarios.Identity(pr.User),
 		probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, 0)
-	return verdict{r.Outcome, r.Evidence.Kind, r.Detail}
+	return verdict{r.Outcome, r.Evidence.Kind, scenarios.Detail(r)}
 }
 
 func startLab(ctx SpecContext, p *scenarios.Policy) *scenarios.LabBench {

@@ -105,7 +105,7 @@ var _ = Describe("the lab as a real host", Label("truth"), func() {
 			Expect(r.Observed).To(Equal(c.outcome), c.addr)
 			Expect(r.Evidence.Kind).To(Equal(probe.HostState), c.addr)
 			Expect(r.Evidence.Errno).To(Equal(c.errno), c.addr)
-			Expect(r.Evidence.Cause).To(HavePrefix(c.cause), c.addr)
+			Expect(scenarios.Cause(r.Evidence)).To(HavePrefix(c.cause), c.addr)
 			code, out := realDial(ctx, lab, p, "www-data", fmt.Sprintf("exec 3<>/dev/tcp/%s/80", c.addr))
 			Expect(code).To(Equal(1), out)
 			Expect(out).To(ContainSubstring(c.real))

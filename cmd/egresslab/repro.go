@@ -11,6 +11,7 @@ import (
 
 	"github.com/egresslab/egresslab/internal/catalogue"
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios"
 	"github.com/spf13/cobra"
 )
 
@@ -154,7 +155,7 @@ func printRun(w io.Writer, r catalogue.Run) error {
 		} else {
 			fmt.Fprintf(w, "$ telnet %s %d        # as %s (uid %d), from probe results\n", c.Name, c.Port, r.ClientUser.Name, r.ClientUser.UID)
 		}
-		r.Client.WriteTelnet(w)
+		scenarios.WriteTelnet(w, *r.Client)
 		fmt.Fprintln(w)
 	}
 	if err := r.Report.WriteTable(w, useColor(os.Stdout)); err != nil {
@@ -183,7 +184,7 @@ func printRun(w io.Writer, r catalogue.Run) error {
 	for _, c := range r.Variant.Answered {
 		for _, res := range r.Report.Results {
 			if res.User.Name == c.User && res.Host == c.Host && res.Family() == c.Family {
-				fmt.Fprintf(w, "  ANSWERED: %s by %s\n", res.Probe, res.Evidence.AnsweredBy)
+				fmt.Fprintf(w, "  ANSWERED: %s by %s\n", res.Probe, scenarios.AnsweredBy(res.Evidence))
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package catalogue_test
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -124,7 +125,7 @@ var _ = Describe("the catalogue", func() {
 			answer := func(rep *scenarios.Report, by func(scenarios.Probe) string) *scenarios.Report {
 				for i, r := range rep.Results {
 					if host := by(r.Probe); host != "" {
-						rep.Results[i].Evidence = probe.Evidence{Kind: probe.Handshake, AnsweredBy: host + " 127.0.0.1:15001/tcp"}
+						rep.Results[i].Evidence = probe.Evidence{Kind: probe.Handshake, AnsweredBy: &probe.Service{Host: host, Addr: netip.MustParseAddr("127.0.0.1"), Port: 15001, Proto: "tcp"}}
 					}
 				}
 				return rep

@@ -152,10 +152,11 @@ func (v Variant) Check(r *scenarios.Report) []string {
 }
 
 // answeredBy is the host name of the service that answered, "" for none.
-// Evidence names a service as "host address/proto"; host names hold no space.
 func answeredBy(e probe.Evidence) string {
-	host, _, _ := strings.Cut(e.AnsweredBy, " ")
-	return host
+	if e.AnsweredBy == nil {
+		return ""
+	}
+	return e.AnsweredBy.Host
 }
 
 func orNobody(host string) string {
