@@ -35,14 +35,6 @@ const (
 	NoRoute                          // no route at all
 )
 
-// Blackhole reports whether the host discards packets to the destination
-// without a word: a blackhole route (connect() fails with EINVAL, but the
-// class is a drop, SPEC.md) or an interface that is down (the packet is sent
-// into it and lost).
-func (r Refusal) Blackhole() bool {
-	return r.What == RouteType && r.RouteType == "blackhole" || r.What == LinkDown
-}
-
 func (r Refusal) String() string {
 	switch r.What {
 	case IPv6Off:
