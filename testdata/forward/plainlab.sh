@@ -180,7 +180,13 @@ for l in "${listens[@]}"; do
 	read -r addr port <<<"$(hostport "$l")"
 	fam=$(family "$addr")
 	if [[ -z ${served[$addr]:-} ]]; then
-		ip -n "$world" addr add "$addr/$([[ $fam == 6 ]] && echo 128 || echo 32)" dev lo
+		# nodad: even on lo an IPv6 address is tentative until the kernel's
+		# DAD work runs, and a listener that binds before then fails.
+		if [[ $fam == 6 ]]; then
+			ip -n "$world" addr add "$addr/128" dev lo nodad
+		else
+			ip -n "$world" addr add "$addr/32" dev lo
+		fi
 		served[$addr]=1
 	fi
 	inns "$world" nc -"$fam" -lk "$addr" "$port" </dev/null >/dev/null 2>&1 &
