@@ -16,7 +16,7 @@
 #     -c web=172.17.0.2,fd00:db8:17::2 -c php=172.17.0.3 \
 #     -l 192.0.2.25:25 -l '[2001:db8::25]:25' \
 #     -d 192.0.2.25:25 -d '[2001:db8::25]:25' -d 192.0.2.25:26 \
-#     [-4 rules.v4] [-6 rules.v6] [-N rules.nft] [-w SECONDS]
+#     [-4 rules.v4] [-6 rules.v6] [-N rules.nft] [-S script] [-w SECONDS]
 #
 #   -n  the network: the host's bridge of that name (as the ruleset names it)
 #   -a  the host's address on the network, with prefix (one per family)
@@ -25,8 +25,11 @@
 #   -l  a destination the world serves (nc -l); the world routes the
 #       network's prefixes back to the host, as an upstream router does
 #   -d  a destination every client dials (listened on or not)
-#   -4, -6, -N  iptables-restore, ip6tables-restore and nft -f input, loaded
-#       in that order into the host's namespace
+#   -4, -6, -N, -S  iptables-restore, ip6tables-restore and nft -f input, and
+#       a script (run as its #! line says, sh without one, with $IPTABLES,
+#       $IP6TABLES, $IPTABLES_RESTORE and $IP6TABLES_RESTORE naming the tools,
+#       as egresslab's lab names them), loaded in that order into the host's
+#       namespace
 #   -w  how long a dial waits before it is a timeout (default 2)
 #
 # The host is the namespace pl<PID>h, its uplink eth0 (203.0.113.10/24,
@@ -43,9 +46,9 @@ if [[ -z ${PLAINLAB_PRIVATE_RUN:-} ]]; then
 		bash -c 'mount -t tmpfs plainlab /run && exec "$0" "$@"' "$0" "$@"
 fi
 
-network="" wait=2 v4="" v6="" nftf=""
+network="" wait=2 v4="" v6="" nftf="" script=""
 addrs=() clients=() listens=() dests=()
-while getopts "n:a:c:l:d:4:6:N:w:" opt; do
+while getopts "n:a:c:l:d:4:6:N:S:w:" opt; do
 	case $opt in
 	n) network=$OPTARG ;;
 	a) addrs+=("$OPTARG") ;;
@@ -55,6 +58,7 @@ while getopts "n:a:c:l:d:4:6:N:w:" opt; do
 	4) v4=$OPTARG ;;
 	6) v6=$OPTARG ;;
 	N) nftf=$OPTARG ;;
+	S) script=$OPTARG ;;
 	w) wait=$OPTARG ;;
 	*) echo "usage: see the head of $0" >&2; exit 2 ;;
 	esac
@@ -67,7 +71,7 @@ if [[ $EUID -ne 0 ]]; then
 	echo "plainlab.sh: must run as root (it adds network namespaces)" >&2
 	exit 3
 fi
-for f in "$v4" "$v6" "$nftf"; do
+for f in "$v4" "$v6" "$nftf" "$script"; do
 	if [[ -n $f && ! -r $f ]]; then
 		echo "plainlab.sh: cannot read ruleset $f" >&2
 		exit 2
@@ -176,7 +180,13 @@ for l in "${listens[@]}"; do
 	read -r addr port <<<"$(hostport "$l")"
 	fam=$(family "$addr")
 	if [[ -z ${served[$addr]:-} ]]; then
-		ip -n "$world" addr add "$addr/$([[ $fam == 6 ]] && echo 128 || echo 32)" dev lo
+		# nodad: even on lo an IPv6 address is tentative until the kernel's
+		# DAD work runs, and a listener that binds before then fails.
+		if [[ $fam == 6 ]]; then
+			ip -n "$world" addr add "$addr/128" dev lo nodad
+		else
+			ip -n "$world" addr add "$addr/32" dev lo
+		fi
 		served[$addr]=1
 	fi
 	inns "$world" nc -"$fam" -lk "$addr" "$port" </dev/null >/dev/null 2>&1 &
@@ -194,6 +204,17 @@ done
 [[ -z $v4 ]] || inns "$host" iptables-restore <"$v4"
 [[ -z $v6 ]] || inns "$host" ip6tables-restore <"$v6"
 [[ -z $nftf ]] || inns "$host" nft -f "$nftf"
+if [[ -n $script ]]; then
+	tools=(env IPTABLES=iptables IP6TABLES=ip6tables IPTABLES_RESTORE=iptables-restore IP6TABLES_RESTORE=ip6tables-restore)
+	if [[ $(head -c2 "$script") == '#!' ]]; then
+		interp=$(head -n1 "$script")
+		# The #! line names the interpreter and at most one argument.
+		read -ra interp <<<"${interp#\#!}"
+		inns "$host" "${tools[@]}" "${interp[@]}" "$script"
+	else
+		inns "$host" "${tools[@]}" sh "$script"
+	fi
+fi
 
 # One real client per client and destination.
 for entry in "${names[@]}"; do
