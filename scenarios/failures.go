@@ -42,6 +42,22 @@ var failureGroups = []struct {
 		"NOT COVERED: %d probes have no expectation", [2]string{"not covered", "not covered"}, "not-covered"},
 }
 
+// Met reports whether an observed outcome satisfies the verb. A probe error
+// meets nothing: it is never read as blocked.
+func Met(v Verb, o probe.Outcome) bool {
+	switch v {
+	case Allow:
+		return o == probe.Connected
+	case Deny:
+		return o.Blocked()
+	case Drop:
+		return o == probe.Dropped
+	case Reject:
+		return o == probe.Refused || o == probe.Rejected
+	}
+	return false
+}
+
 // kind classifies a result.
 func (r Result) kind() failureKind {
 	switch {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
 // ErrClosed is what a closed Session returns; it never panics. It is the
@@ -60,13 +61,13 @@ func (s *Session) Policy() *Policy { return s.policy }
 func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result, error) {
 	u, ok := s.policy.User(user)
 	if !ok {
-		return nil, fmt.Errorf("probe as %q: no such user in policy %s (users: %s)", user, s.policy.Name, orList(s.userNames()))
+		return nil, fmt.Errorf("probe as %q: no such user in policy %s (users: %s)", user, s.policy.Name, policy.OrList(s.userNames()))
 	}
 	i := slices.IndexFunc(s.policy.Hosts, func(h Host) bool { return h.Name == host })
 	if i < 0 {
 		return nil, fmt.Errorf("probe %q: no such host in policy %s", host, s.policy.Name)
 	}
-	r, err := parsePorts(port)
+	r, err := policy.ParsePorts(port)
 	if err == nil && r.First != r.Last {
 		err = fmt.Errorf("port %q is a range: probe one port at a time", port)
 	}
@@ -162,7 +163,7 @@ func (s *Session) Command(ctx context.Context, user string, argv ...string) (*ex
 	} else if user == "" || user == "root" {
 		user, cmd = "root", s.lab.Command(ctx, argv...)
 	} else {
-		return nil, fmt.Errorf("run as %q: no such user in policy %s (users: %s)", user, s.policy.Name, orList(s.userNames()))
+		return nil, fmt.Errorf("run as %q: no such user in policy %s (users: %s)", user, s.policy.Name, policy.OrList(s.userNames()))
 	}
 	backend := s.policy.Lab.Backend
 	if backend == "" {
@@ -194,19 +195,4 @@ func (s *Session) userNames() []string {
 		names[i] = u.Name
 	}
 	return names
-}
-
-// WithRuleset returns a copy of p whose candidate is rs: the same users,
-// hosts and expectations against another ruleset (a fix, or one broken on
-// purpose).
-func (p *Policy) WithRuleset(rs Ruleset) *Policy {
-	q := *p
-	q.Ruleset = rs
-	return &q
-}
-
-// RulesetText is a ruleset part written in code; name stands for the file
-// in messages (a tool's error names it and the line).
-func RulesetText(name, text string) *RulesetFile {
-	return &RulesetFile{Path: name, Data: []byte(text)}
 }

@@ -35,7 +35,7 @@ type Result struct {
 }
 
 // Pass reports whether the observed outcome meets the expectation.
-func (r Result) Pass() bool { return r.Expect.Met(r.Observed) }
+func (r Result) Pass() bool { return Met(r.Expect, r.Observed) }
 
 // Summary counts results. An error is also a failure: Passed+Failed == Probes.
 type Summary struct {

@@ -235,13 +235,3 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 	}
 	return &Report{Policy: p.Name, File: p.File, Results: results}, nil
 }
-
-// User returns the policy's user called name.
-func (p *Policy) User(name string) (User, bool) {
-	for _, u := range p.Users {
-		if u.Name == name {
-			return u, true
-		}
-	}
-	return User{}, false
-}

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
 // The truth table's layout, in the manner of Kubernetes' netpol truth
@@ -170,7 +171,7 @@ func (c *column) label() string {
 }
 
 func (a *addrCols) label() string {
-	if family(a.addr) == "ipv4" {
+	if policy.Family(a.addr) == "ipv4" {
 		return "v4 " + a.addr.String()
 	}
 	return "v6 " + a.addr.String()

@@ -1,4 +1,4 @@
-package scenarios_test
+package policy_test
 
 import (
 	"errors"
@@ -14,10 +14,10 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
-const badDir = "../testdata/bad"
+const badDir = "../../testdata/bad"
 
 // wantLine is a bad file's first line: "# want: LINE:COL: substring".
 var wantLine = regexp.MustCompile(`^# want: (\d+):(\d+): (.+)$`)
@@ -36,53 +36,53 @@ func badEntries() []TableEntry {
 	return entries
 }
 
-func mustLoad(file string) *scenarios.Policy {
+func mustLoad(file string) *policy.Policy {
 	GinkgoHelper()
-	p, err := scenarios.Load(file)
+	p, err := policy.Load(file)
 	Expect(err).NotTo(HaveOccurred())
 	return p
 }
 
 var _ = Describe("Load", func() {
 	It("reads a whole policy", func() {
-		p := mustLoad("../testdata/golden/mail.yaml")
+		p := mustLoad("../../testdata/golden/mail.yaml")
 		Expect(p.Name).To(Equal("mail-egress"))
-		Expect(p.File).To(Equal("../testdata/golden/mail.yaml"))
-		Expect(p.Users).To(Equal([]scenarios.User{
+		Expect(p.File).To(Equal("../../testdata/golden/mail.yaml"))
+		Expect(p.Users).To(Equal([]policy.User{
 			{Name: "postfix", UID: 107, GID: 114},
 			{Name: "www-data", UID: 33, GID: 33, Groups: []uint32{1001}},
 		}))
-		Expect(p.Groups).To(Equal([]scenarios.Group{{Name: "mailers", GID: 1001}}))
-		Expect(p.Hosts).To(Equal([]scenarios.Host{
+		Expect(p.Groups).To(Equal([]policy.Group{{Name: "mailers", GID: 1001}}))
+		Expect(p.Hosts).To(Equal([]policy.Host{
 			{
 				Name:      "mx.example.test",
 				Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.25"), netip.MustParseAddr("2001:db8::25")},
-				Ports:     []scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}},
+				Ports:     []policy.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}},
 			},
 			{
 				Name:      "relay.localhost",
 				Addresses: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
-				Ports:     []scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}},
+				Ports:     []policy.PortRange{{First: 25, Last: 25, Proto: "tcp"}},
 			},
 		}))
-		Expect(p.MX).To(Equal([]scenarios.MX{{Domain: "example.test", Host: "mx.example.test"}}))
-		Expect(p.Lab).To(Equal(scenarios.Lab{
+		Expect(p.MX).To(Equal([]policy.MX{{Domain: "example.test", Host: "mx.example.test"}}))
+		Expect(p.Lab).To(Equal(policy.Lab{
 			Uplink:    "eth0",
 			Addresses: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/24"), netip.MustParsePrefix("2001:db8:1::10/64")},
 			Backend:   "nft",
 		}))
-		Expect(p.Expect).To(Equal([]scenarios.Expectation{
-			{Verb: scenarios.Allow, Users: []string{"postfix"}, Ports: []scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}}, Line: 31},
-			{Verb: scenarios.Deny, Ports: []scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 465, Last: 465, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}}, Line: 32},
-			{Verb: scenarios.Allow, Line: 33},
+		Expect(p.Expect).To(Equal([]policy.Expectation{
+			{Verb: policy.Allow, Users: []string{"postfix"}, Ports: []policy.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}}, Line: 31},
+			{Verb: policy.Deny, Ports: []policy.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 465, Last: 465, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}}, Line: 32},
+			{Verb: policy.Allow, Line: 33},
 		}))
 	})
 
 	It("reads the ruleset files the policy names, relative to it", func() {
-		p := mustLoad("../testdata/golden/mail.yaml")
-		v4, err := os.ReadFile("../testdata/golden/rules.v4")
+		p := mustLoad("../../testdata/golden/mail.yaml")
+		v4, err := os.ReadFile("../../testdata/golden/rules.v4")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(p.Ruleset.IPTables).To(Equal(&scenarios.RulesetFile{Path: "rules.v4", Data: v4}))
+		Expect(p.Ruleset.IPTables).To(Equal(&policy.RulesetFile{Path: "rules.v4", Data: v4}))
 		Expect(p.Ruleset.IP6Tables.Path).To(Equal("rules.v6"))
 		Expect(string(p.Ruleset.IP6Tables.Data)).To(ContainSubstring("--dport 587"))
 		Expect(p.Ruleset.NFT).To(BeNil())
@@ -90,30 +90,30 @@ var _ = Describe("Load", func() {
 	})
 
 	It("reads every feature of the format at once", func() {
-		p := mustLoad("../testdata/golden/full.yaml")
+		p := mustLoad("../../testdata/golden/full.yaml")
 		Expect(p.Name).To(Equal("full.policy-1"))
 		Expect(p.Users).To(HaveLen(4))
-		Expect(p.Users[0]).To(Equal(scenarios.User{Name: "root"}))
-		Expect(p.Users[2]).To(Equal(scenarios.User{Name: "www-data", UID: 33, GID: 33, Groups: []uint32{1001, 1002}}))
+		Expect(p.Users[0]).To(Equal(policy.User{Name: "root"}))
+		Expect(p.Users[2]).To(Equal(policy.User{Name: "www-data", UID: 33, GID: 33, Groups: []uint32{1001, 1002}}))
 		Expect(p.Groups).To(HaveLen(3))
-		Expect(p.Hosts[1].Ports).To(Equal([]scenarios.PortRange{{First: 53, Last: 53, Proto: "udp"}, {First: 53, Last: 53, Proto: "tcp"}}))
+		Expect(p.Hosts[1].Ports).To(Equal([]policy.PortRange{{First: 53, Last: 53, Proto: "udp"}, {First: 53, Last: 53, Proto: "tcp"}}))
 		Expect(p.Hosts[2].Ports).To(Equal(p.Hosts[0].Ports))
 		Expect(p.MX).To(HaveLen(2))
-		Expect(p.Lab).To(Equal(scenarios.Lab{
+		Expect(p.Lab).To(Equal(policy.Lab{
 			Uplink:    "ens3",
 			Addresses: []netip.Prefix{netip.MustParsePrefix("2001:db8:1::10/64"), netip.MustParsePrefix("203.0.113.10/24")},
 			Backend:   "legacy",
 		}))
-		for _, f := range []*scenarios.RulesetFile{p.Ruleset.IPTables, p.Ruleset.IP6Tables, p.Ruleset.NFT, p.Ruleset.Script} {
+		for _, f := range []*policy.RulesetFile{p.Ruleset.IPTables, p.Ruleset.IP6Tables, p.Ruleset.NFT, p.Ruleset.Script} {
 			Expect(f).NotTo(BeNil())
 			Expect(f.Data).NotTo(BeEmpty())
 		}
 		Expect(p.Expect).To(HaveLen(6))
-		Expect(p.Expect[3]).To(Equal(scenarios.Expectation{
-			Verb: scenarios.Allow, Hosts: []string{"ns.example.test"},
-			Ports: []scenarios.PortRange{{First: 53, Last: 53, Proto: "udp"}, {First: 53, Last: 53, Proto: "tcp"}}, Line: 46,
+		Expect(p.Expect[3]).To(Equal(policy.Expectation{
+			Verb: policy.Allow, Hosts: []string{"ns.example.test"},
+			Ports: []policy.PortRange{{First: 53, Last: 53, Proto: "udp"}, {First: 53, Last: 53, Proto: "tcp"}}, Line: 46,
 		}))
-		Expect(p.Expect[5]).To(Equal(scenarios.Expectation{Verb: scenarios.Deny, Line: 51}))
+		Expect(p.Expect[5]).To(Equal(policy.Expectation{Verb: policy.Deny, Line: 51}))
 		Expect(p.Matrix()).To(HaveLen(4 * 12))
 	})
 
@@ -125,13 +125,13 @@ expect: [allow: {}]
 `)
 		Expect(p.Name).To(Equal("p"))
 		Expect(p.Users[0].GID).To(Equal(uint32(65534)))
-		Expect(p.Lab).To(Equal(scenarios.Lab{
+		Expect(p.Lab).To(Equal(policy.Lab{
 			Uplink:    "eth0",
 			Addresses: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/24"), netip.MustParsePrefix("2001:db8:1::10/64")},
 			Backend:   "nft",
 		}))
 		Expect(p.Groups).To(BeEmpty())
-		Expect(p.Ruleset).To(Equal(scenarios.Ruleset{}))
+		Expect(p.Ruleset).To(Equal(policy.Ruleset{}))
 	})
 
 	It("picks default lab addresses whose prefixes hold no host", func() {
@@ -154,7 +154,7 @@ hosts: {a.test: {addresses: [192.0.2.1], ports: [25]}}
 lab: {addresses: ["2001:db8:77::2/48"], uplink: ens3, backend: legacy}
 expect: [allow: {}]
 `)
-		Expect(p.Lab).To(Equal(scenarios.Lab{
+		Expect(p.Lab).To(Equal(policy.Lab{
 			Uplink:    "ens3",
 			Addresses: []netip.Prefix{netip.MustParsePrefix("2001:db8:77::2/48"), netip.MustParsePrefix("203.0.113.10/24")},
 			Backend:   "legacy",
@@ -172,8 +172,8 @@ ruleset:
 expect:
   - deny:
 `)
-		Expect(p.Expect).To(Equal([]scenarios.Expectation{{Verb: scenarios.Deny, Line: 9}}))
-		Expect(p.Hosts[0].Ports).To(Equal([]scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 53, Last: 53, Proto: "udp"}}))
+		Expect(p.Expect).To(Equal([]policy.Expectation{{Verb: policy.Deny, Line: 9}}))
+		Expect(p.Hosts[0].Ports).To(Equal([]policy.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 53, Last: 53, Proto: "udp"}}))
 	})
 
 	It("follows anchors and aliases", func() {
@@ -205,32 +205,32 @@ expect: [allow: {}]
 			"cat/rules.nft": {Data: []byte("flush ruleset\n")},
 			"cat/up.yaml":   {Data: []byte("version: 1\nusers: {a: {uid: 1}}\nhosts: {h.test: {addresses: [192.0.2.1], ports: [1]}}\nruleset: {nft: ../../rules.nft}\nexpect: [deny: {}]\n")},
 		}
-		p, err := scenarios.LoadFS(fsys, "cat/p.yaml")
+		p, err := policy.LoadFS(fsys, "cat/p.yaml")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(p.Ruleset.NFT).To(Equal(&scenarios.RulesetFile{Path: "rules.nft", Data: []byte("flush ruleset\n")}))
+		Expect(p.Ruleset.NFT).To(Equal(&policy.RulesetFile{Path: "rules.nft", Data: []byte("flush ruleset\n")}))
 
-		_, err = scenarios.LoadFS(fsys, "cat/up.yaml")
+		_, err = policy.LoadFS(fsys, "cat/up.yaml")
 		Expect(err).To(MatchError(`cat/up.yaml:4:16: ruleset nft: "../../rules.nft" leads out of the policy's directory (by .., an absolute path or a symbolic link): want a file inside it`))
 	})
 
 	It("refuses a file far too large to be a policy, before parsing it", func() {
 		huge := []byte("# " + strings.Repeat("x", 1<<20) + "\n")
-		_, err := scenarios.LoadFS(fstest.MapFS{"huge.yaml": {Data: huge}}, "huge.yaml")
+		_, err := policy.LoadFS(fstest.MapFS{"huge.yaml": {Data: huge}}, "huge.yaml")
 		Expect(err).To(MatchError(HavePrefix("huge.yaml:1:1: policy is more than 1048576 bytes: a policy may have at most 1048576 (1 MiB)")))
 	})
 
 	It("reports a policy it cannot read as a plain fs error", func() {
-		_, err := scenarios.Load(filepath.Join(badDir, "no-such-policy.yaml"))
+		_, err := policy.Load(filepath.Join(badDir, "no-such-policy.yaml"))
 		Expect(err).To(MatchError(fs.ErrNotExist))
-		var perr *scenarios.Error
+		var perr *policy.Error
 		Expect(errors.As(err, &perr)).To(BeFalse())
 	})
 
 	DescribeTable("Error names file, line and column when it knows them",
-		func(e scenarios.Error, want string) { Expect(e.Error()).To(Equal(want)) },
-		Entry(nil, scenarios.Error{File: "p.yaml", Line: 7, Column: 5, Msg: "boom"}, "p.yaml:7:5: boom"),
-		Entry(nil, scenarios.Error{File: "p.yaml", Line: 7, Msg: "boom"}, "p.yaml:7: boom"),
-		Entry(nil, scenarios.Error{File: "p.yaml", Msg: "boom"}, "p.yaml: boom"),
+		func(e policy.Error, want string) { Expect(e.Error()).To(Equal(want)) },
+		Entry(nil, policy.Error{File: "p.yaml", Line: 7, Column: 5, Msg: "boom"}, "p.yaml:7:5: boom"),
+		Entry(nil, policy.Error{File: "p.yaml", Line: 7, Msg: "boom"}, "p.yaml:7: boom"),
+		Entry(nil, policy.Error{File: "p.yaml", Msg: "boom"}, "p.yaml: boom"),
 	)
 
 	It("has a corpus of bad policies", func() {
@@ -249,9 +249,9 @@ expect: [allow: {}]
 			line, _ := strconv.Atoi(m[1])
 			col, _ := strconv.Atoi(m[2])
 
-			_, err = scenarios.Load(file)
-			var perr *scenarios.Error
-			Expect(errors.As(err, &perr)).To(BeTrue(), "%s: want a *scenarios.Error, got %v", file, err)
+			_, err = policy.Load(file)
+			var perr *policy.Error
+			Expect(errors.As(err, &perr)).To(BeTrue(), "%s: want a *policy.Error, got %v", file, err)
 			Expect([]int{perr.Line, perr.Column}).To(Equal([]int{line, col}), "%s: %v", file, err)
 			Expect(perr.File).To(Equal(file))
 			Expect(err.Error()).To(HavePrefix("%s:%d:%d: ", file, line, col))
@@ -262,11 +262,11 @@ expect: [allow: {}]
 
 	It("never panics on a truncated policy, and fails only with a *Error", func() {
 		for _, name := range []string{"mail.yaml", "full.yaml"} {
-			data, err := os.ReadFile(filepath.Join("../testdata/golden", name))
+			data, err := os.ReadFile(filepath.Join("../../testdata/golden", name))
 			Expect(err).NotTo(HaveOccurred())
 			rules := fstest.MapFS{}
 			for _, f := range []string{"rules.v4", "rules.v6", "rules.nft", "firewall.sh"} {
-				if b, err := os.ReadFile(filepath.Join("../testdata/golden", f)); err == nil {
+				if b, err := os.ReadFile(filepath.Join("../../testdata/golden", f)); err == nil {
 					rules[f] = &fstest.MapFile{Data: b}
 				}
 			}
@@ -274,9 +274,9 @@ expect: [allow: {}]
 				for _, text := range []string{string(data[:i]), string(data[:i]) + "\n", string(data[i:])} {
 					rules["p.yaml"] = &fstest.MapFile{Data: []byte(text)}
 					var err error
-					Expect(func() { _, err = scenarios.LoadFS(rules, "p.yaml") }).NotTo(Panic(), "%q", text)
+					Expect(func() { _, err = policy.LoadFS(rules, "p.yaml") }).NotTo(Panic(), "%q", text)
 					if err != nil {
-						var perr *scenarios.Error
+						var perr *policy.Error
 						Expect(errors.As(err, &perr)).To(BeTrue(), "%q: %v", text, err)
 						Expect(perr.Line).To(BeNumerically(">", 0), "%q: %v", text, err)
 					}

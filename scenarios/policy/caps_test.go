@@ -1,4 +1,4 @@
-package scenarios_test
+package policy_test
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing/fstest"
 
-	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/policy"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -33,7 +33,7 @@ var _ = Describe("the policy's size caps", Label("safety"), func() {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		_, err := scenarios.LoadFS(fsys, "huge.yaml")
+		_, err := policy.LoadFS(fsys, "huge.yaml")
 		runtime.ReadMemStats(&after)
 		Expect(err).To(MatchError(ContainSubstring("huge.yaml:203:1: the matrix (users × each host's addresses × its ports) is 26214000 probes: a policy may have at most 1000000")))
 		Expect(after.TotalAlloc-before.TotalAlloc).To(BeNumerically("<", 16<<20), "bytes allocated to refuse it")
@@ -41,20 +41,20 @@ var _ = Describe("the policy's size caps", Label("safety"), func() {
 
 	It("takes exactly MaxProbes and refuses one more", func() {
 		// 16 hosts × 62,500 ports = 1,000,000 probes for one user.
-		Expect(scenarios.LoadFS(fstest.MapFS{"p.yaml": capPolicy(1, 16, 62500)}, "p.yaml")).Error().NotTo(HaveOccurred())
-		Expect(scenarios.LoadFS(fstest.MapFS{"p.yaml": capPolicy(1, 16, 62501)}, "p.yaml")).Error().
+		Expect(policy.LoadFS(fstest.MapFS{"p.yaml": capPolicy(1, 16, 62500)}, "p.yaml")).Error().NotTo(HaveOccurred())
+		Expect(policy.LoadFS(fstest.MapFS{"p.yaml": capPolicy(1, 16, 62501)}, "p.yaml")).Error().
 			To(MatchError(ContainSubstring("is 1000016 probes: a policy may have at most 1000000")))
 	})
 
 	It("takes the 131,070-probe sweep of every TCP port", func() {
-		p, err := scenarios.Load("../testdata/bench/sweep.yaml")
+		p, err := policy.Load("../../testdata/bench/sweep.yaml")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(p.Size()).To(Equal(131070))
 	})
 
 	It("takes MaxServices sockets and refuses more", func() {
-		Expect(scenarios.LoadFS(fstest.MapFS{"p.yaml": capPolicy(1, 10000, 1)}, "p.yaml")).Error().NotTo(HaveOccurred())
-		Expect(scenarios.LoadFS(fstest.MapFS{"p.yaml": capPolicy(1, 10001, 1)}, "p.yaml")).Error().
+		Expect(policy.LoadFS(fstest.MapFS{"p.yaml": capPolicy(1, 10000, 1)}, "p.yaml")).Error().NotTo(HaveOccurred())
+		Expect(policy.LoadFS(fstest.MapFS{"p.yaml": capPolicy(1, 10001, 1)}, "p.yaml")).Error().
 			To(MatchError(ContainSubstring("the hosts serve 10001 addresses and ports")))
 	})
 })

@@ -1,21 +1,21 @@
-package scenarios_test
+package policy_test
 
 import (
 	"errors"
 	"testing/fstest"
 
-	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/policy"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
 
 var _ = Describe("every policy error in one pass, and warnings", func() {
-	loadFS := func(files map[string]string) (*scenarios.Policy, error) {
+	loadFS := func(files map[string]string) (*policy.Policy, error) {
 		fsys := fstest.MapFS{}
 		for name, text := range files {
 			fsys[name] = &fstest.MapFile{Data: []byte(text)}
 		}
-		return scenarios.LoadFS(fsys, "p.yaml")
+		return policy.LoadFS(fsys, "p.yaml")
 	}
 	const head = "version: 1\nusers:\n  postfix: {uid: 107}\n"
 
@@ -29,19 +29,19 @@ expect:
   - allow: {user: postfx}
   - deny: {}
 `})
-		var all scenarios.Errors
+		var all policy.Errors
 		Expect(errors.As(err, &all)).To(BeTrue(), "%v", err)
 		Expect(all).To(HaveLen(3))
 		Expect([]int{all[0].Line, all[1].Line, all[2].Line}).To(Equal([]int{3, 5, 7}))
 		Expect(all[2].Msg).To(Equal(`unknown user "postfx": want one of postfix`))
-		var first *scenarios.Error
+		var first *policy.Error
 		Expect(errors.As(err, &first)).To(BeTrue())
 		Expect(first).To(Equal(all[0]))
 	})
 
 	It("keeps a single error a plain *Error", func() {
 		_, err := loadFS(map[string]string{"p.yaml": head + "hosts:\n  h.test: {addresses: [192.0.2.1], ports: [1/tcp]}\nexpect:\n  - deny: {user: nobody}\n"})
-		Expect(err).To(BeAssignableToTypeOf(&scenarios.Error{}))
+		Expect(err).To(BeAssignableToTypeOf(&policy.Error{}))
 		Expect(err.Error()).To(Equal(`p.yaml:7:18: unknown user "nobody": want one of postfix`))
 	})
 
@@ -79,7 +79,7 @@ expect:
 	DescribeTable("OwnerNames finds the names an owner match resolves through passwd, and only those",
 		func(text string, want []string) {
 			var got []string
-			for _, o := range scenarios.OwnerNames([]byte(text)) {
+			for _, o := range policy.OwnerNames([]byte(text)) {
 				got = append(got, o.Option+" "+o.Name)
 			}
 			Expect(got).To(Equal(want))

@@ -1,4 +1,4 @@
-package scenarios
+package policy
 
 import (
 	"fmt"
@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/internal/nftinclude"
-	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/goccy/go-yaml/ast"
 )
 
@@ -42,9 +41,9 @@ func (e *IncludeError) Error() string {
 // rel's directory, as `nft -I DIR` would find them; one that is absolute,
 // leads out of that directory, is a wildcard or cannot be read is an
 // *IncludeError naming the file, line and column.
-func NFTIncludes(read func(rel string) ([]byte, error), rel string, data []byte) ([]ruleset.IncludedFile, error) {
+func NFTIncludes(read func(rel string) ([]byte, error), rel string, data []byte) ([]nftinclude.File, error) {
 	dir := path.Dir(rel)
-	var files []ruleset.IncludedFile
+	var files []nftinclude.File
 	seen := map[string]bool{}
 	var walk func(name string, data []byte, depth int) error
 	walk = func(name string, data []byte, depth int) error {
@@ -77,7 +76,7 @@ func NFTIncludes(read func(rel string) ([]byte, error), rel string, data []byte)
 				ie.err = err
 				return ie
 			}
-			files = append(files, ruleset.IncludedFile{Path: clean, Data: content})
+			files = append(files, nftinclude.File{Path: clean, Data: content})
 			if err := walk(full, content, depth+1); err != nil {
 				return err
 			}
@@ -92,7 +91,7 @@ func NFTIncludes(read func(rel string) ([]byte, error), rel string, data []byte)
 
 // nftIncludes is NFTIncludes for a policy's ruleset: an error also names the
 // policy's line that names the nft file.
-func (pd *policyDecoder) nftIncludes(at ast.Node, rel string, data []byte) ([]ruleset.IncludedFile, error) {
+func (pd *policyDecoder) nftIncludes(at ast.Node, rel string, data []byte) ([]nftinclude.File, error) {
 	files, err := NFTIncludes(pd.read, rel, data)
 	if err != nil {
 		return nil, pd.errorf(at, "ruleset nft: %s", err)

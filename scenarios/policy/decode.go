@@ -1,4 +1,4 @@
-package scenarios
+package policy
 
 import (
 	"errors"
@@ -135,7 +135,7 @@ func (pd *policyDecoder) decode(body ast.Node) error {
 	found := map[string]field{}
 	for _, f := range top {
 		if !slices.Contains(sections, f.key) {
-			pd.fail(pd.errorf(f.node, "unknown key %q: want %s", f.key, orList(sections)))
+			pd.fail(pd.errorf(f.node, "unknown key %q: want %s", f.key, OrList(sections)))
 			continue
 		}
 		found[f.key] = f
@@ -458,7 +458,7 @@ fieldLoop:
 				continue
 			}
 			if !slices.Contains(pd.users, name) {
-				fail(pd.errorf(f.value, "served-by: unknown user %q in %s: want one of %s", name, what, orList(pd.users)))
+				fail(pd.errorf(f.value, "served-by: unknown user %q in %s: want one of %s", name, what, OrList(pd.users)))
 				continue fieldLoop
 			}
 			h.ServedBy, servedByNode = name, f.value
@@ -523,7 +523,7 @@ func (pd *policyDecoder) port(n ast.Node, what string) (PortRange, error) {
 	default:
 		return PortRange{}, pd.errorf(n, "%s: want a port such as 25/tcp, 53/udp, 25 or a range such as 1-1024/tcp, found %s", what, describe(n))
 	}
-	p, err := parsePorts(s)
+	p, err := ParsePorts(s)
 	if err != nil {
 		return p, pd.errorf(n, "%s: %v", what, err)
 	}
@@ -560,7 +560,7 @@ func (pd *policyDecoder) decodeMX(f field) error {
 			continue
 		}
 		if !slices.Contains(pd.hosts, host) {
-			pd.fail(pd.errorf(mf.value, "mx %q: unknown host %q: want one of hosts: %s", mf.key, host, orList(pd.hosts)))
+			pd.fail(pd.errorf(mf.value, "mx %q: unknown host %q: want one of hosts: %s", mf.key, host, OrList(pd.hosts)))
 			continue
 		}
 		pd.p.MX = append(pd.p.MX, MX{Domain: mf.key, Host: host})
@@ -613,7 +613,7 @@ func (pd *policyDecoder) decodeLab(f field) error {
 	// A family the file leaves out still needs an uplink address: take the
 	// first default whose prefix holds no host, so every host stays one hop away.
 	for _, fam := range []string{"ipv4", "ipv6"} {
-		if slices.ContainsFunc(lab.Addresses, func(p netip.Prefix) bool { return family(p.Addr()) == fam }) {
+		if slices.ContainsFunc(lab.Addresses, func(p netip.Prefix) bool { return Family(p.Addr()) == fam }) {
 			continue
 		}
 		i := slices.IndexFunc(defaultLabAddresses[fam], func(p netip.Prefix) bool { return pd.hostIn(p) == "" })
@@ -636,8 +636,8 @@ func (pd *policyDecoder) labAddress(n ast.Node, have []netip.Prefix) (netip.Pref
 		return p, pd.errorf(n, "%v", err)
 	}
 	for _, q := range have {
-		if family(q.Addr()) == family(p.Addr()) {
-			return p, pd.errorf(n, "lab address %s is a second %s address (after %s): want at most one per family", p, family(p.Addr()), q)
+		if Family(q.Addr()) == Family(p.Addr()) {
+			return p, pd.errorf(n, "lab address %s is a second %s address (after %s): want at most one per family", p, Family(p.Addr()), q)
 		}
 	}
 	if h := pd.hostIn(p); h != "" {
@@ -761,11 +761,11 @@ func (pd *policyDecoder) expectation(e ast.Node) (Expectation, error) {
 	}
 	switch {
 	case len(fields) == 0:
-		return x, pd.errorf(e, "empty expect entry: want one of %s, such as deny: {}", orList(verbs))
+		return x, pd.errorf(e, "empty expect entry: want one of %s, such as deny: {}", OrList(verbs))
 	case len(fields) > 1:
 		return x, pd.errorf(fields[1].node, "second verb %q in one expect entry (after %q): want exactly one verb per entry", fields[1].key, fields[0].key)
 	case !slices.Contains(verbs, fields[0].key):
-		return x, pd.errorf(fields[0].node, "unknown verb %q: want %s", fields[0].key, orList(verbs))
+		return x, pd.errorf(fields[0].node, "unknown verb %q: want %s", fields[0].key, OrList(verbs))
 	}
 	x.Verb = Verb(fields[0].key)
 	x.Line, _ = position(fields[0].node)
@@ -828,7 +828,7 @@ func (pd *policyDecoder) selectNames(n ast.Node, kind string, known []string) ([
 		case s.Value == "*":
 			return nil, pd.errorf(item, "%s: \"*\" inside a list: write %s: \"*\" on its own", kind, kind)
 		case !slices.Contains(known, s.Value):
-			return nil, pd.errorf(item, "unknown %s %q: want one of %s", kind, s.Value, orList(known))
+			return nil, pd.errorf(item, "unknown %s %q: want one of %s", kind, s.Value, OrList(known))
 		case slices.Contains(names, s.Value):
 			return nil, pd.errorf(item, "%s %q is listed twice", kind, s.Value)
 		}
@@ -892,8 +892,8 @@ func (pd *policyDecoder) coverage(at ast.Node) error {
 		uncovered, total, shown)
 }
 
-// orList writes "a, b or c", at most twelve names.
-func orList(names []string) string {
+// OrList writes "a, b or c", at most twelve names.
+func OrList(names []string) string {
 	if len(names) > 12 {
 		return strings.Join(names[:12], ", ") + ", ..."
 	}

@@ -1,4 +1,4 @@
-package scenarios
+package policy
 
 import (
 	"fmt"
@@ -112,9 +112,9 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
-// parsePorts reads N/tcp, N/udp or a bare N (tcp), or a range N-M in any of
+// ParsePorts reads N/tcp, N/udp or a bare N (tcp), or a range N-M in any of
 // those forms, N and M from 1 to 65535 and N <= M.
-func parsePorts(s string) (PortRange, error) {
+func ParsePorts(s string) (PortRange, error) {
 	spec, proto, found := strings.Cut(s, "/")
 	if !found {
 		proto = "tcp"

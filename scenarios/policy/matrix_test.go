@@ -1,4 +1,4 @@
-package scenarios_test
+package policy_test
 
 import (
 	"net/netip"
@@ -7,19 +7,19 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
 // load parses a policy written inline.
-func load(text string) *scenarios.Policy {
+func load(text string) *policy.Policy {
 	GinkgoHelper()
-	p, err := scenarios.LoadFS(fstest.MapFS{"p.yaml": {Data: []byte(text)}}, "p.yaml")
+	p, err := policy.LoadFS(fstest.MapFS{"p.yaml": {Data: []byte(text)}}, "p.yaml")
 	Expect(err).NotTo(HaveOccurred())
 	return p
 }
 
 // cells names each probe of the matrix with its verb and deciding rule.
-func cells(p *scenarios.Policy) []string {
+func cells(p *policy.Policy) []string {
 	var out []string
 	for _, pr := range p.Matrix() {
 		out = append(out, pr.String()+" "+string(pr.Expect)+" #"+string(rune('0'+pr.Rule)))
@@ -57,7 +57,7 @@ var _ = Describe("Matrix", func() {
 			"www-data -> relay.localhost [::1]:25/tcp (ipv6) allow #0",
 		}))
 		pr := p.Matrix()[0]
-		Expect(pr.User).To(Equal(scenarios.User{Name: "postfix", UID: 107, GID: 107}))
+		Expect(pr.User).To(Equal(policy.User{Name: "postfix", UID: 107, GID: 107}))
 		Expect(pr.Family()).To(Equal("ipv4"))
 		Expect(pr.Line).To(Equal(13))
 	})
@@ -109,12 +109,12 @@ var _ = Describe("Matrix", func() {
 		Expect(p.Expect[0].Ports).To(BeNil())
 		Expect(p.Expect[0].Hosts).To(Equal([]string{"relay.localhost"}))
 		Expect(p.Expect[1].Users).To(Equal([]string{"www-data", "postfix"}))
-		Expect(p.Expect[1].Ports).To(Equal([]scenarios.PortRange{{First: 53, Last: 53, Proto: "udp"}, {First: 25, Last: 25, Proto: "tcp"}}))
+		Expect(p.Expect[1].Ports).To(Equal([]policy.PortRange{{First: 53, Last: 53, Proto: "udp"}, {First: 25, Last: 25, Proto: "tcp"}}))
 		for _, pr := range p.Matrix() {
 			if pr.Host == "relay.localhost" {
-				Expect(pr.Expect).To(Equal(scenarios.Deny))
+				Expect(pr.Expect).To(Equal(policy.Deny))
 			} else {
-				Expect(pr.Expect).To(Equal(scenarios.Allow))
+				Expect(pr.Expect).To(Equal(policy.Allow))
 			}
 		}
 	})
@@ -128,9 +128,9 @@ var _ = Describe("Matrix", func() {
 `)
 		mx, relay := "mx.example.test", "relay.localhost"
 		v4, v6 := netip.MustParseAddr("192.0.2.25"), netip.MustParseAddr("2001:db8::25")
-		tcp25, udp25 := scenarios.Port{Number: 25, Proto: "tcp"}, scenarios.Port{Number: 25, Proto: "udp"}
+		tcp25, udp25 := policy.Port{Number: 25, Proto: "tcp"}, policy.Port{Number: 25, Proto: "udp"}
 		DescribeTable("finds the first entry that covers a probe",
-			func(user, host string, addr netip.Addr, port scenarios.Port, rule int) {
+			func(user, host string, addr netip.Addr, port policy.Port, rule int) {
 				got, ok := p.Match(user, host, addr, port)
 				Expect(ok).To(Equal(rule >= 0))
 				Expect(got).To(Equal(rule))
@@ -148,9 +148,9 @@ var _ = Describe("Matrix", func() {
 	})
 
 	It("leaves a probe no entry covers without a verb", func() {
-		p := &scenarios.Policy{
-			Users: []scenarios.User{{Name: "a"}},
-			Hosts: []scenarios.Host{{Name: "h.test", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, Ports: []scenarios.PortRange{{First: 1, Last: 1, Proto: "tcp"}}}},
+		p := &policy.Policy{
+			Users: []policy.User{{Name: "a"}},
+			Hosts: []policy.Host{{Name: "h.test", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, Ports: []policy.PortRange{{First: 1, Last: 1, Proto: "tcp"}}}},
 		}
 		Expect(p.Matrix()).To(ConsistOf(HaveField("Rule", -1)))
 		Expect(p.Matrix()[0].Expect).To(BeEmpty())
@@ -172,9 +172,9 @@ expect:
 `
 	It("reads N-M in hosts and in expect, and keeps it as one range", func() {
 		p := load(sweep)
-		Expect(p.Hosts[0].Ports).To(Equal([]scenarios.PortRange{{First: 1, Last: 65535, Proto: "tcp"}, {First: 53, Last: 53, Proto: "udp"}}))
-		Expect(p.Expect[0].Ports).To(Equal([]scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 80, Last: 81, Proto: "tcp"}}))
-		Expect(p.Expect[1].Ports).To(Equal([]scenarios.PortRange{{First: 1, Last: 1024, Proto: "tcp"}}))
+		Expect(p.Hosts[0].Ports).To(Equal([]policy.PortRange{{First: 1, Last: 65535, Proto: "tcp"}, {First: 53, Last: 53, Proto: "udp"}}))
+		Expect(p.Expect[0].Ports).To(Equal([]policy.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 80, Last: 81, Proto: "tcp"}}))
+		Expect(p.Expect[1].Ports).To(Equal([]policy.PortRange{{First: 1, Last: 1024, Proto: "tcp"}}))
 		Expect(p.Hosts[0].Ports[0].String()).To(Equal("1-65535/tcp"))
 		Expect(p.Hosts[0].Ports[1].String()).To(Equal("53/udp"))
 	})
@@ -199,20 +199,20 @@ expect:
 		m := p.Matrix()
 		Expect(m).To(HaveLen(p.Size()))
 		Expect(m[24].String()).To(Equal("www-data -> sweep.example.test [198.51.100.7]:25/tcp (ipv4)"))
-		Expect(m[24].Expect).To(Equal(scenarios.Allow))
+		Expect(m[24].Expect).To(Equal(policy.Allow))
 		Expect(m[65535].String()).To(Equal("www-data -> sweep.example.test [198.51.100.7]:53/udp (ipv4)"))
-		Expect(m[65535].Expect).To(Equal(scenarios.Drop)) // 1-1024 means tcp
+		Expect(m[65535].Expect).To(Equal(policy.Drop)) // 1-1024 means tcp
 	})
 
 	DescribeTable("a range covers exactly its ports",
-		func(r scenarios.PortRange, port scenarios.Port, in bool) {
+		func(r policy.PortRange, port policy.Port, in bool) {
 			Expect(r.Contains(port)).To(Equal(in))
 		},
-		Entry("first", scenarios.PortRange{First: 10, Last: 20, Proto: "tcp"}, scenarios.Port{Number: 10, Proto: "tcp"}, true),
-		Entry("last", scenarios.PortRange{First: 10, Last: 20, Proto: "tcp"}, scenarios.Port{Number: 20, Proto: "tcp"}, true),
-		Entry("below", scenarios.PortRange{First: 10, Last: 20, Proto: "tcp"}, scenarios.Port{Number: 9, Proto: "tcp"}, false),
-		Entry("above", scenarios.PortRange{First: 10, Last: 20, Proto: "tcp"}, scenarios.Port{Number: 21, Proto: "tcp"}, false),
-		Entry("other protocol", scenarios.PortRange{First: 10, Last: 20, Proto: "tcp"}, scenarios.Port{Number: 15, Proto: "udp"}, false),
-		Entry("65535", scenarios.PortRange{First: 1, Last: 65535, Proto: "udp"}, scenarios.Port{Number: 65535, Proto: "udp"}, true),
+		Entry("first", policy.PortRange{First: 10, Last: 20, Proto: "tcp"}, policy.Port{Number: 10, Proto: "tcp"}, true),
+		Entry("last", policy.PortRange{First: 10, Last: 20, Proto: "tcp"}, policy.Port{Number: 20, Proto: "tcp"}, true),
+		Entry("below", policy.PortRange{First: 10, Last: 20, Proto: "tcp"}, policy.Port{Number: 9, Proto: "tcp"}, false),
+		Entry("above", policy.PortRange{First: 10, Last: 20, Proto: "tcp"}, policy.Port{Number: 21, Proto: "tcp"}, false),
+		Entry("other protocol", policy.PortRange{First: 10, Last: 20, Proto: "tcp"}, policy.Port{Number: 15, Proto: "udp"}, false),
+		Entry("65535", policy.PortRange{First: 1, Last: 65535, Proto: "udp"}, policy.Port{Number: 65535, Proto: "udp"}, true),
 	)
 })

@@ -1,4 +1,4 @@
-package scenarios_test
+package policy_test
 
 import (
 	"bufio"
@@ -10,39 +10,39 @@ import (
 	"testing/fstest"
 	"unicode"
 
-	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
 // The fuzz targets: no input makes Load panic, every failure is a positioned
 // *Error, and what is accepted makes a matrix. go test runs the seeds (from
-// testdata); go test -fuzz=NAME ./scenarios/ explores, and make test does so
+// testdata); go test -fuzz=NAME ./scenarios/policy/ explores, and make test does so
 // briefly for each.
 
 // loadFuzzed loads a policy from data beside a small ruleset, and checks
 // what every load must satisfy.
-func loadFuzzed(t *testing.T, data []byte) *scenarios.Policy {
+func loadFuzzed(t *testing.T, data []byte) *policy.Policy {
 	fsys := fstest.MapFS{
 		"p.yaml":    {Data: data},
 		"rules.v4":  {Data: []byte("*filter\nCOMMIT\n")},
 		"rules.nft": {Data: []byte("table inet t {\n\tinclude \"inc.nft\"\n}\n")},
 		"inc.nft":   {Data: []byte("chain c {\n}\n")},
 	}
-	p, err := scenarios.LoadFS(fsys, "p.yaml")
-	var perr *scenarios.Error
+	p, err := policy.LoadFS(fsys, "p.yaml")
+	var perr *policy.Error
 	switch {
 	case err == nil:
 		if len(p.Matrix()) == 0 {
 			t.Fatal("a policy accepted with nothing to probe")
 		}
 	case !errors.As(err, &perr) || perr.Line <= 0:
-		t.Fatalf("want a positioned *scenarios.Error, got %v", err)
+		t.Fatalf("want a positioned *policy.Error, got %v", err)
 	}
 	return p
 }
 
 func FuzzLoad(f *testing.F) {
-	seeds, _ := filepath.Glob("../testdata/bad/*.yaml")
-	seeds = append(seeds, "../testdata/golden/mail.yaml", "../testdata/golden/full.yaml")
+	seeds, _ := filepath.Glob("../../testdata/bad/*.yaml")
+	seeds = append(seeds, "../../testdata/golden/mail.yaml", "../../testdata/golden/full.yaml")
 	for _, s := range seeds {
 		data, err := os.ReadFile(s)
 		if err != nil {
@@ -88,7 +88,7 @@ func lineSeeds(f *testing.F, file string) []string {
 }
 
 func FuzzPort(f *testing.F) {
-	for _, s := range lineSeeds(f, "../testdata/fuzz/ports.txt") {
+	for _, s := range lineSeeds(f, "../../testdata/fuzz/ports.txt") {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, port string) {
@@ -100,7 +100,7 @@ func FuzzPort(f *testing.F) {
 }
 
 func FuzzAddress(f *testing.F) {
-	for _, s := range lineSeeds(f, "../testdata/fuzz/addresses.txt") {
+	for _, s := range lineSeeds(f, "../../testdata/fuzz/addresses.txt") {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, addr string) {

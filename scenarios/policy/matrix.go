@@ -1,4 +1,4 @@
-package scenarios
+package policy
 
 import (
 	"fmt"
@@ -22,7 +22,7 @@ type Probe struct {
 }
 
 // Family is "ipv4" or "ipv6": every probe is one family, never both.
-func (p Probe) Family() string { return family(p.Address) }
+func (p Probe) Family() string { return Family(p.Address) }
 
 // String names the probe as reports do:
 // "www-data -> mx.example.test [2001:db8::25]:25/tcp (ipv6)".
@@ -30,7 +30,8 @@ func (p Probe) String() string {
 	return fmt.Sprintf("%s -> %s [%s]:%s (%s)", p.User.Name, p.Host, p.Address, p.Port, p.Family())
 }
 
-func family(a netip.Addr) string {
+// Family is "ipv4" or "ipv6", the family of address a (a v4-mapped address is ipv4).
+func Family(a netip.Addr) string {
 	if a.Unmap().Is4() {
 		return "ipv4"
 	}
@@ -133,7 +134,7 @@ func (p *Policy) Match(user, host string, addr netip.Addr, port Port) (rule int,
 		if x.Users != nil && !slices.Contains(x.Users, user) ||
 			x.Hosts != nil && !slices.Contains(x.Hosts, host) ||
 			x.Ports != nil && !slices.ContainsFunc(x.Ports, func(r PortRange) bool { return r.Contains(port) }) ||
-			x.Family != "" && x.Family != family(addr) {
+			x.Family != "" && x.Family != Family(addr) {
 			continue
 		}
 		return i, true
@@ -154,7 +155,7 @@ func (pd *policyDecoder) warnings() []Warning {
 	for _, h := range pd.p.Hosts {
 		has := map[string]bool{}
 		for _, a := range h.Addresses {
-			has[family(a)] = true
+			has[Family(a)] = true
 		}
 		for _, fam := range []string{"ipv4", "ipv6"} {
 			if has[fam] {
@@ -183,7 +184,7 @@ func (p *Policy) selectsAny(x Expectation) bool {
 		if x.Hosts != nil && !slices.Contains(x.Hosts, h.Name) {
 			continue
 		}
-		if x.Family != "" && !slices.ContainsFunc(h.Addresses, func(a netip.Addr) bool { return family(a) == x.Family }) {
+		if x.Family != "" && !slices.ContainsFunc(h.Addresses, func(a netip.Addr) bool { return Family(a) == x.Family }) {
 			continue
 		}
 		if x.Ports == nil || slices.ContainsFunc(h.Ports, func(r PortRange) bool {
