@@ -12,6 +12,7 @@ import (
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios/policy"
+	"github.com/egresslab/egresslab/scenarios/report"
 )
 
 // ErrClosed is what a closed Session returns; it never panics. It is the
@@ -108,7 +109,7 @@ func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result,
 		start := time.Now()
 		d, flow := probe.DialFlow(ctx, s.lab, Identity(u), probe.Target{Addr: r.Address, Port: pt.Number, Proto: pt.Proto}, s.Backstop)
 		explain.record(i, flow)
-		results[i] = Result{Probe: r.Probe, Observed: d.Outcome, Evidence: d.Evidence, Detail: Detail(d), Duration: time.Since(start), PolicyFile: s.policy.File}
+		results[i] = Result{Probe: r.Probe, Observed: d.Outcome, Evidence: d.Evidence, Detail: report.Detail(d), Duration: time.Since(start), PolicyFile: s.policy.File}
 	}
 	if err := ctx.Err(); err != nil {
 		return results, err

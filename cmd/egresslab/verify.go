@@ -11,6 +11,7 @@ import (
 
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/report"
 	"github.com/spf13/cobra"
 )
 
@@ -125,7 +126,7 @@ func verify(cmd *cobra.Command, file, format string, backstop time.Duration, how
 	}
 	rep.Shard = plan
 	if how.parity {
-		rep.Parity = scenarios.CheckParity(p, rep)
+		rep.Parity = report.CheckParity(p, rep)
 	}
 	out := cmd.OutOrStdout()
 	rep.Width = terminalWidth(os.Stdout)

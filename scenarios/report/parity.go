@@ -1,4 +1,4 @@
-package scenarios
+package report
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
 // ParityCell is one user × host × port whose outcome differs between IPv4
@@ -37,10 +38,10 @@ func outcomes(os []probe.Outcome) string {
 // CheckParity returns the cells of rep whose outcomes differ between the
 // families. A cell decided by an expectation that names a family is meant to
 // differ and is left out, as is a host with addresses of one family only.
-func CheckParity(p *Policy, rep *Report) []ParityCell {
+func CheckParity(p *policy.Policy, rep *Report) []ParityCell {
 	type key struct {
 		user, host string
-		port       Port
+		port       policy.Port
 	}
 	cells := map[key]*ParityCell{}
 	var order []key

@@ -1,4 +1,4 @@
-package scenarios_test
+package report_test
 
 import (
 	"bytes"
@@ -9,24 +9,24 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/egresslab/egresslab/probe"
-	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/report"
 )
 
 // sweepReport is a sweep of every TCP port of one host's two addresses, as
 // if the ruleset let 25 and 80 through, reset the rest of 1-1023 and dropped
 // everything else; on IPv6, port 80 leaks nothing but 8080 connects.
-func sweepReport() *scenarios.Report {
+func sweepReport() *report.Report {
 	GinkgoHelper()
 	if sweepResults == nil {
 		sweepResults = sweepRun()
 	}
-	return &scenarios.Report{Policy: "sweep", Results: slices.Clone(sweepResults)}
+	return &report.Report{Policy: "sweep", Results: slices.Clone(sweepResults)}
 }
 
 // sweepResults is sweepReport's, made once: 262,140 results take a while.
-var sweepResults []scenarios.Result
+var sweepResults []report.Result
 
-func sweepRun() []scenarios.Result {
+func sweepRun() []report.Result {
 	GinkgoHelper()
 	p := load(`version: 1
 users: {www-data: {uid: 33}, postfix: {uid: 107}}
@@ -37,7 +37,7 @@ expect:
   - reject: {port: 1-1023}
   - drop: {}
 `)
-	results := make([]scenarios.Result, 0, p.Size())
+	results := make([]report.Result, 0, p.Size())
 	for pr := range p.Probes() {
 		n, v6 := pr.Port.Number, pr.Family() == "ipv6"
 		o := probe.Dropped
@@ -47,7 +47,7 @@ expect:
 		case n < 1024:
 			o = probe.Refused
 		}
-		results = append(results, scenarios.Result{Probe: pr, Observed: o})
+		results = append(results, report.Result{Probe: pr, Observed: o})
 	}
 	return results
 }

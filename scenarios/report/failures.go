@@ -1,4 +1,4 @@
-package scenarios
+package report
 
 import (
 	"bytes"
@@ -6,74 +6,76 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
-// failureKind ranks what a failed probe means for the host, worst first: a
-// bypass lets traffic out that the policy forbids; breakage stops traffic
-// the policy needs; the wrong way of failing blocks as it should but not
-// as the policy says (a drop where a reject was wanted, or the reverse).
-type failureKind int
+// Kind is what a probe's outcome means against its expectation: it passed,
+// or how it failed, worst first. A bypass lets traffic out that the policy
+// forbids; breakage stops traffic the policy needs; the wrong way of failing
+// blocks as it should but not as the policy says (a drop where a reject was
+// wanted, or the reverse).
+type Kind int
 
 const (
-	passed failureKind = iota
-	bypass
-	breakage
-	wrongWay
-	probeError
-	uncovered // no expectation covers the probe (never in a loaded policy)
+	Passed     Kind = iota
+	Bypass          // connected although the policy forbids it
+	Breakage        // blocked although the policy allows it
+	WrongWay        // blocked, but not as the policy says
+	ProbeError      // the probe could not run: never read as blocked
+	Uncovered       // no expectation covers the probe (never in a loaded policy)
 )
 
 // failureGroups is the order and the heading of each kind in reports.
 var failureGroups = []struct {
-	kind      failureKind
+	kind      Kind
 	one, many string    // headings of the failure list
 	counted   [2]string // the summary's words for one and for many
 	junitType string    // a JUnit failure's type
 }{
-	{bypass, "BYPASS: 1 probe connected although the policy forbids it",
+	{Bypass, "BYPASS: 1 probe connected although the policy forbids it",
 		"BYPASSES: %d probes connected although the policy forbids them", [2]string{"bypass", "bypasses"}, "bypass"},
-	{breakage, "BREAKAGE: 1 probe the policy allows was blocked",
+	{Breakage, "BREAKAGE: 1 probe the policy allows was blocked",
 		"BREAKAGE: %d probes the policy allows were blocked", [2]string{"blocked", "blocked"}, "breakage"},
-	{wrongWay, "WRONG WAY OF FAILING: 1 probe was blocked, but not as the policy says (drop vs reject)",
+	{WrongWay, "WRONG WAY OF FAILING: 1 probe was blocked, but not as the policy says (drop vs reject)",
 		"WRONG WAY OF FAILING: %d probes were blocked, but not as the policy says (drop vs reject)", [2]string{"wrong way", "wrong way"}, "wrong-way"},
-	{probeError, "PROBE ERROR: 1 probe could not run (an error is never read as blocked)",
+	{ProbeError, "PROBE ERROR: 1 probe could not run (an error is never read as blocked)",
 		"PROBE ERRORS: %d probes could not run (an error is never read as blocked)", [2]string{"error", "errors"}, "probe-error"},
-	{uncovered, "NOT COVERED: 1 probe has no expectation",
+	{Uncovered, "NOT COVERED: 1 probe has no expectation",
 		"NOT COVERED: %d probes have no expectation", [2]string{"not covered", "not covered"}, "not-covered"},
 }
 
-// Met reports whether an observed outcome satisfies the verb. A probe error
-// meets nothing: it is never read as blocked.
-func Met(v Verb, o probe.Outcome) bool {
-	switch v {
-	case Allow:
-		return o == probe.Connected
-	case Deny:
-		return o.Blocked()
-	case Drop:
-		return o == probe.Dropped
-	case Reject:
-		return o == probe.Refused || o == probe.Rejected
+// Judge compares what the policy expects with what a probe observed: the one
+// comparator of verify, repro, the catalogue and the matchers. A probe error
+// meets nothing.
+func Judge(expect policy.Verb, observed probe.Outcome) Kind {
+	met := false
+	switch expect {
+	case policy.Allow:
+		met = observed == probe.Connected
+	case policy.Deny:
+		met = observed.Blocked()
+	case policy.Drop:
+		met = observed == probe.Dropped
+	case policy.Reject:
+		met = observed == probe.Refused || observed == probe.Rejected
 	}
-	return false
+	switch {
+	case met:
+		return Passed
+	case observed == probe.Error:
+		return ProbeError
+	case expect == "":
+		return Uncovered
+	case observed == probe.Connected:
+		return Bypass
+	case expect == policy.Allow:
+		return Breakage
+	}
+	return WrongWay
 }
 
-// kind classifies a result.
-func (r Result) kind() failureKind {
-	switch {
-	case r.Pass():
-		return passed
-	case r.Observed == probe.Error:
-		return probeError
-	case r.Expect == "":
-		return uncovered
-	case r.Observed == probe.Connected:
-		return bypass
-	case r.Expect == Allow:
-		return breakage
-	}
-	return wrongWay
-}
+// Kind judges the result (Judge).
+func (r Result) Kind() Kind { return Judge(r.Expect, r.Observed) }
 
 // failureLine is one failed probe in full, with the policy line that decided it.
 func (r Result) failureLine() string {
@@ -100,7 +102,7 @@ func (r *Report) writeFailures(b *bytes.Buffer, paint func(code, s string) strin
 	for _, g := range failureGroups {
 		var lines []string
 		for _, res := range r.Results {
-			if res.kind() == g.kind {
+			if res.Kind() == g.kind {
 				lines = append(lines, "  "+res.failureLine())
 			}
 		}
@@ -120,13 +122,13 @@ func (r *Report) writeSummary(b *bytes.Buffer, paint func(code, s string) string
 	b.WriteString("\n")
 	for _, fam := range []string{"ipv4", "ipv6"} {
 		var s Summary
-		kinds := map[failureKind]int{}
+		kinds := map[Kind]int{}
 		for _, res := range r.Results {
 			if res.Family() != fam {
 				continue
 			}
 			s.add(res)
-			kinds[res.kind()]++
+			kinds[res.Kind()]++
 		}
 		if s.Probes == 0 {
 			continue

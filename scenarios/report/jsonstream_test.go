@@ -1,4 +1,4 @@
-package scenarios
+package report
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
 // wholeJSON is WriteJSON's document encoded at once, as before streaming.
@@ -30,11 +31,11 @@ func wholeJSON(t *testing.T, r *Report) []byte {
 // the document encoding/json gives for all of them at once, with and without
 // parity cells, for no probe, one, and many.
 func TestWriteJSONStreamsTheSameBytes(t *testing.T) {
-	u := User{Name: "www-data", UID: 33, GID: 33}
+	u := policy.User{Name: "www-data", UID: 33, GID: 33}
 	var results []Result
 	for n := range 300 {
 		results = append(results, Result{
-			Probe:    Probe{User: u, Host: "sweep.example.test", Address: netip.MustParseAddr("2001:db8:5::7"), Port: Port{Number: uint16(n + 1), Proto: "tcp"}, Expect: Drop, Line: 7},
+			Probe:    policy.Probe{User: u, Host: "sweep.example.test", Address: netip.MustParseAddr("2001:db8:5::7"), Port: policy.Port{Number: uint16(n + 1), Proto: "tcp"}, Expect: policy.Drop, Line: 7},
 			Observed: probe.Dropped, Detail: "220 <postmaster@example.test> \"quoted\"\n",
 			Evidence: probe.Evidence{Kind: probe.Egress, Where: "output"},
 		})

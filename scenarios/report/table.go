@@ -1,4 +1,4 @@
-package scenarios
+package report
 
 import (
 	"bytes"
@@ -50,14 +50,14 @@ type addrCols struct {
 	cols []*column // after folding
 
 	// While the table is built: a column per port, its cells by user.
-	ports []Port
+	ports []policy.Port
 	cells [][]cell
 	index map[uint32]int32 // portKey -> column
 }
 
 // column is a run of ports with the same cells (often one port).
 type column struct {
-	first, last Port
+	first, last policy.Port
 	cells       []cell // by user index
 }
 
@@ -114,7 +114,7 @@ func (h *hostCols) addr(a netip.Addr) *addrCols {
 }
 
 // column is the index of p's column, new or not.
-func (a *addrCols) column(p Port) int {
+func (a *addrCols) column(p policy.Port) int {
 	key := uint32(p.Number)
 	if p.Proto == "udp" {
 		key |= 1 << 16
@@ -359,15 +359,15 @@ func (t *table) legend() string {
 	return s
 }
 
-func verbLetter(v Verb) byte {
+func verbLetter(v policy.Verb) byte {
 	switch v {
-	case Allow:
+	case policy.Allow:
 		return 'a'
-	case Deny:
+	case policy.Deny:
 		return 'd'
-	case Drop:
+	case policy.Drop:
 		return 'x'
-	case Reject:
+	case policy.Reject:
 		return 'r'
 	}
 	return '?'

@@ -1,4 +1,4 @@
-package scenarios
+package report
 
 import (
 	"encoding/xml"
@@ -63,7 +63,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 			Name:      res.Probe.String(), // distinct per user, not only per destination
 			Time:      seconds(res.Duration),
 		}
-		if k := res.kind(); k != passed {
+		if k := res.Kind(); k != Passed {
 			text := oneLine(res.Detail)
 			if res.Line > 0 {
 				text += fmt.Sprintf("\npolicy line %d", res.Line)
@@ -113,7 +113,7 @@ func writeJUnit(w io.Writer, suite junitSuite) error {
 }
 
 // kindName is a failure kind's name in JUnit and JSON ("" for a pass).
-func kindName(k failureKind) string {
+func kindName(k Kind) string {
 	for _, g := range failureGroups {
 		if g.kind == k {
 			return g.junitType
@@ -124,3 +124,11 @@ func kindName(k failureKind) string {
 
 // seconds is JUnit's time attribute: seconds with millisecond precision.
 func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
+
+// String is the kind's name in JUnit and JSON, "passed" for a pass.
+func (k Kind) String() string {
+	if k == Passed {
+		return "passed"
+	}
+	return kindName(k)
+}

@@ -1,4 +1,4 @@
-package scenarios
+package report
 
 import (
 	"path/filepath"
@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
 // RuleSource is where the rule that decided a probe was written: a file of
@@ -24,14 +25,14 @@ type RuleSource struct {
 
 func (s RuleSource) String() string { return s.File + ":" + strconv.Itoa(s.Line) }
 
-// ruleSources maps "family table chain" to where each rule of the chain was
+// RuleSources maps "family table chain" to where each rule of the chain was
 // written, by its 1-based position (index 0 is the chain's policy line).
-type ruleSources map[string][]RuleSource
+type RuleSources map[string][]RuleSource
 
-// sourcesOf replays the policy's ruleset files. A chain whose order the
+// SourcesOf replays the policy's ruleset files. A chain whose order the
 // replay cannot know exactly is left out.
-func sourcesOf(p *Policy) ruleSources {
-	src := ruleSources{}
+func SourcesOf(p *policy.Policy) RuleSources {
+	src := RuleSources{}
 	if p.Ruleset.Script != nil {
 		return src // a script may do anything, in any order
 	}
@@ -52,7 +53,7 @@ func sourcesOf(p *Policy) ruleSources {
 // carry the rule's verdict (accept, drop, reject) or, for a chain's policy,
 // be its policy line: otherwise the replay and the kernel disagree, and no
 // line beats a wrong one.
-func (s ruleSources) of(r *netns.Rule) (RuleSource, bool) {
+func (s RuleSources) Of(r *netns.Rule) (RuleSource, bool) {
 	if r == nil || r.Untraced != "" {
 		return RuleSource{}, false
 	}
@@ -73,7 +74,7 @@ func (s ruleSources) of(r *netns.Rule) (RuleSource, bool) {
 
 // replayRestore follows an iptables-restore file: each table it names is
 // flushed and rebuilt, in line order.
-func replayRestore(src ruleSources, family, file string, data []byte) {
+func replayRestore(src RuleSources, family, file string, data []byte) {
 	table := ""
 	key := func(chain string) string { return family + " " + table + " " + chain }
 	for i, ln := range strings.Split(string(data), "\n") {
@@ -129,8 +130,8 @@ func replayRestore(src ruleSources, family, file string, data []byte) {
 // first. Anything that places or removes rules otherwise (position, index,
 // handle, delete, replace, flush of less than the ruleset), or an include,
 // leaves every chain inexact.
-func replayNFT(into ruleSources, file string, data []byte) {
-	src := ruleSources{}
+func replayNFT(into RuleSources, file string, data []byte) {
+	src := RuleSources{}
 	type block struct{ kind, family, name string }
 	var stack []block
 	top := func() block {

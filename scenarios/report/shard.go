@@ -1,10 +1,11 @@
-package scenarios
+package report
 
 import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"github.com/egresslab/egresslab/scenarios/policy"
 	"hash"
 	"hash/fnv"
 	"io"
@@ -34,11 +35,11 @@ func ParseShard(s string) (ShardSpec, error) {
 }
 
 // Holds reports whether the cell belongs to this shard.
-func (s ShardSpec) Holds(p Probe) bool { return ShardOf(p, s.N) == s.K }
+func (s ShardSpec) Holds(p policy.Probe) bool { return ShardOf(p, s.N) == s.K }
 
 // ShardOf is the shard (1-based) of n that the cell belongs to: FNV-1a of its
 // identity.
-func ShardOf(p Probe, n int) int {
+func ShardOf(p policy.Probe, n int) int {
 	h := fnv.New64a()
 	writeCellKey(h, p.User.Name, p.Host, p.Address.String(), p.Port.Number, p.Port.Proto)
 	return int(h.Sum64()%uint64(n)) + 1
@@ -80,7 +81,7 @@ type ShardHost struct {
 func (s *Shard) Spec() ShardSpec { return ShardSpec{K: s.K, N: s.N} }
 
 // PlanShard is the plan of the spec's shard of p's run.
-func PlanShard(p *Policy, spec ShardSpec) *Shard {
+func PlanShard(p *policy.Policy, spec ShardSpec) *Shard {
 	s := &Shard{K: spec.K, N: spec.N, Policy: p.Name, File: p.File, RulesetDigest: RulesetDigest(p.Ruleset)}
 	for _, u := range p.Users {
 		s.Users = append(s.Users, u.Name)
@@ -112,7 +113,7 @@ func PlanShard(p *Policy, spec ShardSpec) *Shard {
 // (iptables, ip6tables, nft and its includes, script), each with its part's
 // name and length so that no two rulesets hash alike by moving bytes between
 // files.
-func RulesetDigest(rs Ruleset) string {
+func RulesetDigest(rs policy.Ruleset) string {
 	h := sha256.New()
 	part := func(h hash.Hash, name string, data []byte) {
 		fmt.Fprintf(h, "%s\x00", name)
@@ -121,7 +122,7 @@ func RulesetDigest(rs Ruleset) string {
 	}
 	for _, f := range []struct {
 		name string
-		file *RulesetFile
+		file *policy.RulesetFile
 	}{{"iptables", rs.IPTables}, {"ip6tables", rs.IP6Tables}, {"nft", rs.NFT}, {"script", rs.Script}} {
 		if f.file == nil {
 			continue

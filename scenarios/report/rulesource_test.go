@@ -1,4 +1,4 @@
-package scenarios_test
+package report_test
 
 import (
 	"fmt"
@@ -7,7 +7,8 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/egresslab/egresslab/netns"
-	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/policy"
+	"github.com/egresslab/egresslab/scenarios/report"
 )
 
 // The rules below are placed as the kernel would list them (the trace's
@@ -40,16 +41,16 @@ table inet egress {
 add rule inet egress output udp dport 53 accept
 insert rule inet egress output ct state established accept
 `
-	policy := func(rs scenarios.Ruleset) *scenarios.Policy {
-		return &scenarios.Policy{File: "ci/egresslab.yaml", Ruleset: rs}
+	withRuleset := func(rs policy.Ruleset) *policy.Policy {
+		return &policy.Policy{File: "ci/egresslab.yaml", Ruleset: rs}
 	}
-	file := func(path, data string) *scenarios.RulesetFile {
-		return &scenarios.RulesetFile{Path: path, Data: []byte(data)}
+	file := func(path, data string) *policy.RulesetFile {
+		return &policy.RulesetFile{Path: path, Data: []byte(data)}
 	}
 
 	DescribeTable("iptables-restore input, replayed in order (-A, -I, counters, the chain's policy)",
 		func(rule netns.Rule, line int) {
-			at, ok := scenarios.RuleSourceOf(policy(scenarios.Ruleset{IP6Tables: file("rules.v6", v6)}), &rule)
+			at, ok := report.SourcesOf(withRuleset(policy.Ruleset{IP6Tables: file("rules.v6", v6)})).Of(&rule)
 			Expect(ok).To(BeTrue())
 			Expect(at.String()).To(Equal("ci/rules.v6:" + itoa(line)))
 		},
@@ -61,7 +62,7 @@ insert rule inet egress output ct state established accept
 
 	DescribeTable("nft files, replayed by block and command (multi-line sets, add rule, insert rule)",
 		func(rule netns.Rule, line int) {
-			at, ok := scenarios.RuleSourceOf(policy(scenarios.Ruleset{NFT: file("rules.nft", nft)}), &rule)
+			at, ok := report.SourcesOf(withRuleset(policy.Ruleset{NFT: file("rules.nft", nft)})).Of(&rule)
 			Expect(ok).To(BeTrue())
 			Expect(at.String()).To(Equal("ci/rules.nft:" + itoa(line)))
 		},
@@ -74,25 +75,25 @@ insert rule inet egress output ct state established accept
 	)
 
 	DescribeTable("no line where the replay cannot be exact",
-		func(rs scenarios.Ruleset, rule netns.Rule) {
-			_, ok := scenarios.RuleSourceOf(policy(rs), &rule)
+		func(rs policy.Ruleset, rule netns.Rule) {
+			_, ok := report.SourcesOf(withRuleset(rs)).Of(&rule)
 			Expect(ok).To(BeFalse())
 		},
-		Entry("a user's script", scenarios.Ruleset{IP6Tables: file("rules.v6", v6), Script: file("fw.sh", "#!/bin/sh\n")},
+		Entry("a user's script", policy.Ruleset{IP6Tables: file("rules.v6", v6), Script: file("fw.sh", "#!/bin/sh\n")},
 			netns.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 1, Verdict: "accept"}),
-		Entry("a delete by rule text", scenarios.Ruleset{IP6Tables: file("rules.v6", v6+"*filter\n:OUTPUT DROP\n-A OUTPUT -j ACCEPT\n-D OUTPUT -j ACCEPT\nCOMMIT\n")},
+		Entry("a delete by rule text", policy.Ruleset{IP6Tables: file("rules.v6", v6+"*filter\n:OUTPUT DROP\n-A OUTPUT -j ACCEPT\n-D OUTPUT -j ACCEPT\nCOMMIT\n")},
 			netns.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 1, Verdict: "accept"}),
-		Entry("an nft include", scenarios.Ruleset{NFT: file("rules.nft", "include \"more.nft\"\n"+nft)},
+		Entry("an nft include", policy.Ruleset{NFT: file("rules.nft", "include \"more.nft\"\n"+nft)},
 			netns.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 2, Verdict: "accept"}),
-		Entry("an nft rule placed by handle", scenarios.Ruleset{NFT: file("rules.nft", nft+"add rule inet egress output handle 3 drop\n")},
+		Entry("an nft rule placed by handle", policy.Ruleset{NFT: file("rules.nft", nft+"add rule inet egress output handle 3 drop\n")},
 			netns.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 2, Verdict: "accept"}),
-		Entry("a position past the file's rules (someone else's rule)", scenarios.Ruleset{IP6Tables: file("rules.v6", v6)},
+		Entry("a position past the file's rules (someone else's rule)", policy.Ruleset{IP6Tables: file("rules.v6", v6)},
 			netns.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 5, Verdict: "accept"}),
-		Entry("a line that does not carry the kernel's verdict", scenarios.Ruleset{IP6Tables: file("rules.v6", v6)},
+		Entry("a line that does not carry the kernel's verdict", policy.Ruleset{IP6Tables: file("rules.v6", v6)},
 			netns.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 4, Verdict: "accept"}),
-		Entry("a chain the file never declared", scenarios.Ruleset{IP6Tables: file("rules.v6", v6)},
+		Entry("a chain the file never declared", policy.Ruleset{IP6Tables: file("rules.v6", v6)},
 			netns.Rule{Family: "ip6", Table: "filter", Chain: "FORWARD", Position: 1, Verdict: "accept"}),
-		Entry("an untraced run", scenarios.Ruleset{IP6Tables: file("rules.v6", v6)}, netns.Rule{Untraced: "no trace"}),
+		Entry("an untraced run", policy.Ruleset{IP6Tables: file("rules.v6", v6)}, netns.Rule{Untraced: "no trace"}),
 	)
 })
 

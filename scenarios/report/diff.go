@@ -1,15 +1,14 @@
-package scenarios
+package report
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
-	"sync"
 
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
 // Flip is one probe whose outcome changed between two rulesets: the rollout
@@ -44,28 +43,10 @@ func (d *Diff) Regressions() int {
 // Errors counts probes of either run that could not run.
 func (d *Diff) Errors() int { return d.Old.Summary().Errors + d.New.Summary().Errors }
 
-// RunDiff verifies both policies, each in a lab of its own and in parallel,
-// and compares them cell by cell.
-func RunDiff(ctx context.Context, oldPolicy, newPolicy *Policy, opts RunOptions) (*Diff, error) {
-	var reps [2]*Report
-	var errs [2]error
-	var wg sync.WaitGroup
-	for i, p := range []*Policy{oldPolicy, newPolicy} {
-		wg.Go(func() { reps[i], errs[i] = Run(ctx, p, opts) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", []string{"old", "new"}[i], err)
-		}
-	}
-	return CompareRuns(reps[0], reps[1]), nil
-}
-
 type probeKey struct {
 	user, host string
 	addr       netip.Addr
-	port       Port
+	port       policy.Port
 }
 
 func keyOf(r Result) probeKey { return probeKey{r.User.Name, r.Host, r.Address, r.Port} }
@@ -155,7 +136,7 @@ func decidedBy(r Result) string {
 
 type jsonFlipSide struct {
 	Observed probe.Outcome `json:"observed"`
-	Expected Verb          `json:"expected"`
+	Expected policy.Verb   `json:"expected"`
 	Pass     bool          `json:"pass"`
 	Detail   string        `json:"detail"`
 	Evidence jsonEvidence  `json:"evidence"`

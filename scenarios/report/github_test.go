@@ -1,4 +1,4 @@
-package scenarios_test
+package report_test
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/egresslab/egresslab/netns"
-	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/report"
 )
 
 // workflowCommand is one line as GitHub's runner reads it
@@ -44,7 +44,7 @@ func parseCommand(line string) (workflowCommand, bool) {
 
 var _ = Describe("GitHub Actions output (--format github)", func() {
 	It("escapes as GitHub documents: %25 %0D %0A in the message, and %3A %2C in properties too", func() {
-		a := scenarios.GitHubAnnotation{Level: "error", File: "ci/a,b:c.v6", Line: 7, Title: "bypass: x, y", Message: "50% \r\n::warning::injected"}
+		a := report.GitHubAnnotation{Level: "error", File: "ci/a,b:c.v6", Line: 7, Title: "bypass: x, y", Message: "50% \r\n::warning::injected"}
 		Expect(a.String()).To(Equal("::error file=ci/a%2Cb%3Ac.v6,line=7,title=bypass%3A x%2C y::50%25 %0D%0A::warning::injected"))
 		c, ok := parseCommand(a.String())
 		Expect(ok).To(BeTrue())
@@ -56,7 +56,7 @@ var _ = Describe("GitHub Actions output (--format github)", func() {
 		r := goldenReport()
 		r.File = "ci/mail.yaml"
 		r.Results[8].Decider = &netns.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 2, Text: "-A OUTPUT -p tcp -m tcp --dport 587 -j DROP", Verdict: "drop"}
-		r.Results[8].DeciderAt = &scenarios.RuleSource{File: "ci/rules.v6", Line: 6}
+		r.Results[8].DeciderAt = &report.RuleSource{File: "ci/rules.v6", Line: 6}
 		var b bytes.Buffer
 		Expect(r.WriteGitHub(&b)).To(Succeed())
 
@@ -93,7 +93,7 @@ var _ = Describe("GitHub Actions output (--format github)", func() {
 
 	It("writes a Markdown summary for $GITHUB_STEP_SUMMARY, its cells safe from markup", func() {
 		r := goldenReport()
-		r.Results[8].DeciderAt = &scenarios.RuleSource{File: "rules.v6", Line: 6}
+		r.Results[8].DeciderAt = &report.RuleSource{File: "rules.v6", Line: 6}
 		r.Results[8].Detail = "a | b"
 		var b bytes.Buffer
 		Expect(r.WriteGitHubSummary(&b)).To(Succeed())
@@ -106,7 +106,7 @@ var _ = Describe("GitHub Actions output (--format github)", func() {
 var _ = Describe("a run that ended without a report", func() {
 	It("is one JSON document with the report's keys, pass false and the error", func() {
 		var b bytes.Buffer
-		Expect(scenarios.WriteJSONError(&b, "mail-egress", scenarios.RunError{Status: 3, Message: "the lab needs nft: install nftables"})).To(Succeed())
+		Expect(report.WriteJSONError(&b, "mail-egress", report.RunError{Status: 3, Message: "the lab needs nft: install nftables"})).To(Succeed())
 		Expect(keys(b.Bytes())).To(Equal([]string{"policy", "pass", "summary", "probes", "error"}))
 		Expect(b.String()).To(MatchJSON(`{"policy": "mail-egress", "pass": false,
 			"summary": {"probes": 0, "passed": 0, "failed": 0, "errors": 0}, "probes": [],

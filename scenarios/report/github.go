@@ -1,4 +1,4 @@
-package scenarios
+package report
 
 import (
 	"bytes"
@@ -66,7 +66,7 @@ func (r *Report) Annotations() []GitHubAnnotation {
 	var out []GitHubAnnotation
 	for _, g := range failureGroups {
 		for _, res := range r.Results {
-			if res.kind() != g.kind {
+			if res.Kind() != g.kind {
 				continue
 			}
 			a := GitHubAnnotation{Level: "error", Title: "egresslab " + g.junitType + ": " + res.Probe.String()}
@@ -146,7 +146,7 @@ func (r *Report) WriteGitHubSummary(w io.Writer) error {
 		b.WriteString("| failure | probe | expected, observed | decided by | written at |\n| --- | --- | --- | --- | --- |\n")
 		for _, g := range failureGroups {
 			for _, res := range r.Results {
-				if res.kind() != g.kind {
+				if res.Kind() != g.kind {
 					continue
 				}
 				decider, at := "", ""

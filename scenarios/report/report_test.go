@@ -1,4 +1,4 @@
-package scenarios_test
+package report_test
 
 import (
 	"bytes"
@@ -16,19 +16,20 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/egresslab/egresslab/probe"
-	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/policy"
+	"github.com/egresslab/egresslab/scenarios/report"
 )
 
 // go test ./scenarios/ -update (or UPDATE_GOLDEN=1) rewrites the golden files.
 var update = flag.Bool("update", false, "rewrite testdata/golden")
 
-const golden = "../testdata/golden"
+const golden = "../../testdata/golden"
 
 // goldenReport is the seed story: IPv6 lets www-data reach the MX on port
 // 25, and one probe could not run.
-func goldenReport() *scenarios.Report {
+func goldenReport() *report.Report {
 	GinkgoHelper()
-	p, err := scenarios.Load(filepath.Join(golden, "mail.yaml"))
+	p, err := policy.Load(filepath.Join(golden, "mail.yaml"))
 	Expect(err).NotTo(HaveOccurred())
 	handshake := probe.Evidence{Kind: probe.Handshake}
 	reset := probe.Evidence{Kind: probe.Reset}
@@ -52,9 +53,9 @@ func goldenReport() *scenarios.Report {
 	}
 	matrix := p.Matrix()
 	Expect(matrix).To(HaveLen(len(observed)))
-	r := &scenarios.Report{Policy: p.Name}
+	r := &report.Report{Policy: p.Name}
 	for i, pr := range matrix {
-		r.Results = append(r.Results, scenarios.Result{Probe: pr, Observed: observed[i].outcome, Evidence: observed[i].evidence, Detail: observed[i].detail})
+		r.Results = append(r.Results, report.Result{Probe: pr, Observed: observed[i].outcome, Evidence: observed[i].evidence, Detail: observed[i].detail})
 	}
 	return r
 }
@@ -74,11 +75,11 @@ func matchGolden(name string, got []byte) {
 }
 
 var _ = Describe("Report", func() {
-	var r *scenarios.Report
+	var r *report.Report
 	BeforeEach(func() { r = goldenReport() })
 
 	It("counts an error as a failure too", func() {
-		Expect(r.Summary()).To(Equal(scenarios.Summary{Probes: 12, Passed: 10, Failed: 2, Errors: 1}))
+		Expect(r.Summary()).To(Equal(report.Summary{Probes: 12, Passed: 10, Failed: 2, Errors: 1}))
 		Expect(r.Pass()).To(BeFalse())
 		Expect(r.Results[8].Pass()).To(BeFalse())
 		Expect(r.Results[9].Pass()).To(BeTrue())
@@ -87,8 +88,8 @@ var _ = Describe("Report", func() {
 	It("passes when every expectation held, and when there is nothing to check", func() {
 		r.Results = r.Results[:6]
 		Expect(r.Pass()).To(BeTrue())
-		Expect(r.Summary()).To(Equal(scenarios.Summary{Probes: 6, Passed: 6}))
-		Expect((&scenarios.Report{}).Pass()).To(BeTrue())
+		Expect(r.Summary()).To(Equal(report.Summary{Probes: 6, Passed: 6}))
+		Expect((&report.Report{}).Pass()).To(BeTrue())
 	})
 
 	It("renders the truth table", func() {
@@ -138,7 +139,7 @@ var _ = Describe("Report", func() {
 
 	It("writes an empty list of probes, not null", func() {
 		var b bytes.Buffer
-		Expect((&scenarios.Report{Policy: "empty"}).WriteJSON(&b)).To(Succeed())
+		Expect((&report.Report{Policy: "empty"}).WriteJSON(&b)).To(Succeed())
 		Expect(b.String()).To(ContainSubstring(`"probes": []`))
 	})
 
@@ -192,7 +193,7 @@ var _ = Describe("Report", func() {
 
 	It("writes a run that could not happen as one failing JUnit test case saying why", func() {
 		var b bytes.Buffer
-		Expect(scenarios.WriteJUnitNotRun(&b, "mail-egress", "bad input", "mail.yaml:3:5: unknown key \"hostz\"")).To(Succeed())
+		Expect(report.WriteJUnitNotRun(&b, "mail-egress", "bad input", "mail.yaml:3:5: unknown key \"hostz\"")).To(Succeed())
 		var doc struct {
 			Tests    int `xml:"tests,attr"`
 			Failures int `xml:"failures,attr"`
@@ -219,20 +220,20 @@ var _ = Describe("Report", func() {
 	It("lists bypasses first, then breakage, then the wrong way of failing, with a line per family", func() {
 		// 21 probes that fail the wrong way must not bury one bypass.
 		p := r.Results[0].Probe
-		var results []scenarios.Result
+		var results []report.Result
 		for i := range 21 {
 			q := p
-			q.Port = scenarios.Port{Number: uint16(1000 + i), Proto: "tcp"}
-			q.Expect = scenarios.Drop
-			results = append(results, scenarios.Result{Probe: q, Observed: probe.Rejected})
+			q.Port = policy.Port{Number: uint16(1000 + i), Proto: "tcp"}
+			q.Expect = policy.Drop
+			results = append(results, report.Result{Probe: q, Observed: probe.Rejected})
 		}
 		broken := p
-		broken.Expect = scenarios.Allow
-		results = append(results, scenarios.Result{Probe: broken, Observed: probe.Dropped})
+		broken.Expect = policy.Allow
+		results = append(results, report.Result{Probe: broken, Observed: probe.Dropped})
 		leak := r.Results[8]
 		results = append(results, leak)
 		var b bytes.Buffer
-		Expect((&scenarios.Report{Policy: "ranked", Results: results}).WriteTable(&b, false)).To(Succeed())
+		Expect((&report.Report{Policy: "ranked", Results: results}).WriteTable(&b, false)).To(Succeed())
 		out := b.String()
 		bypassAt := strings.Index(out, "BYPASS: 1 probe connected although the policy forbids it\n  www-data -> mx.example.test [2001:db8::25]:25/tcp")
 		breakAt := strings.Index(out, "BREAKAGE: 1 probe the policy allows was blocked\n  postfix -> mx.example.test [192.0.2.25]:25/tcp (ipv4): expected allow, observed dropped")

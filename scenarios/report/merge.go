@@ -1,9 +1,10 @@
-package scenarios
+package report
 
 import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"github.com/egresslab/egresslab/scenarios/policy"
 	"io"
 	"net/netip"
 	"slices"
@@ -46,8 +47,8 @@ func ReadShardReport(name string, r io.Reader) (*ShardReport, error) {
 			return nil, mergeErrorf("%s: probe %d: address %q: %v", name, i+1, jp.Address, err)
 		}
 		rep.Results = append(rep.Results, Result{
-			Probe: Probe{User: User{Name: jp.User, UID: jp.UID}, Host: jp.Host, Address: addr,
-				Port: Port{Number: jp.Port, Proto: jp.Proto}, Expect: jp.Expected, Rule: -1, Line: jp.Line},
+			Probe: policy.Probe{User: policy.User{Name: jp.User, UID: jp.UID}, Host: jp.Host, Address: addr,
+				Port: policy.Port{Number: jp.Port, Proto: jp.Proto}, Expect: jp.Expected, Rule: -1, Line: jp.Line},
 			Observed: jp.Observed, Evidence: jp.Evidence.typed(), Detail: jp.Detail, reported: &jp.Evidence,
 		})
 		if jp.Rule != nil {
@@ -152,7 +153,7 @@ type cellOrder struct {
 	users map[string]int
 	hosts map[string]int
 	addrs []map[netip.Addr]int
-	ports [][]PortRange
+	ports [][]policy.PortRange
 }
 
 func newCellOrder(plan *Shard) (*cellOrder, error) {
@@ -170,7 +171,7 @@ func newCellOrder(plan *Shard) (*cellOrder, error) {
 			}
 			addrs[addr] = j
 		}
-		var ranges []PortRange
+		var ranges []policy.PortRange
 		for _, p := range h.Ports {
 			r, err := parsePortRange(p)
 			if err != nil {
@@ -184,7 +185,7 @@ func newCellOrder(plan *Shard) (*cellOrder, error) {
 	return o, nil
 }
 
-func (o *cellOrder) key(p Probe) (cellKey, bool) {
+func (o *cellOrder) key(p policy.Probe) (cellKey, bool) {
 	u, ok1 := o.users[p.User.Name]
 	h, ok2 := o.hosts[p.Host]
 	if !ok1 || !ok2 {
@@ -194,7 +195,7 @@ func (o *cellOrder) key(p Probe) (cellKey, bool) {
 	if !ok {
 		return cellKey{}, false
 	}
-	r := slices.IndexFunc(o.ports[h], func(r PortRange) bool { return r.Contains(p.Port) })
+	r := slices.IndexFunc(o.ports[h], func(r policy.PortRange) bool { return r.Contains(p.Port) })
 	if r < 0 {
 		return cellKey{}, false
 	}
@@ -202,10 +203,10 @@ func (o *cellOrder) key(p Probe) (cellKey, bool) {
 }
 
 // parsePortRange reads PortRange.String's form: 25/tcp or 1-65535/udp.
-func parsePortRange(s string) (PortRange, error) {
+func parsePortRange(s string) (policy.PortRange, error) {
 	ports, proto, ok := strings.Cut(s, "/")
 	if !ok || proto != "tcp" && proto != "udp" {
-		return PortRange{}, fmt.Errorf("want PORT/tcp, PORT/udp or FIRST-LAST/PROTO")
+		return policy.PortRange{}, fmt.Errorf("want PORT/tcp, PORT/udp or FIRST-LAST/PROTO")
 	}
 	first, last, isRange := strings.Cut(ports, "-")
 	if !isRange {
@@ -214,7 +215,7 @@ func parsePortRange(s string) (PortRange, error) {
 	f, err1 := strconv.ParseUint(first, 10, 16)
 	l, err2 := strconv.ParseUint(last, 10, 16)
 	if err1 != nil || err2 != nil || f > l {
-		return PortRange{}, fmt.Errorf("want PORT/tcp, PORT/udp or FIRST-LAST/PROTO")
+		return policy.PortRange{}, fmt.Errorf("want PORT/tcp, PORT/udp or FIRST-LAST/PROTO")
 	}
-	return PortRange{First: uint16(f), Last: uint16(l), Proto: proto}, nil
+	return policy.PortRange{First: uint16(f), Last: uint16(l), Proto: proto}, nil
 }
