@@ -1,16 +1,15 @@
-// Package suites holds egresslab's Ginkgo suites (the catalogue, the
-// harness's own guarantees, the testdata examples) and the Gomega matchers
-// users import for their own suites:
+// Package matchers holds the Gomega matchers users import for their own
+// suites (docs/go-api.md), in the style of gexec and gstruct:
 //
 //	results, err := session.Probe(ctx, "www-data", "mx.example.test", "25/tcp")
-//	Expect(results, err).To(suites.OnEveryFamily(suites.BeDropped()))
-//	Expect(session.ProbeAll(ctx)).To(suites.MatchTruthTable())
+//	Expect(results, err).To(matchers.OnEveryFamily(matchers.BeDropped()))
+//	Expect(session.ProbeAll(ctx)).To(matchers.MatchTruthTable())
 //
 // Outcome matchers (Connect, BeDropped, BeRejected, BeRefused) take one
 // scenarios.Result or a non-empty []scenarios.Result, every one of which
 // must match. A failure names each probe, what it observed and why, and the
 // `egresslab exec` command that replays it with a real client.
-package suites
+package matchers
 
 import (
 	"fmt"
