@@ -16,7 +16,7 @@ import (
 	"github.com/egresslab/egresslab/internal/nftinclude"
 )
 
-// Policy is a validated policy file (SPEC.md, version 1). Everything in it has
+// Policy is a validated policy file (docs/policy.md, version 1). Everything in it has
 // been checked: names resolve, addresses parse, and every probe of the matrix
 // is covered by an expectation.
 type Policy struct {
@@ -142,7 +142,7 @@ type Lab struct {
 }
 
 // Ruleset is the candidate ruleset. Parts are nil when the policy leaves them
-// out; they load in field order (SPEC.md).
+// out; they load in field order (docs/policy.md).
 type Ruleset struct {
 	IPTables, IP6Tables, NFT, Script *RulesetFile
 }

@@ -80,7 +80,7 @@ func (r *Report) Summary() Summary {
 	return s
 }
 
-// The JSON document of SPEC.md; field order is the key order.
+// The JSON document (docs/commands.md); field order is the key order.
 type jsonReport struct {
 	Policy  string       `json:"policy"`
 	Pass    bool         `json:"pass"`
@@ -116,7 +116,7 @@ type jsonRule struct {
 	Line int    `json:"line,omitempty"`
 }
 
-// WriteJSON writes SPEC.md's JSON document, indented, with a final newline.
+// WriteJSON writes the JSON document of docs/commands.md, indented, with a final newline.
 // The probes are written one at a time (jsonProbes), so a sweep's document
 // never sits in memory whole.
 func (r *Report) WriteJSON(w io.Writer) error {
