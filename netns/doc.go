@@ -4,17 +4,18 @@
 // which owns every non-loopback host address), the lab's private /etc
 // overlays and root, its limits, the processes it runs (Command, RunAs, the
 // candidate's tools through RunCandidate), sockets made as the lab's
-// identities (Socket, As, ProbeThread), and, until they move to packages of
-// their own, the drop sentinel's evidence and the trace.
+// identities (Socket, As, ProbeThread), a probe's Flow and the next hop
+// towards a destination.
 //
 // Beside it, netns/ruleset loads rulesets with the real tools, netns/serve
-// serves the lab's destinations and netns/nftmatch holds the nft match
-// expressions the lab's own tables share; they build on the primitives here
-// (Do, DoWorld, NetNSFD, OnClose, WriteFile, RunCandidate) and import
-// nothing above netns.
+// serves the lab's destinations, netns/sentinel keeps the evidence of where
+// probes' packets went, netns/trace names the rule that decided them, and
+// netns/nftmatch holds the nft match expressions the lab's own tables share;
+// they build on the primitives here (Do, DoWorld, NetNSFD, OnClose,
+// WriteFile, RunCandidate, RunListing) and import nothing above netns.
 //
 // Thread and namespace rules: this package is the only one that calls setns
-// or unshare, switches a thread's credentials, or locks OS threads. Do and
+// or unshare (tests aside), switches a thread's credentials, or locks OS threads. Do and
 // DoWorld run their callback on a locked thread inside the namespace and
 // unlock it only if switching back worked (otherwise the runtime discards
 // the thread); goroutines the callback starts do not inherit the namespace.

@@ -112,11 +112,6 @@ func (l *Lab) runCandidateTool(ctx context.Context, stdin []byte, env []string, 
 	return out, err
 }
 
-// maxListingOutput bounds what the lab's own listings print (the trace's
-// readback of a host-scale ruleset is tens of MiB): these are the harness's
-// tools reading the kernel, not the candidate's tools.
-const maxListingOutput = 1 << 30
-
 // RunAs runs argv inside the lab with id's credentials (a real client,
 // seeing whatever the lab's rules allow), stdin as its input, and returns
 // what it printed, stdout and stderr together. With stdinStaysOpen its input

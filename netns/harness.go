@@ -51,3 +51,14 @@ func (l *Lab) CheckWorld() error {
 	}
 	return nil
 }
+
+// TamperError says the candidate removed or changed a part of the harness
+// that a real host does not have: no verdict of that lab can be trusted.
+type TamperError struct {
+	Lab  string
+	What string
+}
+
+func (e *TamperError) Error() string {
+	return fmt.Sprintf("the candidate ruleset changed the lab's own machinery in lab %s: %s; egresslab cannot give verdicts for a ruleset that removes or alters it", e.Lab, e.What)
+}

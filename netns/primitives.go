@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"context"
 	"crypto/tls"
 	"net/netip"
 )
@@ -54,3 +55,15 @@ func (l *Lab) Backend() string { return l.cfg.Backend }
 
 // UplinkAddrs are the lab host's own uplink addresses.
 func (l *Lab) UplinkAddrs() []netip.Prefix { return l.cfg.UplinkAddrs }
+
+// maxListingOutput bounds what the lab's own listings print (the trace's
+// readback of a host-scale ruleset is tens of MiB): these are the harness's
+// tools reading the kernel, not the candidate's tools.
+const maxListingOutput = 1 << 30
+
+// RunListing runs one of the harness's own tools (nft, iptables-save) inside
+// the lab as its root, to read the kernel's state, and returns what it
+// printed, stdout and stderr together.
+func (l *Lab) RunListing(ctx context.Context, argv ...string) ([]byte, error) {
+	return l.run(ctx, runSpec{argv: argv, limit: maxListingOutput})
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/sentinel"
 	"github.com/egresslab/egresslab/netns/serve"
 	"golang.org/x/sys/unix"
 )
@@ -18,10 +19,10 @@ type Lab interface {
 	Left(f netns.Flow) (bool, error)
 	Answered(f netns.Flow) (bool, error)
 	Egress(f netns.Flow) (left, answered bool, err error)
-	WhereDropped(f netns.Flow) (netns.ReturnPath, error)
-	NeighbourDiscovery(dst netip.Addr) (netns.Discovery, error)
+	WhereDropped(f netns.Flow) (sentinel.ReturnPath, error)
+	NeighbourDiscovery(dst netip.Addr) (sentinel.Discovery, error)
 	NextHop(dst netip.Addr) (hop netip.Addr, gateway bool, ok bool)
-	HostRefusal(dst netip.Addr) (netns.Refusal, bool, error)
+	HostRefusal(dst netip.Addr) (sentinel.Refusal, bool, error)
 	WhoAnswered(proto, client string) (serve.Service, bool)
 	AwaitAnswered(proto, client string, deadline time.Time) (serve.Service, bool)
 	AwaitGreeted(client string, deadline time.Time) bool

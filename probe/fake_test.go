@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/sentinel"
 	"github.com/egresslab/egresslab/netns/serve"
 	"golang.org/x/sys/unix"
 )
@@ -20,9 +21,9 @@ type fakeLab struct {
 	mu sync.Mutex
 	// The evidence the spec sets.
 	left, answered bool
-	where          netns.ReturnPath
-	discovery      netns.Discovery
-	refusal        *netns.Refusal
+	where          sentinel.ReturnPath
+	discovery      sentinel.Discovery
+	refusal        *sentinel.Refusal
 	service        *serve.Service // who answers every flow
 	// What the prober did.
 	asked    []string
@@ -62,19 +63,19 @@ func (l *fakeLab) Egress(netns.Flow) (bool, bool, error) {
 	l.ask("egress")
 	return l.left, l.answered, nil
 }
-func (l *fakeLab) WhereDropped(netns.Flow) (netns.ReturnPath, error) {
+func (l *fakeLab) WhereDropped(netns.Flow) (sentinel.ReturnPath, error) {
 	l.ask("where")
 	return l.where, nil
 }
-func (l *fakeLab) NeighbourDiscovery(netip.Addr) (netns.Discovery, error) {
+func (l *fakeLab) NeighbourDiscovery(netip.Addr) (sentinel.Discovery, error) {
 	l.ask("discovery")
 	return l.discovery, nil
 }
 func (l *fakeLab) NextHop(dst netip.Addr) (netip.Addr, bool, bool) { return dst, false, true }
-func (l *fakeLab) HostRefusal(netip.Addr) (netns.Refusal, bool, error) {
+func (l *fakeLab) HostRefusal(netip.Addr) (sentinel.Refusal, bool, error) {
 	l.ask("host")
 	if l.refusal == nil {
-		return netns.Refusal{}, false, nil
+		return sentinel.Refusal{}, false, nil
 	}
 	return *l.refusal, true, nil
 }

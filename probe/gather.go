@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/sentinel"
 	"golang.org/x/sys/unix"
 )
 
@@ -143,7 +144,7 @@ func (p *dialer) refusedLocally(call string, err error) {
 	}
 }
 
-func hostRefusal(r netns.Refusal) *HostRefusal {
+func hostRefusal(r sentinel.Refusal) *HostRefusal {
 	return &HostRefusal{What: RefusalKind(r.What), Link: r.Link, Route: r.Route, RouteType: r.RouteType}
 }
 

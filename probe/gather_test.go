@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/sentinel"
 	"github.com/egresslab/egresslab/netns/serve"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -89,7 +90,7 @@ var _ = Describe("gathering a flow's facts", func() {
 
 	It("gathers a silence's evidence: the answer died in OUTPUT, read at two looks", func(ctx SpecContext) {
 		_, port := socketOn(unix.SOCK_DGRAM, -1) // bound, never answers
-		lab.left, lab.where = true, netns.AnswerAtOutput
+		lab.left, lab.where = true, sentinel.AnswerAtOutput
 		r := dial(ctx, port, "udp")
 		Expect(r.Facts.Departure).To(Equal(Departed))
 		Expect(r.Facts.Silent).To(BeTrue())

@@ -6,12 +6,13 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/scenarios/report"
 )
 
 // explainer traces a lab's probes to name the rule that decided each one.
 type explainer struct {
-	trace *netns.Trace // nil when not tracing
+	trace *trace.Trace // nil when not tracing
 	// srcs is where each probe's flow came from, by matrix index (its
 	// destination and protocol are the probe's): what picks its packets
 	// out of the trace. Invalid for a probe that never bound.
@@ -23,12 +24,12 @@ type explainer struct {
 	sources report.RuleSources
 }
 
-func startExplaining(ctx context.Context, lab *LabBench, p *Policy, dsts []netns.Destination, probes []Result, opts RunOptions) (*explainer, error) {
+func startExplaining(ctx context.Context, lab *LabBench, p *Policy, dsts []trace.Destination, probes []Result, opts RunOptions) (*explainer, error) {
 	e := &explainer{}
 	if opts.NoRule {
 		return e, nil
 	}
-	trace, err := lab.StartTrace(ctx, dsts)
+	tr, err := lab.StartTrace(ctx, dsts)
 	switch {
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
@@ -41,7 +42,7 @@ func startExplaining(ctx context.Context, lab *LabBench, p *Policy, dsts []netns
 		}
 		e.untraced = "the lab could not trace this run: " + msg
 	default:
-		e.trace = trace
+		e.trace = tr
 		e.srcs = make([]netip.AddrPort, len(probes))
 		e.sources = report.SourcesOf(p)
 	}
@@ -49,12 +50,12 @@ func startExplaining(ctx context.Context, lab *LabBench, p *Policy, dsts []netns
 }
 
 // traceDestinations are every address and port range of p's hosts.
-func traceDestinations(p *Policy) []netns.Destination {
-	var dsts []netns.Destination
+func traceDestinations(p *Policy) []trace.Destination {
+	var dsts []trace.Destination
 	for _, h := range p.Hosts {
 		for _, a := range h.Addresses {
 			for _, r := range h.Ports {
-				dsts = append(dsts, netns.Destination{Addr: a, First: r.First, Last: r.Last})
+				dsts = append(dsts, trace.Destination{Addr: a, First: r.First, Last: r.Last})
 			}
 		}
 	}
@@ -64,7 +65,7 @@ func traceDestinations(p *Policy) []netns.Destination {
 // finish reads the trace to its end and gives each result its rule.
 func (e *explainer) finish(results []Result) error {
 	if e.untraced != "" {
-		untraced := &netns.Rule{Untraced: e.untraced} // one, shared
+		untraced := &trace.Rule{Untraced: e.untraced} // one, shared
 		for i := range results {
 			results[i].Decider = untraced
 		}
@@ -80,7 +81,7 @@ func (e *explainer) finish(results []Result) error {
 		f := netns.Flow{Src: e.srcs[i], Dst: netip.AddrPortFrom(r.Address, r.Port.Number), Proto: r.Port.Proto}
 		return f, r.Observed.Blocked()
 	})
-	at := map[*netns.Rule]*RuleSource{} // rules are shared: place each once
+	at := map[*trace.Rule]*RuleSource{} // rules are shared: place each once
 	for i, rule := range rules {
 		results[i].Decider = rule
 		if rule == nil {

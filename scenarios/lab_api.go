@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios/policy"
 	"github.com/egresslab/egresslab/scenarios/report"
@@ -87,14 +88,14 @@ func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result,
 		return nil, err
 	}
 	var results []Result
-	var dsts []netns.Destination
+	var dsts []trace.Destination
 	for _, a := range s.policy.Hosts[i].Addresses {
 		pr := Probe{User: u, Host: host, Address: a, Port: pt, Rule: -1}
 		if rule, ok := s.policy.Match(u.Name, host, a, pt); ok {
 			pr.Expect, pr.Rule, pr.Line = s.policy.Expect[rule].Verb, rule, s.policy.Expect[rule].Line
 		}
 		results = append(results, Result{Probe: pr})
-		dsts = append(dsts, netns.Destination{Addr: a, First: pt.Number, Last: pt.Number})
+		dsts = append(dsts, trace.Destination{Addr: a, First: pt.Number, Last: pt.Number})
 	}
 	// The deciding rule, from the lab's trace, as ProbeAll gives it.
 	explain, err := startExplaining(ctx, s.lab, s.policy, dsts, results, RunOptions{})

@@ -25,6 +25,9 @@ type (
 	Error       = policy.Error
 	Errors      = policy.Errors
 	Warning     = policy.Warning
+	Network     = policy.Network
+	Client      = policy.Client
+	SourceKind  = policy.SourceKind
 )
 
 // The verbs of an expectation.
@@ -33,6 +36,13 @@ const (
 	Deny   = policy.Deny
 	Drop   = policy.Drop
 	Reject = policy.Reject
+)
+
+// The kinds of source an expectation selects.
+const (
+	AnySource    = policy.AnySource
+	UserSource   = policy.UserSource
+	ClientSource = policy.ClientSource
 )
 
 // Load reads and validates the policy file at file (policy.Load).

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/netns/serve"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios/report"
 )
@@ -50,6 +52,10 @@ func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
 	return ProbeAll(ctx, lab, p, opts)
 }
 
+// ErrForwardingNotBuilt is a policy with networks given to a lab that cannot
+// probe clients yet: it must fail, never skip their cells.
+var ErrForwardingNotBuilt = errors.New("forwarded traffic (networks:) is not built into this lab yet: this policy's clients cannot be probed, so it cannot be verified")
+
 // StartLab starts the lab for p with its ruleset loaded and the sentinel in
 // place, ready to probe. The caller closes it.
 func StartLab(ctx context.Context, p *Policy) (*LabBench, error) {
@@ -65,6 +71,9 @@ func StartLabWith(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, e
 // startLab is StartLab; unless opts.NoRule, the trace table goes in with the
 // sentinel and the listing of the candidate's rules starts, for ProbeAll to use.
 func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error) {
+	if len(p.Networks) > 0 {
+		return nil, ErrForwardingNotBuilt
+	}
 	cfg := labConfig(p)
 	cfg.ToolTimeout = opts.ToolTimeout
 	core, err := netns.New(ctx, cfg)
@@ -84,7 +93,7 @@ func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error
 		lab.Close()
 		return nil, err
 	}
-	var dsts []netns.Destination
+	var dsts []trace.Destination
 	if !opts.NoRule {
 		dsts = traceDestinations(p)
 	}

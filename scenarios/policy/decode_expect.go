@@ -2,7 +2,9 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
+	"net/netip"
 	"path"
 	"path/filepath"
 	"slices"
@@ -124,7 +126,7 @@ func (pd *policyDecoder) expectation(e ast.Node) (Expectation, error) {
 	x.Line, _ = position(fields[0].node)
 	if v := fields[0].value; !isNull(v) {
 		if _, ok := v.(*ast.MappingNode); !ok {
-			return x, pd.errorf(v, "%s: want a mapping of user, host, port or family, such as {user: postfix}, found %s", x.Verb, describe(v))
+			return x, pd.errorf(v, "%s: want a mapping of user, client, host, address, port or family, such as {user: postfix}, found %s", x.Verb, describe(v))
 		}
 	}
 	body, err := pd.mapping(fields[0].value, string(x.Verb), true)
@@ -136,6 +138,12 @@ func (pd *policyDecoder) expectation(e ast.Node) (Expectation, error) {
 		switch f.key {
 		case "user":
 			x.Users, err = pd.selectNames(f.value, "user", pd.users)
+			err = pd.nameSources(&x, UserSource, f, err)
+		case "client":
+			x.Clients, err = pd.selectNames(f.value, "client", pd.clientNames)
+			err = pd.nameSources(&x, ClientSource, f, err)
+		case "address":
+			x.Addresses, err = pd.selectAddresses(f.value)
 		case "host":
 			x.Hosts, err = pd.selectNames(f.value, "host", pd.hosts)
 		case "port":
@@ -146,7 +154,7 @@ func (pd *policyDecoder) expectation(e ast.Node) (Expectation, error) {
 				err = pd.errorf(f.value, "unknown family %q: want ipv4 or ipv6 (leave family out for both)", x.Family)
 			}
 		default:
-			err = pd.errorf(f.node, "unknown key %q in %s: want user, host, port or family", f.key, x.Verb)
+			err = pd.errorf(f.node, "unknown key %q in %s: want user, client, host, address, port or family", f.key, x.Verb)
 		}
 		if err != nil {
 			pd.fail(err)
@@ -254,4 +262,66 @@ func OrList(names []string) string {
 		return strings.Join(names, "")
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// selectAddresses reads address of an expectation: "*" (nil, any), or one
+// address or prefix, or a list of them. An address is a prefix of its full
+// length.
+func (pd *policyDecoder) selectAddresses(n ast.Node) ([]netip.Prefix, error) {
+	if s, ok := n.(*ast.StringNode); ok && s.Value == "*" {
+		return nil, nil
+	}
+	items := []ast.Node{n}
+	if _, ok := n.(*ast.SequenceNode); ok {
+		items, _ = pd.list(n, "address")
+		if len(items) == 0 {
+			return nil, pd.errorf(n, "address: an empty list matches nothing: want an address, a prefix, a list of them or \"*\"")
+		}
+	}
+	var ps []netip.Prefix
+	for _, item := range items {
+		s, ok := item.(*ast.StringNode)
+		switch {
+		case !ok:
+			return nil, pd.errorf(item, "address: want an address or prefix such as 2001:db8::25 or 2000::/3, a list of them or \"*\", found %s", describe(item))
+		case s.Value == "*":
+			return nil, pd.errorf(item, "address: \"*\" inside a list: write address: \"*\" on its own")
+		}
+		p, err := parseSelectPrefix(s.Value)
+		if err != nil {
+			return nil, pd.errorf(item, "address: %v", err)
+		}
+		if slices.Contains(ps, p) {
+			return nil, pd.errorf(item, "address %s is listed twice", p)
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
+}
+
+func parseSelectPrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" || a.Is4In6() {
+			return netip.Prefix{}, fmt.Errorf("bad address %q: want an address without zone, IPv4 written as IPv4", s)
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || p.Addr().Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("bad address %q: want an address such as 2001:db8::25 or a prefix such as 2000::/3", s)
+	}
+	if p != p.Masked() {
+		return netip.Prefix{}, fmt.Errorf("prefix %s has host bits set: write %s", p, p.Masked())
+	}
+	return p, nil
+}
+
+// nameSources records which kind of source an expectation names; naming
+// both user and client is an error: an entry selects one kind or both.
+func (pd *policyDecoder) nameSources(x *Expectation, kind SourceKind, f field, err error) error {
+	if x.Sources != AnySource && x.Sources != kind {
+		return pd.errorf(f.node, "%s: an entry names user or client, not both: user selects users only, client clients only; leave both out to match every source, or write two entries", x.Verb)
+	}
+	x.Sources = kind
+	return err
 }

@@ -20,15 +20,16 @@ import (
 // been checked: names resolve, addresses parse, and every probe of the matrix
 // is covered by an expectation.
 type Policy struct {
-	Name    string // `name`, or the file's base name without extension
-	File    string // the path as given to Load or LoadFS, for messages
-	Users   []User
-	Groups  []Group
-	Hosts   []Host
-	MX      []MX
-	Lab     Lab
-	Ruleset Ruleset
-	Expect  []Expectation
+	Name     string // `name`, or the file's base name without extension
+	File     string // the path as given to Load or LoadFS, for messages
+	Users    []User
+	Groups   []Group
+	Hosts    []Host
+	MX       []MX
+	Lab      Lab
+	Networks []Network // the networks it routes for, with their clients
+	Ruleset  Ruleset
+	Expect   []Expectation
 	// Warnings are what loading found suspicious but valid, in file order.
 	Warnings []Warning
 }
@@ -169,12 +170,17 @@ const (
 
 // Expectation is one entry of `expect`. A nil list matches anything.
 type Expectation struct {
-	Verb   Verb
-	Users  []string
-	Hosts  []string
-	Ports  []PortRange // disjoint
-	Family string      // "" for both, "ipv4" or "ipv6"
-	Line   int         // line of the entry in the policy file
+	Verb Verb
+	// Sources is the kind of source the entry names: naming user selects
+	// users only (even user: "*"), naming client clients only.
+	Sources   SourceKind
+	Users     []string
+	Clients   []string
+	Hosts     []string
+	Addresses []netip.Prefix // destination addresses; an address is a full-length prefix
+	Ports     []PortRange    // disjoint
+	Family    string         // "" for both, "ipv4" or "ipv6"
+	Line      int            // line of the entry in the policy file
 }
 
 // Error is a policy error at a place in the policy file. Column (and Line)

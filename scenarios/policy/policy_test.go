@@ -72,7 +72,7 @@ var _ = Describe("Load", func() {
 			Backend:   "nft",
 		}))
 		Expect(p.Expect).To(Equal([]policy.Expectation{
-			{Verb: policy.Allow, Users: []string{"postfix"}, Ports: []policy.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}}, Line: 31},
+			{Verb: policy.Allow, Sources: policy.UserSource, Users: []string{"postfix"}, Ports: []policy.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}}, Line: 31},
 			{Verb: policy.Deny, Ports: []policy.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 465, Last: 465, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}}, Line: 32},
 			{Verb: policy.Allow, Line: 33},
 		}))
@@ -110,7 +110,7 @@ var _ = Describe("Load", func() {
 		}
 		Expect(p.Expect).To(HaveLen(6))
 		Expect(p.Expect[3]).To(Equal(policy.Expectation{
-			Verb: policy.Allow, Hosts: []string{"ns.example.test"},
+			Verb: policy.Allow, Sources: policy.UserSource, Hosts: []string{"ns.example.test"},
 			Ports: []policy.PortRange{{First: 53, Last: 53, Proto: "udp"}, {First: 53, Last: 53, Proto: "tcp"}}, Line: 46,
 		}))
 		Expect(p.Expect[5]).To(Equal(policy.Expectation{Verb: policy.Deny, Line: 51}))

@@ -6,7 +6,7 @@ import (
 	"io"
 	"net/netip"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios/policy"
 )
@@ -49,7 +49,7 @@ type probeKey struct {
 	port       policy.Port
 }
 
-func keyOf(r Result) probeKey { return probeKey{r.User.Name, r.Host, r.Address, r.Port} }
+func keyOf(r Result) probeKey { return probeKey{r.SourceName(), r.Host, r.Address, r.Port} }
 
 // CompareRuns lists the cells whose observed outcome differs between two
 // reports. Cells only one report has are counted, not compared.
@@ -140,7 +140,7 @@ type jsonFlipSide struct {
 	Pass     bool          `json:"pass"`
 	Detail   string        `json:"detail"`
 	Evidence jsonEvidence  `json:"evidence"`
-	Rule     *netns.Rule   `json:"rule"`
+	Rule     *trace.Rule   `json:"rule"`
 }
 
 type jsonFlip struct {
@@ -167,7 +167,7 @@ func (d *Diff) WriteJSON(w io.Writer) error {
 	}
 	for _, f := range d.Flips {
 		n := f.New
-		doc.Flips = append(doc.Flips, jsonFlip{User: n.User.Name, Host: n.Host, Address: n.Address.String(), Family: n.Family(),
+		doc.Flips = append(doc.Flips, jsonFlip{User: n.SourceName(), Host: n.Host, Address: n.Address.String(), Family: n.Family(),
 			Port: n.Port.Number, Proto: n.Port.Proto, Old: side(f.Old), New: side(f.New)})
 	}
 	enc := json.NewEncoder(w)

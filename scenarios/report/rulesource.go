@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
@@ -53,7 +53,7 @@ func SourcesOf(p *policy.Policy) RuleSources {
 // carry the rule's verdict (accept, drop, reject) or, for a chain's policy,
 // be its policy line: otherwise the replay and the kernel disagree, and no
 // line beats a wrong one.
-func (s RuleSources) Of(r *netns.Rule) (RuleSource, bool) {
+func (s RuleSources) Of(r *trace.Rule) (RuleSource, bool) {
 	if r == nil || r.Untraced != "" {
 		return RuleSource{}, false
 	}

@@ -1,4 +1,4 @@
-package netns
+package trace
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/egresslab/egresslab/netns"
 )
 
 // The reader must keep up with probes that run at tens of thousands a
@@ -355,26 +357,33 @@ const traceReadBuffer = 64 << 20
 
 // traceSocket joins the lab's trace group, with a receive buffer forced past
 // the namespace's default (this process is root on the host).
-func (l *Lab) traceSocket() (int, error) {
+func traceSocket(l *netns.Lab) (int, error) {
 	fd := -1
-	err := doIn(l.labFD, func() (err error) {
+	err := l.Do(func() (err error) {
 		fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 		return err
 	})
 	if err != nil {
-		return -1, fmt.Errorf("open a trace socket in lab %s: %w", l.cfg.Name, err)
+		return -1, fmt.Errorf("open a trace socket in lab %s: %w", l.Name(), err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("bind the trace socket in lab %s: %w", l.cfg.Name, err)
+		return -1, fmt.Errorf("bind the trace socket in lab %s: %w", l.Name(), err)
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, unix.NFNLGRP_NFTRACE); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("join the trace group in lab %s: %w", l.cfg.Name, err)
+		return -1, fmt.Errorf("join the trace group in lab %s: %w", l.Name(), err)
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, traceReadBuffer); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("size the trace socket in lab %s: %w", l.cfg.Name, err)
+		return -1, fmt.Errorf("size the trace socket in lab %s: %w", l.Name(), err)
 	}
 	return fd, nil
+}
+
+// mmsghdr is the kernel's struct mmsghdr, for recvmmsg.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+	_   [4]byte
 }

@@ -1,9 +1,11 @@
-package netns
+package trace
 
 import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/egresslab/egresslab/netns"
 )
 
 // sharedFlows must mark exactly the probes whose flow (source, destination,
@@ -11,18 +13,18 @@ import (
 func TestSharedFlowsMarksExactlyTheRepeatedFlows(t *testing.T) {
 	src := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr("203.0.113.10"), port) }
 	dst := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr("192.0.2.80"), port) }
-	var flows []Flow
+	var flows []netns.Flow
 	for p := range uint16(5000) {
-		flows = append(flows, Flow{Src: src(32768 + p), Dst: dst(1 + p), Proto: "tcp"})
+		flows = append(flows, netns.Flow{Src: src(32768 + p), Dst: dst(1 + p), Proto: "tcp"})
 	}
 	flows = append(flows,
-		Flow{Src: src(40000), Dst: dst(25), Proto: "tcp"}, // 6: the same as 7
-		Flow{Src: src(40000), Dst: dst(25), Proto: "tcp"},
-		Flow{Src: src(40000), Dst: dst(25), Proto: "udp"}, // another protocol: not shared
-		Flow{Dst: dst(25), Proto: "tcp"},                  // never bound: never shared
-		Flow{Dst: dst(25), Proto: "tcp"},
+		netns.Flow{Src: src(40000), Dst: dst(25), Proto: "tcp"}, // 6: the same as 7
+		netns.Flow{Src: src(40000), Dst: dst(25), Proto: "tcp"},
+		netns.Flow{Src: src(40000), Dst: dst(25), Proto: "udp"}, // another protocol: not shared
+		netns.Flow{Dst: dst(25), Proto: "tcp"},                  // never bound: never shared
+		netns.Flow{Dst: dst(25), Proto: "tcp"},
 	)
-	got := sharedFlows(len(flows), func(i int) (Flow, bool) { return flows[i], false })
+	got := sharedFlows(len(flows), func(i int) (netns.Flow, bool) { return flows[i], false })
 	want := make([]bool, len(flows))
 	want[5000], want[5001] = true, true
 	if !slices.Equal(got, want) {

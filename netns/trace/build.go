@@ -1,4 +1,4 @@
-package netns
+package trace
 
 import (
 	"encoding/binary"

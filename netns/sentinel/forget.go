@@ -1,10 +1,12 @@
-package netns
+package sentinel
 
 import (
 	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"github.com/egresslab/egresslab/netns"
 )
 
 // A probe's evidence must be gone before its socket closes: while the
@@ -90,38 +92,38 @@ func (q *forgetQueue) init() {
 
 // ForgetMark is how far the removal of released flows' evidence has got: a
 // probe notes it before it dials, for Recycled.
-func (l *Lab) ForgetMark() uint64 {
-	if l.sentinel == nil {
+func (s *Sentinel) ForgetMark() uint64 {
+	if s == nil {
 		return 0
 	}
-	return l.sentinel.forgets.forgotten.Load()
+	return s.forgets.forgotten.Load()
 }
 
 // Recycled reports whether f still had an earlier probe's evidence, or its
 // removal pending, when a probe that noted mark dialled: the kernel gave that
 // probe a flow that is not yet clean, and its evidence cannot decide.
-func (l *Lab) Recycled(f Flow, mark uint64) bool {
-	if l.sentinel == nil {
+func (s *Sentinel) Recycled(f netns.Flow, mark uint64) bool {
+	if s == nil {
 		return false
 	}
-	q := &l.sentinel.forgets
+	q := &s.forgets
 	q.flows.RLock()
 	defer q.flows.RUnlock()
 	if mark+recentForgets < q.forgotten.Load() {
 		return true // too old to tell
 	}
-	return q.latest[string(f.key())] > mark
+	return q.latest[string(flowKey(f))] > mark
 }
 
 // AwaitHeldPorts waits until the sockets of every flow released so far are
 // closed, and reports whether any were still held when a probe that noted
 // mark dialled (else a probe that found no free source port found the
 // kernel's own answer).
-func (l *Lab) AwaitHeldPorts(mark uint64) (bool, error) {
-	if l.sentinel == nil {
+func (s *Sentinel) AwaitHeldPorts(mark uint64) (bool, error) {
+	if s == nil {
 		return false, nil
 	}
-	q := &l.sentinel.forgets
+	q := &s.forgets
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	held := q.queued > mark
@@ -130,25 +132,25 @@ func (l *Lab) AwaitHeldPorts(mark uint64) (bool, error) {
 		q.room.Wait()
 	}
 	if q.closed {
-		return held, ErrClosed
+		return held, netns.ErrClosed
 	}
 	return held, q.err
 }
 
 // AwaitForgotten waits until every request to remove f's evidence is done.
-func (l *Lab) AwaitForgotten(f Flow) error {
-	if l.sentinel == nil {
+func (s *Sentinel) AwaitForgotten(f netns.Flow) error {
+	if s == nil {
 		return nil
 	}
-	q := &l.sentinel.forgets
-	key := string(f.key())
+	q := &s.forgets
+	key := string(flowKey(f))
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for q.latestOf(key) > q.forgotten.Load() && !q.closed {
 		q.room.Wait()
 	}
 	if q.closed {
-		return ErrClosed
+		return netns.ErrClosed
 	}
 	return q.err
 }
@@ -156,27 +158,27 @@ func (l *Lab) AwaitForgotten(f Flow) error {
 // Release removes everything the lab recorded about f and then closes sock,
 // the probe's socket, in the background (see above). With no sentinel, or
 // for a flow that left no evidence, closing at once is the caller's choice.
-func (l *Lab) Release(f Flow, sock io.Closer) {
-	if l.sentinel == nil {
+func (s *Sentinel) Release(f netns.Flow, sock io.Closer) {
+	if s == nil {
 		sock.Close()
 		return
 	}
-	key := f.key()
+	key := flowKey(f)
 	elems := make([]setElem, 0, len(flowSets)+1)
-	elems = append(elems, setElem{f.set(icmpSets[f.Proto]), f.icmpKey()})
+	elems = append(elems, setElem{setOf(f, icmpSets[f.Proto]), icmpKey(f)})
 	for _, name := range flowSets {
-		elems = append(elems, setElem{f.set(name), key})
+		elems = append(elems, setElem{setOf(f, name), key})
 	}
-	l.sentinel.forgets.add(forgetRequest{key: string(key), elems: elems, sock: sock})
+	s.forgets.add(forgetRequest{key: string(key), elems: elems, sock: sock})
 }
 
 // ForgetErr is the first failure to remove a probe's evidence, after every
 // flow released so far has been dealt with.
-func (l *Lab) ForgetErr() error {
-	if l.sentinel == nil {
+func (s *Sentinel) ForgetErr() error {
+	if s == nil {
 		return nil
 	}
-	q := &l.sentinel.forgets
+	q := &s.forgets
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for (len(q.pending) > 0 || q.busy) && !q.closed {
@@ -207,7 +209,7 @@ func (q *forgetQueue) add(r forgetRequest) {
 }
 
 // run is the forgetter: one transaction for what is queued, then its sockets.
-func (q *forgetQueue) run(s *sentinel) {
+func (q *forgetQueue) run(s *Sentinel) {
 	defer close(q.done)
 	q.mu.Lock()
 	for {

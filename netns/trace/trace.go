@@ -1,4 +1,4 @@
-package netns
+package trace
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
+
+	"github.com/egresslab/egresslab/netns"
 )
 
 // Tracing names the rule that decided a probe. The lab's own table
@@ -75,7 +77,7 @@ func (r *Rule) String() string {
 
 // Trace follows the probes' packets through the candidate's rules.
 type Trace struct {
-	lab       *Lab
+	lab       *netns.Lab
 	untraced  string // set when the lab cannot trace at all
 	positions map[string]int
 	listing   *ruleListing
@@ -115,57 +117,83 @@ type Destination struct {
 	First, Last uint16
 }
 
-// pendingTrace is a trace table installed with the sentinel, and the rule
-// listing started with it, waiting for the StartTrace that uses them.
-type pendingTrace struct {
+// Table is the trace table for some destinations, queued in a netlink batch
+// that another part of the lab's (the sentinel) shares: the caller flushes
+// the batch once, then calls Installed.
+type Table struct {
 	dsts    []Destination
+	rest    []traceElems // the elements one batch cannot hold
 	listing *ruleListing
 }
 
-// StartTrace installs the lab's trace table for the given destinations and
+// Queue adds the trace table for dsts to c's batch; nothing is sent until the
+// caller flushes c.
+func Queue(c *nftables.Conn, dsts []Destination) (*Table, error) {
+	rest, err := buildTrace(c, dsts)
+	if err != nil {
+		return nil, err
+	}
+	return &Table{dsts: dsts, rest: rest}, nil
+}
+
+// Installed finishes the table once the caller has flushed its batch (the
+// elements that did not fit in it) and starts listing the candidate's rules
+// in the lab: the next Start for the same destinations uses both.
+func (tb *Table) Installed(ctx context.Context, l *netns.Lab, c *nftables.Conn) error {
+	if err := addTraceElems(c, tb.rest); err != nil {
+		return err
+	}
+	tb.rest = nil
+	// After the batch, not beside it: the listing is wanted only once
+	// probing ends, and on two cores it would slow the run that is. Not ctx
+	// itself: the listing serves traces long after the caller that
+	// installed the table (a Session's Open) has returned.
+	tb.listing = listRules(context.WithoutCancel(ctx), l)
+	return nil
+}
+
+// Start installs the lab's trace table for the given destinations and
 // starts reading the kernel's trace reports; call it after the candidate's
-// ruleset has loaded. The first StartTrace after InstallSentinel with the
-// same destinations uses the table installed with the sentinel.
-func (l *Lab) StartTrace(ctx context.Context, dsts []Destination) (*Trace, error) {
+// ruleset has loaded. With installed (a Table queued and Installed for the
+// same destinations, or nil) it uses that table instead of adding one.
+func Start(ctx context.Context, l *netns.Lab, dsts []Destination, installed *Table) (*Trace, error) {
 	t := &Trace{lab: l, sock: -1, stop: -1, events: map[traceKey]flowTrace{}, markers: map[uint16]chan struct{}{}, done: make(chan struct{})}
 	t.paced = sync.NewCond(&t.paceMu)
-	if l.cfg.Backend == "legacy" {
+	if l.Backend() == "legacy" {
 		t.untraced = "the iptables-legacy flavour cannot be traced (its rules are not nf_tables rules)"
 		close(t.done)
 		return t, nil
 	}
-	pending := l.pendingTrace
-	l.pendingTrace = nil
-	if pending != nil && slices.Equal(pending.dsts, dsts) {
-		t.listing = pending.listing
+	if installed != nil && installed.listing != nil && slices.Equal(installed.dsts, dsts) {
+		t.listing = installed.listing
 	} else {
-		t.listing = l.listRules(ctx)
-		c, err := nftables.New(nftables.WithNetNSFd(l.labFD))
-		var rest []traceElems
+		t.listing = listRules(ctx, l)
+		c, err := nftables.New(nftables.WithNetNSFd(l.NetNSFD()))
+		var tb *Table
 		if err == nil {
-			rest, err = buildTrace(c, dsts)
+			tb, err = Queue(c, dsts)
 		}
 		if err == nil {
 			err = c.Flush()
 		}
 		if err == nil {
-			err = addTraceElems(c, rest)
+			err = addTraceElems(c, tb.rest)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("install the trace table in lab %s: %w", l.cfg.Name, err)
+			return nil, fmt.Errorf("install the trace table in lab %s: %w", l.Name(), err)
 		}
 	}
 	var err error
-	if t.positions, err = l.rulePositions(); err != nil {
+	if t.positions, err = rulePositions(l); err != nil {
 		return nil, err
 	}
-	if t.sock, err = l.traceSocket(); err != nil {
+	if t.sock, err = traceSocket(l); err != nil {
 		return nil, err
 	}
 	if t.stop, err = unix.Eventfd(0, unix.EFD_CLOEXEC); err != nil {
 		unix.Close(t.sock)
 		t.sock = -1
-		return nil, fmt.Errorf("trace of lab %s: %w", l.cfg.Name, err)
+		return nil, fmt.Errorf("trace of lab %s: %w", l.Name(), err)
 	}
 	go t.read()
 	if err := t.sync(ctx); err != nil {
@@ -209,11 +237,11 @@ func (t *Trace) sync(ctx context.Context) error {
 	case <-seen:
 		return nil
 	case <-t.done:
-		return fmt.Errorf("the trace reader of lab %s stopped before its marker came", t.lab.cfg.Name)
+		return fmt.Errorf("the trace reader of lab %s stopped before its marker came", t.lab.Name())
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-timeout.C:
-		return fmt.Errorf("the trace of lab %s lost its marker (reports dropped: %v)", t.lab.cfg.Name, t.lostReports())
+		return fmt.Errorf("the trace of lab %s lost its marker (reports dropped: %v)", t.lab.Name(), t.lostReports())
 	}
 }
 
@@ -226,7 +254,7 @@ func (t *Trace) lostReports() bool {
 // sendMarker sends one marker datagram; seen is closed when it is printed.
 func (t *Trace) sendMarker(seen chan struct{}) error {
 	var port uint16
-	err := t.lab.inLab(func() error {
+	err := t.lab.Do(func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return err
@@ -249,7 +277,7 @@ func (t *Trace) sendMarker(seen chan struct{}) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("send a trace marker in lab %s: %w", t.lab.cfg.Name, err)
+		return fmt.Errorf("send a trace marker in lab %s: %w", t.lab.Name(), err)
 	}
 	return nil
 }

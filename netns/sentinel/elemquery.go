@@ -1,4 +1,4 @@
-package netns
+package sentinel
 
 import (
 	"encoding/binary"
@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/egresslab/egresslab/netns"
 )
 
 // A probe reads the sentinel a few times, one element at a time: a netlink
@@ -19,8 +21,8 @@ import (
 
 // elemQueries is the lab's pool of query sockets, opened as needed.
 type elemQueries struct {
-	labFD int
-	free  chan *elemQuery
+	lab  *netns.Lab
+	free chan *elemQuery
 
 	// Queries hold rw's read lock; close takes it whole, so no socket
 	// closes (and no descriptor number is reused) under a query.
@@ -45,8 +47,8 @@ type elemQuery struct {
 // maxElemQueries bounds the open sockets: more probes than this wait.
 const maxElemQueries = 64
 
-func newElemQueries(labFD int) *elemQueries {
-	return &elemQueries{labFD: labFD, free: make(chan *elemQuery, maxElemQueries)}
+func newElemQueries(lab *netns.Lab) *elemQueries {
+	return &elemQueries{lab: lab, free: make(chan *elemQuery, maxElemQueries)}
 }
 
 // has reports, for each question, whether key is an element of the
@@ -55,7 +57,7 @@ func (p *elemQueries) has(reqs ...elemReq) ([]bool, error) {
 	p.rw.RLock()
 	defer p.rw.RUnlock()
 	if p.closed {
-		return nil, ErrClosed
+		return nil, netns.ErrClosed
 	}
 	q, err := p.get()
 	if err != nil {
@@ -79,7 +81,7 @@ func (p *elemQueries) get() (*elemQuery, error) {
 	q := &elemQuery{fd: -1, req: make([]byte, 0, 1024), buf: make([]byte, 8192)}
 	p.all = append(p.all, q)
 	p.mu.Unlock()
-	err := doIn(p.labFD, func() (err error) {
+	err := p.lab.Do(func() (err error) {
 		q.fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 		return err
 	})

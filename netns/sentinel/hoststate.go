@@ -1,4 +1,4 @@
-package netns
+package sentinel
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/vishvananda/netlink"
+	vnetlink "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,14 +35,6 @@ const (
 	NoRoute                          // no route at all
 )
 
-// Blackhole reports whether the host discards packets to the destination
-// without a word: a blackhole route (connect() fails with EINVAL, but the
-// class is a drop, SPEC.md) or an interface that is down (the packet is sent
-// into it and lost).
-func (r Refusal) Blackhole() bool {
-	return r.What == RouteType && r.RouteType == "blackhole" || r.What == LinkDown
-}
-
 func (r Refusal) String() string {
 	switch r.What {
 	case IPv6Off:
@@ -59,14 +51,17 @@ func (r Refusal) String() string {
 
 // HostRefusal looks for the lab host's state that keeps it from sending to
 // dst. ok is false when nothing in the host's state explains a refusal.
-func (l *Lab) HostRefusal(dst netip.Addr) (r Refusal, ok bool, err error) {
-	link := l.cfg.Uplink
+func (s *Sentinel) HostRefusal(dst netip.Addr) (r Refusal, ok bool, err error) {
+	if s == nil {
+		return r, false, errors.New("the drop sentinel is not installed")
+	}
+	link := s.lab.Uplink()
 	if dst.IsLoopback() {
 		link = "lo"
 	}
 	if dst.Is6() {
 		for _, scope := range []string{"all", link} {
-			off, err := l.sysctl("net/ipv6/conf/" + scope + "/disable_ipv6")
+			off, err := s.sysctl("net/ipv6/conf/" + scope + "/disable_ipv6")
 			if err != nil {
 				return r, false, err
 			}
@@ -75,17 +70,17 @@ func (l *Lab) HostRefusal(dst netip.Addr) (r Refusal, ok bool, err error) {
 			}
 		}
 	}
-	h := l.hostState
+	h := s.host
 	if lk, err := h.LinkByName(link); err == nil && lk.Attrs().Flags&net.FlagUp == 0 {
 		return Refusal{What: LinkDown, Link: link}, true, nil
 	}
-	family := netlink.FAMILY_V4
+	family := vnetlink.FAMILY_V4
 	if dst.Is6() {
-		family = netlink.FAMILY_V6
+		family = vnetlink.FAMILY_V6
 	}
-	routes, err := h.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	routes, err := h.RouteListFiltered(family, &vnetlink.Route{Table: unix.RT_TABLE_UNSPEC}, vnetlink.RT_FILTER_TABLE)
 	if err != nil {
-		return r, false, fmt.Errorf("list routes in lab %s: %w", l.cfg.Name, err)
+		return r, false, fmt.Errorf("list routes in lab %s: %w", s.lab.Name(), err)
 	}
 	best := -1
 	for _, rt := range routes {
@@ -125,9 +120,9 @@ var refusingTypes = map[int]string{
 }
 
 // sysctl reads one of the lab's network sysctls (path under /proc/sys).
-func (l *Lab) sysctl(path string) (string, error) {
+func (s *Sentinel) sysctl(path string) (string, error) {
 	var v string
-	err := l.inLab(func() error {
+	err := s.lab.Do(func() error {
 		b, err := os.ReadFile("/proc/sys/" + path)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil // an interface without IPv6 settings
@@ -136,7 +131,7 @@ func (l *Lab) sysctl(path string) (string, error) {
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("read %s in lab %s: %w", strings.ReplaceAll(path, "/", "."), l.cfg.Name, err)
+		return "", fmt.Errorf("read %s in lab %s: %w", strings.ReplaceAll(path, "/", "."), s.lab.Name(), err)
 	}
 	return v, nil
 }

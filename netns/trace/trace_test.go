@@ -1,4 +1,4 @@
-package netns
+package trace
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
+
+	"github.com/egresslab/egresslab/netns/internal/nfttest"
 )
 
 // The trace table as nft's own syntax writes it: the reference that the
@@ -86,5 +88,5 @@ func TestTraceTableIsWhatNftMakesOfItsRuleset(t *testing.T) {
 		{Addr: netip.MustParseAddr("2001:db8::80"), First: 1, Last: 65535},
 		{Addr: netip.MustParseAddr("::1"), First: 25, Last: 25},
 	}
-	sameAsNft(t, traceTable, traceRuleset(dsts), func(c *nftables.Conn) error { _, err := buildTrace(c, dsts); return err })
+	nfttest.SameAsNft(t, traceTable, traceRuleset(dsts), func(c *nftables.Conn) error { _, err := buildTrace(c, dsts); return err })
 }

@@ -1,14 +1,17 @@
-package netns
+package sentinel
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
+	vnetlink "github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/egresslab/egresslab/netns"
 )
 
 // The sentinel is the lab's own nft table, added after the candidate's. Its
@@ -57,7 +60,10 @@ var icmpSets = map[string]string{"tcp": "icmp_tcp", "udp": "icmp_udp"}
 // ndSets are the neighbour-discovery sets, keyed by target address.
 var ndSets = []string{"ns_gen", "ns_out", "na_arr", "na_in", "rns_arr", "rns_in", "rna_gen", "rna_out"}
 
-type sentinel struct {
+// Sentinel is the lab's drop sentinel, installed: the evidence of where the
+// candidate's rules let each probe's packets go.
+type Sentinel struct {
+	lab   *netns.Lab
 	mu    sync.Mutex
 	conn  *nftables.Conn
 	table *nftables.Table
@@ -67,68 +73,51 @@ type sentinel struct {
 	query   *elemQueries
 	forget  *netlink.Conn
 	forgets forgetQueue // forget.go
+	// host reads the lab's links and routes for HostRefusal: one handle
+	// for the lab's life, not one per question.
+	host *vnetlink.Handle
 }
 
-// InstallSentinel adds the lab's sentinel. Call it after the candidate ruleset
-// has loaded (which may flush everything), and CheckSentinel before trusting
-// a verdict. With destinations to trace, the trace table goes in with it, in
-// the same nft run, and the listing of the candidate's rules starts: the
-// next StartTrace for the same destinations uses both.
-func (l *Lab) InstallSentinel(ctx context.Context, trace []Destination) error {
-	build, err := nftables.New(nftables.WithNetNSFd(l.labFD))
+// Queue adds the sentinel's table to c's batch; nothing is sent until the
+// caller flushes c, with whatever else it queued (the trace table), in one
+// transaction. Call it after the candidate ruleset has loaded (which may
+// flush everything).
+func Queue(c *nftables.Conn) error { return buildSentinel(c) }
+
+// Start takes up the sentinel the caller's flushed batch installed in lab,
+// and checks it. It closes with the lab.
+func Start(lab *netns.Lab) (*Sentinel, error) {
+	conn, err := nftables.New(nftables.WithNetNSFd(lab.NetNSFD()), nftables.AsLasting())
 	if err != nil {
-		return fmt.Errorf("nftables netlink in lab %s: %w", l.cfg.Name, err)
+		return nil, fmt.Errorf("nftables netlink in lab %s: %w", lab.Name(), err)
 	}
-	traced := trace != nil && l.cfg.Backend != "legacy"
-	err = buildSentinel(build)
-	var rest []traceElems
-	if err == nil && traced {
-		rest, err = buildTrace(build, trace) // in the same transaction
+	s := &Sentinel{lab: lab, conn: conn, table: &nftables.Table{Name: sentinelTable, Family: nftables.TableFamilyINet}}
+	lab.OnClose(func() error { s.close(); return nil })
+	s.query = newElemQueries(lab)
+	if s.forget, err = netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: lab.NetNSFD()}); err != nil {
+		return nil, fmt.Errorf("netfilter netlink in lab %s: %w", lab.Name(), err)
 	}
-	if err == nil {
-		err = build.Flush()
-	}
-	if err == nil {
-		err = addTraceElems(build, rest)
-	}
-	if err != nil {
-		return fmt.Errorf("install the drop sentinel in lab %s: %w", l.cfg.Name, err)
-	}
-	conn, err := nftables.New(nftables.WithNetNSFd(l.labFD), nftables.AsLasting())
-	if err != nil {
-		return fmt.Errorf("nftables netlink in lab %s: %w", l.cfg.Name, err)
-	}
-	s := &sentinel{conn: conn, table: &nftables.Table{Name: sentinelTable, Family: nftables.TableFamilyINet}}
-	l.sentinel = s
-	if traced {
-		// After the nft run, not beside it: the listing is wanted only once
-		// probing ends, and on two cores it would slow the run that is.
-		// Not ctx itself: the listing serves traces long after the caller
-		// that installed the sentinel (a Session's Open) has returned.
-		l.pendingTrace = &pendingTrace{dsts: trace, listing: l.listRules(context.WithoutCancel(ctx))}
-	}
-	s.query = newElemQueries(l.labFD)
-	if s.forget, err = netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: l.labFD}); err != nil {
-		return fmt.Errorf("netfilter netlink in lab %s: %w", l.cfg.Name, err)
+	if s.host, err = vnetlink.NewHandleAt(vnetns.NsHandle(lab.NetNSFD())); err != nil {
+		return nil, fmt.Errorf("rtnetlink in lab %s: %w", lab.Name(), err)
 	}
 	s.forgets.init()
 	go s.forgets.run(s)
-	return l.CheckSentinel()
+	return s, s.Check()
 }
 
-// CheckSentinel verifies that the sentinel is still in place and unchanged: a
+// Check verifies that the sentinel is still in place and unchanged: a
 // candidate script could have removed or altered it, and then "never got
-// there" would no longer mean "dropped".
-func (l *Lab) CheckSentinel() error {
-	s := l.sentinel
+// there" would no longer mean "dropped". A change is a *netns.TamperError.
+func (s *Sentinel) Check() error {
 	if s == nil {
 		return errors.New("the drop sentinel is not installed")
 	}
+	l := s.lab
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	chains, err := s.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
-		return fmt.Errorf("list chains in lab %s: %w", l.cfg.Name, err)
+		return fmt.Errorf("list chains in lab %s: %w", l.Name(), err)
 	}
 	found := 0
 	_, spec := sentinelSpec()
@@ -144,36 +133,25 @@ func (l *Lab) CheckSentinel() error {
 		if c.Hooknum == nil || *c.Hooknum != *want.hook ||
 			c.Priority == nil || int32(*c.Priority) != want.priority ||
 			c.Policy == nil || *c.Policy != nftables.ChainPolicyAccept {
-			return &TamperError{Lab: l.cfg.Name, What: fmt.Sprintf("the drop sentinel's chain %s (its hook, priority or policy)", c.Name)}
+			return &netns.TamperError{Lab: l.Name(), What: fmt.Sprintf("the drop sentinel's chain %s (its hook, priority or policy)", c.Name)}
 		}
 		rules, err := s.conn.GetRules(s.table, c)
 		if err != nil {
-			return fmt.Errorf("list the sentinel's rules in lab %s: %w", l.cfg.Name, err)
+			return fmt.Errorf("list the sentinel's rules in lab %s: %w", l.Name(), err)
 		}
 		if len(rules) != len(want.rules) {
-			return &TamperError{Lab: l.cfg.Name, What: fmt.Sprintf("the drop sentinel's chain %s (%d rules, want %d)", c.Name, len(rules), len(want.rules))}
+			return &netns.TamperError{Lab: l.Name(), What: fmt.Sprintf("the drop sentinel's chain %s (%d rules, want %d)", c.Name, len(rules), len(want.rules))}
 		}
 		found++
 	}
 	if found != len(spec) {
-		return &TamperError{Lab: l.cfg.Name, What: "the drop sentinel (table inet " + sentinelTable + " or a chain of it is gone)"}
+		return &netns.TamperError{Lab: l.Name(), What: "the drop sentinel (table inet " + sentinelTable + " or a chain of it is gone)"}
 	}
 	return nil
 }
 
-// TamperError says the candidate removed or changed a part of the harness
-// that a real host does not have: no verdict of that lab can be trusted.
-type TamperError struct {
-	Lab  string
-	What string
-}
-
-func (e *TamperError) Error() string {
-	return fmt.Sprintf("the candidate ruleset changed the lab's own machinery in lab %s: %s; egresslab cannot give verdicts for a ruleset that removes or alters it", e.Lab, e.What)
-}
-
 // has reports whether key is an element of the named set.
-func (s *sentinel) has(set string, key []byte) (bool, error) {
+func (s *Sentinel) has(set string, key []byte) (bool, error) {
 	answers, err := s.query.has(elemReq{set, key})
 	if err != nil {
 		return false, err
@@ -188,7 +166,7 @@ const nftMsgDestroySetElem = 30
 
 // removeBatch takes each flow's key out of its sets, in one transaction.
 // Only the forgetter calls it.
-func (s *sentinel) removeBatch(flows []forgetRequest) error {
+func (s *Sentinel) removeBatch(flows []forgetRequest) error {
 	batch := []netlink.Message{{
 		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN), Flags: netlink.Request},
 		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES},
@@ -251,7 +229,10 @@ func setElemMsg(set string, key []byte) []byte {
 	return append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...)
 }
 
-func (s *sentinel) close() {
+func (s *Sentinel) close() {
+	if s.host != nil {
+		s.host.Close()
+	}
 	if s.forgets.done != nil {
 		s.forgets.close()
 	}
