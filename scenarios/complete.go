@@ -194,6 +194,11 @@ func (cp *classPlan) serve(lab *LabBench, p *Policy) error {
 		seen[cell] = true
 		ranges = append(ranges, serve.RangeService{Host: r.Addr.String(), Addr: r.Addr, First: r.Port, Last: r.Port, Proto: cell.proto})
 	}
+	// One socket and one world address each: past the bound a policy's own
+	// hosts have, the lab would run out of descriptors halfway.
+	if len(ranges) > MaxServices {
+		return fmt.Errorf("--complete: the ruleset splits into %d classes whose representatives need %d destinations served; the lab serves at most %d", len(cp.classes), len(ranges), MaxServices)
+	}
 	return lab.ServeRanges(ranges)
 }
 
