@@ -19,6 +19,10 @@ type (
 	ParityCell = report.ParityCell
 	Diff       = report.Diff
 	Flip       = report.Flip
+	// verify --complete
+	ClassResult  = report.ClassResult
+	Completeness = report.Completeness
+	ClassFlip    = report.ClassFlip
 )
 
 // RunDiff verifies both policies, each in a lab of its own and in parallel,

@@ -36,6 +36,12 @@ type RunOptions struct {
 	// ToolTimeout bounds each candidate tool and script that loads the
 	// ruleset (netns.DefaultToolTimeout when zero).
 	ToolTimeout time.Duration
+	// Complete also probes every class of traffic the loaded ruleset can
+	// tell apart (verify --complete): Report.Classes.
+	Complete bool
+	// afterLoad runs once the candidate is loaded, before the lab's own
+	// tables go in; it returns more destinations to trace.
+	afterLoad func(context.Context, *LabBench) ([]trace.Destination, error)
 }
 
 // Run verifies p in a lab of its own: it starts the lab, serves every host,
@@ -44,6 +50,9 @@ type RunOptions struct {
 // a *ruleset.RulesetError; a lab that cannot start is a *netns.UnavailableError
 // or another error.
 func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
+	if opts.Complete {
+		return runComplete(ctx, p, opts)
+	}
 	lab, err := StartLabWith(ctx, p, opts)
 	if err != nil {
 		return nil, err
@@ -96,6 +105,16 @@ func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error
 	var dsts []trace.Destination
 	if !opts.NoRule {
 		dsts = traceDestinations(p)
+	}
+	if opts.afterLoad != nil {
+		more, err := opts.afterLoad(ctx, lab)
+		if err != nil {
+			lab.Close()
+			return nil, err
+		}
+		if !opts.NoRule {
+			dsts = append(dsts, more...)
+		}
 	}
 	if err := lab.InstallSentinel(ctx, dsts); err != nil {
 		lab.Close()

@@ -27,6 +27,8 @@ type Diff struct {
 	Flips    []Flip // in the new policy's matrix order
 	OnlyOld  int    // cells the old policy probes and the new one does not
 	OnlyNew  int
+	// ClassFlips: with --complete, the classes whose outcome changed.
+	ClassFlips []ClassFlip
 }
 
 // Regressions counts the flips that passed before and fail now.
@@ -37,11 +39,13 @@ func (d *Diff) Regressions() int {
 			n++
 		}
 	}
-	return n
+	return n + d.ClassRegressions()
 }
 
 // Errors counts probes of either run that could not run.
-func (d *Diff) Errors() int { return d.Old.Summary().Errors + d.New.Summary().Errors }
+func (d *Diff) Errors() int {
+	return d.Old.Summary().Errors + d.New.Summary().Errors + d.Old.ClassErrors() + d.New.ClassErrors()
+}
 
 type probeKey struct {
 	user, host string
@@ -73,6 +77,7 @@ func CompareRuns(oldRep, newRep *Report) *Diff {
 		}
 	}
 	d.OnlyOld = len(before) - len(seen)
+	d.ClassFlips = CompareClasses(oldRep, newRep)
 	return d
 }
 
@@ -106,6 +111,7 @@ func (d *Diff) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "; %s", plural(n, "probe error"))
 	}
 	_, err := fmt.Fprintln(w)
+	d.writeClassFlips(w)
 	return err
 }
 
@@ -157,11 +163,12 @@ type jsonFlip struct {
 // WriteJSON writes {"old", "new", "regressions", "flips": [...]}, indented.
 func (d *Diff) WriteJSON(w io.Writer) error {
 	doc := struct {
-		Old         string     `json:"old"`
-		New         string     `json:"new"`
-		Regressions int        `json:"regressions"`
-		Flips       []jsonFlip `json:"flips"`
-	}{d.Old.Policy, d.New.Policy, d.Regressions(), []jsonFlip{}}
+		Old         string          `json:"old"`
+		New         string          `json:"new"`
+		Regressions int             `json:"regressions"`
+		Flips       []jsonFlip      `json:"flips"`
+		Classes     []jsonClassFlip `json:"classes,omitempty"` // --complete
+	}{d.Old.Policy, d.New.Policy, d.Regressions(), []jsonFlip{}, d.jsonClassFlips()}
 	side := func(r Result) jsonFlipSide {
 		return jsonFlipSide{Observed: r.Observed, Expected: r.Expect, Pass: r.Pass(), Detail: r.Detail, Evidence: evidenceJSON(r), Rule: r.Decider}
 	}

@@ -84,6 +84,9 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 		}
 		suite.Cases = append(suite.Cases, c)
 	}
+	cases, failures, errors := r.junitClasses()
+	suite.Cases, suite.Tests = append(suite.Cases, cases...), suite.Tests+len(cases)
+	suite.Failures, suite.Errors = suite.Failures+failures, suite.Errors+errors
 	return writeJUnit(w, suite)
 }
 

@@ -60,11 +60,14 @@ type Report struct {
 	Parity   []ParityCell  // cells that failed verify --parity (CheckParity)
 	Width    int           // the table's width limit (a terminal's columns); 0: none
 	Shard    *Shard        // the plan, when this run is one shard of several (verify --shard)
+	// Classes and Completeness: verify --complete's classes (nil without it).
+	Classes      []ClassResult
+	Completeness *Completeness
 }
 
 // Pass reports whether every expectation held, and parity where checked.
 func (r *Report) Pass() bool {
-	if len(r.Parity) > 0 {
+	if len(r.Parity) > 0 || r.ClassFailures() > 0 {
 		return false
 	}
 	for _, res := range r.Results {
@@ -92,6 +95,9 @@ type jsonReport struct {
 	Probes  []jsonProbe  `json:"probes"`
 	Parity  []ParityCell `json:"parity,omitempty"`
 	Shard   *Shard       `json:"shard,omitempty"`
+	// verify --complete
+	Classes      []jsonClass       `json:"classes,omitempty"`
+	Completeness *jsonCompleteness `json:"completeness,omitempty"`
 }
 
 // A user's probe has user and uid; a client's has client, network and
@@ -130,6 +136,7 @@ type jsonRule struct {
 // never sits in memory whole.
 func (r *Report) WriteJSON(w io.Writer) error {
 	doc := jsonReport{Policy: r.Policy, Pass: r.Pass(), Summary: r.Summary(), Probes: []jsonProbe{}, Parity: r.Parity, Shard: r.Shard}
+	doc.Classes, doc.Completeness = r.jsonClasses()
 	var head bytes.Buffer
 	enc := json.NewEncoder(&head)
 	enc.SetIndent("", "  ")
@@ -229,6 +236,7 @@ func (r *Report) WriteTable(w io.Writer, color bool) error {
 	}
 	r.writeFailures(&b, paint)
 	r.writeParity(&b, paint)
+	r.writeClasses(&b, paint)
 	r.writeSummary(&b, paint)
 	_, err := w.Write(b.Bytes())
 	return err
