@@ -22,6 +22,10 @@ var (
 		"nft-ip-protocol-in-inet/ip-protocol":    {lint.InetFamilyMatch},
 		"sandbox-allowlist-v4-only/netfilter":    {lint.OneFamily, lint.DropOneFamily},
 		"sidecar-redirect-v4-only/ipv4-redirect": {lint.OneFamily, lint.OwnerOneFamily},
+		"docker-user-ipv4-only/ip6tables-off":    {lint.OneFamily, lint.DropOneFamily},
+		"inet-forward-ip-saddr/ip-saddr":         {lint.InetFamilyMatch},
+		"php-container-mail/docker-user-ipv4":    {lint.OneFamily},
+		"vpn-gateway-ipv6-leak/ipv4-only":        {lint.OneFamily, lint.DropOneFamily},
 	}
 	notStatic = map[string]string{
 		"agent-firewall-no-ip6tables/warn-and-continue": "the IPv6 side is simply absent: there is no IPv6 file to compare",
@@ -33,6 +37,8 @@ var (
 		"quic-udp-443/tcp-only":                         "the gap is a protocol (UDP), identical in both families",
 		"vpn-killswitch-after-accept/appended":          "the gap is rule order within one family",
 		"sidecar-redirect-v4-only/both-redirect":        "right in both families: its cells document where the redirect lands, and lint finds nothing",
+		"php-container-mail/output-only":                "both families hold the same OUTPUT rules: the gap is forwarded traffic no FORWARD rule filters, in either family",
+		"podman-orphaned-docker-user/docker-user":       "both families hold the same DOCKER-USER rules: the gap is that nothing jumps to them under netavark",
 	}
 )
 

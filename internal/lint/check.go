@@ -147,9 +147,10 @@ func checkNFT(sets []*nftRuleset) []Finding {
 func checkInet(sets []*nftRuleset) []Finding {
 	var findings []Finding
 	for _, rs := range sets {
+		scoped := familyScoped(rs.Chains)
 		for _, c := range rs.Chains {
 			if c.Family == "inet" {
-				findings = append(findings, checkInetChain(rs.File, c)...)
+				findings = append(findings, checkInetChain(rs.File, c, scoped[c.Table+" "+c.Name])...)
 			}
 		}
 	}
@@ -160,7 +161,43 @@ func nftFamily(f string) string { return map[string]string{"ip": "ipv4", "ip6": 
 
 func isNFTBlocking(v string) bool { return v == "drop" || v == "reject" }
 
-func checkInetChain(file string, c *nftChain) []Finding {
+// familyScoped names the inet chains that only one family reaches: a chain
+// (no hook of its own) that every jump or goto to it comes from a rule limited
+// to that family, as netavark's per-subnet chains are. A rule of that family
+// there leaves nothing of the other family behind: the other never arrives.
+func familyScoped(chains []*nftChain) map[string]string {
+	callers := map[string]map[string]bool{} // table+chain -> the families its callers are limited to ("" = both)
+	for _, c := range chains {
+		if c.Family != "inet" {
+			continue
+		}
+		for _, r := range c.Rules {
+			if t := r.jumpTarget(); t != "" {
+				key := c.Table + " " + t
+				if callers[key] == nil {
+					callers[key] = map[string]bool{}
+				}
+				fam, _ := r.Restriction()
+				callers[key][fam] = true
+			}
+		}
+	}
+	scoped := map[string]string{}
+	for _, c := range chains {
+		key := c.Table + " " + c.Name
+		if c.Family != "inet" || c.Hook != "" || len(callers[key]) != 1 {
+			continue
+		}
+		for fam := range callers[key] {
+			if fam != "" {
+				scoped[key] = fam
+			}
+		}
+	}
+	return scoped
+}
+
+func checkInetChain(file string, c *nftChain, onlyFamily string) []Finding {
 	var findings []Finding
 	twins := map[string]int{}
 	for _, r := range c.Rules {
@@ -170,7 +207,7 @@ func checkInetChain(file string, c *nftChain) []Finding {
 	}
 	for _, r := range c.Rules {
 		fam, what := r.Restriction()
-		if fam == "" || r.ICMP() || familyNative(strings.Fields(r.Text), fam == "ipv6") {
+		if fam == "" || fam == onlyFamily || r.ICMP() || familyNative(strings.Fields(r.Text), fam == "ipv6") {
 			continue
 		}
 		other := map[string]string{"ipv4": "ipv6", "ipv6": "ipv4"}[fam]

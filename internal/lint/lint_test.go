@@ -67,6 +67,8 @@ var _ = Describe("lint", func() {
 				{lint.InetFamilyMatch, "inet.nft", 14}, {lint.InetFamilyMatch, "inet.nft", 15}}),
 		Entry("rules one family has by nature (DHCP, DHCPv6, link-local, multicast, ND, MLD) and one IPv6-only accept",
 			[]string{"native.v4", "native.v6"}, []at{{lint.OneFamily, "native.v6", 14}}),
+		Entry("per-family subchains, each reached from its own family only; one reached from both", []string{"scoped.nft"},
+			[]at{{lint.InetFamilyMatch, "scoped.nft", 14}, {lint.InetFamilyMatch, "scoped.nft", 25}}),
 		Entry("a table ip whose table ip6 twin lacks the owner rule", []string{"split-ip.nft", "split-ip6.nft"},
 			[]at{{lint.OwnerOneFamily, "split-ip.nft", 6}}),
 	)

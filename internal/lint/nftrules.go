@@ -141,8 +141,14 @@ func neutral(v any) any {
 		}
 		out := map[string]any{}
 		for k, e := range x {
-			if k == "counter" {
+			switch k {
+			case "counter":
 				continue // a counter's numbers are no part of the rule's meaning
+			case "jump", "goto":
+				// Per-family subchains (netavark's nv_*, firewalld's) make a
+				// twin jump to another chain: the chain is checked on its own.
+				out[k] = "CHAIN"
+				continue
 			}
 			out[k] = neutral(e)
 		}
@@ -228,4 +234,17 @@ func values(v any) []string {
 		}
 	}
 	return nil
+}
+
+// jumpTarget is the chain a rule jumps or goes to, if it does.
+func (r *nftRule) jumpTarget() string {
+	for _, e := range r.Expr {
+		m, _ := e.(map[string]any)
+		for _, k := range []string{"jump", "goto"} {
+			if j, ok := m[k].(map[string]any); ok {
+				return str(j["target"])
+			}
+		}
+	}
+	return ""
 }
