@@ -100,7 +100,7 @@ fuzz:
 # soak runs every example and catalogue variant SOAK_RUNS times under a CPU
 # hog and counts verdict flips; on its own, not part of test (about 20 minutes).
 soak: deps
-	set -o pipefail; SOAK_RUNS=$(SOAK_RUNS) $(GINKGO) $(if $(CI),--no-color) --label-filter=soak --timeout=3h -v ./suites | grep -E '^ *(FLIP|examples/|catalogue/|total:)|Passed|Failed|FAIL'
+	set -o pipefail; SOAK_RUNS=$(SOAK_RUNS) $(GINKGO) $(if $(CI),--no-color) --label-filter=soak --timeout=3h -v ./suites | grep -E '^ *(FLIP|examples/|catalogue/|repro/|total:)|Passed|Failed|FAIL'
 
 # bench prints issue 12's figures against their targets (floor.sh, repro and a
 # 20-probe verify as ratios to it, the 1,000-probe matrix, the 131,070-probe
