@@ -18,7 +18,7 @@ NEEDS   := iptables-nft-restore:iptables iptables-legacy-restore:iptables nft:nf
 # count of executions, not a duration: go1.26's fuzzing coordinator can fail
 # a duration's last instant with "context deadline exceeded" on a loaded
 # machine, no input at fault (golang/go#75804, fixed in go1.27).
-FUZZ     := ./scenarios/:FuzzLoad ./scenarios/:FuzzPort ./scenarios/:FuzzAddress ./netns/:FuzzToolErrors
+FUZZ     := ./scenarios/:FuzzLoad ./scenarios/:FuzzPort ./scenarios/:FuzzAddress ./netns/ruleset/:FuzzToolErrors
 FUZZTIME ?= 5000x
 SOAK_RUNS ?= 50
 
@@ -94,6 +94,8 @@ release-check:
 fuzz:
 	@for t in $(FUZZ); do \
 	  echo "fuzz $${t##*:}: $(FUZZTIME)"; \
+	  $(GO) test -list "^$${t##*:}\$$" $${t%%:*} | grep -qx "$${t##*:}" || \
+	    { echo "fuzz target $${t##*:} is not in $${t%%:*}"; exit 1; }; \
 	  $(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*} || exit 1; \
 	done
 

@@ -21,8 +21,9 @@ import (
 // Descriptors this program opened itself are close-on-exec, as Go opens
 // everything, and stay: the Go runtime holds some from before main (its
 // cgroup CPU limit files), so a blind close_range would pull them from
-// under it. Programs that open labs call it first thing in main (tests: in
-// TestMain), before Init.
+// under it. Programs that open labs call it first thing in main, before
+// Init (a test binary only where go test passes it nothing: fuzzing workers
+// talk to their coordinator over inherited descriptors).
 func CloseInheritedFiles() {
 	if os.Getenv(holderEnv) != "" {
 		closeInherited(spawnFD) // a holder keeps what its parent passed

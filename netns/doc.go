@@ -1,9 +1,25 @@
-// Package netns owns the lab: a user + network + mount namespace held by a
-// child process of ours (so it dies with us, even on SIGKILL), a second network
-// namespace beyond the lab's uplink (the world, which owns every non-loopback
-// host address), the lab's private /etc overlays, loading rulesets with the
-// real tools, the lab-owned drop sentinel, and the lab's DNS and listeners.
+// Package netns owns the lab itself: a user + network + mount + PID + IPC +
+// UTS namespace held by a child process of ours (so it dies with us, even on
+// SIGKILL), a second network namespace beyond the lab's uplink (the world,
+// which owns every non-loopback host address), the lab's private /etc
+// overlays and root, its limits, the processes it runs (Command, RunAs, the
+// candidate's tools through RunCandidate), sockets made as the lab's
+// identities (Socket, As, ProbeThread), a probe's Flow and the next hop
+// towards a destination.
 //
-// It is the only package that calls setns or unshare, switches a thread's
-// credentials, or locks OS threads.
+// Beside it, netns/ruleset loads rulesets with the real tools, netns/serve
+// serves the lab's destinations, netns/sentinel keeps the evidence of where
+// probes' packets went, netns/trace names the rule that decided them, and
+// netns/nftmatch holds the nft match expressions the lab's own tables share;
+// they build on the primitives here (Do, DoWorld, NetNSFD, OnClose,
+// WriteFile, RunCandidate, RunListing) and import nothing above netns.
+//
+// Thread and namespace rules: this package is the only one that calls setns
+// or unshare (tests aside), switches a thread's credentials, or locks OS threads. Do and
+// DoWorld run their callback on a locked thread inside the namespace and
+// unlock it only if switching back worked (otherwise the runtime discards
+// the thread); goroutines the callback starts do not inherit the namespace.
+// Sockets, netlink and nftables connections made inside (or bound to
+// NetNSFD) belong to the lab and may be used from any goroutine afterwards.
+// A closed lab answers ErrClosed, and the commands it made end with it.
 package netns

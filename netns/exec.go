@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,9 +17,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ToolTimeout bounds each candidate tool and script the lab runs: a script
-// that never ends, or nft reading an include that never ends, is bad input.
-var ToolTimeout = 30 * time.Second // a variable only so that tests can shorten it
+// DefaultToolTimeout bounds each candidate tool and script the lab runs when
+// its Config names no ToolTimeout: a script that never ends, or nft reading
+// an include that never ends, is bad input.
+const DefaultToolTimeout = 30 * time.Second
+
+// ToolTimeout is how long each candidate tool and script may run.
+func (l *Lab) ToolTimeout() time.Duration { return l.cfg.ToolTimeout }
 
 // MaxToolOutput is how much of a tool's output is kept; what it prints beyond
 // is discarded by the kernel (the tool's writes fail), never held in memory.
@@ -39,7 +44,12 @@ func (l *Lab) Command(ctx context.Context, argv ...string) *exec.Cmd {
 	return l.command(ctx, append([]string{"setpriv", "--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace", "--"}, argv...))
 }
 
+// command is argv through nsenter into every namespace of the lab.
+// The command lives no longer than the lab: once the lab closes, it is killed,
+// and one not started yet fails to start (its pid would name no lab then).
 func (l *Lab) command(ctx context.Context, argv []string) *exec.Cmd {
+	ctx, cancel := context.WithCancel(ctx)
+	context.AfterFunc(l.life, cancel)
 	args := append([]string{"--target", strconv.Itoa(l.pid), "--user", "--net", "--mount", "--pid", "--ipc", "--uts", "--"}, argv...)
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
 	cmd.Env = slices.Clone(baseEnv)
@@ -83,29 +93,24 @@ func (l *Lab) CommandAs(ctx context.Context, id Identity, argv ...string) *exec.
 	return l.command(ctx, append(setpriv, argv...))
 }
 
-// errToolTimeout is a candidate tool still running at ToolTimeout.
-var errToolTimeout = errors.New("still running")
+// ErrToolTimeout is a candidate tool still running at the lab's ToolTimeout.
+var ErrToolTimeout = errors.New("still running")
 
 // runCandidateTool runs a tool or script of the candidate's inside the lab,
-// bounded in time (ToolTimeout) and output (MaxToolOutput), with the netlink
+// bounded in time (the lab's ToolTimeout) and output (MaxToolOutput), with the netlink
 // buffers a host's root would get (bufforce.go).
 func (l *Lab) runCandidateTool(ctx context.Context, stdin []byte, env []string, argv ...string) ([]byte, error) {
-	tctx, cancel := context.WithTimeout(ctx, ToolTimeout)
+	tctx, cancel := context.WithTimeout(ctx, l.cfg.ToolTimeout)
 	defer cancel()
 	if stdin == nil {
 		stdin = []byte{} // a file, never a terminal or a pipe: nothing waits on input left unread
 	}
 	out, err := l.run(tctx, runSpec{argv: argv, env: env, stdin: stdin, limit: MaxToolOutput})
 	if err != nil && ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
-		return out, errToolTimeout
+		return out, ErrToolTimeout
 	}
 	return out, err
 }
-
-// maxListingOutput bounds what the lab's own listings print (the trace's
-// readback of a host-scale ruleset is tens of MiB): these are the harness's
-// tools reading the kernel, not the candidate's tools.
-const maxListingOutput = 1 << 30
 
 // RunAs runs argv inside the lab with id's credentials (a real client,
 // seeing whatever the lab's rules allow), stdin as its input, and returns
@@ -153,4 +158,26 @@ func boundedOutputFile(limit int64) (*os.File, error) {
 		return nil, fmt.Errorf("tool output file: %w", err)
 	}
 	return f, nil
+}
+
+// WriteFile creates a file of the lab's root inside the lab's private /run
+// (inLab is its path inside the lab), through the holder's view of the file
+// system: where the lab's tools can read it.
+func (l *Lab) WriteFile(inLab string, data []byte, mode os.FileMode) error {
+	onHost := filepath.Join(fmt.Sprintf("/proc/%d/root", l.pid), inLab)
+	err := asLabRoot(func() error {
+		if err := os.MkdirAll(filepath.Dir(onHost), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(onHost, data, mode)
+	})
+	select {
+	case <-l.done:
+		if err != nil {
+			// Not a missing input file: the lab is gone (exit 3, not 2).
+			return ErrHolderGone
+		}
+	default:
+	}
+	return err
 }

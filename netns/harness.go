@@ -9,19 +9,12 @@ import (
 	vnetns "github.com/vishvananda/netns"
 )
 
-// CheckHarness verifies that the lab's own machinery, which a real host does
-// not have, survived the candidate: the drop sentinel, the listeners and the
-// world beyond the uplink. Call it after the candidate loads and after
-// probing; a *TamperError means no verdict of this lab can be trusted. What
-// the candidate did to the host itself (an interface down, IPv6 off, routes)
-// is not tampering: probes meet it as a real host would.
-func (l *Lab) CheckHarness() error {
-	if err := l.CheckSentinel(); err != nil {
-		return err
-	}
-	if what, ok := l.lost.Load().(string); ok {
-		return &TamperError{Lab: l.cfg.Name, What: "its listener " + what + " (closed under it)"}
-	}
+// CheckWorld verifies that the world beyond the uplink, which a real host
+// does not have, survived the candidate: its link, up, with every address the
+// lab gave it. A *TamperError means no verdict of this lab can be trusted.
+// What the candidate did to the host itself (an interface down, routes) is
+// not tampering: probes meet it as a real host would.
+func (l *Lab) CheckWorld() error {
 	lab, err := netlink.NewHandleAt(vnetns.NsHandle(l.labFD))
 	if err != nil {
 		return fmt.Errorf("netlink in lab %s: %w", l.cfg.Name, err)
@@ -59,10 +52,13 @@ func (l *Lab) CheckHarness() error {
 	return nil
 }
 
-// served records that a listener stopped serving; if the lab is not closing,
-// the candidate closed it under us.
-func (l *Lab) served(s Service, err error) {
-	if err != nil && !l.closed.Load() {
-		l.lost.CompareAndSwap(nil, s.String())
-	}
+// TamperError says the candidate removed or changed a part of the harness
+// that a real host does not have: no verdict of that lab can be trusted.
+type TamperError struct {
+	Lab  string
+	What string
+}
+
+func (e *TamperError) Error() string {
+	return fmt.Sprintf("the candidate ruleset changed the lab's own machinery in lab %s: %s; egresslab cannot give verdicts for a ruleset that removes or alters it", e.Lab, e.What)
 }

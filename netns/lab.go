@@ -7,19 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
-	"github.com/vishvananda/netlink"
-	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,6 +58,8 @@ type Config struct {
 	Groups      []Group        // extra groups of its /etc/group
 	// Backend is the iptables flavour for rulesets and scripts: "nft" (default) or "legacy".
 	Backend string
+	// ToolTimeout bounds each candidate tool and script (DefaultToolTimeout when zero).
+	ToolTimeout time.Duration
 }
 
 // A lab is user + network + mount + PID + IPC + UTS namespaces: the PID
@@ -81,24 +80,20 @@ type Lab struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+	life      context.Context // done once Close begins: commands end with the lab
+	endLife   context.CancelFunc
 	closers   []func() error
 
-	sentinel   *sentinel
 	gateways   []netip.Addr // the world's router addresses on the uplink, one per family
 	worldAddrs []netip.Addr // every destination address the world owns
-	lost       atomic.Value // a listener the candidate closed under the lab (its name)
 
 	poolOnce sync.Once
 	pool     *socketPool
-	answered answered
 	spawn    *spawner // starts the lab's processes, through the holder
-
-	pendingTrace *pendingTrace // a trace table installed with the sentinel (trace.go)
 
 	limits *labLimits // the lab's cgroups (limits.go)
 
-	ca   *labCA       // signs the certificates of the lab's TLS listeners
-	zone atomic.Value // func(*dns.Msg) *dns.Msg: what ServeDNS answers, for a host's port 53 too
+	ca *labCA // signs the certificates of the lab's TLS listeners
 }
 
 // New starts a lab: namespaces, /etc overlays, the uplink, addresses and
@@ -110,6 +105,9 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	if cfg.Backend == "" {
 		cfg.Backend = "nft"
 	}
+	if cfg.ToolTimeout == 0 {
+		cfg.ToolTimeout = DefaultToolTimeout
+	}
 	if !initCalled.Load() {
 		return nil, errors.New("netns.Init was not called: call it first in main (or TestMain) of any program that opens labs")
 	}
@@ -117,6 +115,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	l := &Lab{cfg: cfg, labFD: -1, worldFD: -1, done: make(chan struct{})}
+	l.life, l.endLife = context.WithCancel(context.Background())
 	var err error
 	if l.ca, err = newLabCA(cfg.Name); err != nil {
 		return nil, fmt.Errorf("start lab %s: %w", cfg.Name, err)
@@ -264,194 +263,6 @@ func (l *Lab) serveBufFilter(inHolder int) error {
 	return nil
 }
 
-// etcFiles are the lab's own /etc files: passwd and group list root and the
-// lab's accounts (with a user private group for each account whose gid no
-// group names, as Debian does), resolv.conf points at the lab's DNS, and the
-// trust store holds the lab's CA.
-func (l *Lab) etcFiles() map[string]string {
-	var passwd, group strings.Builder
-	passwd.WriteString("root:x:0:0:root:/root:/bin/sh\n")
-	group.WriteString("root:x:0:\n")
-	named := map[uint32]bool{0: true}
-	members := map[uint32][]string{}
-	for _, a := range l.cfg.Accounts {
-		for _, g := range a.Groups {
-			members[g] = append(members[g], a.Name)
-		}
-	}
-	for _, g := range l.cfg.Groups {
-		named[g.GID] = true
-	}
-	for _, a := range l.cfg.Accounts {
-		fmt.Fprintf(&passwd, "%s:x:%d:%d:%s:/nonexistent:/usr/sbin/nologin\n", a.Name, a.UID, a.GID, a.Name)
-	}
-	for _, g := range l.cfg.Groups {
-		fmt.Fprintf(&group, "%s:x:%d:%s\n", g.Name, g.GID, strings.Join(members[g.GID], ","))
-	}
-	for _, a := range l.cfg.Accounts {
-		if !named[a.GID] {
-			named[a.GID] = true
-			fmt.Fprintf(&group, "%s:x:%d:%s\n", a.Name, a.GID, strings.Join(members[a.GID], ","))
-		}
-	}
-	return map[string]string{
-		"passwd":      passwd.String(),
-		"group":       group.String(),
-		"hosts":       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-		"resolv.conf": "# the lab's own DNS (egresslab)\nnameserver " + DNSAddrV4.String() + "\nnameserver " + DNSAddrV6.String() + "\noptions timeout:1 attempts:1\n",
-		labCAEtcName:  string(l.ca.pem),
-	}
-}
-
-// wire brings up lo, the uplink and its peer in the world, and default routes
-// of both families in each direction. Every non-loopback host address is
-// added to the world's side later, by AddWorldAddress.
-func (l *Lab) wire() error {
-	lab, err := netlink.NewHandleAt(vnetns.NsHandle(l.labFD))
-	if err != nil {
-		return fmt.Errorf("netlink in the lab: %w", err)
-	}
-	defer lab.Close()
-	world, err := netlink.NewHandleAt(vnetns.NsHandle(l.worldFD))
-	if err != nil {
-		return fmt.Errorf("netlink in the world: %w", err)
-	}
-	defer world.Close()
-
-	for _, h := range []*netlink.Handle{lab, world} {
-		lo, err := h.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		if err := h.LinkSetUp(lo); err != nil {
-			return fmt.Errorf("set lo up: %w", err)
-		}
-	}
-	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: l.cfg.Uplink},
-		PeerName:      worldLink,
-		PeerNamespace: netlink.NsFd(l.worldFD),
-	}
-	if err := lab.LinkAdd(veth); err != nil {
-		return fmt.Errorf("add uplink %s: %w", l.cfg.Uplink, err)
-	}
-	up, err := lab.LinkByName(l.cfg.Uplink)
-	if err != nil {
-		return err
-	}
-	peer, err := world.LinkByName(worldLink)
-	if err != nil {
-		return err
-	}
-	// The world is the lab's router: it owns a gateway address in each of
-	// the lab's uplink prefixes, and the lab's default routes go through it,
-	// as a host's do. Neighbour caches start empty on both sides: discovery
-	// of the gateway (and of the lab, by the router) goes through the
-	// candidate's rules, as after a host's boot.
-	for _, p := range l.cfg.UplinkAddrs {
-		if err := addAddr(lab, up, p); err != nil {
-			return err
-		}
-		if gw, ok := gatewayFor(p); ok {
-			if err := addAddr(world, peer, netip.PrefixFrom(gw, p.Bits())); err != nil {
-				return err
-			}
-			l.gateways = append(l.gateways, gw)
-		}
-	}
-	for _, x := range []struct {
-		h    *netlink.Handle
-		link netlink.Link
-	}{{lab, up}, {world, peer}} {
-		if err := x.h.LinkSetUp(x.link); err != nil {
-			return fmt.Errorf("set %s up: %w", x.link.Attrs().Name, err)
-		}
-	}
-	for _, dst := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
-		// The world reaches every lab address directly on the shared link.
-		if err := routeAdd(world, peer, dst, netip.Addr{}); err != nil {
-			return err
-		}
-		var via netip.Addr
-		for _, gw := range l.gateways {
-			if gw.Is4() == dst.Addr().Is4() {
-				via = gw
-			}
-		}
-		if err := routeAdd(lab, up, dst, via); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// gatewayFor picks the router's address in the lab's uplink prefix p: the
-// prefix's first address after the network's, or the next one if that is
-// the lab's own. A prefix too small for a router gets none (routes on-link).
-func gatewayFor(p netip.Prefix) (netip.Addr, bool) {
-	if p.Bits() >= p.Addr().BitLen()-1 {
-		return netip.Addr{}, false
-	}
-	gw := p.Masked().Addr().Next()
-	if gw == p.Addr() {
-		gw = gw.Next()
-	}
-	return gw, p.Contains(gw)
-}
-
-// routeAdd adds a default (or other) route on link: through via, or on-link
-// when via is not valid.
-func routeAdd(h *netlink.Handle, link netlink.Link, dst netip.Prefix, via netip.Addr) error {
-	r := &netlink.Route{
-		LinkIndex: link.Attrs().Index,
-		Dst:       &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(dst.Bits(), dst.Addr().BitLen())},
-		Scope:     netlink.SCOPE_LINK,
-	}
-	if via.IsValid() {
-		r.Gw, r.Scope = via.AsSlice(), netlink.SCOPE_UNIVERSE
-	}
-	if err := h.RouteAdd(r); err != nil {
-		return fmt.Errorf("add route %s via %s on %s: %w", dst, via, link.Attrs().Name, err)
-	}
-	return nil
-}
-
-func addAddr(h *netlink.Handle, link netlink.Link, p netip.Prefix) error {
-	a := &netlink.Addr{
-		IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
-		Flags: unix.IFA_F_NODAD,
-	}
-	if err := h.AddrAdd(link, a); err != nil {
-		return fmt.Errorf("add address %s to %s: %w", p, link.Attrs().Name, err)
-	}
-	return nil
-}
-
-// AddWorldAddress makes addr live one hop away, beyond the uplink. Loopback
-// addresses need nothing: they live on the lab's lo.
-func (l *Lab) AddWorldAddress(addr netip.Addr) error {
-	if addr.IsLoopback() || slices.Contains(l.worldAddrs, addr) {
-		return nil // each of a host's ports asks again: one netlink handle each was most of serving
-	}
-	world, err := netlink.NewHandleAt(vnetns.NsHandle(l.worldFD))
-	if err != nil {
-		return fmt.Errorf("netlink in the world: %w", err)
-	}
-	defer world.Close()
-	peer, err := world.LinkByName(worldLink)
-	if err != nil {
-		return err
-	}
-	err = addAddr(world, peer, netip.PrefixFrom(addr, addr.BitLen()))
-	if errors.Is(err, unix.EEXIST) {
-		return nil
-	}
-	if err == nil {
-		l.worldAddrs = append(l.worldAddrs, addr)
-	}
-	return err
-}
-
 // inLab runs fn on a thread inside the lab's network namespace. Sockets made
 // there belong to the lab and may be used from any goroutine afterwards.
 func (l *Lab) inLab(fn func() error) error { return doIn(l.labFD, fn) }
@@ -468,13 +279,11 @@ func (l *Lab) Close() error {
 	var errs []error
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
+		l.endLife()
 		for i := len(l.closers) - 1; i >= 0; i-- {
 			if err := l.closers[i](); err != nil {
 				errs = append(errs, err)
 			}
-		}
-		if l.sentinel != nil {
-			l.sentinel.close()
 		}
 		for _, fd := range []int{l.labFD, l.worldFD} {
 			if fd >= 0 {

@@ -23,9 +23,12 @@ import (
 // symlink among them (merged /usr) is copied as a symlink.
 var hostTrees = []string{"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc"}
 
-// labDevices are the host's device nodes the lab's /dev shows. No tty: a
-// lab process has no way to the caller's terminal by name.
-var labDevices = []string{"null", "zero", "full", "random", "urandom"}
+// labDevices are the host's device nodes the lab's /dev shows. /dev/tty
+// opens the caller's controlling terminal, and no lab process has one but
+// the pty exec and shell make for the lab (every other open fails with
+// ENXIO, as on a host for a daemon); /dev/pts shows that pty by name, and
+// no other host pty is the lab's to open (their owners are not mapped).
+var labDevices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
 // labTmpfs is one private tmpfs of the lab and its bounds.
 type labTmpfs struct {
@@ -100,6 +103,9 @@ func makeLabRoot() error {
 			return err
 		}
 	}
+	if err := bindPTYs(at("dev/pts")); err != nil {
+		return err
+	}
 	// The lab's own /proc shows the lab's PID namespace only: a candidate
 	// script sees no host process, and no descriptor of ours. It is mounted
 	// while the host's /proc is still in this namespace: the kernel lets a
@@ -164,6 +170,25 @@ func bindDevice(name, dst string) error {
 	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NOEXEC}
 	if err := unix.MountSetattr(unix.AT_FDCWD, dst, 0, attr); err != nil {
 		return fmt.Errorf("make the lab's /dev/%s: %w", name, err)
+	}
+	return nil
+}
+
+// bindPTYs shows the host's /dev/pts in the lab (no ptmx beside it: the lab
+// makes no ptys of its own there), so that ttyname finds exec's pty.
+func bindPTYs(dst string) error {
+	if _, err := os.Stat("/dev/pts"); err != nil {
+		return nil // no devpts on this host: exec's pty has no name, nothing else changes
+	}
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		return fmt.Errorf("make the lab's /dev/pts: %w", err)
+	}
+	if err := unix.Mount("/dev/pts", dst, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("make the lab's /dev/pts: %w", err)
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(unix.AT_FDCWD, dst, 0, attr); err != nil {
+		return fmt.Errorf("make the lab's /dev/pts: %w", err)
 	}
 	return nil
 }

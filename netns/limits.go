@@ -355,12 +355,12 @@ func (l *Lab) confineInBackground() func() error {
 	}
 }
 
-// runBounded runs a candidate's tool or script (runCandidateTool) and
+// RunCandidate runs a candidate's tool or script (runCandidateTool) and
 // returns a *LimitError when it hit a bound of the lab's, whatever its exit:
 // a tool that fails for want of a process or memory failed for the lab's
 // reason, and one that succeeded left the lab at its bound. A hit of the
 // process limit stops it at once.
-func (l *Lab) runBounded(ctx context.Context, stdin []byte, env []string, argv ...string) ([]byte, error) {
+func (l *Lab) RunCandidate(ctx context.Context, stdin []byte, env []string, argv ...string) ([]byte, error) {
 	wctx, stop := l.limits.watch(ctx)
 	out, err := l.runCandidateTool(wctx, stdin, env, argv...)
 	stop()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -23,8 +22,6 @@ type ClientLab interface {
 	Lab
 	SourceFor(dst netip.Addr) (netip.Addr, bool)
 }
-
-var _ ClientLab = (*netns.Lab)(nil)
 
 // Attempt is one address a client tried, and what happened.
 type Attempt struct {
@@ -132,7 +129,7 @@ func lookupAs(ctx context.Context, lab ClientLab, id netns.Identity, name string
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), qtype)
 	rerr := &ResolveError{Name: name}
-	for _, server := range []netip.Addr{netns.DNSAddrV4, netns.DNSAddrV6} {
+	for _, server := range netns.DNSServers() {
 		r, err := exchangeAs(ctx, lab, id, server, q, backstop)
 		if err != nil {
 			rerr.Tried = append(rerr.Tried, fmt.Sprintf("%s: %v", server, err))
@@ -214,33 +211,4 @@ func Client(ctx context.Context, lab ClientLab, id netns.Identity, name string, 
 		}
 	}
 	return v, nil
-}
-
-// WriteTelnet prints the view as telnet would have shown it.
-func (v ClientView) WriteTelnet(w io.Writer) {
-	if v.Unresolved != "" {
-		fmt.Fprintf(w, "telnet: could not resolve %s/%d: Temporary failure in name resolution   [%s]\n", v.Name, v.Port, v.Unresolved)
-		return
-	}
-	for _, a := range v.Attempts {
-		fmt.Fprintf(w, "Trying %s...\n", a.Addr)
-		switch a.Result.Outcome {
-		case Connected:
-			fmt.Fprintf(w, "Connected to %s.\nEscape character is '^]'.\n", v.Host)
-			if strings.HasPrefix(a.Result.Detail, "220") {
-				fmt.Fprintln(w, a.Result.Detail)
-			}
-		case Dropped:
-			fmt.Fprintf(w, "telnet: connect to address %s: Connection timed out   [%s]\n", a.Addr, a.Result.Detail)
-		case Refused:
-			fmt.Fprintf(w, "telnet: connect to address %s: Connection refused   [%s]\n", a.Addr, a.Result.Detail)
-		case Rejected:
-			fmt.Fprintf(w, "telnet: connect to address %s: No route to host   [%s]\n", a.Addr, a.Result.Detail)
-		default:
-			fmt.Fprintf(w, "telnet: connect to address %s: probe error: %s\n", a.Addr, a.Result.Detail)
-		}
-	}
-	if _, ok := v.Connected(); !ok {
-		fmt.Fprintln(w, "telnet: Unable to connect to remote host")
-	}
 }

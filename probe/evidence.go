@@ -1,7 +1,9 @@
 package probe
 
+import "net/netip"
+
 // Kind names how a probe's outcome was known. A verdict is a value decided in
-// one place (the prober); reports turn it into words.
+// one place (decide); reports turn it into words.
 type Kind string
 
 const (
@@ -21,7 +23,7 @@ const (
 	// Reset: a TCP reset came back.
 	Reset Kind = "reset"
 	// HostState: the lab host's own kernel refused to send, because of its
-	// routes, links or sysctls (Errno, Cause): what a candidate did to the
+	// routes, links or sysctls (Errno, Host): what a candidate did to the
 	// host itself.
 	HostState Kind = "host"
 	// NeighbourDiscovery: IPv6 neighbour discovery with the next hop
@@ -33,26 +35,42 @@ const (
 	Failure Kind = "probe-error"
 )
 
-// Evidence is what decided a probe's outcome.
+// Hook names the lab's hooks whose rules dropped a packet.
+type Hook string
+
+const (
+	Output Hook = "output" // OUTPUT through POSTROUTING
+	Input  Hook = "input"  // PREROUTING through INPUT
+)
+
+// Packet names the packet that died.
+type Packet string
+
+const (
+	Request       Packet = "request" // the probe's own, on its way into a loopback listener
+	Answer        Packet = "answer"
+	Solicitation  Packet = "solicitation"
+	Advertisement Packet = "advertisement"
+)
+
+// Evidence is what decided a probe's outcome: typed values only; the report
+// words them (the JSON report's "cause" and "answered_by" are its words for
+// Host and AnsweredBy).
 type Evidence struct {
-	Kind Kind `json:"kind"`
-	// Where names the lab's hook whose rules dropped the packet: "output"
-	// (OUTPUT through POSTROUTING) or "input" (PREROUTING through INPUT).
-	Where string `json:"where,omitempty"`
-	// Packet is the packet that died: "request" (the probe's own, on its way
-	// into a loopback listener), "answer", "solicitation" or "advertisement".
-	Packet string `json:"packet,omitempty"`
+	Kind   Kind   `json:"kind"`
+	Where  Hook   `json:"where,omitempty"`
+	Packet Packet `json:"packet,omitempty"`
 	ICMP   *ICMP  `json:"icmp,omitempty"`
 	// Errno is what the kernel answered connect() or send() with, when it
-	// refused locally.
+	// refused locally: its C name (EHOSTUNREACH).
 	Errno string `json:"errno,omitempty"`
-	// Cause is the host state behind a local refusal.
-	Cause string `json:"cause,omitempty"`
+	// Host is the lab host's state behind a local refusal or a silence.
+	Host *HostRefusal `json:"-"`
 	// Neighbour is the next hop whose discovery failed.
 	Neighbour string `json:"neighbour,omitempty"`
 	// AnsweredBy is the service that answered (a NAT rule may send a probe
 	// somewhere other than it dialled).
-	AnsweredBy string `json:"answered_by,omitempty"`
+	AnsweredBy *Service `json:"-"`
 }
 
 // ICMP is an ICMP (Version 4) or ICMPv6 (Version 6) error's type and code.
@@ -60,4 +78,31 @@ type ICMP struct {
 	Version int   `json:"version"`
 	Type    uint8 `json:"type"`
 	Code    uint8 `json:"code"`
+}
+
+// HostRefusal is the lab host's own state that keeps it from reaching a
+// destination: what a candidate script did to the host itself.
+type HostRefusal struct {
+	What      RefusalKind
+	Link      string       // the interface, for LinkDown; the sysctl's scope for IPv6Off
+	Route     netip.Prefix // for RouteType
+	RouteType string       // the kernel's name: "unreachable", "prohibit", "blackhole" or "throw"
+}
+
+// RefusalKind is which part of the host's state refused.
+type RefusalKind int
+
+const (
+	IPv6Off   RefusalKind = iota + 1 // net.ipv6.conf.*.disable_ipv6=1
+	LinkDown                         // the interface the destination is reached through is down
+	RouteType                        // a route of a type that refuses
+	NoRoute                          // no route at all
+)
+
+// Service is one of the lab's services: the one that answered a probe.
+type Service struct {
+	Host  string // the host name it answers as
+	Addr  netip.Addr
+	Port  uint16
+	Proto string
 }

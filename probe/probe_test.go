@@ -4,29 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
-
-func TestClassifyICMP(t *testing.T) {
-	cases := []struct {
-		origin, typ, code byte
-		want              Outcome
-	}{
-		{unix.SO_EE_ORIGIN_ICMP, 3, 3, Refused},   // port unreachable: REJECT's default
-		{unix.SO_EE_ORIGIN_ICMP, 3, 13, Rejected}, // administratively prohibited
-		{unix.SO_EE_ORIGIN_ICMP, 3, 1, Rejected},  // host unreachable
-		{unix.SO_EE_ORIGIN_ICMP, 3, 10, Rejected}, // host prohibited
-		{unix.SO_EE_ORIGIN_ICMP6, 1, 4, Refused},  // ICMPv6 port unreachable
-		{unix.SO_EE_ORIGIN_ICMP6, 1, 1, Rejected}, // ICMPv6 administratively prohibited
-		{unix.SO_EE_ORIGIN_ICMP6, 1, 0, Rejected}, // no route
-	}
-	for _, c := range cases {
-		if got := classifyICMP(c.origin, c.typ, c.code).Outcome; got != c.want {
-			t.Errorf("origin %d type %d code %d: got %s, want %s", c.origin, c.typ, c.code, got, c.want)
-		}
-	}
-}
 
 func TestOutcomeNames(t *testing.T) {
 	for o := Error; o <= Dropped; o++ {

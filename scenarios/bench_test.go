@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
 )
@@ -45,7 +46,7 @@ func loadBench(b *testing.B, name string) *scenarios.Policy {
 
 // startLab starts p's lab (served, ruleset loaded, sentinel in place) outside
 // the timer and closes it when the benchmark ends.
-func startLab(b *testing.B, p *scenarios.Policy) *netns.Lab {
+func startLab(b *testing.B, p *scenarios.Policy) *scenarios.LabBench {
 	b.Helper()
 	lab, err := scenarios.StartLab(context.Background(), p)
 	if err != nil {
@@ -114,7 +115,7 @@ func BenchmarkRulesetLoad(b *testing.B) {
 			b.Cleanup(func() { lab.Close() })
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := lab.LoadIPTables(ctx, family.ipv6, "bench.rules", smallRuleset); err != nil {
+				if err := ruleset.LoadIPTables(ctx, lab, family.ipv6, "bench.rules", smallRuleset); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -158,7 +159,7 @@ func BenchmarkProbe(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if r := probe.Dial(ctx, lab, id, t, 0); r.Outcome != c.want {
-					b.Fatalf("%s as %s: %s (%s), want %s", t, c.user, r.Outcome, r.Detail, c.want)
+					b.Fatalf("%s as %s: %s (%s), want %s", t, c.user, r.Outcome, scenarios.Detail(r), c.want)
 				}
 			}
 		})

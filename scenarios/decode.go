@@ -24,7 +24,13 @@ type policyDecoder struct {
 	users []string                         // names, for lookups and messages
 	hosts []string
 	owner map[netip.Addr]string // address -> host: the lab serves each address once
-	errs  []*Error              // every policy error found so far
+	// What networks.go has seen so far: client names (which share the users'
+	// namespace) with their network, client addresses, network prefixes.
+	clientNames     []string
+	clientNetwork   map[string]string
+	clientAddrs     map[netip.Addr]string
+	networkPrefixes []networkPrefix
+	errs            []*Error // every policy error found so far
 	// hostNodes and expectNodes place warnings about a host or an entry.
 	hostNodes   map[string]ast.Node
 	expectNodes []ast.Node
@@ -95,11 +101,13 @@ func parse(file, defaultName string, data []byte, read func(string) ([]byte, err
 		return nil, &Error{File: file, Line: 1, Column: 1, Msg: "empty policy: want version: 1, users, hosts and expect"}
 	}
 	pd := &policyDecoder{
-		decoder:   d,
-		p:         &Policy{Name: defaultName, File: file},
-		read:      read,
-		owner:     map[netip.Addr]string{},
-		hostNodes: map[string]ast.Node{},
+		decoder:       d,
+		p:             &Policy{Name: defaultName, File: file},
+		read:          read,
+		owner:         map[netip.Addr]string{},
+		hostNodes:     map[string]ast.Node{},
+		clientNetwork: map[string]string{},
+		clientAddrs:   map[netip.Addr]string{},
 	}
 	pd.fail(pd.decode(body))
 	if err := pd.result(); err != nil {
@@ -109,7 +117,7 @@ func parse(file, defaultName string, data []byte, read func(string) ([]byte, err
 	return pd.p, nil
 }
 
-var sections = []string{"version", "name", "users", "groups", "hosts", "mx", "lab", "ruleset", "expect"}
+var sections = []string{"version", "name", "users", "groups", "hosts", "mx", "lab", "networks", "ruleset", "expect"}
 
 func (pd *policyDecoder) decode(body ast.Node) error {
 	// Until the file shows it is meant as a policy (a mapping with a version
@@ -142,6 +150,9 @@ func (pd *policyDecoder) decode(body ast.Node) error {
 	}
 	missing, misspelt := false, len(pd.errs) > 0
 	for _, key := range []string{"version", "users", "hosts", "expect"} {
+		if _, ok := found["networks"]; ok && key == "users" {
+			continue // clients are sources enough
+		}
 		if _, ok := found[key]; !ok {
 			missing = true
 			if !misspelt { // else the misspelt key is the error to fix
@@ -157,7 +168,8 @@ func (pd *policyDecoder) decode(body ast.Node) error {
 		decode func(field) error
 	}{
 		{"version", pd.version}, {"name", pd.name}, {"users", pd.decodeUsers}, {"groups", pd.decodeGroups},
-		{"hosts", pd.decodeHosts}, {"mx", pd.decodeMX}, {"lab", pd.decodeLab}, {"ruleset", pd.decodeRuleset},
+		{"hosts", pd.decodeHosts}, {"mx", pd.decodeMX}, {"lab", pd.decodeLab}, {"networks", pd.decodeNetworks},
+		{"ruleset", pd.decodeRuleset},
 		{"expect", pd.decodeExpect},
 	}
 	for _, s := range steps {
@@ -179,8 +191,8 @@ func (pd *policyDecoder) decode(body ast.Node) error {
 			n, MaxServices)
 	}
 	if n := pd.p.sizeAtMost(MaxProbes); n > MaxProbes {
-		return pd.errorf(found["hosts"].node, "the matrix (users × each host's addresses × its ports) is %s probes: a policy may have at most %d; split it into several policies, or probe fewer ports or users",
-			probeCount(pd.p), MaxProbes)
+		return pd.errorf(found["hosts"].node, "the matrix (%s × each host's addresses × its ports) is %s probes: a policy may have at most %d; split it into several policies, or probe fewer ports or %s",
+			sourcesWord(pd.p), probeCount(pd.p), MaxProbes, sourcesWord(pd.p))
 	}
 	return pd.coverage(found["expect"].node)
 }
@@ -196,7 +208,7 @@ func probeCount(p *Policy) string {
 		}
 		n.Add(n, ports.Mul(ports, big.NewInt(int64(len(h.Addresses)))))
 	}
-	return n.Mul(n, big.NewInt(int64(len(p.Users)))).String()
+	return n.Mul(n, big.NewInt(int64(p.sources()))).String()
 }
 
 func (pd *policyDecoder) version(f field) error {
@@ -771,7 +783,7 @@ func (pd *policyDecoder) expectation(e ast.Node) (Expectation, error) {
 	x.Line, _ = position(fields[0].node)
 	if v := fields[0].value; !isNull(v) {
 		if _, ok := v.(*ast.MappingNode); !ok {
-			return x, pd.errorf(v, "%s: want a mapping of user, host, port or family, such as {user: postfix}, found %s", x.Verb, describe(v))
+			return x, pd.errorf(v, "%s: want a mapping of user, client, host, address, port or family, such as {user: postfix}, found %s", x.Verb, describe(v))
 		}
 	}
 	body, err := pd.mapping(fields[0].value, string(x.Verb), true)
@@ -783,6 +795,12 @@ func (pd *policyDecoder) expectation(e ast.Node) (Expectation, error) {
 		switch f.key {
 		case "user":
 			x.Users, err = pd.selectNames(f.value, "user", pd.users)
+			err = pd.nameSources(&x, UserSource, f, err)
+		case "client":
+			x.Clients, err = pd.selectNames(f.value, "client", pd.clientNames)
+			err = pd.nameSources(&x, ClientSource, f, err)
+		case "address":
+			x.Addresses, err = pd.selectAddresses(f.value)
 		case "host":
 			x.Hosts, err = pd.selectNames(f.value, "host", pd.hosts)
 		case "port":
@@ -793,7 +811,7 @@ func (pd *policyDecoder) expectation(e ast.Node) (Expectation, error) {
 				err = pd.errorf(f.value, "unknown family %q: want ipv4 or ipv6 (leave family out for both)", x.Family)
 			}
 		default:
-			err = pd.errorf(f.node, "unknown key %q in %s: want user, host, port or family", f.key, x.Verb)
+			err = pd.errorf(f.node, "unknown key %q in %s: want user, client, host, address, port or family", f.key, x.Verb)
 		}
 		if err != nil {
 			pd.fail(err)

@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 )
 
@@ -68,7 +68,7 @@ type probeKey struct {
 	port       Port
 }
 
-func keyOf(r Result) probeKey { return probeKey{r.User.Name, r.Host, r.Address, r.Port} }
+func keyOf(r Result) probeKey { return probeKey{r.SourceName(), r.Host, r.Address, r.Port} }
 
 // CompareRuns lists the cells whose observed outcome differs between two
 // reports. Cells only one report has are counted, not compared.
@@ -154,12 +154,12 @@ func decidedBy(r Result) string {
 }
 
 type jsonFlipSide struct {
-	Observed probe.Outcome  `json:"observed"`
-	Expected Verb           `json:"expected"`
-	Pass     bool           `json:"pass"`
-	Detail   string         `json:"detail"`
-	Evidence probe.Evidence `json:"evidence"`
-	Rule     *netns.Rule    `json:"rule"`
+	Observed probe.Outcome `json:"observed"`
+	Expected Verb          `json:"expected"`
+	Pass     bool          `json:"pass"`
+	Detail   string        `json:"detail"`
+	Evidence jsonEvidence  `json:"evidence"`
+	Rule     *trace.Rule   `json:"rule"`
 }
 
 type jsonFlip struct {
@@ -182,11 +182,11 @@ func (d *Diff) WriteJSON(w io.Writer) error {
 		Flips       []jsonFlip `json:"flips"`
 	}{d.Old.Policy, d.New.Policy, d.Regressions(), []jsonFlip{}}
 	side := func(r Result) jsonFlipSide {
-		return jsonFlipSide{Observed: r.Observed, Expected: r.Expect, Pass: r.Pass(), Detail: r.Detail, Evidence: r.Evidence, Rule: r.Decider}
+		return jsonFlipSide{Observed: r.Observed, Expected: r.Expect, Pass: r.Pass(), Detail: r.Detail, Evidence: evidenceJSON(r), Rule: r.Decider}
 	}
 	for _, f := range d.Flips {
 		n := f.New
-		doc.Flips = append(doc.Flips, jsonFlip{User: n.User.Name, Host: n.Host, Address: n.Address.String(), Family: n.Family(),
+		doc.Flips = append(doc.Flips, jsonFlip{User: n.SourceName(), Host: n.Host, Address: n.Address.String(), Family: n.Family(),
 			Port: n.Port.Number, Proto: n.Port.Proto, Old: side(f.Old), New: side(f.New)})
 	}
 	enc := json.NewEncoder(w)

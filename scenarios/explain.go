@@ -6,11 +6,12 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/trace"
 )
 
 // explainer traces a lab's probes to name the rule that decided each one.
 type explainer struct {
-	trace *netns.Trace // nil when not tracing
+	trace *trace.Trace // nil when not tracing
 	// srcs is where each probe's flow came from, by matrix index (its
 	// destination and protocol are the probe's): what picks its packets
 	// out of the trace. Invalid for a probe that never bound.
@@ -22,12 +23,12 @@ type explainer struct {
 	sources ruleSources
 }
 
-func startExplaining(ctx context.Context, lab *netns.Lab, p *Policy, dsts []netns.Destination, probes []Result, opts RunOptions) (*explainer, error) {
+func startExplaining(ctx context.Context, lab *LabBench, p *Policy, dsts []trace.Destination, probes []Result, opts RunOptions) (*explainer, error) {
 	e := &explainer{}
 	if opts.NoRule {
 		return e, nil
 	}
-	trace, err := lab.StartTrace(ctx, dsts)
+	tr, err := lab.StartTrace(ctx, dsts)
 	switch {
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
@@ -40,7 +41,7 @@ func startExplaining(ctx context.Context, lab *netns.Lab, p *Policy, dsts []netn
 		}
 		e.untraced = "the lab could not trace this run: " + msg
 	default:
-		e.trace = trace
+		e.trace = tr
 		e.srcs = make([]netip.AddrPort, len(probes))
 		e.sources = sourcesOf(p)
 	}
@@ -48,12 +49,12 @@ func startExplaining(ctx context.Context, lab *netns.Lab, p *Policy, dsts []netn
 }
 
 // traceDestinations are every address and port range of p's hosts.
-func traceDestinations(p *Policy) []netns.Destination {
-	var dsts []netns.Destination
+func traceDestinations(p *Policy) []trace.Destination {
+	var dsts []trace.Destination
 	for _, h := range p.Hosts {
 		for _, a := range h.Addresses {
 			for _, r := range h.Ports {
-				dsts = append(dsts, netns.Destination{Addr: a, First: r.First, Last: r.Last})
+				dsts = append(dsts, trace.Destination{Addr: a, First: r.First, Last: r.Last})
 			}
 		}
 	}
@@ -63,7 +64,7 @@ func traceDestinations(p *Policy) []netns.Destination {
 // finish reads the trace to its end and gives each result its rule.
 func (e *explainer) finish(results []Result) error {
 	if e.untraced != "" {
-		untraced := &netns.Rule{Untraced: e.untraced} // one, shared
+		untraced := &trace.Rule{Untraced: e.untraced} // one, shared
 		for i := range results {
 			results[i].Decider = untraced
 		}
@@ -79,7 +80,7 @@ func (e *explainer) finish(results []Result) error {
 		f := netns.Flow{Src: e.srcs[i], Dst: netip.AddrPortFrom(r.Address, r.Port.Number), Proto: r.Port.Proto}
 		return f, r.Observed.Blocked()
 	})
-	at := map[*netns.Rule]*RuleSource{} // rules are shared: place each once
+	at := map[*trace.Rule]*RuleSource{} // rules are shared: place each once
 	for i, rule := range rules {
 		results[i].Decider = rule
 		if rule == nil {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing/fstest"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/scenarios"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -80,7 +80,7 @@ var _ = Describe("the rule that decided each probe", Label("lab"), func() {
 		rep := run(ctx, "legacy.yaml")
 		Expect(rep.Results).To(HaveLen(8))
 		for _, r := range rep.Results {
-			Expect(r.Decider).To(Equal(&netns.Rule{Untraced: "the iptables-legacy flavour cannot be traced (its rules are not nf_tables rules)"}))
+			Expect(r.Decider).To(Equal(&trace.Rule{Untraced: "the iptables-legacy flavour cannot be traced (its rules are not nf_tables rules)"}))
 		}
 	})
 

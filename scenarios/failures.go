@@ -168,8 +168,12 @@ func (r Result) ExecCommand(policyFile string) string {
 	if r.Port.Proto == "udp" {
 		flags = "-vzu"
 	}
-	return fmt.Sprintf("egresslab exec -f %s --user %s -- nc %s -n -w 3 %s %d",
-		shellQuote(policyFile), shellQuote(r.User.Name), flags, r.Address, r.Port.Number)
+	who := "--user " + shellQuote(r.User.Name)
+	if r.Client != nil {
+		who = "--client " + shellQuote(r.Client.Name)
+	}
+	return fmt.Sprintf("egresslab exec -f %s %s -- nc %s -n -w 3 %s %d",
+		shellQuote(policyFile), who, flags, r.Address, r.Port.Number)
 }
 
 // shellQuote leaves plain words alone and single-quotes anything else.

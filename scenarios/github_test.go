@@ -9,7 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/scenarios"
 )
 
@@ -55,7 +55,7 @@ var _ = Describe("GitHub Actions output (--format github)", func() {
 	It("points each failure at the ruleset line that decided it, else at the policy's expectation", func() {
 		r := goldenReport()
 		r.File = "ci/mail.yaml"
-		r.Results[8].Decider = &netns.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 2, Text: "-A OUTPUT -p tcp -m tcp --dport 587 -j DROP", Verdict: "drop"}
+		r.Results[8].Decider = &trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 2, Text: "-A OUTPUT -p tcp -m tcp --dport 587 -j DROP", Verdict: "drop"}
 		r.Results[8].DeciderAt = &scenarios.RuleSource{File: "ci/rules.v6", Line: 6}
 		var b bytes.Buffer
 		Expect(r.WriteGitHub(&b)).To(Succeed())

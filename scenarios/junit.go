@@ -59,7 +59,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 	suite := junitSuite{Name: r.Policy, Tests: s.Probes, Failures: s.Failed - s.Errors, Errors: s.Errors, Time: seconds(r.Duration)}
 	for _, res := range r.Results {
 		c := junitCase{
-			Classname: fmt.Sprintf("%s.%s.%s", r.Policy, res.User.Name, res.Family()),
+			Classname: fmt.Sprintf("%s.%s.%s", r.Policy, res.SourceName(), res.Family()),
 			Name:      res.Probe.String(), // distinct per user, not only per destination
 			Time:      seconds(res.Duration),
 		}

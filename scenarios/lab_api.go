@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 )
 
-// ErrClosed is what a closed Session returns; it never panics.
-var ErrClosed = errors.New("the lab is closed")
+// ErrClosed is what a closed Session returns; it never panics. It is the
+// lab's own netns.ErrClosed: errors.Is knows them as one.
+var ErrClosed = netns.ErrClosed
 
 // Session is one policy's lab, started and ready: its hosts served, the
 // lab's DNS answering on 127.0.0.53 and ::1, the candidate ruleset loaded
@@ -26,7 +28,7 @@ var ErrClosed = errors.New("the lab is closed")
 // main or TestMain. A Session is safe for concurrent use.
 type Session struct {
 	policy *Policy
-	lab    *netns.Lab
+	lab    *LabBench
 
 	// Backstop bounds the wait for an answer to a packet that left the lab
 	// (probe.DefaultBackstop when zero). Set it before probing.
@@ -37,7 +39,7 @@ type Session struct {
 }
 
 // Open starts p's lab with p's ruleset loaded. Errors are those of Run: a
-// ruleset the tools reject is a *netns.RulesetError, a lab that cannot start
+// ruleset the tools reject is a *ruleset.RulesetError, a lab that cannot start
 // a *netns.UnavailableError. The caller closes the session.
 func Open(ctx context.Context, p *Policy) (*Session, error) {
 	lab, err := StartLab(ctx, p)
@@ -84,14 +86,14 @@ func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result,
 		return nil, err
 	}
 	var results []Result
-	var dsts []netns.Destination
+	var dsts []trace.Destination
 	for _, a := range s.policy.Hosts[i].Addresses {
 		pr := Probe{User: u, Host: host, Address: a, Port: pt, Rule: -1}
 		if rule, ok := s.policy.Match(u.Name, host, a, pt); ok {
 			pr.Expect, pr.Rule, pr.Line = s.policy.Expect[rule].Verb, rule, s.policy.Expect[rule].Line
 		}
 		results = append(results, Result{Probe: pr})
-		dsts = append(dsts, netns.Destination{Addr: a, First: pt.Number, Last: pt.Number})
+		dsts = append(dsts, trace.Destination{Addr: a, First: pt.Number, Last: pt.Number})
 	}
 	// The deciding rule, from the lab's trace, as ProbeAll gives it.
 	explain, err := startExplaining(ctx, s.lab, s.policy, dsts, results, RunOptions{})
@@ -106,7 +108,7 @@ func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result,
 		start := time.Now()
 		d, flow := probe.DialFlow(ctx, s.lab, Identity(u), probe.Target{Addr: r.Address, Port: pt.Number, Proto: pt.Proto}, s.Backstop)
 		explain.record(i, flow)
-		results[i] = Result{Probe: r.Probe, Observed: d.Outcome, Evidence: d.Evidence, Detail: d.Detail, Duration: time.Since(start), PolicyFile: s.policy.File}
+		results[i] = Result{Probe: r.Probe, Observed: d.Outcome, Evidence: d.Evidence, Detail: Detail(d), Duration: time.Since(start), PolicyFile: s.policy.File}
 	}
 	if err := ctx.Err(); err != nil {
 		return results, err

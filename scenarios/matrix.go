@@ -9,10 +9,12 @@ import (
 	"github.com/goccy/go-yaml/ast"
 )
 
-// Probe is one cell of the matrix: one user dials one address of one host on
-// one port, and the policy says what must happen.
+// Probe is one cell of the matrix: one user, or one client of a network,
+// dials one address of one host on one port, and the policy says what must
+// happen.
 type Probe struct {
-	User    User
+	User    User    // the user who dials; zero for a client's probe
+	Client  *Client // the client that dials through the host; nil for a user's probe
 	Host    string
 	Address netip.Addr
 	Port    Port
@@ -26,8 +28,19 @@ func (p Probe) Family() string { return family(p.Address) }
 
 // String names the probe as reports do:
 // "www-data -> mx.example.test [2001:db8::25]:25/tcp (ipv6)".
+// A client's probe is named by its source "web@docker0".
 func (p Probe) String() string {
-	return fmt.Sprintf("%s -> %s [%s]:%s (%s)", p.User.Name, p.Host, p.Address, p.Port, p.Family())
+	return fmt.Sprintf("%s -> %s [%s]:%s (%s)", p.SourceName(), p.Host, p.Address, p.Port, p.Family())
+}
+
+// SourceName names who dials: the user's name, or "client@network". User and
+// client names share one namespace and no user name holds '@', so the name
+// keys a cell's source in tables, diffs, shards and parity.
+func (p Probe) SourceName() string {
+	if p.Client != nil {
+		return p.Client.String()
+	}
+	return p.User.Name
 }
 
 func family(a netip.Addr) string {
@@ -37,8 +50,9 @@ func family(a netip.Addr) string {
 	return "ipv6"
 }
 
-// Matrix expands the policy into its probes: every user × every host × every
-// address of the host × every port of the host, in file order, user outermost.
+// Matrix expands the policy into its probes: every source × every host ×
+// every address of the host × every port of the host, in file order, source
+// outermost: the users, then each network's clients.
 // Each address is its own probe, so a pass on IPv4 never stands for IPv6.
 func (p *Policy) Matrix() []Probe {
 	probes := make([]Probe, 0, p.Size())
@@ -84,10 +98,19 @@ func (p *Policy) sizeAtMost(limit int) int {
 		}
 		n = min(n+len(h.Addresses)*ports, over)
 	}
-	if len(p.Users) > 0 && n > over/len(p.Users) {
+	if sources := p.sources(); sources > 0 && n > over/sources {
 		return over
 	}
-	return min(n*len(p.Users), over)
+	return min(n*p.sources(), over)
+}
+
+// sources is the number of probe sources: users and clients.
+func (p *Policy) sources() int {
+	n := len(p.Users)
+	for _, net := range p.Networks {
+		n += len(net.Clients)
+	}
+	return n
 }
 
 // Size is the number of probes of the matrix.
@@ -100,38 +123,79 @@ func (p *Policy) Size() int {
 		}
 		n += len(h.Addresses) * ports
 	}
-	return n * len(p.Users)
+	return n * p.sources()
 }
 
 // Probes yields the matrix in Matrix's order without keeping it: a sweep of
 // every port costs one probe at a time here.
 func (p *Policy) Probes() iter.Seq[Probe] {
 	return func(yield func(Probe) bool) {
-		for _, u := range p.Users {
+		// cells yields the source's row; false when the consumer stopped.
+		cells := func(u User, c *Client) bool {
 			for _, h := range p.Hosts {
 				for _, a := range h.Addresses {
 					for _, r := range h.Ports {
 						for port := range r.Ports() {
-							pr := Probe{User: u, Host: h.Name, Address: a, Port: port, Rule: -1}
-							if rule, ok := p.Match(u.Name, h.Name, a, port); ok {
+							pr := Probe{User: u, Client: c, Host: h.Name, Address: a, Port: port, Rule: -1}
+							if rule, ok := p.match(pr.source(), h.Name, a, port); ok {
 								pr.Expect, pr.Rule, pr.Line = p.Expect[rule].Verb, rule, p.Expect[rule].Line
 							}
 							if !yield(pr) {
-								return
+								return false
 							}
 						}
 					}
+				}
+			}
+			return true
+		}
+		for _, u := range p.Users {
+			if !cells(u, nil) {
+				return
+			}
+		}
+		for _, n := range p.Networks {
+			for i := range n.Clients {
+				if !cells(User{}, &n.Clients[i]) {
+					return
 				}
 			}
 		}
 	}
 }
 
-// Match returns the index of the first expectation that covers the probe.
+// source is what an expectation matches a probe's source on.
+type source struct {
+	kind SourceKind // UserSource or ClientSource
+	name string
+}
+
+func (p Probe) source() source {
+	if p.Client != nil {
+		return source{ClientSource, p.Client.Name}
+	}
+	return source{UserSource, p.User.Name}
+}
+
+// Match returns the index of the first expectation that covers a user's
+// probe.
 func (p *Policy) Match(user, host string, addr netip.Addr, port Port) (rule int, ok bool) {
+	return p.match(source{UserSource, user}, host, addr, port)
+}
+
+// MatchClient returns the index of the first expectation that covers a
+// client's probe.
+func (p *Policy) MatchClient(client, host string, addr netip.Addr, port Port) (rule int, ok bool) {
+	return p.match(source{ClientSource, client}, host, addr, port)
+}
+
+func (p *Policy) match(src source, host string, addr netip.Addr, port Port) (rule int, ok bool) {
 	for i, x := range p.Expect {
-		if x.Users != nil && !slices.Contains(x.Users, user) ||
+		if x.Sources != AnySource && x.Sources != src.kind ||
+			src.kind == UserSource && x.Users != nil && !slices.Contains(x.Users, src.name) ||
+			src.kind == ClientSource && x.Clients != nil && !slices.Contains(x.Clients, src.name) ||
 			x.Hosts != nil && !slices.Contains(x.Hosts, host) ||
+			!x.matchesAddress(addr) ||
 			x.Ports != nil && !slices.ContainsFunc(x.Ports, func(r PortRange) bool { return r.Contains(port) }) ||
 			x.Family != "" && x.Family != family(addr) {
 			continue
@@ -176,14 +240,22 @@ func (pd *policyDecoder) warnings() []Warning {
 }
 
 // selectsAny says whether some cell of the matrix matches x, whatever the
-// entries before it: users are crossed with every host, so only a host with
-// an address of x's family and a port of x's ports is needed.
+// entries before it: sources are crossed with every host, so a source of
+// x's kind and a host with an address of x's family and addresses and a
+// port of x's ports are needed.
 func (p *Policy) selectsAny(x Expectation) bool {
+	if x.Sources == UserSource && len(p.Users) == 0 ||
+		x.Sources == ClientSource && len(p.Clients()) == 0 ||
+		x.Sources == AnySource && p.sources() == 0 {
+		return false
+	}
 	for _, h := range p.Hosts {
 		if x.Hosts != nil && !slices.Contains(x.Hosts, h.Name) {
 			continue
 		}
-		if x.Family != "" && !slices.ContainsFunc(h.Addresses, func(a netip.Addr) bool { return family(a) == x.Family }) {
+		if !slices.ContainsFunc(h.Addresses, func(a netip.Addr) bool {
+			return (x.Family == "" || family(a) == x.Family) && x.matchesAddress(a)
+		}) {
 			continue
 		}
 		if x.Ports == nil || slices.ContainsFunc(h.Ports, func(r PortRange) bool {

@@ -45,11 +45,21 @@ func ReadShardReport(name string, r io.Reader) (*ShardReport, error) {
 		if err != nil {
 			return nil, mergeErrorf("%s: probe %d: address %q: %v", name, i+1, jp.Address, err)
 		}
-		rep.Results = append(rep.Results, Result{
-			Probe: Probe{User: User{Name: jp.User, UID: jp.UID}, Host: jp.Host, Address: addr,
-				Port: Port{Number: jp.Port, Proto: jp.Proto}, Expect: jp.Expected, Rule: -1, Line: jp.Line},
-			Observed: jp.Observed, Evidence: jp.Evidence, Detail: jp.Detail,
-		})
+		pr := Probe{User: User{Name: jp.User}, Host: jp.Host, Address: addr,
+			Port: Port{Number: jp.Port, Proto: jp.Proto}, Expect: jp.Expected, Rule: -1, Line: jp.Line}
+		if jp.UID != nil {
+			pr.User.UID = *jp.UID
+		}
+		if jp.Client != "" {
+			pr.Client = &Client{Name: jp.Client, Network: jp.Network}
+		}
+		res := Result{Probe: pr, Observed: jp.Observed, Evidence: jp.Evidence.typed(), Detail: jp.Detail, reported: &jp.Evidence}
+		if jp.Source != "" {
+			if res.Source, err = netip.ParseAddr(jp.Source); err != nil {
+				return nil, mergeErrorf("%s: probe %d: source %q: %v", name, i+1, jp.Source, err)
+			}
+		}
+		rep.Results = append(rep.Results, res)
 		if jp.Rule != nil {
 			last := &rep.Results[len(rep.Results)-1]
 			last.Decider = jp.Rule.Rule

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/internal/nftinclude"
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/goccy/go-yaml/ast"
 )
 
@@ -15,7 +15,7 @@ import (
 // does not name, every include is found here first (internal/nftinclude
 // scans as nft does): it must name a file beside the nft file or below it,
 // which is read under the same rules as the ruleset; the lab stages it and
-// points the include at the staged copy (netns.Lab.LoadNFT).
+// points the include at the staged copy (ruleset.LoadNFT).
 
 const (
 	maxIncludeDepth = 8  // nft's own limit on nesting is about this deep
@@ -42,9 +42,9 @@ func (e *IncludeError) Error() string {
 // rel's directory, as `nft -I DIR` would find them; one that is absolute,
 // leads out of that directory, is a wildcard or cannot be read is an
 // *IncludeError naming the file, line and column.
-func NFTIncludes(read func(rel string) ([]byte, error), rel string, data []byte) ([]netns.IncludedFile, error) {
+func NFTIncludes(read func(rel string) ([]byte, error), rel string, data []byte) ([]ruleset.IncludedFile, error) {
 	dir := path.Dir(rel)
-	var files []netns.IncludedFile
+	var files []ruleset.IncludedFile
 	seen := map[string]bool{}
 	var walk func(name string, data []byte, depth int) error
 	walk = func(name string, data []byte, depth int) error {
@@ -77,7 +77,7 @@ func NFTIncludes(read func(rel string) ([]byte, error), rel string, data []byte)
 				ie.err = err
 				return ie
 			}
-			files = append(files, netns.IncludedFile{Path: clean, Data: content})
+			files = append(files, ruleset.IncludedFile{Path: clean, Data: content})
 			if err := walk(full, content, depth+1); err != nil {
 				return err
 			}
@@ -92,7 +92,7 @@ func NFTIncludes(read func(rel string) ([]byte, error), rel string, data []byte)
 
 // nftIncludes is NFTIncludes for a policy's ruleset: an error also names the
 // policy's line that names the nft file.
-func (pd *policyDecoder) nftIncludes(at ast.Node, rel string, data []byte) ([]netns.IncludedFile, error) {
+func (pd *policyDecoder) nftIncludes(at ast.Node, rel string, data []byte) ([]ruleset.IncludedFile, error) {
 	files, err := NFTIncludes(pd.read, rel, data)
 	if err != nil {
 		return nil, pd.errorf(at, "ruleset nft: %s", err)

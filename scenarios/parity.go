@@ -46,7 +46,7 @@ func CheckParity(p *Policy, rep *Report) []ParityCell {
 	var order []key
 	exempt := map[key]bool{}
 	for _, res := range rep.Results {
-		k := key{res.User.Name, res.Host, res.Port}
+		k := key{res.SourceName(), res.Host, res.Port}
 		c := cells[k]
 		if c == nil {
 			c = &ParityCell{User: k.user, Host: k.host, Port: k.port.Number, Proto: k.port.Proto, Line: res.Line}

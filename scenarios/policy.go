@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/probe"
 )
 
@@ -22,15 +22,16 @@ import (
 // been checked: names resolve, addresses parse, and every probe of the matrix
 // is covered by an expectation.
 type Policy struct {
-	Name    string // `name`, or the file's base name without extension
-	File    string // the path as given to Load or LoadFS, for messages
-	Users   []User
-	Groups  []Group
-	Hosts   []Host
-	MX      []MX
-	Lab     Lab
-	Ruleset Ruleset
-	Expect  []Expectation
+	Name     string // `name`, or the file's base name without extension
+	File     string // the path as given to Load or LoadFS, for messages
+	Users    []User
+	Groups   []Group
+	Hosts    []Host
+	MX       []MX
+	Lab      Lab
+	Networks []Network // the networks it routes for, with their clients
+	Ruleset  Ruleset
+	Expect   []Expectation
 	// Warnings are what loading found suspicious but valid, in file order.
 	Warnings []Warning
 }
@@ -131,7 +132,7 @@ type RulesetFile struct {
 	Data []byte
 	// Includes are the files an nft ruleset includes, by their paths relative
 	// to its directory, read under the same rules as the ruleset itself.
-	Includes []netns.IncludedFile
+	Includes []ruleset.IncludedFile
 }
 
 // Verb is what an expectation demands of a probe.
@@ -162,12 +163,17 @@ func (v Verb) Met(o probe.Outcome) bool {
 
 // Expectation is one entry of `expect`. A nil list matches anything.
 type Expectation struct {
-	Verb   Verb
-	Users  []string
-	Hosts  []string
-	Ports  []PortRange // disjoint
-	Family string      // "" for both, "ipv4" or "ipv6"
-	Line   int         // line of the entry in the policy file
+	Verb Verb
+	// Sources is the kind of source the entry names: naming user selects
+	// users only (even user: "*"), naming client clients only.
+	Sources   SourceKind
+	Users     []string
+	Clients   []string
+	Hosts     []string
+	Addresses []netip.Prefix // destination addresses; an address is a full-length prefix
+	Ports     []PortRange    // disjoint
+	Family    string         // "" for both, "ipv4" or "ipv6"
+	Line      int            // line of the entry in the policy file
 }
 
 // Error is a policy error at a place in the policy file. Column (and Line)

@@ -72,7 +72,7 @@ var _ = Describe("Load", func() {
 			Backend:   "nft",
 		}))
 		Expect(p.Expect).To(Equal([]scenarios.Expectation{
-			{Verb: scenarios.Allow, Users: []string{"postfix"}, Ports: []scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}}, Line: 31},
+			{Verb: scenarios.Allow, Sources: scenarios.UserSource, Users: []string{"postfix"}, Ports: []scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}}, Line: 31},
 			{Verb: scenarios.Deny, Ports: []scenarios.PortRange{{First: 25, Last: 25, Proto: "tcp"}, {First: 465, Last: 465, Proto: "tcp"}, {First: 587, Last: 587, Proto: "tcp"}}, Line: 32},
 			{Verb: scenarios.Allow, Line: 33},
 		}))
@@ -110,7 +110,7 @@ var _ = Describe("Load", func() {
 		}
 		Expect(p.Expect).To(HaveLen(6))
 		Expect(p.Expect[3]).To(Equal(scenarios.Expectation{
-			Verb: scenarios.Allow, Hosts: []string{"ns.example.test"},
+			Verb: scenarios.Allow, Sources: scenarios.UserSource, Hosts: []string{"ns.example.test"},
 			Ports: []scenarios.PortRange{{First: 53, Last: 53, Proto: "udp"}, {First: 53, Last: 53, Proto: "tcp"}}, Line: 46,
 		}))
 		Expect(p.Expect[5]).To(Equal(scenarios.Expectation{Verb: scenarios.Deny, Line: 51}))

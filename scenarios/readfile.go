@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset"
 	"golang.org/x/sys/unix"
 )
 
@@ -148,7 +148,7 @@ func kindOf(m fs.FileMode) string {
 // of the working directory (the checkout), and the file and its includes are
 // read under the same rules and limits as a policy's ruleset. An error says
 // what was wrong and holds nothing of any file's content.
-func ReadNamedRuleset(name string, isNFT func(data []byte) bool) ([]byte, []netns.IncludedFile, error) {
+func ReadNamedRuleset(name string, isNFT func(data []byte) bool) ([]byte, []ruleset.IncludedFile, error) {
 	dir, base := filepath.Split(name)
 	if clean := filepath.Clean(name); !filepath.IsAbs(clean) && clean != ".." && !strings.HasPrefix(clean, "../") && dir != "" {
 		// The directories on the way must stay in the working directory.

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 )
 
@@ -20,15 +21,21 @@ type Result struct {
 	Observed probe.Outcome
 	Evidence probe.Evidence // what decided the outcome
 	Detail   string         // what answered, or why not (from the prober)
-	Decider  *netns.Rule    // the rule that decided, from the lab's trace (nil: none saw the probe)
+	Decider  *trace.Rule    // the rule that decided, from the lab's trace (nil: none saw the probe)
 	// DeciderAt is where the deciding rule was written in the candidate
 	// ruleset (nil: not known exactly; rulesource.go says when).
 	DeciderAt *RuleSource
 	Duration  time.Duration // how long the probe took (zero when not measured)
+	// Source is, for a client's probe, the address its packet left the host
+	// with, after the candidate's nat (invalid until the lab observes it).
+	Source netip.Addr
 	// PolicyFile is the policy file the probe came from, for a result that
 	// travels without its report (Session.Probe's): what its reproduce line
 	// names. "" in a Report's results, which carry Report.File.
 	PolicyFile string
+	// reported is the evidence in the words it was read with, for a result
+	// read back from a JSON report (nil: word Evidence).
+	reported *jsonEvidence
 }
 
 // Pass reports whether the observed outcome meets the expectation.
@@ -86,28 +93,33 @@ type jsonReport struct {
 	Shard   *Shard       `json:"shard,omitempty"`
 }
 
+// A user's probe has user and uid; a client's has client, network and
+// source in their place, so a user's probe reads as it always has.
 type jsonProbe struct {
-	User     string         `json:"user"`
-	UID      uint32         `json:"uid"`
-	Host     string         `json:"host"`
-	Address  string         `json:"address"`
-	Family   string         `json:"family"`
-	Port     uint16         `json:"port"`
-	Proto    string         `json:"proto"`
-	Expected Verb           `json:"expected"`
-	Observed probe.Outcome  `json:"observed"`
-	Pass     bool           `json:"pass"`
-	Failure  string         `json:"failure,omitempty"` // bypass, breakage, wrong-way, probe-error, not-covered
-	Line     int            `json:"line"`
-	Detail   string         `json:"detail"`
-	Evidence probe.Evidence `json:"evidence"`
-	Rule     *jsonRule      `json:"rule"` // the deciding rule, where the kernel can say it
+	User     string        `json:"user,omitempty"`
+	UID      *uint32       `json:"uid,omitempty"`
+	Client   string        `json:"client,omitempty"`
+	Network  string        `json:"network,omitempty"`
+	Host     string        `json:"host"`
+	Address  string        `json:"address"`
+	Source   string        `json:"source,omitempty"` // a client's: the address its packet left the host with
+	Family   string        `json:"family"`
+	Port     uint16        `json:"port"`
+	Proto    string        `json:"proto"`
+	Expected Verb          `json:"expected"`
+	Observed probe.Outcome `json:"observed"`
+	Pass     bool          `json:"pass"`
+	Failure  string        `json:"failure,omitempty"` // bypass, breakage, wrong-way, probe-error, not-covered
+	Line     int           `json:"line"`
+	Detail   string        `json:"detail"`
+	Evidence jsonEvidence  `json:"evidence"`
+	Rule     *jsonRule     `json:"rule"` // the deciding rule, where the kernel can say it
 }
 
 // jsonRule is the deciding rule with, where known exactly, the file and
 // line of the candidate ruleset that wrote it.
 type jsonRule struct {
-	*netns.Rule
+	*trace.Rule
 	File string `json:"file,omitempty"`
 	Line int    `json:"line,omitempty"`
 }
@@ -128,13 +140,23 @@ func (r *Report) WriteJSON(w io.Writer) error {
 }
 
 func toJSONProbe(res Result) jsonProbe {
-	return jsonProbe{
-		User: res.User.Name, UID: res.User.UID, Host: res.Host,
+	jp := jsonProbe{
+		Host:    res.Host,
 		Address: res.Address.String(), Family: res.Family(),
 		Port: res.Port.Number, Proto: res.Port.Proto,
 		Expected: res.Expect, Observed: res.Observed, Pass: res.Pass(), Failure: kindName(res.kind()),
-		Line: res.Line, Detail: res.Detail, Evidence: res.Evidence, Rule: ruleOf(res),
+		Line: res.Line, Detail: res.Detail, Evidence: evidenceJSON(res), Rule: ruleOf(res),
 	}
+	if c := res.Client; c != nil {
+		jp.Client, jp.Network = c.Name, c.Network
+		if res.Source.IsValid() {
+			jp.Source = res.Source.String()
+		}
+		return jp
+	}
+	uid := res.User.UID
+	jp.User, jp.UID = res.User.Name, &uid
+	return jp
 }
 
 func ruleOf(res Result) *jsonRule {

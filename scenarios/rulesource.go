@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/trace"
 )
 
 // RuleSource is where the rule that decided a probe was written: a file of
@@ -52,7 +52,7 @@ func sourcesOf(p *Policy) ruleSources {
 // carry the rule's verdict (accept, drop, reject) or, for a chain's policy,
 // be its policy line: otherwise the replay and the kernel disagree, and no
 // line beats a wrong one.
-func (s ruleSources) of(r *netns.Rule) (RuleSource, bool) {
+func (s ruleSources) of(r *trace.Rule) (RuleSource, bool) {
 	if r == nil || r.Untraced != "" {
 		return RuleSource{}, false
 	}

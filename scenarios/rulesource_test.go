@@ -6,7 +6,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/scenarios"
 )
 
@@ -48,51 +48,51 @@ insert rule inet egress output ct state established accept
 	}
 
 	DescribeTable("iptables-restore input, replayed in order (-A, -I, counters, the chain's policy)",
-		func(rule netns.Rule, line int) {
+		func(rule trace.Rule, line int) {
 			at, ok := scenarios.RuleSourceOf(policy(scenarios.Ruleset{IP6Tables: file("rules.v6", v6)}), &rule)
 			Expect(ok).To(BeTrue())
 			Expect(at.String()).To(Equal("ci/rules.v6:" + itoa(line)))
 		},
-		Entry("an inserted rule is first", netns.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 1, Verdict: "accept"}, 7),
-		Entry("the rules it went before move down", netns.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 3, Verdict: "accept"}, 6),
-		Entry("a rule after counters", netns.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 4, Verdict: "reject"}, 8),
-		Entry("the chain's policy", netns.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Policy: true, Verdict: "drop"}, 4),
+		Entry("an inserted rule is first", trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 1, Verdict: "accept"}, 7),
+		Entry("the rules it went before move down", trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 3, Verdict: "accept"}, 6),
+		Entry("a rule after counters", trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 4, Verdict: "reject"}, 8),
+		Entry("the chain's policy", trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Policy: true, Verdict: "drop"}, 4),
 	)
 
 	DescribeTable("nft files, replayed by block and command (multi-line sets, add rule, insert rule)",
-		func(rule netns.Rule, line int) {
+		func(rule trace.Rule, line int) {
 			at, ok := scenarios.RuleSourceOf(policy(scenarios.Ruleset{NFT: file("rules.nft", nft)}), &rule)
 			Expect(ok).To(BeTrue())
 			Expect(at.String()).To(Equal("ci/rules.nft:" + itoa(line)))
 		},
-		Entry("an inserted rule is first", netns.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 1, Verdict: "accept"}, 15),
-		Entry("a rule after the chain's type line", netns.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 2, Verdict: "accept"}, 8),
-		Entry("a rule over two lines is its first", netns.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 3, Verdict: "accept"}, 9),
-		Entry("a reject", netns.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 4, Verdict: "reject"}, 11),
-		Entry("an added rule is last", netns.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 5, Verdict: "accept"}, 14),
-		Entry("the policy on the type line", netns.Rule{Family: "inet", Table: "egress", Chain: "output", Policy: true, Verdict: "drop"}, 7),
+		Entry("an inserted rule is first", trace.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 1, Verdict: "accept"}, 15),
+		Entry("a rule after the chain's type line", trace.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 2, Verdict: "accept"}, 8),
+		Entry("a rule over two lines is its first", trace.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 3, Verdict: "accept"}, 9),
+		Entry("a reject", trace.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 4, Verdict: "reject"}, 11),
+		Entry("an added rule is last", trace.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 5, Verdict: "accept"}, 14),
+		Entry("the policy on the type line", trace.Rule{Family: "inet", Table: "egress", Chain: "output", Policy: true, Verdict: "drop"}, 7),
 	)
 
 	DescribeTable("no line where the replay cannot be exact",
-		func(rs scenarios.Ruleset, rule netns.Rule) {
+		func(rs scenarios.Ruleset, rule trace.Rule) {
 			_, ok := scenarios.RuleSourceOf(policy(rs), &rule)
 			Expect(ok).To(BeFalse())
 		},
 		Entry("a user's script", scenarios.Ruleset{IP6Tables: file("rules.v6", v6), Script: file("fw.sh", "#!/bin/sh\n")},
-			netns.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 1, Verdict: "accept"}),
+			trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 1, Verdict: "accept"}),
 		Entry("a delete by rule text", scenarios.Ruleset{IP6Tables: file("rules.v6", v6+"*filter\n:OUTPUT DROP\n-A OUTPUT -j ACCEPT\n-D OUTPUT -j ACCEPT\nCOMMIT\n")},
-			netns.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 1, Verdict: "accept"}),
+			trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 1, Verdict: "accept"}),
 		Entry("an nft include", scenarios.Ruleset{NFT: file("rules.nft", "include \"more.nft\"\n"+nft)},
-			netns.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 2, Verdict: "accept"}),
+			trace.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 2, Verdict: "accept"}),
 		Entry("an nft rule placed by handle", scenarios.Ruleset{NFT: file("rules.nft", nft+"add rule inet egress output handle 3 drop\n")},
-			netns.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 2, Verdict: "accept"}),
+			trace.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 2, Verdict: "accept"}),
 		Entry("a position past the file's rules (someone else's rule)", scenarios.Ruleset{IP6Tables: file("rules.v6", v6)},
-			netns.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 5, Verdict: "accept"}),
+			trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 5, Verdict: "accept"}),
 		Entry("a line that does not carry the kernel's verdict", scenarios.Ruleset{IP6Tables: file("rules.v6", v6)},
-			netns.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 4, Verdict: "accept"}),
+			trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 4, Verdict: "accept"}),
 		Entry("a chain the file never declared", scenarios.Ruleset{IP6Tables: file("rules.v6", v6)},
-			netns.Rule{Family: "ip6", Table: "filter", Chain: "FORWARD", Position: 1, Verdict: "accept"}),
-		Entry("an untraced run", scenarios.Ruleset{IP6Tables: file("rules.v6", v6)}, netns.Rule{Untraced: "no trace"}),
+			trace.Rule{Family: "ip6", Table: "filter", Chain: "FORWARD", Position: 1, Verdict: "accept"}),
+		Entry("an untraced run", scenarios.Ruleset{IP6Tables: file("rules.v6", v6)}, trace.Rule{Untraced: "no trace"}),
 	)
 })
 

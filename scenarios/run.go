@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset"
+	"github.com/egresslab/egresslab/netns/serve"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 )
 
@@ -28,12 +31,15 @@ type RunOptions struct {
 	// Only, if set, keeps the probes it holds and leaves the others out
 	// (verify --shard: ShardSpec.Holds).
 	Only func(Probe) bool
+	// ToolTimeout bounds each candidate tool and script that loads the
+	// ruleset (netns.DefaultToolTimeout when zero).
+	ToolTimeout time.Duration
 }
 
 // Run verifies p in a lab of its own: it starts the lab, serves every host,
 // loads the ruleset with the real tools, installs the drop sentinel, probes
 // the whole matrix concurrently and compares. A ruleset the tools reject is
-// a *netns.RulesetError; a lab that cannot start is a *netns.UnavailableError
+// a *ruleset.RulesetError; a lab that cannot start is a *netns.UnavailableError
 // or another error.
 func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
 	lab, err := StartLabWith(ctx, p, opts)
@@ -46,24 +52,30 @@ func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
 
 // StartLab starts the lab for p with its ruleset loaded and the sentinel in
 // place, ready to probe. The caller closes it.
-func StartLab(ctx context.Context, p *Policy) (*netns.Lab, error) {
-	return startLab(ctx, p, true)
+func StartLab(ctx context.Context, p *Policy) (*LabBench, error) {
+	return startLab(ctx, p, RunOptions{})
 }
 
 // StartLabWith is StartLab for runs with opts: with NoRule, the lab makes
 // nothing ready for tracing (its table, the listing of the candidate's rules).
-func StartLabWith(ctx context.Context, p *Policy, opts RunOptions) (*netns.Lab, error) {
-	return startLab(ctx, p, !opts.NoRule)
+func StartLabWith(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error) {
+	return startLab(ctx, p, opts)
 }
 
-// startLab is StartLab; with trace, the trace table goes in with the sentinel
-// and the listing of the candidate's rules starts, for ProbeAll to use.
-func startLab(ctx context.Context, p *Policy, trace bool) (*netns.Lab, error) {
-	lab, err := netns.New(ctx, labConfig(p))
+// startLab is StartLab; unless opts.NoRule, the trace table goes in with the
+// sentinel and the listing of the candidate's rules starts, for ProbeAll to use.
+func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error) {
+	if len(p.Networks) > 0 {
+		return nil, ErrForwardingNotBuilt
+	}
+	cfg := labConfig(p)
+	cfg.ToolTimeout = opts.ToolTimeout
+	core, err := netns.New(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := serve(lab, p); err != nil {
+	lab := newLabBench(core)
+	if err := serveHosts(lab, p); err != nil {
 		lab.Close()
 		return nil, err
 	}
@@ -75,8 +87,8 @@ func startLab(ctx context.Context, p *Policy, trace bool) (*netns.Lab, error) {
 		lab.Close()
 		return nil, err
 	}
-	var dsts []netns.Destination
-	if trace {
+	var dsts []trace.Destination
+	if !opts.NoRule {
 		dsts = traceDestinations(p)
 	}
 	if err := lab.InstallSentinel(ctx, dsts); err != nil {
@@ -102,18 +114,18 @@ func Identity(u User) netns.Identity {
 	return netns.Identity{UID: u.UID, GID: u.GID, Groups: u.Groups}
 }
 
-func serve(lab *netns.Lab, p *Policy) error {
-	zone := netns.Zone{Hosts: map[string][]netip.Addr{}, MX: map[string]string{}}
-	var services []netns.Service
-	var ranges []netns.RangeService
+func serveHosts(lab *LabBench, p *Policy) error {
+	zone := serve.Zone{Hosts: map[string][]netip.Addr{}, MX: map[string]string{}}
+	var services []serve.Service
+	var ranges []serve.RangeService
 	for _, h := range p.Hosts {
 		zone.Hosts[h.Name] = h.Addresses
 		for _, a := range h.Addresses {
 			for _, r := range h.Ports {
 				if r.First == r.Last {
-					services = append(services, netns.Service{Host: h.Name, Addr: a, Port: r.First, Proto: r.Proto, ServedBy: servedBy(p, h)})
+					services = append(services, serve.Service{Host: h.Name, Addr: a, Port: r.First, Proto: r.Proto, ServedBy: servedBy(p, h)})
 				} else {
-					ranges = append(ranges, netns.RangeService{Host: h.Name, Addr: a, First: r.First, Last: r.Last, Proto: r.Proto, ServedBy: servedBy(p, h)})
+					ranges = append(ranges, serve.RangeService{Host: h.Name, Addr: a, First: r.First, Last: r.Last, Proto: r.Proto, ServedBy: servedBy(p, h)})
 				}
 			}
 		}
@@ -140,24 +152,24 @@ func servedBy(p *Policy, h Host) netns.Identity {
 }
 
 // loadRuleset loads the parts in SPEC.md's order: iptables, ip6tables, nft, script.
-func loadRuleset(ctx context.Context, lab *netns.Lab, rs Ruleset) error {
+func loadRuleset(ctx context.Context, lab *LabBench, rs Ruleset) error {
 	if f := rs.IPTables; f != nil {
-		if err := lab.LoadIPTables(ctx, false, f.Path, f.Data); err != nil {
+		if err := ruleset.LoadIPTables(ctx, lab.Lab, false, f.Path, f.Data); err != nil {
 			return err
 		}
 	}
 	if f := rs.IP6Tables; f != nil {
-		if err := lab.LoadIPTables(ctx, true, f.Path, f.Data); err != nil {
+		if err := ruleset.LoadIPTables(ctx, lab.Lab, true, f.Path, f.Data); err != nil {
 			return err
 		}
 	}
 	if f := rs.NFT; f != nil {
-		if err := lab.LoadNFT(ctx, f.Path, f.Data, f.Includes...); err != nil {
+		if err := ruleset.LoadNFT(ctx, lab.Lab, f.Path, f.Data, f.Includes...); err != nil {
 			return err
 		}
 	}
 	if f := rs.Script; f != nil {
-		if err := lab.RunScript(ctx, f.Path, f.Data); err != nil {
+		if err := ruleset.RunScript(ctx, lab.Lab, f.Path, f.Data); err != nil {
 			return err
 		}
 	}
@@ -166,7 +178,7 @@ func loadRuleset(ctx context.Context, lab *netns.Lab, rs Ruleset) error {
 
 // ProbeAll runs p's whole matrix in lab, concurrently, and then checks that the
 // sentinel survived: if it did not, no "dropped" verdict can be trusted.
-func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (*Report, error) {
+func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*Report, error) {
 	if err := lab.CheckHarness(); err != nil {
 		return nil, err
 	}
@@ -190,11 +202,8 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 			defer wg.Done()
 			// A thread of its own in the lab, or else the lab's shared
 			// socket workers: slower, the same verdicts.
-			var on probe.Lab = lab
-			if t, err := lab.ProbeThread(); err == nil {
-				defer t.Leave()
-				on = t
-			}
+			on, leave := lab.prober()
+			defer leave()
 			for ctx.Err() == nil {
 				i := int(next.Add(1)) - 1
 				if i >= len(results) {
@@ -206,7 +215,7 @@ func ProbeAll(ctx context.Context, lab *netns.Lab, p *Policy, opts RunOptions) (
 				r, flow := probe.DialFlow(ctx, on, Identity(pr.User),
 					probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, opts.Backstop)
 				explain.record(i, flow)
-				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: r.Detail, Duration: time.Since(start)}
+				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: Detail(r), Duration: time.Since(start)}
 				if opts.Progress != nil {
 					opts.Progress(int(done.Add(1)), len(results))
 				}

@@ -12,7 +12,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	netns.CloseInheritedFiles()
+	// No CloseInheritedFiles here: go test's fuzzing workers are this
+	// binary, talking to their coordinator over inherited descriptors.
 	netns.Init() // labs re-execute this test binary as their holder
 	os.Exit(m.Run())
 }

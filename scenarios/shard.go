@@ -40,7 +40,7 @@ func (s ShardSpec) Holds(p Probe) bool { return ShardOf(p, s.N) == s.K }
 // identity.
 func ShardOf(p Probe, n int) int {
 	h := fnv.New64a()
-	writeCellKey(h, p.User.Name, p.Host, p.Address.String(), p.Port.Number, p.Port.Proto)
+	writeCellKey(h, p.SourceName(), p.Host, p.Address.String(), p.Port.Number, p.Port.Proto)
 	return int(h.Sum64()%uint64(n)) + 1
 }
 
@@ -101,7 +101,7 @@ func PlanShard(p *Policy, spec ShardSpec) *Shard {
 		if spec.Holds(pr) {
 			s.Probes++
 		}
-		writeCellKey(cells, pr.User.Name, pr.Host, pr.Address.String(), pr.Port.Number, pr.Port.Proto)
+		writeCellKey(cells, pr.SourceName(), pr.Host, pr.Address.String(), pr.Port.Number, pr.Port.Proto)
 		fmt.Fprintf(cells, "\x00%s\n", pr.Expect)
 	}
 	s.CellsDigest = "sha256:" + hex.EncodeToString(cells.Sum(nil))

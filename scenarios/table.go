@@ -66,11 +66,12 @@ func newTable(results []Result) *table {
 	t := &table{}
 	users := map[string]int{}
 	for _, res := range results {
-		u, ok := users[res.User.Name]
+		src := res.SourceName() // a client's row is "web@docker0"
+		u, ok := users[src]
 		if !ok {
 			u = len(t.users)
-			users[res.User.Name] = u
-			t.users = append(t.users, res.User.Name)
+			users[src] = u
+			t.users = append(t.users, src)
 		}
 		a := t.host(res.Host).addr(res.Address)
 		i := a.column(res.Port)

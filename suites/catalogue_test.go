@@ -138,7 +138,7 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		Expect(view.Attempts[0].Addr.String()).To(Equal("2001:db8::25"))
 		Expect(view.Attempts[0].Result.Outcome).To(Equal(connected))
 		var out bytes.Buffer
-		view.WriteTelnet(&out)
+		scenarios.WriteTelnet(&out, view)
 		Expect(out.String()).To(HavePrefix("Trying 2001:db8::25...\nConnected to mx.example.test.\n"))
 		Expect(out.String()).To(ContainSubstring("220 mx.example.test ESMTP"))
 

@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	"github.com/egresslab/egresslab/internal/catalogue"
-	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
 	. "github.com/onsi/ginkgo/v2"
@@ -62,10 +61,10 @@ func cells(p *scenarios.Policy) []scenarios.Probe {
 func dialCell(ctx SpecContext, lab probe.Lab, pr scenarios.Probe) verdict {
 	r := probe.Dial(ctx, lab, scenarios.Identity(pr.User),
 		probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, 0)
-	return verdict{r.Outcome, r.Evidence.Kind, r.Detail}
+	return verdict{r.Outcome, r.Evidence.Kind, scenarios.Detail(r)}
 }
 
-func startLab(ctx SpecContext, p *scenarios.Policy) *netns.Lab {
+func startLab(ctx SpecContext, p *scenarios.Policy) *scenarios.LabBench {
 	GinkgoHelper()
 	lab, err := scenarios.StartLabWith(ctx, p, scenarios.RunOptions{NoRule: true})
 	Expect(err).NotTo(HaveOccurred(), "start a lab for %s", p.Name)
@@ -93,7 +92,7 @@ func cpuHog() (stop func()) {
 // every host (first port), each bounded at 3 s, all at once, and waits: a real
 // client that waited out a timeout in the lab, leaving whatever kernel state
 // it leaves (neighbour entries FAILED, conntrack entries).
-func realClientWaits(ctx SpecContext, lab *netns.Lab, p *scenarios.Policy) {
+func realClientWaits(ctx SpecContext, lab *scenarios.LabBench, p *scenarios.Policy) {
 	GinkgoHelper()
 	Expect(p.Users).NotTo(BeEmpty())
 	id := scenarios.Identity(p.Users[0])

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/scenarios"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -260,16 +260,13 @@ var _ = Describe("hostile input", Label("safety"), func() {
 	})
 
 	It("a script that never ends is stopped at the tool time bound: exit 2 saying so", Serial, func(ctx SpecContext) {
-		saved := netns.ToolTimeout
-		netns.ToolTimeout = 2 * time.Second
-		DeferCleanup(func() { netns.ToolTimeout = saved })
 		dir := GinkgoT().TempDir()
 		hostileInput{files: map[string]string{"policy.yaml": hostilePolicy("script: forever.sh"), "forever.sh": "while :; do :; done\n"}}.build(dir)
 		p, err := scenarios.Load(filepath.Join(dir, "policy.yaml"))
 		Expect(err).NotTo(HaveOccurred())
 		start := time.Now()
-		_, err = scenarios.Run(ctx, p, scenarios.RunOptions{})
-		var rerr *netns.RulesetError
+		_, err = scenarios.Run(ctx, p, scenarios.RunOptions{ToolTimeout: 2 * time.Second})
+		var rerr *ruleset.RulesetError
 		Expect(errors.As(err, &rerr)).To(BeTrue(), "%v", err)
 		Expect(rerr.Error()).To(Equal("forever.sh: script: still running after 2s: a ruleset must load within that"))
 		Expect(time.Since(start)).To(BeNumerically("<", 5*time.Second))

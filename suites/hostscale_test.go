@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
 	"github.com/egresslab/egresslab/suites"
@@ -144,7 +145,7 @@ var _ = Describe("host-scale rulesets", Label("hostscale"), func() {
 	}
 	ipt := func(ipv6 bool) func(context.Context, *netns.Lab, string, []byte) error {
 		return func(ctx context.Context, lab *netns.Lab, file string, data []byte) error {
-			return lab.LoadIPTables(ctx, ipv6, file, data)
+			return ruleset.LoadIPTables(ctx, lab, ipv6, file, data)
 		}
 	}
 	forms := []form{}
@@ -154,14 +155,14 @@ var _ = Describe("host-scale rulesets", Label("hostscale"), func() {
 			form{backend, "rules.v6", iptablesHostScale(true, hostScaleRules), ipt(true), "ip6tables-" + backend + "-restore < rules.v6"},
 			form{backend, "firewall.sh", scriptHostScale(hostScaleRules),
 				func(ctx context.Context, lab *netns.Lab, file string, data []byte) error {
-					return lab.RunScript(ctx, file, data)
+					return ruleset.RunScript(ctx, lab, file, data)
 				},
 				"iptables-" + backend + "-restore < rules.v4 && ip6tables-" + backend + "-restore < rules.v6"},
 		)
 	}
 	forms = append(forms, form{"nft", "ruleset.nft", nftHostScale(hostScaleRules),
 		func(ctx context.Context, lab *netns.Lab, file string, data []byte) error {
-			return lab.LoadNFT(ctx, file, data)
+			return ruleset.LoadNFT(ctx, lab, file, data)
 		},
 		"nft -f ruleset.nft"})
 

@@ -21,7 +21,7 @@ import (
 
 // realDial runs bash's /dev/tcp as u inside lab, bounded at 2 s, and returns
 // bash's exit status and what it printed (124: still trying, as for a drop).
-func realDial(ctx SpecContext, lab *netns.Lab, p *scenarios.Policy, user, script string) (int, string) {
+func realDial(ctx SpecContext, lab *scenarios.LabBench, p *scenarios.Policy, user, script string) (int, string) {
 	GinkgoHelper()
 	u, ok := p.User(user)
 	Expect(ok).To(BeTrue())
@@ -34,7 +34,7 @@ func realDial(ctx SpecContext, lab *netns.Lab, p *scenarios.Policy, user, script
 	return 0, string(out)
 }
 
-func truthLab(ctx SpecContext, file string) (*scenarios.Policy, *netns.Lab, *scenarios.Report) {
+func truthLab(ctx SpecContext, file string) (*scenarios.Policy, *scenarios.LabBench, *scenarios.Report) {
 	GinkgoHelper()
 	p, err := scenarios.Load(filepath.Join("../testdata/truth", file))
 	Expect(err).NotTo(HaveOccurred())
@@ -105,7 +105,7 @@ var _ = Describe("the lab as a real host", Label("truth"), func() {
 			Expect(r.Observed).To(Equal(c.outcome), c.addr)
 			Expect(r.Evidence.Kind).To(Equal(probe.HostState), c.addr)
 			Expect(r.Evidence.Errno).To(Equal(c.errno), c.addr)
-			Expect(r.Evidence.Cause).To(HavePrefix(c.cause), c.addr)
+			Expect(scenarios.Cause(r.Evidence)).To(HavePrefix(c.cause), c.addr)
 			code, out := realDial(ctx, lab, p, "www-data", fmt.Sprintf("exec 3<>/dev/tcp/%s/80", c.addr))
 			Expect(code).To(Equal(1), out)
 			Expect(out).To(ContainSubstring(c.real))

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/scenarios"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -85,7 +86,7 @@ func describe(err error) (int, string) {
 // statusOf classifies an error from loading or running a policy.
 func statusOf(err error) int {
 	var perr *scenarios.Error
-	var rerr *netns.RulesetError
+	var rerr *ruleset.RulesetError
 	var uerr *netns.UnavailableError
 	switch {
 	case errors.As(err, &perr), errors.As(err, &rerr):

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/scenarios"
 )
 
@@ -72,7 +72,7 @@ func interrupted() bool {
 // ruleset's as the tool reported it, or else the policy file itself.
 func errorPlace(file string, err error) (string, int) {
 	var perr *scenarios.Error
-	var rerr *netns.RulesetError
+	var rerr *ruleset.RulesetError
 	switch {
 	case errors.As(err, &perr):
 		return perr.File, perr.Line

@@ -99,6 +99,18 @@ func All() ([]*Scenario, error) {
 	return out, nil
 }
 
+// Forwarded reports whether the entry's story is traffic the host forwards:
+// some variant has networks, whose clients only a forwarded-traffic lab can
+// probe.
+func (s *Scenario) Forwarded() bool {
+	for _, v := range s.Variants {
+		if len(v.Policy.Networks) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Find returns the entry called name. An unknown name is a *NotFoundError.
 func Find(name string) (*Scenario, error) {
 	all, err := All()

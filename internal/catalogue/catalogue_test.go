@@ -2,6 +2,7 @@ package catalogue_test
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -23,10 +24,44 @@ var _ = Describe("the catalogue", func() {
 			Expect(s.Story).NotTo(BeEmpty(), s.Name)
 			Expect(s.Source).NotTo(BeEmpty(), s.Name)
 			Expect(len(s.Variants)).To(BeNumerically(">=", 2), s.Name)
+			if s.Forwarded() {
+				// Its clients are the forwarded-traffic lab's to show; until
+				// it lands, no telnet view.
+				Expect(s.Client).To(BeZero(), s.Name)
+				continue
+			}
 			for _, v := range s.Variants {
 				_, ok := v.Policy.User(s.Client.User)
 				Expect(ok).To(BeTrue(), "%s/%s: client user %s", s.Name, v.Name, s.Client.User)
 			}
+		}
+	})
+
+	It("knows its forwarded entries: every variant of one has a network with clients", func() {
+		all, err := catalogue.All()
+		Expect(err).NotTo(HaveOccurred())
+		var forwarded []string
+		for _, s := range all {
+			if s.Forwarded() {
+				forwarded = append(forwarded, s.Name)
+				for _, v := range s.Variants {
+					Expect(v.Policy.Clients()).NotTo(BeEmpty(), "%s/%s", s.Name, v.Name)
+				}
+			}
+		}
+		Expect(forwarded).To(ContainElements("docker-user-ipv4-only", "podman-orphaned-docker-user",
+			"inet-forward-ip-saddr", "vpn-gateway-ipv6-leak", "php-container-mail"))
+	})
+
+	It("refuses a forwarded entry's variants with ErrNeedsForwardingLab, before any lab starts", func(ctx SpecContext) {
+		s, err := catalogue.Find("docker-user-ipv4-only")
+		Expect(err).NotTo(HaveOccurred())
+		runs, err := catalogue.Reproduce(ctx, []*catalogue.Scenario{s}, catalogue.Options{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(runs).To(HaveLen(2))
+		for _, r := range runs {
+			Expect(r.NotRun).To(MatchError(catalogue.ErrNeedsForwardingLab))
+			Expect(r.Report).To(BeNil())
 		}
 	})
 
@@ -124,7 +159,7 @@ var _ = Describe("the catalogue", func() {
 			answer := func(rep *scenarios.Report, by func(scenarios.Probe) string) *scenarios.Report {
 				for i, r := range rep.Results {
 					if host := by(r.Probe); host != "" {
-						rep.Results[i].Evidence = probe.Evidence{Kind: probe.Handshake, AnsweredBy: host + " 127.0.0.1:15001/tcp"}
+						rep.Results[i].Evidence = probe.Evidence{Kind: probe.Handshake, AnsweredBy: &probe.Service{Host: host, Addr: netip.MustParseAddr("127.0.0.1"), Port: 15001, Proto: "tcp"}}
 					}
 				}
 				return rep

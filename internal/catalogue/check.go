@@ -11,12 +11,14 @@ import (
 	"github.com/egresslab/egresslab/scenarios"
 )
 
-// Cell names the probes of one user, host and address family, and optionally
-// one port ("443/udp"; a bare number is tcp). A broken cell may name how its
-// probes are blocked (Observed: dropped, rejected or refused); an answered
-// cell names the host whose listener answers them (By).
+// Cell names the probes of one source (a user, or a client of a network),
+// host and address family, and optionally one port ("443/udp"; a bare number
+// is tcp). A broken cell may name how its probes are blocked (Observed:
+// dropped, rejected or refused); an answered cell names the host whose
+// listener answers them (By).
 type Cell struct {
 	User     string `yaml:"user"`
+	Client   string `yaml:"client"`
 	Host     string `yaml:"host"`
 	Family   string `yaml:"family"`
 	Port     string `yaml:"port"`
@@ -26,9 +28,17 @@ type Cell struct {
 
 func (c Cell) String() string {
 	if c.Port != "" {
-		return fmt.Sprintf("%s -> %s %s over %s", c.User, c.Host, c.port(), c.Family)
+		return fmt.Sprintf("%s -> %s %s over %s", c.source(), c.Host, c.port(), c.Family)
 	}
-	return fmt.Sprintf("%s -> %s over %s", c.User, c.Host, c.Family)
+	return fmt.Sprintf("%s -> %s over %s", c.source(), c.Host, c.Family)
+}
+
+// source is who dials: the user, or "client NAME".
+func (c Cell) source() string {
+	if c.Client != "" {
+		return "client " + c.Client
+	}
+	return c.User
 }
 
 // port is the cell's port as reports write it ("25/tcp"), "" for any.
@@ -40,7 +50,14 @@ func (c Cell) port() string {
 }
 
 func (c Cell) matches(p scenarios.Probe) bool {
-	return c.User == p.User.Name && c.Host == p.Host && c.Family == p.Family() &&
+	if c.Client != "" {
+		if p.Client == nil || p.Client.Name != c.Client {
+			return false
+		}
+	} else if p.Client != nil || c.User != p.User.Name {
+		return false
+	}
+	return c.Host == p.Host && c.Family == p.Family() &&
 		(c.Port == "" || c.port() == p.Port.String())
 }
 
@@ -99,6 +116,9 @@ func (v Variant) validate() error {
 }
 
 func (v Variant) validCell(c Cell) error {
+	if (c.User == "") == (c.Client == "") {
+		return errors.New("want one of user and client")
+	}
 	if c.Family != "ipv4" && c.Family != "ipv6" {
 		return fmt.Errorf("family %q: want ipv4 or ipv6", c.Family)
 	}
@@ -152,10 +172,11 @@ func (v Variant) Check(r *scenarios.Report) []string {
 }
 
 // answeredBy is the host name of the service that answered, "" for none.
-// Evidence names a service as "host address/proto"; host names hold no space.
 func answeredBy(e probe.Evidence) string {
-	host, _, _ := strings.Cut(e.AnsweredBy, " ")
-	return host
+	if e.AnsweredBy == nil {
+		return ""
+	}
+	return e.AnsweredBy.Host
 }
 
 func orNobody(host string) string {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/serve"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
 )
@@ -27,7 +28,15 @@ type Run struct {
 	// Problems lists where the run differs from what the entry documents;
 	// none: the variant behaves exactly as documented.
 	Problems []string
+	// NotRun is why the variant did not run (ErrNeedsForwardingLab), nil
+	// when it ran: then Report holds its verdicts.
+	NotRun error
 }
+
+// ErrNeedsForwardingLab is why a forwarded entry's variants do not run: the
+// lab cannot probe the clients of a policy's networks yet. It is not a
+// failure of the entry, and never a pass: repro says so and exits 3.
+var ErrNeedsForwardingLab = errors.New("forwarded entries need the forwarded-traffic lab, not built yet: the clients of this variant's networks cannot be probed")
 
 // Options tune Reproduce.
 type Options struct {
@@ -38,7 +47,9 @@ type Options struct {
 }
 
 // Reproduce runs every variant of every given entry, each in a lab of its
-// own, all at once, and returns the runs in entry and variant order. All at
+// own, all at once, and returns the runs in entry and variant order. A
+// variant the lab cannot run yet (a forwarded one) is returned with NotRun
+// set and no report. All at
 // once is fastest even on two cores: much of a run is waiting for answers
 // (measured: 31 variants in 3.7 s at once, 9 s two at a time). A lab that
 // could not run makes the whole call fail.
@@ -74,6 +85,10 @@ func (r *Run) run(ctx context.Context, opts Options) error {
 	// repro shows verdicts and their evidence, not rules: nothing to trace.
 	run := scenarios.RunOptions{Backstop: opts.Backstop, NoRule: true}
 	lab, err := scenarios.StartLabWith(ctx, v.Policy, run)
+	if errors.Is(err, scenarios.ErrForwardingNotBuilt) {
+		r.NotRun = ErrNeedsForwardingLab
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -106,7 +121,7 @@ func (r *Run) run(ctx context.Context, opts Options) error {
 // (a dropped SYN retries for minutes) is stopped after a backstop for each
 // address it may try, and the transcript says so. "" when telnet is not
 // installed.
-func realTelnet(ctx context.Context, lab *netns.Lab, id netns.Identity, c Client, backstop time.Duration, addrs int) (string, error) {
+func realTelnet(ctx context.Context, lab *scenarios.LabBench, id netns.Identity, c Client, backstop time.Duration, addrs int) (string, error) {
 	if _, err := exec.LookPath("telnet"); err != nil {
 		return "", nil
 	}
@@ -120,7 +135,7 @@ func realTelnet(ctx context.Context, lab *netns.Lab, id netns.Identity, c Client
 	// answer and close, as a person would; at its input's end it would
 	// leave, maybe before the greeting came. Any other port says nothing
 	// first: telnet leaves once connected.
-	smtp := netns.SMTPPorts[c.Port]
+	smtp := serve.SMTPPort(c.Port)
 	out, err := lab.RunAs(tctx, id, []byte("QUIT\n"), smtp, "telnet", c.Name, strconv.Itoa(int(c.Port)))
 	var exit *netns.ExitError
 	switch {

@@ -32,6 +32,13 @@ var _ = Describe("a variant's documented cells", func() {
 		Entry("a bypass that names an outcome", func(v *Variant) {
 			v.Bypass = []Cell{{User: "alice", Host: "www.example.test", Family: "ipv6", Observed: "dropped"}}
 		}, "a bypass connects"),
+		Entry("a cell naming both a user and a client", func(v *Variant) {
+			v.Bypass = []Cell{{User: "alice", Client: "web", Host: "www.example.test", Family: "ipv6"}}
+		}, "want one of user and client"),
+		Entry("a cell naming neither", func(v *Variant) { v.Bypass = []Cell{{Host: "www.example.test", Family: "ipv6"}} }, "want one of user and client"),
+		Entry("a client the policy lacks", func(v *Variant) {
+			v.Bypass = []Cell{{Client: "alice", Host: "www.example.test", Family: "ipv6"}}
+		}, "matches no probe"),
 		Entry("an answer by a host the policy lacks", func(v *Variant) {
 			v.Answered = []Cell{{User: "alice", Host: "www.example.test", Family: "ipv6", By: "nowhere.example.test"}}
 		}, `by "nowhere.example.test"`),

@@ -8,7 +8,7 @@ package lint
 import (
 	"context"
 	"fmt"
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset"
 	"sort"
 	"sync"
 
@@ -32,7 +32,7 @@ type Source struct {
 	// Includes are the files an nft source includes, by their paths
 	// relative to its directory (scenarios.NFTIncludes reads them); nft
 	// reads no other file.
-	Includes []netns.IncludedFile
+	Includes []ruleset.IncludedFile
 }
 
 // Options tune a lint run. The zero value uses the iptables-nft flavour and

@@ -14,7 +14,7 @@ import (
 
 	"github.com/egresslab/egresslab/internal/nftinclude"
 	"github.com/egresslab/egresslab/internal/nftlist"
-	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset"
 	"golang.org/x/sys/unix"
 )
 
@@ -80,7 +80,7 @@ func loadNFT(ctx context.Context, sb sandbox, src Source) (*nftRuleset, error) {
 	if err != nil {
 		var te *toolError
 		if errors.As(err, &te) {
-			file, line, msg := netns.NFTError([]byte(te.Out), shown, src.Path)
+			file, line, msg := ruleset.NFTError([]byte(te.Out), shown, src.Path)
 			return nil, &RulesetError{File: file, Line: line, Tool: "nft", Msg: msg}
 		}
 		return nil, err

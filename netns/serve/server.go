@@ -1,0 +1,38 @@
+package serve
+
+import (
+	"sync/atomic"
+
+	"github.com/egresslab/egresslab/netns"
+)
+
+// Server serves a lab's destinations.
+type Server struct {
+	lab      *netns.Lab
+	answered answered
+	zone     atomic.Value // func(*dns.Msg) *dns.Msg: what ServeDNS answers, for a host's port 53 too
+	lost     atomic.Value // a listener the candidate closed under the lab (its name)
+}
+
+// New is a server for lab's destinations; it listens on nothing until Serve,
+// ServeRanges or ServeDNS.
+func New(lab *netns.Lab) *Server { return &Server{lab: lab} }
+
+// served notes a listener that stopped while its lab was open: the
+// candidate closed it under the lab.
+func (sv *Server) served(s Service, err error) {
+	if err != nil && !sv.lab.Closing() {
+		sv.lost.CompareAndSwap(nil, s.String())
+	}
+}
+
+// Lost names a listener the candidate closed under the lab, if any: no
+// verdict of that lab can be trusted.
+func (sv *Server) Lost() (string, bool) {
+	what, ok := sv.lost.Load().(string)
+	return what, ok
+}
+
+// Forget drops the record of who answered the client at clientAddr, once its
+// probe is done with it.
+func (sv *Server) Forget(proto, clientAddr string) { sv.answered.forget(proto, clientAddr) }

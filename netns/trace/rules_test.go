@@ -1,0 +1,39 @@
+package trace
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/egresslab/egresslab/netns"
+)
+
+// sharedFlows must mark exactly the probes whose flow (source, destination,
+// protocol) another probe had too, however many flows there are.
+func TestSharedFlowsMarksExactlyTheRepeatedFlows(t *testing.T) {
+	src := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr("203.0.113.10"), port) }
+	dst := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr("192.0.2.80"), port) }
+	var flows []netns.Flow
+	for p := range uint16(5000) {
+		flows = append(flows, netns.Flow{Src: src(32768 + p), Dst: dst(1 + p), Proto: "tcp"})
+	}
+	flows = append(flows,
+		netns.Flow{Src: src(40000), Dst: dst(25), Proto: "tcp"}, // 6: the same as 7
+		netns.Flow{Src: src(40000), Dst: dst(25), Proto: "tcp"},
+		netns.Flow{Src: src(40000), Dst: dst(25), Proto: "udp"}, // another protocol: not shared
+		netns.Flow{Dst: dst(25), Proto: "tcp"},                  // never bound: never shared
+		netns.Flow{Dst: dst(25), Proto: "tcp"},
+	)
+	got := sharedFlows(len(flows), func(i int) (netns.Flow, bool) { return flows[i], false })
+	want := make([]bool, len(flows))
+	want[5000], want[5001] = true, true
+	if !slices.Equal(got, want) {
+		var marked []int
+		for i, s := range got {
+			if s {
+				marked = append(marked, i)
+			}
+		}
+		t.Fatalf("shared flows at %v, want [5000 5001]", marked)
+	}
+}

@@ -1,0 +1,162 @@
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// wire brings up lo, the uplink and its peer in the world, and default routes
+// of both families in each direction. Every non-loopback host address is
+// added to the world's side later, by AddWorldAddress.
+func (l *Lab) wire() error {
+	lab, err := netlink.NewHandleAt(vnetns.NsHandle(l.labFD))
+	if err != nil {
+		return fmt.Errorf("netlink in the lab: %w", err)
+	}
+	defer lab.Close()
+	world, err := netlink.NewHandleAt(vnetns.NsHandle(l.worldFD))
+	if err != nil {
+		return fmt.Errorf("netlink in the world: %w", err)
+	}
+	defer world.Close()
+
+	for _, h := range []*netlink.Handle{lab, world} {
+		lo, err := h.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := h.LinkSetUp(lo); err != nil {
+			return fmt.Errorf("set lo up: %w", err)
+		}
+	}
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: l.cfg.Uplink},
+		PeerName:      worldLink,
+		PeerNamespace: netlink.NsFd(l.worldFD),
+	}
+	if err := lab.LinkAdd(veth); err != nil {
+		return fmt.Errorf("add uplink %s: %w", l.cfg.Uplink, err)
+	}
+	up, err := lab.LinkByName(l.cfg.Uplink)
+	if err != nil {
+		return err
+	}
+	peer, err := world.LinkByName(worldLink)
+	if err != nil {
+		return err
+	}
+	// The world is the lab's router: it owns a gateway address in each of
+	// the lab's uplink prefixes, and the lab's default routes go through it,
+	// as a host's do. Neighbour caches start empty on both sides: discovery
+	// of the gateway (and of the lab, by the router) goes through the
+	// candidate's rules, as after a host's boot.
+	for _, p := range l.cfg.UplinkAddrs {
+		if err := addAddr(lab, up, p); err != nil {
+			return err
+		}
+		if gw, ok := gatewayFor(p); ok {
+			if err := addAddr(world, peer, netip.PrefixFrom(gw, p.Bits())); err != nil {
+				return err
+			}
+			l.gateways = append(l.gateways, gw)
+		}
+	}
+	for _, x := range []struct {
+		h    *netlink.Handle
+		link netlink.Link
+	}{{lab, up}, {world, peer}} {
+		if err := x.h.LinkSetUp(x.link); err != nil {
+			return fmt.Errorf("set %s up: %w", x.link.Attrs().Name, err)
+		}
+	}
+	for _, dst := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
+		// The world reaches every lab address directly on the shared link.
+		if err := routeAdd(world, peer, dst, netip.Addr{}); err != nil {
+			return err
+		}
+		var via netip.Addr
+		for _, gw := range l.gateways {
+			if gw.Is4() == dst.Addr().Is4() {
+				via = gw
+			}
+		}
+		if err := routeAdd(lab, up, dst, via); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gatewayFor picks the router's address in the lab's uplink prefix p: the
+// prefix's first address after the network's, or the next one if that is
+// the lab's own. A prefix too small for a router gets none (routes on-link).
+func gatewayFor(p netip.Prefix) (netip.Addr, bool) {
+	if p.Bits() >= p.Addr().BitLen()-1 {
+		return netip.Addr{}, false
+	}
+	gw := p.Masked().Addr().Next()
+	if gw == p.Addr() {
+		gw = gw.Next()
+	}
+	return gw, p.Contains(gw)
+}
+
+// routeAdd adds a default (or other) route on link: through via, or on-link
+// when via is not valid.
+func routeAdd(h *netlink.Handle, link netlink.Link, dst netip.Prefix, via netip.Addr) error {
+	r := &netlink.Route{
+		LinkIndex: link.Attrs().Index,
+		Dst:       &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(dst.Bits(), dst.Addr().BitLen())},
+		Scope:     netlink.SCOPE_LINK,
+	}
+	if via.IsValid() {
+		r.Gw, r.Scope = via.AsSlice(), netlink.SCOPE_UNIVERSE
+	}
+	if err := h.RouteAdd(r); err != nil {
+		return fmt.Errorf("add route %s via %s on %s: %w", dst, via, link.Attrs().Name, err)
+	}
+	return nil
+}
+
+func addAddr(h *netlink.Handle, link netlink.Link, p netip.Prefix) error {
+	a := &netlink.Addr{
+		IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		Flags: unix.IFA_F_NODAD,
+	}
+	if err := h.AddrAdd(link, a); err != nil {
+		return fmt.Errorf("add address %s to %s: %w", p, link.Attrs().Name, err)
+	}
+	return nil
+}
+
+// AddWorldAddress makes addr live one hop away, beyond the uplink. Loopback
+// addresses need nothing: they live on the lab's lo.
+func (l *Lab) AddWorldAddress(addr netip.Addr) error {
+	if addr.IsLoopback() || slices.Contains(l.worldAddrs, addr) {
+		return nil // each of a host's ports asks again: one netlink handle each was most of serving
+	}
+	world, err := netlink.NewHandleAt(vnetns.NsHandle(l.worldFD))
+	if err != nil {
+		return fmt.Errorf("netlink in the world: %w", err)
+	}
+	defer world.Close()
+	peer, err := world.LinkByName(worldLink)
+	if err != nil {
+		return err
+	}
+	err = addAddr(world, peer, netip.PrefixFrom(addr, addr.BitLen()))
+	if errors.Is(err, unix.EEXIST) {
+		return nil
+	}
+	if err == nil {
+		l.worldAddrs = append(l.worldAddrs, addr)
+	}
+	return err
+}

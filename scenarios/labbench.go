@@ -1,0 +1,130 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/google/nftables"
+
+	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/sentinel"
+	"github.com/egresslab/egresslab/netns/serve"
+	"github.com/egresslab/egresslab/netns/trace"
+	"github.com/egresslab/egresslab/probe"
+)
+
+// LabBench is a policy's lab with its instruments: the namespaces and their
+// processes (netns.Lab), the destinations served in them (serve.Server), the
+// drop sentinel's evidence (sentinel.Sentinel) and the trace table installed
+// with it.
+// It is what probes run against (it implements probe.Lab); Close tears all
+// of it down.
+type LabBench struct {
+	*netns.Lab
+	*serve.Server
+	*sentinel.Sentinel // nil until InstallSentinel
+	// traceTable went in with the sentinel, for the next StartTrace.
+	traceTable *trace.Table
+}
+
+var _ probe.ClientLab = (*LabBench)(nil)
+
+// newLabBench puts lab's instruments around it; they close with it.
+func newLabBench(lab *netns.Lab) *LabBench {
+	return &LabBench{Lab: lab, Server: serve.New(lab)}
+}
+
+// InstallSentinel adds the lab's drop sentinel and, with destinations to
+// trace, the trace table, in one netlink transaction. Call it after the
+// candidate ruleset has loaded (which may flush everything); the first
+// StartTrace for the same destinations uses that table.
+func (b *LabBench) InstallSentinel(ctx context.Context, dsts []trace.Destination) error {
+	c, err := nftables.New(nftables.WithNetNSFd(b.NetNSFD()))
+	if err != nil {
+		return fmt.Errorf("nftables netlink in lab %s: %w", b.Name(), err)
+	}
+	err = sentinel.Queue(c)
+	var tb *trace.Table
+	if err == nil && dsts != nil && b.Backend() != "legacy" {
+		tb, err = trace.Queue(c, dsts) // in the same transaction
+	}
+	if err == nil {
+		err = c.Flush()
+	}
+	if err == nil && tb != nil {
+		err = tb.Installed(ctx, b.Lab, c)
+	}
+	if err != nil {
+		return fmt.Errorf("install the drop sentinel in lab %s: %w", b.Name(), err)
+	}
+	b.traceTable = tb
+	b.Sentinel, err = sentinel.Start(b.Lab)
+	return err
+}
+
+// StartTrace starts following the probes' packets to dsts through the
+// candidate's rules (see trace.Start).
+func (b *LabBench) StartTrace(ctx context.Context, dsts []trace.Destination) (*trace.Trace, error) {
+	tb := b.traceTable
+	b.traceTable = nil // one use: the next trace installs its own
+	return trace.Start(ctx, b.Lab, dsts, tb)
+}
+
+// Close tears the lab down, its instruments first.
+func (b *LabBench) Close() error { return b.Lab.Close() }
+
+// CheckHarness verifies that the lab's own machinery, which a real host does
+// not have, survived the candidate: the drop sentinel, the listeners and the
+// world beyond the uplink. Call it after the candidate loads and after
+// probing; a *netns.TamperError means no verdict of this lab can be trusted.
+// What the candidate did to the host itself (an interface down, IPv6 off,
+// routes) is not tampering: probes meet it as a real host would.
+func (b *LabBench) CheckHarness() error {
+	if err := b.Sentinel.Check(); err != nil {
+		return err
+	}
+	if what, lost := b.Server.Lost(); lost {
+		return &netns.TamperError{Lab: b.Name(), What: "its listener " + what + " (closed under it)"}
+	}
+	return b.Lab.CheckWorld()
+}
+
+// Release removes everything the lab recorded about f (the sentinel's
+// evidence, who answered it) and then closes sock, the probe's socket, in the
+// background.
+func (b *LabBench) Release(f netns.Flow, sock io.Closer) {
+	b.Sentinel.Release(f, closeAfter(sock, func() { b.Server.Forget(f.Proto, f.Src.String()) }))
+}
+
+// onThread is the bench with sockets made on a probing goroutine's own thread
+// in the lab (netns.ProbeThread).
+type onThread struct {
+	*LabBench
+	thread *netns.ProbeThread
+}
+
+func (t onThread) Socket(id netns.Identity, family, sotype int) (int, error) {
+	return t.thread.Socket(id, family, sotype)
+}
+
+// prober is what a probing goroutine dials on: a thread of its own in the
+// lab, or else the lab's shared socket workers (slower, the same verdicts).
+// Call leave on the same goroutine when done.
+func (b *LabBench) prober() (on probe.Lab, leave func()) {
+	t, err := b.Lab.ProbeThread()
+	if err != nil {
+		return b, func() {}
+	}
+	return onThread{b, t}, t.Leave
+}
+
+// closeAfter is sock, closed after fn has run.
+func closeAfter(sock io.Closer, fn func()) io.Closer { return afterCloser{sock, fn} }
+
+type afterCloser struct {
+	io.Closer
+	before func()
+}
+
+func (c afterCloser) Close() error { c.before(); return c.Closer.Close() }
