@@ -18,7 +18,7 @@ NEEDS   := iptables-nft-restore:iptables iptables-legacy-restore:iptables nft:nf
 # count of executions, not a duration: go1.26's fuzzing coordinator can fail
 # a duration's last instant with "context deadline exceeded" on a loaded
 # machine, no input at fault (golang/go#75804, fixed in go1.27).
-FUZZ     := ./scenarios/:FuzzLoad ./scenarios/:FuzzPort ./scenarios/:FuzzAddress ./netns/ruleset/:FuzzToolErrors
+FUZZ     := ./scenarios/policy/:FuzzLoad ./scenarios/policy/:FuzzPort ./scenarios/policy/:FuzzAddress ./netns/ruleset/:FuzzToolErrors
 FUZZTIME ?= 5000x
 SOAK_RUNS ?= 50
 

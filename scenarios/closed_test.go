@@ -10,7 +10,7 @@ import (
 )
 
 var _ = Describe("a closed session", func() {
-	It("answers the one ErrClosed, and a command made before Close cannot start after it", func(ctx SpecContext) {
+	It("answers the one ErrClosed from Probe, ProbeAll and Command, and a command made before Close cannot start after it", func(ctx SpecContext) {
 		Expect(errors.Is(scenarios.ErrClosed, netns.ErrClosed)).To(BeTrue())
 		p, err := scenarios.Load("../testdata/rule/nft.yaml")
 		Expect(err).NotTo(HaveOccurred())
@@ -24,6 +24,9 @@ var _ = Describe("a closed session", func() {
 		_, err = s.Command(ctx, "root", "true")
 		Expect(err).To(MatchError(netns.ErrClosed))
 		_, err = s.ProbeAll(ctx)
+		Expect(err).To(MatchError(netns.ErrClosed))
+		h := p.Hosts[0]
+		_, err = s.Probe(ctx, p.Users[0].Name, h.Name, h.Ports[0].String())
 		Expect(err).To(MatchError(netns.ErrClosed))
 	})
 })

@@ -6,6 +6,7 @@ import (
 
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/report"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -44,7 +45,7 @@ var _ = Describe("diff", func() {
 				newRep.Results = append(newRep.Results, scenarios.Result{Probe: pr, Observed: o})
 			}
 		}
-		d := scenarios.CompareRuns(oldRep, newRep)
+		d := report.CompareRuns(oldRep, newRep)
 		Expect(d.Flips).To(HaveLen(1))
 		Expect(d.OnlyOld).To(Equal(1))
 		// postfix to the MX over IPv6 must connect: dropped failed, connected passes.

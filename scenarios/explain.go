@@ -7,6 +7,7 @@ import (
 
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/netns/trace"
+	"github.com/egresslab/egresslab/scenarios/report"
 )
 
 // explainer traces a lab's probes to name the rule that decided each one.
@@ -20,7 +21,7 @@ type explainer struct {
 	// instead of naming a rule, and the verdicts stand without it.
 	untraced string
 	// sources place a traced rule in the candidate's files.
-	sources ruleSources
+	sources report.RuleSources
 }
 
 func startExplaining(ctx context.Context, lab *LabBench, p *Policy, dsts []trace.Destination, probes []Result, opts RunOptions) (*explainer, error) {
@@ -43,7 +44,7 @@ func startExplaining(ctx context.Context, lab *LabBench, p *Policy, dsts []trace
 	default:
 		e.trace = tr
 		e.srcs = make([]netip.AddrPort, len(probes))
-		e.sources = sourcesOf(p)
+		e.sources = report.SourcesOf(p)
 	}
 	return e, nil
 }
@@ -88,7 +89,7 @@ func (e *explainer) finish(results []Result) error {
 		}
 		place, ok := at[rule]
 		if !ok {
-			if src, found := e.sources.of(rule); found {
+			if src, found := e.sources.Of(rule); found {
 				place = &src
 			}
 			at[rule] = place

@@ -12,6 +12,8 @@ import (
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/policy"
+	"github.com/egresslab/egresslab/scenarios/report"
 )
 
 // ErrClosed is what a closed Session returns; it never panics. It is the
@@ -61,13 +63,13 @@ func (s *Session) Policy() *Policy { return s.policy }
 func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result, error) {
 	u, ok := s.policy.User(user)
 	if !ok {
-		return nil, fmt.Errorf("probe as %q: no such user in policy %s (users: %s)", user, s.policy.Name, orList(s.userNames()))
+		return nil, fmt.Errorf("probe as %q: no such user in policy %s (users: %s)", user, s.policy.Name, policy.OrList(s.userNames()))
 	}
 	i := slices.IndexFunc(s.policy.Hosts, func(h Host) bool { return h.Name == host })
 	if i < 0 {
 		return nil, fmt.Errorf("probe %q: no such host in policy %s", host, s.policy.Name)
 	}
-	r, err := parsePorts(port)
+	r, err := policy.ParsePorts(port)
 	if err == nil && r.First != r.Last {
 		err = fmt.Errorf("port %q is a range: probe one port at a time", port)
 	}
@@ -108,7 +110,7 @@ func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result,
 		start := time.Now()
 		d, flow := probe.DialFlow(ctx, s.lab, Identity(u), probe.Target{Addr: r.Address, Port: pt.Number, Proto: pt.Proto}, s.Backstop)
 		explain.record(i, flow)
-		results[i] = Result{Probe: r.Probe, Observed: d.Outcome, Evidence: d.Evidence, Detail: Detail(d), Duration: time.Since(start), PolicyFile: s.policy.File}
+		results[i] = Result{Probe: r.Probe, Observed: d.Outcome, Evidence: d.Evidence, Detail: report.Detail(d), Duration: time.Since(start), PolicyFile: s.policy.File}
 	}
 	if err := ctx.Err(); err != nil {
 		return results, err
@@ -163,7 +165,7 @@ func (s *Session) Command(ctx context.Context, user string, argv ...string) (*ex
 	} else if user == "" || user == "root" {
 		user, cmd = "root", s.lab.Command(ctx, argv...)
 	} else {
-		return nil, fmt.Errorf("run as %q: no such user in policy %s (users: %s)", user, s.policy.Name, orList(s.userNames()))
+		return nil, fmt.Errorf("run as %q: no such user in policy %s (users: %s)", user, s.policy.Name, policy.OrList(s.userNames()))
 	}
 	backend := s.policy.Lab.Backend
 	if backend == "" {
@@ -195,19 +197,4 @@ func (s *Session) userNames() []string {
 		names[i] = u.Name
 	}
 	return names
-}
-
-// WithRuleset returns a copy of p whose candidate is rs: the same users,
-// hosts and expectations against another ruleset (a fix, or one broken on
-// purpose).
-func (p *Policy) WithRuleset(rs Ruleset) *Policy {
-	q := *p
-	q.Ruleset = rs
-	return &q
-}
-
-// RulesetText is a ruleset part written in code; name stands for the file
-// in messages (a tool's error names it and the line).
-func RulesetText(name, text string) *RulesetFile {
-	return &RulesetFile{Path: name, Data: []byte(text)}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/report"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -49,13 +50,13 @@ var _ = Describe("verify --parity", func() {
 	}
 
 	It("passes when each cell's families agree", func() {
-		Expect(scenarios.CheckParity(p, observe(nil))).To(BeEmpty())
+		Expect(report.CheckParity(p, observe(nil))).To(BeEmpty())
 	})
 
 	It("fails a cell whose IPv6 outcome differs, though both meet the policy", func() {
 		rep := observe(map[string]probe.Outcome{"2001:db8::26": probe.Refused})
 		Expect(rep.Pass()).To(BeTrue())
-		cells := scenarios.CheckParity(p, rep)
+		cells := report.CheckParity(p, rep)
 		Expect(cells).To(HaveLen(1))
 		Expect(cells[0].String()).To(Equal("alice -> mx.example.test 25/tcp: ipv4 dropped, ipv6 refused+dropped"))
 		Expect(cells[0].Line).To(Equal(16))
@@ -65,7 +66,7 @@ var _ = Describe("verify --parity", func() {
 
 	It("leaves alone a cell whose expectation names a family, and a host of one family", func() {
 		rep := observe(map[string]probe.Outcome{"2001:db8::81": probe.Connected, "192.0.2.80": probe.Connected})
-		Expect(scenarios.CheckParity(p, rep)).To(BeEmpty())
+		Expect(report.CheckParity(p, rep)).To(BeEmpty())
 	})
 
 	Describe("on telnet-surprise, in labs", Label("lab"), func() {
@@ -76,7 +77,7 @@ var _ = Describe("verify --parity", func() {
 				if v.Name == variant {
 					rep, err := scenarios.Run(ctx, v.Policy, scenarios.RunOptions{})
 					Expect(err).NotTo(HaveOccurred())
-					return scenarios.CheckParity(v.Policy, rep)
+					return report.CheckParity(v.Policy, rep)
 				}
 			}
 			Fail("no variant " + variant)

@@ -1,294 +1,56 @@
-// Package scenarios owns the policy model of SPEC.md: it parses and validates
-// policy files, expands them into the probe matrix, compares what the policy
-// expects with what the probes observed and renders the results as a truth
-// table, JSON or JUnit.
 package scenarios
 
 import (
-	"errors"
-	"fmt"
 	"io/fs"
-	"iter"
-	"net/netip"
-	"path"
-	"path/filepath"
-	"strings"
 
-	"github.com/egresslab/egresslab/netns/ruleset"
-	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
-// Policy is a validated policy file (SPEC.md, version 1). Everything in it has
-// been checked: names resolve, addresses parse, and every probe of the matrix
-// is covered by an expectation.
-type Policy struct {
-	Name     string // `name`, or the file's base name without extension
-	File     string // the path as given to Load or LoadFS, for messages
-	Users    []User
-	Groups   []Group
-	Hosts    []Host
-	MX       []MX
-	Lab      Lab
-	Networks []Network // the networks it routes for, with their clients
-	Ruleset  Ruleset
-	Expect   []Expectation
-	// Warnings are what loading found suspicious but valid, in file order.
-	Warnings []Warning
-}
+// The policy's names, as a suite writes them (docs/go-api.md): package policy
+// owns them; these keep scenarios.Load and scenarios.Policy working.
+type (
+	Policy      = policy.Policy
+	User        = policy.User
+	Group       = policy.Group
+	Host        = policy.Host
+	MX          = policy.MX
+	Lab         = policy.Lab
+	Port        = policy.Port
+	PortRange   = policy.PortRange
+	Probe       = policy.Probe
+	Ruleset     = policy.Ruleset
+	RulesetFile = policy.RulesetFile
+	Verb        = policy.Verb
+	Expectation = policy.Expectation
+	Error       = policy.Error
+	Errors      = policy.Errors
+	Warning     = policy.Warning
+	Network     = policy.Network
+	Client      = policy.Client
+	SourceKind  = policy.SourceKind
+)
 
-// User is an identity probes run as.
-type User struct {
-	Name   string
-	UID    uint32
-	GID    uint32   // defaults to UID
-	Groups []uint32 // supplementary gids
-}
-
-// Group is an extra group name the ruleset may use.
-type Group struct {
-	Name string
-	GID  uint32
-}
-
-// Host is a name the lab's DNS answers, with every address it resolves to
-// and the ports each of those addresses serves.
-type Host struct {
-	Name      string
-	Addresses []netip.Addr
-	Ports     []PortRange // disjoint; a single port is a range of one
-	ServedBy  string      // the user its (loopback) listeners run as; "" is root
-}
-
-// MX is a mail exchanger record: mail for Domain goes to Host.
-type MX struct {
-	Domain string
-	Host   string
-}
-
-// Port is a transport port a host serves.
-type Port struct {
-	Number uint16
-	Proto  string // "tcp" or "udp"
-}
-
-func (p Port) String() string { return fmt.Sprintf("%d/%s", p.Number, p.Proto) }
-
-// PortRange is the ports First to Last (inclusive) of one protocol: `N-M/tcp`,
-// or `N/tcp` when First == Last. Hosts and expectations keep ranges as
-// written, so a 65,535-port sweep costs one value, not 65,535.
-type PortRange struct {
-	First, Last uint16
-	Proto       string // "tcp" or "udp"
-}
-
-func (r PortRange) String() string {
-	if r.First == r.Last {
-		return fmt.Sprintf("%d/%s", r.First, r.Proto)
-	}
-	return fmt.Sprintf("%d-%d/%s", r.First, r.Last, r.Proto)
-}
-
-// Len is the number of ports in the range.
-func (r PortRange) Len() int { return int(r.Last) - int(r.First) + 1 }
-
-// Contains reports whether p is one of the range's ports.
-func (r PortRange) Contains(p Port) bool {
-	return p.Proto == r.Proto && r.First <= p.Number && p.Number <= r.Last
-}
-
-// Overlaps reports whether the two ranges share a port.
-func (r PortRange) Overlaps(o PortRange) bool {
-	return r.Proto == o.Proto && r.First <= o.Last && o.First <= r.Last
-}
-
-// Ports yields the range's ports in order.
-func (r PortRange) Ports() iter.Seq[Port] {
-	return func(yield func(Port) bool) {
-		for n := int(r.First); n <= int(r.Last); n++ {
-			if !yield(Port{Number: uint16(n), Proto: r.Proto}) {
-				return
-			}
-		}
-	}
-}
-
-// Lab describes the host's own side of the lab.
-type Lab struct {
-	Uplink    string         // default "eth0"
-	Addresses []netip.Prefix // the host's uplink addresses: one per family, always both (as written, then defaults)
-	Backend   string         // iptables flavour: "nft" (default) or "legacy"
-}
-
-// Ruleset is the candidate ruleset. Parts are nil when the policy leaves them
-// out; they load in field order (SPEC.md).
-type Ruleset struct {
-	IPTables, IP6Tables, NFT, Script *RulesetFile
-}
-
-// RulesetFile is one part of the ruleset, read when the policy was loaded so
-// that what is verified is exactly what was validated.
-type RulesetFile struct {
-	Path string // as written in the policy, relative to the policy file
-	Data []byte
-	// Includes are the files an nft ruleset includes, by their paths relative
-	// to its directory, read under the same rules as the ruleset itself.
-	Includes []ruleset.IncludedFile
-}
-
-// Verb is what an expectation demands of a probe.
-type Verb string
-
+// The verbs of an expectation.
 const (
-	Allow  Verb = "allow"  // must connect
-	Deny   Verb = "deny"   // must not connect, in any way
-	Drop   Verb = "drop"   // must be dropped
-	Reject Verb = "reject" // must be refused or rejected
+	Allow  = policy.Allow
+	Deny   = policy.Deny
+	Drop   = policy.Drop
+	Reject = policy.Reject
 )
 
-// Met reports whether an observed outcome satisfies the verb. A probe error
-// meets nothing: it is never read as blocked.
-func (v Verb) Met(o probe.Outcome) bool {
-	switch v {
-	case Allow:
-		return o == probe.Connected
-	case Deny:
-		return o.Blocked()
-	case Drop:
-		return o == probe.Dropped
-	case Reject:
-		return o == probe.Refused || o == probe.Rejected
-	}
-	return false
-}
+// The kinds of source an expectation selects.
+const (
+	AnySource    = policy.AnySource
+	UserSource   = policy.UserSource
+	ClientSource = policy.ClientSource
+)
 
-// Expectation is one entry of `expect`. A nil list matches anything.
-type Expectation struct {
-	Verb Verb
-	// Sources is the kind of source the entry names: naming user selects
-	// users only (even user: "*"), naming client clients only.
-	Sources   SourceKind
-	Users     []string
-	Clients   []string
-	Hosts     []string
-	Addresses []netip.Prefix // destination addresses; an address is a full-length prefix
-	Ports     []PortRange    // disjoint
-	Family    string         // "" for both, "ipv4" or "ipv6"
-	Line      int            // line of the entry in the policy file
-}
+// Load reads and validates the policy file at file (policy.Load).
+func Load(file string) (*Policy, error) { return policy.Load(file) }
 
-// Error is a policy error at a place in the policy file. Column (and Line)
-// are zero when unknown.
-type Error struct {
-	File   string
-	Line   int
-	Column int
-	Msg    string
-}
+// LoadFS is Load on a file system such as an fstest.MapFS (policy.LoadFS).
+func LoadFS(fsys fs.FS, name string) (*Policy, error) { return policy.LoadFS(fsys, name) }
 
-func (e *Error) Error() string {
-	switch {
-	case e.Line == 0:
-		return fmt.Sprintf("%s: %s", e.File, e.Msg)
-	case e.Column == 0:
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	}
-	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
-}
-
-// Errors is every policy error one pass over a file found, in file order:
-// three typos are three lines of one run, not three runs. errors.As finds
-// the first *Error in it.
-type Errors []*Error
-
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-func (es Errors) Unwrap() []error {
-	errs := make([]error, len(es))
-	for i, e := range es {
-		errs[i] = e
-	}
-	return errs
-}
-
-// Warning is something a valid policy probably did not mean: an expectation
-// that selects no probe, a host with addresses of one family only. It fails
-// nothing; verify and lint print it on stderr.
-type Warning struct {
-	File   string
-	Line   int
-	Column int
-	Msg    string
-	// MissingFamily is "ipv4" or "ipv6" when the warning is a host that has
-	// no address of that family: --parity has nothing to compare there.
-	MissingFamily string
-	Host          string // the host of a MissingFamily warning
-}
-
-func (w Warning) String() string {
-	return (&Error{File: w.File, Line: w.Line, Column: w.Column, Msg: "warning: " + w.Msg}).Error()
-}
-
-// Load reads and validates the policy file at path. Ruleset paths are
-// relative to the file's directory and must stay inside its tree. A policy
-// that cannot be read is a plain error wrapping the fs error; anything wrong
-// inside it, or with a file it names, is an *Error, or Errors when there is
-// more than one.
-func Load(file string) (*Policy, error) {
-	data, err := readPolicyFile(file)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("read policy: %w", err)
-		}
-		return nil, fileError(file, err)
-	}
-	dir := filepath.Dir(file)
-	read := func(rel string) ([]byte, error) { return readRulesetFile(dir, rel) }
-	return parse(file, baseName(filepath.Base(file)), data, read)
-}
-
-// LoadFS is Load on a file system such as the embedded catalogue. Ruleset
-// paths must stay inside fsys.
-func LoadFS(fsys fs.FS, name string) (*Policy, error) {
-	data, err := readFSBounded(fsys, name, maxPolicySize, "policy")
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("read policy: %w", err)
-		}
-		return nil, fileError(name, err)
-	}
-	dir := path.Dir(name)
-	read := func(rel string) ([]byte, error) {
-		p := path.Join(dir, rel)
-		if !fs.ValidPath(p) {
-			return nil, errLeavesTree
-		}
-		return readFSBounded(fsys, p, MaxRulesetSize, "ruleset file")
-	}
-	return parse(name, baseName(path.Base(name)), data, read)
-}
-
-// fileError is a policy file that is no file to read as a policy; one too
-// large is placed at its start.
-func fileError(file string, err error) *Error {
-	e := &Error{File: file, Msg: "policy " + err.Error()}
-	var tl *tooLargeError
-	if errors.As(err, &tl) {
-		e.Line, e.Column = 1, 1
-	}
-	return e
-}
-
-func baseName(base string) string {
-	if ext := path.Ext(base); ext != base {
-		return strings.TrimSuffix(base, ext)
-	}
-	return base
-}
+// RulesetText is a ruleset part written in code; name stands for the file
+// in messages (a tool's error names it and the line).
+func RulesetText(name, text string) *RulesetFile { return policy.RulesetText(name, text) }

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/egresslab/egresslab/netns/serve"
 	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/report"
 )
 
 // probeWorkers is how many probes of one lab run at once.
@@ -34,6 +36,12 @@ type RunOptions struct {
 	// ToolTimeout bounds each candidate tool and script that loads the
 	// ruleset (netns.DefaultToolTimeout when zero).
 	ToolTimeout time.Duration
+	// Complete also probes every class of traffic the loaded ruleset can
+	// tell apart (verify --complete): Report.Classes.
+	Complete bool
+	// afterLoad runs once the candidate is loaded, before the lab's own
+	// tables go in; it returns more destinations to trace.
+	afterLoad func(context.Context, *LabBench) ([]trace.Destination, error)
 }
 
 // Run verifies p in a lab of its own: it starts the lab, serves every host,
@@ -42,6 +50,9 @@ type RunOptions struct {
 // a *ruleset.RulesetError; a lab that cannot start is a *netns.UnavailableError
 // or another error.
 func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
+	if opts.Complete {
+		return runComplete(ctx, p, opts)
+	}
 	lab, err := StartLabWith(ctx, p, opts)
 	if err != nil {
 		return nil, err
@@ -49,6 +60,10 @@ func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
 	defer lab.Close()
 	return ProbeAll(ctx, lab, p, opts)
 }
+
+// ErrForwardingNotBuilt is a policy with networks given to a lab that cannot
+// probe clients yet: it must fail, never skip their cells.
+var ErrForwardingNotBuilt = errors.New("forwarded traffic (networks:) is not built into this lab yet: this policy's clients cannot be probed, so it cannot be verified")
 
 // StartLab starts the lab for p with its ruleset loaded and the sentinel in
 // place, ready to probe. The caller closes it.
@@ -90,6 +105,16 @@ func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error
 	var dsts []trace.Destination
 	if !opts.NoRule {
 		dsts = traceDestinations(p)
+	}
+	if opts.afterLoad != nil {
+		more, err := opts.afterLoad(ctx, lab)
+		if err != nil {
+			lab.Close()
+			return nil, err
+		}
+		if !opts.NoRule {
+			dsts = append(dsts, more...)
+		}
 	}
 	if err := lab.InstallSentinel(ctx, dsts); err != nil {
 		lab.Close()
@@ -215,7 +240,7 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 				r, flow := probe.DialFlow(ctx, on, Identity(pr.User),
 					probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, opts.Backstop)
 				explain.record(i, flow)
-				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: Detail(r), Duration: time.Since(start)}
+				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start)}
 				if opts.Progress != nil {
 					opts.Progress(int(done.Add(1)), len(results))
 				}
@@ -238,14 +263,4 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 		return nil, fmt.Errorf("after probing: %w", err)
 	}
 	return &Report{Policy: p.Name, File: p.File, Results: results}, nil
-}
-
-// User returns the policy's user called name.
-func (p *Policy) User(name string) (User, bool) {
-	for _, u := range p.Users {
-		if u.Name == name {
-			return u, true
-		}
-	}
-	return User{}, false
 }

@@ -10,7 +10,8 @@ import (
 
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/suites"
+	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/suites/matchers"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -33,12 +34,12 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		v := s.Variants[0]
 		rep, err := scenarios.Run(ctx, v.Policy, scenarios.RunOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		Expect(rep).To(suites.HaveOutcomes(
-			suites.Cell{User: "postfix", Host: "mx.example.test", Outcome: connected},
+		Expect(rep).To(matchers.HaveOutcomes(
+			matchers.Cell{User: "postfix", Host: "mx.example.test", Outcome: connected},
 			// postfix -> relay over IPv4 too: -A OUTPUT -j DROP drops the relay's
 			// SYN-ACK (loopback replies pass OUTPUT as well)
-			suites.Cell{Family: "ipv4", Outcome: dropped},
-			suites.Cell{Family: "ipv6", Outcome: connected}, // the bypass
+			matchers.Cell{Family: "ipv4", Outcome: dropped},
+			matchers.Cell{Family: "ipv6", Outcome: connected}, // the bypass
 		))
 		Expect(v.Check(rep)).To(BeEmpty())
 	})
@@ -47,9 +48,9 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		v := s.Variants[1]
 		rep, err := scenarios.Run(ctx, v.Policy, scenarios.RunOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		Expect(rep).To(suites.HaveOutcomes(
-			suites.Cell{User: "postfix", Host: "mx.example.test", Family: "ipv4", Outcome: connected},
-			suites.Cell{Outcome: dropped},
+		Expect(rep).To(matchers.HaveOutcomes(
+			matchers.Cell{User: "postfix", Host: "mx.example.test", Family: "ipv4", Outcome: connected},
+			matchers.Cell{Outcome: dropped},
 		))
 		nd := 0
 		for _, r := range rep.Results {
@@ -78,9 +79,9 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		v := s.Variants[2]
 		rep, err := scenarios.Run(ctx, v.Policy, scenarios.RunOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		Expect(rep).To(suites.HaveOutcomes(
-			suites.Cell{User: "postfix", Host: "mx.example.test", Outcome: connected},
-			suites.Cell{Outcome: dropped},
+		Expect(rep).To(matchers.HaveOutcomes(
+			matchers.Cell{User: "postfix", Host: "mx.example.test", Outcome: connected},
+			matchers.Cell{Outcome: dropped},
 		))
 		Expect(rep.Pass()).To(BeTrue())
 		Expect(v.Check(rep)).To(BeEmpty())
@@ -138,7 +139,7 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		Expect(view.Attempts[0].Addr.String()).To(Equal("2001:db8::25"))
 		Expect(view.Attempts[0].Result.Outcome).To(Equal(connected))
 		var out bytes.Buffer
-		scenarios.WriteTelnet(&out, view)
+		report.WriteTelnet(&out, view)
 		Expect(out.String()).To(HavePrefix("Trying 2001:db8::25...\nConnected to mx.example.test.\n"))
 		Expect(out.String()).To(ContainSubstring("220 mx.example.test ESMTP"))
 

@@ -13,6 +13,7 @@ import (
 	"github.com/egresslab/egresslab/internal/catalogue"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/report"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -61,7 +62,7 @@ func cells(p *scenarios.Policy) []scenarios.Probe {
 func dialCell(ctx SpecContext, lab probe.Lab, pr scenarios.Probe) verdict {
 	r := probe.Dial(ctx, lab, scenarios.Identity(pr.User),
 		probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, 0)
-	return verdict{r.Outcome, r.Evidence.Kind, scenarios.Detail(r)}
+	return verdict{r.Outcome, r.Evidence.Kind, report.Detail(r)}
 }
 
 func startLab(ctx SpecContext, p *scenarios.Policy) *scenarios.LabBench {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/suites"
+	"github.com/egresslab/egresslab/suites/matchers"
 	"github.com/onsi/gomega"
 )
 
@@ -27,10 +27,10 @@ func results() []scenarios.Result {
 // OnEveryFamily holds a matcher to each address family on its own; the
 // failure says which family leaks and how to replay it. In a Ginkgo suite:
 //
-//	Expect(lab.Probe(ctx, "www-data", "mx.example.test", "25/tcp")).To(suites.OnEveryFamily(suites.BeDropped()))
+//	Expect(lab.Probe(ctx, "www-data", "mx.example.test", "25/tcp")).To(matchers.OnEveryFamily(matchers.BeDropped()))
 func ExampleOnEveryFamily() {
 	g := gomega.NewGomega(func(message string, _ ...int) { fmt.Println(message) })
-	g.Expect(results()).To(suites.OnEveryFamily(suites.BeDropped()))
+	g.Expect(results()).To(matchers.OnEveryFamily(matchers.BeDropped()))
 	// Output:
 	// ipv4: holds
 	// ipv6: expected every probe to be dropped, but:
@@ -42,14 +42,14 @@ func ExampleOnEveryFamily() {
 // the truth table with the wrong cells grouped by kind and a command per
 // wrong cell. In a Ginkgo suite:
 //
-//	Expect(lab.ProbeAll(ctx)).To(suites.MatchTruthTable())
+//	Expect(lab.ProbeAll(ctx)).To(matchers.MatchTruthTable())
 func ExampleMatchTruthTable() {
 	rep := &scenarios.Report{Policy: "mail", File: "mail.yaml", Results: results()}
 	for i := range rep.Results {
 		rep.Results[i].Expect = scenarios.Drop
 	}
 	g := gomega.NewGomega(func(message string, _ ...int) { fmt.Println(message) })
-	g.Expect(rep).To(suites.MatchTruthTable(suites.Cell{Outcome: probe.Dropped}))
+	g.Expect(rep).To(matchers.MatchTruthTable(matchers.Cell{Outcome: probe.Dropped}))
 	// Output:
 	// policy mail: 1 of 2 probes are not as the test's table says
 	//

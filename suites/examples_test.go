@@ -14,7 +14,7 @@ import (
 
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/suites"
+	"github.com/egresslab/egresslab/suites/matchers"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -52,7 +52,7 @@ var _ = Describe("the example policies in testdata/examples", Label("examples"),
 
 				rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{})
 				Expect(err).NotTo(HaveOccurred())
-				Expect(rep).To(suites.HaveOutcomes(header.cells()...))
+				Expect(rep).To(matchers.HaveOutcomes(header.cells()...))
 				Expect(rep.Pass()).To(Equal(header.exit == 0), func() string {
 					var table strings.Builder
 					_ = rep.WriteTable(&table, false)
@@ -93,10 +93,10 @@ func (v exampleVerdict) selects(p scenarios.Probe) bool {
 		(v.port == "" || v.port == p.Port.String())
 }
 
-func (h exampleHeader) cells() []suites.Cell {
-	cells := make([]suites.Cell, len(h.verdicts))
+func (h exampleHeader) cells() []matchers.Cell {
+	cells := make([]matchers.Cell, len(h.verdicts))
 	for i, v := range h.verdicts {
-		cells[i] = suites.Cell{User: v.user, Host: v.host, Family: v.family, Port: v.port, Outcome: v.outcome}
+		cells[i] = matchers.Cell{User: v.user, Host: v.host, Family: v.family, Port: v.port, Outcome: v.outcome}
 	}
 	return cells
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/suites"
+	"github.com/egresslab/egresslab/suites/matchers"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -204,11 +204,11 @@ var _ = It("verify runs over a host-scale ruleset of both families", Label("host
 	Expect(err).NotTo(HaveOccurred())
 	rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(rep).To(suites.HaveOutcomes(
-		suites.Cell{User: "postfix", Host: "mx.example.test", Family: "ipv4", Port: "25/tcp", Outcome: probe.Connected},
-		suites.Cell{User: "postfix", Host: "mx.example.test", Family: "ipv6", Port: "25/tcp", Outcome: probe.Connected},
-		suites.Cell{User: "www-data", Host: "mx.example.test", Family: "ipv4", Port: "25/tcp", Outcome: probe.Refused},
-		suites.Cell{User: "www-data", Host: "mx.example.test", Family: "ipv6", Port: "25/tcp", Outcome: probe.Refused},
+	Expect(rep).To(matchers.HaveOutcomes(
+		matchers.Cell{User: "postfix", Host: "mx.example.test", Family: "ipv4", Port: "25/tcp", Outcome: probe.Connected},
+		matchers.Cell{User: "postfix", Host: "mx.example.test", Family: "ipv6", Port: "25/tcp", Outcome: probe.Connected},
+		matchers.Cell{User: "www-data", Host: "mx.example.test", Family: "ipv4", Port: "25/tcp", Outcome: probe.Refused},
+		matchers.Cell{User: "www-data", Host: "mx.example.test", Family: "ipv6", Port: "25/tcp", Outcome: probe.Refused},
 	))
 	Expect(rep.Pass()).To(BeTrue())
 	named := 0

@@ -16,7 +16,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/suites"
+	"github.com/egresslab/egresslab/suites/matchers"
 	"github.com/onsi/gomega"
 )
 
@@ -245,7 +245,7 @@ var _ = Describe("a matcher's reproduce line", Label("reports"), func() {
 		Expect(err).NotTo(HaveOccurred())
 		var message string
 		g := gomega.NewGomega(func(m string, _ ...int) { message = m })
-		g.Expect(results).To(suites.OnEveryFamily(suites.BeDropped()))
+		g.Expect(results).To(matchers.OnEveryFamily(matchers.BeDropped()))
 		Expect(message).To(ContainSubstring("reproduce: egresslab exec -f ../testdata/golden/mail.yaml --user www-data -- nc -vz -n -w 3 2001:db8::25 25"))
 		Expect(message).NotTo(ContainSubstring("egresslab.yaml"))
 	})

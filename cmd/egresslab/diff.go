@@ -13,6 +13,7 @@ func newDiffCommand() *cobra.Command {
 	var (
 		format   string
 		backstop time.Duration
+		complete bool
 	)
 	cmd := &cobra.Command{
 		Use:   "diff OLD.yaml NEW.yaml",
@@ -39,7 +40,7 @@ Exit status: 0 no cell that passed now fails; 1 at least one does (marked !);
 			if err != nil {
 				return err
 			}
-			d, err := scenarios.RunDiff(cmd.Context(), oldPolicy, newPolicy, scenarios.RunOptions{Backstop: backstop})
+			d, err := scenarios.RunDiff(cmd.Context(), oldPolicy, newPolicy, scenarios.RunOptions{Backstop: backstop, Complete: complete})
 			if err != nil {
 				return err
 			}
@@ -60,6 +61,7 @@ Exit status: 0 no cell that passed now fails; 1 at least one does (marked !);
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
+	cmd.Flags().BoolVar(&complete, "complete", false, "also compare every class of traffic each loaded ruleset can tell apart, and list the classes whose outcome changed")
 	cmd.Flags().DurationVar(&backstop, "timeout", probe.DefaultBackstop,
 		"how long to wait for an answer to a packet that left the lab")
 	return cmd

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/report"
 )
 
 // junitFile is --junit FILE: written exactly once, whatever ends the run
@@ -32,7 +33,7 @@ func createJUnit(path string, policy *string) (*junitFile, error) {
 	j := &junitFile{path: path, tmp: tmp}
 	onExit(func(sig string) {
 		_ = j.write(func(f *os.File) error {
-			return scenarios.WriteJUnitNotRun(f, *policy, "interrupted", "interrupted by "+sig+" before the run ended")
+			return report.WriteJUnitNotRun(f, *policy, "interrupted", "interrupted by "+sig+" before the run ended")
 		})
 	})
 	return j, nil
@@ -55,7 +56,7 @@ func (j *junitFile) finish(rep *scenarios.Report, policy string, runErr error) e
 		case isBadInput(runErr):
 			kind = "bad input"
 		}
-		return scenarios.WriteJUnitNotRun(f, policy, kind, runErr.Error())
+		return report.WriteJUnitNotRun(f, policy, kind, runErr.Error())
 	})
 }
 

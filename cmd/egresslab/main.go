@@ -1,5 +1,5 @@
 // Command egresslab proves, before a firewall ruleset ships, which users on a
-// host can reach which destinations over IPv4 and IPv6. See SPEC.md.
+// host can reach which destinations over IPv4 and IPv6. See docs/ (docs/commands.md).
 package main
 
 import (

@@ -6,16 +6,17 @@ import (
 	"os"
 
 	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/report"
 	"github.com/spf13/cobra"
 )
 
 // shardPlan is the plan of verify --shard K/N (nil without it), and makes
 // opts probe only the shard's cells.
-func shardPlan(p *scenarios.Policy, how verifyOptions, opts *scenarios.RunOptions) (*scenarios.Shard, error) {
+func shardPlan(p *scenarios.Policy, how verifyOptions, opts *scenarios.RunOptions) (*report.Shard, error) {
 	if how.shard == "" {
 		return nil, nil
 	}
-	spec, err := scenarios.ParseShard(how.shard)
+	spec, err := report.ParseShard(how.shard)
 	if err != nil {
 		return nil, &exitError{code: exitBadInput, err: err}
 	}
@@ -25,7 +26,7 @@ func shardPlan(p *scenarios.Policy, how verifyOptions, opts *scenarios.RunOption
 		return nil, &exitError{code: exitBadInput, err: errors.New("--parity with --shard: a cell's IPv4 and IPv6 probes may be in different shards; check parity on an unsharded run")}
 	}
 	opts.Only = spec.Holds
-	return scenarios.PlanShard(p, spec), nil
+	return report.PlanShard(p, spec), nil
 }
 
 func newMergeCommand() *cobra.Command {
@@ -76,7 +77,7 @@ func merge(cmd *cobra.Command, format string, files []string) (*scenarios.Report
 	if format != "table" && format != "json" {
 		return nil, &exitError{code: exitBadInput, err: fmt.Errorf("--format %q: want table or json", format)}
 	}
-	var shards []*scenarios.ShardReport
+	var shards []*report.ShardReport
 	for _, name := range files {
 		s, err := readShard(name)
 		if err != nil {
@@ -84,7 +85,7 @@ func merge(cmd *cobra.Command, format string, files []string) (*scenarios.Report
 		}
 		shards = append(shards, s)
 	}
-	rep, err := scenarios.Merge(shards)
+	rep, err := report.Merge(shards)
 	if err != nil {
 		return nil, &exitError{code: exitBadInput, err: fmt.Errorf("merge: %w", err)}
 	}
@@ -101,11 +102,11 @@ func merge(cmd *cobra.Command, format string, files []string) (*scenarios.Report
 	return rep, verdict(rep)
 }
 
-func readShard(name string) (*scenarios.ShardReport, error) {
+func readShard(name string) (*report.ShardReport, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return scenarios.ReadShardReport(name, f)
+	return report.ReadShardReport(name, f)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/report"
 )
 
 // formats are verify's --format values.
@@ -38,18 +39,18 @@ func writeRunError(out io.Writer, format, policy, file string, err error) {
 	e := runError(err)
 	switch format {
 	case "json":
-		_ = scenarios.WriteJSONError(out, policy, e)
+		_ = report.WriteJSONError(out, policy, e)
 	case "github":
 		var all scenarios.Errors
 		if errors.As(err, &all) { // every policy error at its own place
 			for _, pe := range all {
-				_ = scenarios.WriteGitHubError(out, policy, pe.File, pe.Line, scenarios.RunError{Status: e.Status, Message: pe.Msg})
+				_ = report.WriteGitHubError(out, policy, pe.File, pe.Line, scenarios.RunError{Status: e.Status, Message: pe.Msg})
 			}
 		} else {
 			at, line := errorPlace(file, err)
-			_ = scenarios.WriteGitHubError(out, policy, at, line, e)
+			_ = report.WriteGitHubError(out, policy, at, line, e)
 		}
-		_ = appendStepSummary(func(w io.Writer) error { return scenarios.WriteGitHubErrorSummary(w, policy, e) })
+		_ = appendStepSummary(func(w io.Writer) error { return report.WriteGitHubErrorSummary(w, policy, e) })
 	}
 }
 

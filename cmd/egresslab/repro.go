@@ -13,7 +13,7 @@ import (
 
 	"github.com/egresslab/egresslab/internal/catalogue"
 	"github.com/egresslab/egresslab/probe"
-	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/report"
 	"github.com/spf13/cobra"
 )
 
@@ -180,7 +180,7 @@ func printRun(w io.Writer, r catalogue.Run) error {
 		} else {
 			fmt.Fprintf(w, "$ telnet %s %d        # as %s (uid %d), from probe results\n", c.Name, c.Port, r.ClientUser.Name, r.ClientUser.UID)
 		}
-		scenarios.WriteTelnet(w, *r.Client)
+		report.WriteTelnet(w, *r.Client)
 		fmt.Fprintln(w)
 	}
 	if err := r.Report.WriteTable(w, useColor(os.Stdout)); err != nil {
@@ -196,9 +196,9 @@ func printRun(w io.Writer, r catalogue.Run) error {
 	fmt.Fprintln(w, "As documented:")
 	wrong := false
 	for _, res := range r.Report.Results {
-		switch {
-		case res.Pass():
-		case res.Observed == probe.Connected:
+		switch res.Kind() {
+		case report.Passed:
+		case report.Bypass:
 			wrong = true
 			fmt.Fprintf(w, "  BYPASS: %s connects although the policy denies it: %s\n", res.Probe, res.Detail)
 		default:
@@ -209,7 +209,7 @@ func printRun(w io.Writer, r catalogue.Run) error {
 	for _, c := range r.Variant.Answered {
 		for _, res := range r.Report.Results {
 			if res.User.Name == c.User && res.Host == c.Host && res.Family() == c.Family {
-				fmt.Fprintf(w, "  ANSWERED: %s by %s\n", res.Probe, scenarios.AnsweredBy(res.Evidence))
+				fmt.Fprintf(w, "  ANSWERED: %s by %s\n", res.Probe, report.AnsweredBy(res.Evidence))
 			}
 		}
 	}

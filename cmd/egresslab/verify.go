@@ -11,6 +11,7 @@ import (
 
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/report"
 	"github.com/spf13/cobra"
 )
 
@@ -74,6 +75,7 @@ a probe errored; 128+signal when SIGHUP, SIGINT, SIGQUIT or SIGTERM ended it.`,
 	cmd.Flags().BoolVar(&how.fromHost, "from-host", false, "verify the running host's loaded ruleset, users and interface names (read only; the policy leaves ruleset: out)")
 	cmd.Flags().StringVar(&how.shard, "shard", "", "probe only the `K/N`-th part of the cells (1 <= K <= N), for a CI matrix; join the parts' JSON with egresslab merge")
 	cmd.Flags().BoolVar(&how.parity, "parity", false, "also fail any user x host x port whose outcome differs between IPv4 and IPv6 (unless an expectation names a family)")
+	cmd.Flags().BoolVar(&how.complete, "complete", false, "also probe one cell of every class of traffic the loaded ruleset can tell apart, and say how complete that is")
 	cmd.Flags().DurationVar(&backstop, "timeout", probe.DefaultBackstop,
 		"how long to wait for an answer to a packet that left the lab (drops at the lab's egress never wait)")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(formats, cobra.ShellCompDirectiveNoFileComp))
@@ -83,8 +85,8 @@ a probe errored; 128+signal when SIGHUP, SIGINT, SIGQUIT or SIGTERM ended it.`,
 
 // verifyOptions are verify's switches beyond format and timeout.
 type verifyOptions struct {
-	parity, fromHost, noRule bool
-	shard                    string // --shard K/N, "" for the whole run
+	parity, fromHost, noRule, complete bool
+	shard                              string // --shard K/N, "" for the whole run
 }
 
 // verify runs the policy and prints the report; rep is nil when no run
@@ -108,7 +110,10 @@ func verify(cmd *cobra.Command, file, format string, backstop time.Duration, how
 		githubWarnings(cmd.OutOrStdout(), p)
 	}
 	*name = p.Name
-	opts := scenarios.RunOptions{Backstop: backstop, NoRule: how.noRule}
+	opts := scenarios.RunOptions{Backstop: backstop, NoRule: how.noRule, Complete: how.complete}
+	if how.complete && how.shard != "" {
+		return nil, &exitError{code: exitBadInput, err: errors.New("--complete and --shard: the classes are not split into shards; run --complete without --shard")}
+	}
 	plan, err := shardPlan(p, how, &opts)
 	if err != nil {
 		return nil, err
@@ -125,7 +130,7 @@ func verify(cmd *cobra.Command, file, format string, backstop time.Duration, how
 	}
 	rep.Shard = plan
 	if how.parity {
-		rep.Parity = scenarios.CheckParity(p, rep)
+		rep.Parity = report.CheckParity(p, rep)
 	}
 	out := cmd.OutOrStdout()
 	rep.Width = terminalWidth(os.Stdout)
@@ -139,7 +144,7 @@ func verify(cmd *cobra.Command, file, format string, backstop time.Duration, how
 func verdict(rep *scenarios.Report) error {
 	s := rep.Summary()
 	switch {
-	case s.Errors > 0:
+	case s.Errors > 0 || rep.ClassErrors() > 0:
 		return &exitError{code: exitNoLab}
 	case !rep.Pass():
 		return &exitError{code: exitFail}

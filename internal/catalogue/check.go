@@ -9,6 +9,7 @@ import (
 
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/report"
 )
 
 // Cell names the probes of one source (a user, or a client of a network),
@@ -65,16 +66,17 @@ func (c Cell) matches(p scenarios.Probe) bool {
 // must observe, and how a report says it.
 type documented struct {
 	cells []Cell
-	ok    func(Cell, probe.Outcome) bool
+	ok    func(Cell, scenarios.Result) bool
 	what  func(Cell) string
 }
 
 func (v Variant) documented() []documented {
 	return []documented{
-		{v.Bypass, func(_ Cell, o probe.Outcome) bool { return o == probe.Connected },
+		{v.Bypass, func(_ Cell, r scenarios.Result) bool { return r.Kind() == report.Bypass },
 			func(Cell) string { return "connects (a bypass)" }},
-		{v.Broken, func(c Cell, o probe.Outcome) bool {
-			return o.Blocked() && (c.Observed == "" || c.Observed == o.String())
+		{v.Broken, func(c Cell, r scenarios.Result) bool {
+			k := r.Kind()
+			return (k == report.Breakage || k == report.WrongWay) && (c.Observed == "" || c.Observed == r.Observed.String())
 		}, func(c Cell) string {
 			if c.Observed != "" {
 				return "is " + c.Observed + " (broken)"
@@ -152,10 +154,10 @@ func (v Variant) Check(r *scenarios.Report) []string {
 			}
 		}
 		switch {
-		case res.Observed == probe.Error:
+		case res.Kind() == report.ProbeError:
 			problems = append(problems, fmt.Sprintf("%s: probe error: %s", res.Probe, res.Detail))
 			continue
-		case doc != nil && (res.Pass() || !doc.ok(cell, res.Observed)):
+		case doc != nil && !doc.ok(cell, res):
 			problems = append(problems, fmt.Sprintf("%s: documented as failing its expectation (%s %s), observed %s",
 				res.Probe, res.Expect, doc.what(cell), res.Observed))
 		case doc == nil && !res.Pass():

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
 // FromPolicy lints a policy's ruleset as the lab would load it: its iptables
@@ -14,11 +14,11 @@ import (
 // a family in an expectation means its families to differ (as verify
 // --parity reads it), so lint then leaves one-family rules alone. A script is a
 // program, not a ruleset: it is named in skipped, and verify runs it.
-func FromPolicy(p *scenarios.Policy) (sources []Source, opts Options, skipped []string) {
+func FromPolicy(p *policy.Policy) (sources []Source, opts Options, skipped []string) {
 	rs := p.Ruleset
 	for _, part := range []struct {
 		kind Kind
-		file *scenarios.RulesetFile
+		file *policy.RulesetFile
 	}{{IPTables, rs.IPTables}, {IP6Tables, rs.IP6Tables}, {NFT, rs.NFT}} {
 		if part.file != nil {
 			sources = append(sources, Source{Kind: part.kind, Path: policyRelative(p, part.file.Path), Data: part.file.Data, Includes: part.file.Includes})
@@ -36,13 +36,13 @@ func FromPolicy(p *scenarios.Policy) (sources []Source, opts Options, skipped []
 	return sources, opts, skipped
 }
 
-func policyRelative(p *scenarios.Policy, rel string) string {
+func policyRelative(p *policy.Policy, rel string) string {
 	return filepath.Join(filepath.Dir(p.File), filepath.FromSlash(rel))
 }
 
 // etcFiles writes passwd and group as the lab has them (SPEC.md): root, the
 // users, the groups, and a private group for each user whose gid no group names.
-func etcFiles(p *scenarios.Policy) (passwd, group string) {
+func etcFiles(p *policy.Policy) (passwd, group string) {
 	var pw, gr strings.Builder
 	pw.WriteString("root:x:0:0:root:/root:/bin/sh\n")
 	gr.WriteString("root:x:0:\n")
@@ -66,7 +66,7 @@ func etcFiles(p *scenarios.Policy) (passwd, group string) {
 // syntax, or iptables-restore input whose name says v6/ip6/ipv6 (else IPv4,
 // as iptables-persistent's rules.v4 and rules.v6). Lint runs as root in CI on
 // files a pull request brings, so each is read as verify reads a policy's
-// ruleset (scenarios.ReadNamedRuleset): a regular file of at most 16 MiB,
+// ruleset (policy.ReadNamedRuleset): a regular file of at most 16 MiB,
 // never a symbolic link out of its own directory, and an nft file's includes
 // only from beside it or below it.
 func FromFiles(args []string) ([]Source, error) {
@@ -82,7 +82,7 @@ func FromFiles(args []string) ([]Source, error) {
 			}
 			return kind == NFT
 		}
-		data, includes, err := scenarios.ReadNamedRuleset(path, isNFT)
+		data, includes, err := policy.ReadNamedRuleset(path, isNFT)
 		if err != nil {
 			return nil, err
 		}

@@ -15,6 +15,13 @@ import (
 	"strings"
 )
 
+// File is a file an nft ruleset includes, by its path relative to the nft
+// file's directory (what `nft -I DIR` resolves it against), and its content.
+type File struct {
+	Path string
+	Data []byte
+}
+
 // Include is one `include "PATH"` statement.
 type Include struct {
 	Path      string // the quoted string's content

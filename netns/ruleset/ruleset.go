@@ -34,12 +34,9 @@ func (e *RulesetError) Error() string {
 	return fmt.Sprintf("%s: %s: %s", e.File, e.Tool, e.Msg)
 }
 
-// IncludedFile is a file an nft ruleset includes, by its path relative to
-// the nft file's directory (what `nft -I DIR` resolves it against).
-type IncludedFile struct {
-	Path string
-	Data []byte
-}
+// IncludedFile is a file an nft ruleset includes (nftinclude.File: the policy
+// reads these without a lab, so the type lives below both).
+type IncludedFile = nftinclude.File
 
 // labInputDir holds ruleset files inside the lab's private /run.
 const labInputDir = "/run/egresslab/in"

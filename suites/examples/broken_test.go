@@ -2,7 +2,7 @@ package examples_test
 
 import (
 	"github.com/egresslab/egresslab/scenarios"
-	. "github.com/egresslab/egresslab/suites"
+	. "github.com/egresslab/egresslab/suites/matchers"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"

@@ -4,7 +4,7 @@ import (
 	"testing/fstest"
 
 	"github.com/egresslab/egresslab/scenarios"
-	. "github.com/egresslab/egresslab/suites"
+	. "github.com/egresslab/egresslab/suites/matchers"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"

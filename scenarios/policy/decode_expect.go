@@ -1,0 +1,327 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/goccy/go-yaml/ast"
+	"golang.org/x/sys/unix"
+)
+
+func (pd *policyDecoder) decodeRuleset(f field) error {
+	fields, err := pd.mapping(f.value, "ruleset", true)
+	if err != nil {
+		return err
+	}
+	for _, rf := range fields {
+		pd.fail(pd.rulesetFile(rf))
+	}
+	return nil
+}
+
+// rulesetFile reads one file of ruleset into the policy.
+func (pd *policyDecoder) rulesetFile(rf field) error {
+	rs := &pd.p.Ruleset
+	var slot **RulesetFile
+	switch rf.key {
+	case "iptables":
+		slot = &rs.IPTables
+	case "ip6tables":
+		slot = &rs.IP6Tables
+	case "nft":
+		slot = &rs.NFT
+	case "script":
+		slot = &rs.Script
+	default:
+		return pd.errorf(rf.node, "unknown key %q in ruleset: want iptables, ip6tables, nft or script", rf.key)
+	}
+	rel, err := pd.str(rf.value, "ruleset "+rf.key)
+	if err != nil {
+		return err
+	}
+	switch {
+	case rel == "":
+		return pd.errorf(rf.value, "ruleset %s: empty path: want a file relative to the policy", rf.key)
+	case path.IsAbs(rel) || filepath.IsAbs(rel):
+		return pd.errorf(rf.value, "ruleset %s: %q is absolute: want a path relative to the policy file", rf.key, rel)
+	}
+	data, err := pd.read(rel)
+	if err != nil {
+		return pd.errorf(rf.value, "ruleset %s: %q %s", rf.key, rel, readProblem(err))
+	}
+	file := &RulesetFile{Path: rel, Data: data}
+	if rf.key == "nft" {
+		if file.Includes, err = pd.nftIncludes(rf.value, rel, data); err != nil {
+			return err
+		}
+	}
+	if err := pd.checkOwners(file); err != nil {
+		return err
+	}
+	*slot = file
+	return nil
+}
+
+// readProblem says what was wrong with reading a file the policy names,
+// without anything of its content.
+func readProblem(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "does not exist: want a file relative to the policy file"
+	case errors.Is(err, unix.ELOOP):
+		return "is a chain of too many symbolic links: want a file"
+	case errors.Is(err, unix.EISDIR):
+		return "is a directory: want a regular file"
+	}
+	return err.Error()
+}
+
+var verbs = []string{string(Allow), string(Deny), string(Drop), string(Reject)}
+
+func (pd *policyDecoder) decodeExpect(f field) error {
+	entries, err := pd.list(f.value, "expect")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		x, err := pd.expectation(e)
+		if err != nil {
+			pd.fail(err)
+			continue
+		}
+		pd.p.Expect = append(pd.p.Expect, x)
+		pd.expectNodes = append(pd.expectNodes, e)
+	}
+	return nil
+}
+
+func (pd *policyDecoder) expectation(e ast.Node) (Expectation, error) {
+	var x Expectation
+	if _, ok := e.(*ast.MappingNode); !ok {
+		return x, pd.errorf(e, "expect entry: want a verb and what it matches, such as - deny: {port: 25/tcp}, found %s", describe(e))
+	}
+	fields, err := pd.mapping(e, "expect entry", false)
+	if err != nil {
+		return x, err
+	}
+	switch {
+	case len(fields) == 0:
+		return x, pd.errorf(e, "empty expect entry: want one of %s, such as deny: {}", OrList(verbs))
+	case len(fields) > 1:
+		return x, pd.errorf(fields[1].node, "second verb %q in one expect entry (after %q): want exactly one verb per entry", fields[1].key, fields[0].key)
+	case !slices.Contains(verbs, fields[0].key):
+		return x, pd.errorf(fields[0].node, "unknown verb %q: want %s", fields[0].key, OrList(verbs))
+	}
+	x.Verb = Verb(fields[0].key)
+	x.Line, _ = position(fields[0].node)
+	if v := fields[0].value; !isNull(v) {
+		if _, ok := v.(*ast.MappingNode); !ok {
+			return x, pd.errorf(v, "%s: want a mapping of user, client, host, address, port or family, such as {user: postfix}, found %s", x.Verb, describe(v))
+		}
+	}
+	body, err := pd.mapping(fields[0].value, string(x.Verb), true)
+	if err != nil {
+		return x, err
+	}
+	bad := false
+	for _, f := range body {
+		switch f.key {
+		case "user":
+			x.Users, err = pd.selectNames(f.value, "user", pd.users)
+			err = pd.nameSources(&x, UserSource, f, err)
+		case "client":
+			x.Clients, err = pd.selectNames(f.value, "client", pd.clientNames)
+			err = pd.nameSources(&x, ClientSource, f, err)
+		case "address":
+			x.Addresses, err = pd.selectAddresses(f.value)
+		case "host":
+			x.Hosts, err = pd.selectNames(f.value, "host", pd.hosts)
+		case "port":
+			x.Ports, err = pd.selectPorts(f.value)
+		case "family":
+			x.Family, err = pd.str(f.value, "family")
+			if err == nil && x.Family != "ipv4" && x.Family != "ipv6" {
+				err = pd.errorf(f.value, "unknown family %q: want ipv4 or ipv6 (leave family out for both)", x.Family)
+			}
+		default:
+			err = pd.errorf(f.node, "unknown key %q in %s: want user, client, host, address, port or family", f.key, x.Verb)
+		}
+		if err != nil {
+			pd.fail(err)
+			bad = true
+		}
+	}
+	if bad {
+		return x, errReported
+	}
+	return x, nil
+}
+
+// selectNames reads user or host of an expectation: "*" (nil, any), one
+// defined name, or a list of them.
+func (pd *policyDecoder) selectNames(n ast.Node, kind string, known []string) ([]string, error) {
+	if s, ok := n.(*ast.StringNode); ok && s.Value == "*" {
+		return nil, nil
+	}
+	items := []ast.Node{n}
+	if _, ok := n.(*ast.SequenceNode); ok {
+		items, _ = pd.list(n, kind)
+		if len(items) == 0 {
+			return nil, pd.errorf(n, "%s: an empty list matches nothing: want a name, a list of names or \"*\"", kind)
+		}
+	}
+	names := []string{}
+	for _, item := range items {
+		s, ok := item.(*ast.StringNode)
+		switch {
+		case !ok:
+			return nil, pd.errorf(item, "%s: want a name, a list of names or \"*\", found %s", kind, describe(item))
+		case s.Value == "*":
+			return nil, pd.errorf(item, "%s: \"*\" inside a list: write %s: \"*\" on its own", kind, kind)
+		case !slices.Contains(known, s.Value):
+			return nil, pd.errorf(item, "unknown %s %q: want one of %s", kind, s.Value, OrList(known))
+		case slices.Contains(names, s.Value):
+			return nil, pd.errorf(item, "%s %q is listed twice", kind, s.Value)
+		}
+		names = append(names, s.Value)
+	}
+	return names, nil
+}
+
+// selectPorts reads port of an expectation. A port no host serves is
+// allowed: a policy may well deny ports in general.
+func (pd *policyDecoder) selectPorts(n ast.Node) ([]PortRange, error) {
+	if s, ok := n.(*ast.StringNode); ok && s.Value == "*" {
+		return nil, nil
+	}
+	items := []ast.Node{n}
+	if _, ok := n.(*ast.SequenceNode); ok {
+		items, _ = pd.list(n, "port")
+		if len(items) == 0 {
+			return nil, pd.errorf(n, "port: an empty list matches nothing: want a port, a list of ports or \"*\"")
+		}
+	}
+	ports := []PortRange{}
+	for _, item := range items {
+		if s, ok := item.(*ast.StringNode); ok && s.Value == "*" {
+			return nil, pd.errorf(item, "port: \"*\" inside a list: write port: \"*\" on its own")
+		}
+		p, err := pd.port(item, "port")
+		if err != nil {
+			return nil, err
+		}
+		if err := overlap(ports, p); err != "" {
+			return nil, pd.errorf(item, "%s", err)
+		}
+		ports = append(ports, p)
+	}
+	return ports, nil
+}
+
+// coverage makes an uncovered probe a policy error: a cell nobody decided is
+// a question the run could not answer. It walks the matrix without keeping it.
+func (pd *policyDecoder) coverage(at ast.Node) error {
+	var missing []string
+	total, uncovered := 0, 0
+	for pr := range pd.p.Probes() {
+		total++
+		if pr.Rule < 0 {
+			uncovered++
+			if len(missing) < 3 {
+				missing = append(missing, pr.String())
+			}
+		}
+	}
+	if uncovered == 0 {
+		return nil
+	}
+	shown := strings.Join(missing, ", ")
+	if uncovered > 3 {
+		shown = "e.g. " + shown + ", ..."
+	}
+	return pd.errorf(at, "no expectation covers %d of %d probes (%s): add entries for them, or end expect with a catch-all such as - deny: {}",
+		uncovered, total, shown)
+}
+
+// OrList writes "a, b or c", at most twelve names.
+func OrList(names []string) string {
+	if len(names) > 12 {
+		return strings.Join(names[:12], ", ") + ", ..."
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// selectAddresses reads address of an expectation: "*" (nil, any), or one
+// address or prefix, or a list of them. An address is a prefix of its full
+// length.
+func (pd *policyDecoder) selectAddresses(n ast.Node) ([]netip.Prefix, error) {
+	if s, ok := n.(*ast.StringNode); ok && s.Value == "*" {
+		return nil, nil
+	}
+	items := []ast.Node{n}
+	if _, ok := n.(*ast.SequenceNode); ok {
+		items, _ = pd.list(n, "address")
+		if len(items) == 0 {
+			return nil, pd.errorf(n, "address: an empty list matches nothing: want an address, a prefix, a list of them or \"*\"")
+		}
+	}
+	var ps []netip.Prefix
+	for _, item := range items {
+		s, ok := item.(*ast.StringNode)
+		switch {
+		case !ok:
+			return nil, pd.errorf(item, "address: want an address or prefix such as 2001:db8::25 or 2000::/3, a list of them or \"*\", found %s", describe(item))
+		case s.Value == "*":
+			return nil, pd.errorf(item, "address: \"*\" inside a list: write address: \"*\" on its own")
+		}
+		p, err := parseSelectPrefix(s.Value)
+		if err != nil {
+			return nil, pd.errorf(item, "address: %v", err)
+		}
+		if slices.Contains(ps, p) {
+			return nil, pd.errorf(item, "address %s is listed twice", p)
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
+}
+
+func parseSelectPrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" || a.Is4In6() {
+			return netip.Prefix{}, fmt.Errorf("bad address %q: want an address without zone, IPv4 written as IPv4", s)
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || p.Addr().Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("bad address %q: want an address such as 2001:db8::25 or a prefix such as 2000::/3", s)
+	}
+	if p != p.Masked() {
+		return netip.Prefix{}, fmt.Errorf("prefix %s has host bits set: write %s", p, p.Masked())
+	}
+	return p, nil
+}
+
+// nameSources records which kind of source an expectation names; naming
+// both user and client is an error: an entry selects one kind or both.
+func (pd *policyDecoder) nameSources(x *Expectation, kind SourceKind, f field, err error) error {
+	if x.Sources != AnySource && x.Sources != kind {
+		return pd.errorf(f.node, "%s: an entry names user or client, not both: user selects users only, client clients only; leave both out to match every source, or write two entries", x.Verb)
+	}
+	x.Sources = kind
+	return err
+}

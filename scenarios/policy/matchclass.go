@@ -1,0 +1,33 @@
+package policy
+
+import (
+	"net/netip"
+	"slices"
+)
+
+// MatchClass returns the first expectation that covers a class of
+// verify --complete at its representative: user is the policy user it is
+// probed as, or "" for a synthetic identity, which only an entry naming no
+// user (or user: "*") covers; an address outside every host only an entry
+// naming no host, or an address prefix that holds it, covers. A class is
+// the host's own traffic, so an entry naming clients never covers it.
+func (p *Policy) MatchClass(user string, addr netip.Addr, port Port) (int, bool) {
+	var hosts []string
+	for _, h := range p.Hosts {
+		if slices.Contains(h.Addresses, addr) {
+			hosts = append(hosts, h.Name)
+		}
+	}
+	for i, x := range p.Expect {
+		if x.Sources == ClientSource ||
+			x.Users != nil && (user == "" || !slices.Contains(x.Users, user)) ||
+			x.Hosts != nil && !slices.ContainsFunc(hosts, func(h string) bool { return slices.Contains(x.Hosts, h) }) ||
+			!x.matchesAddress(addr) ||
+			x.Ports != nil && !slices.ContainsFunc(x.Ports, func(r PortRange) bool { return r.Contains(port) }) ||
+			x.Family != "" && x.Family != Family(addr) {
+			continue
+		}
+		return i, true
+	}
+	return -1, false
+}
