@@ -20,7 +20,7 @@ NEEDS   := iptables-nft-restore:iptables iptables-legacy-restore:iptables nft:nf
 # machine, no input at fault (golang/go#75804, fixed in go1.27).
 FUZZ     := ./scenarios/policy/:FuzzLoad ./scenarios/policy/:FuzzPort ./scenarios/policy/:FuzzAddress ./netns/ruleset/:FuzzToolErrors
 FUZZTIME ?= 5000x
-SOAK_RUNS ?= 200
+SOAK_RUNS ?= 50
 
 PREFIX  ?= /usr/local
 # VERSION is stamped into `egresslab version` by make release: the tag at
@@ -100,9 +100,13 @@ fuzz:
 	done
 
 # soak runs every example and catalogue variant SOAK_RUNS times under a CPU
-# hog and counts verdict flips; on its own, not part of test (about 20 minutes).
+# hog and counts verdict flips; runs `egresslab repro NAME` (real telnet
+# included) of every catalogue entry SOAK_RUNS times under a CPU hog on both
+# cores and counts the runs that did not exit 0; and runs the determinism
+# regimes over every catalogue variant and testdata policy SOAK_RUNS/10 times.
+# On its own, not part of test: SOAK_RUNS=50 takes about an hour.
 soak: deps
-	set -o pipefail; SOAK_RUNS=$(SOAK_RUNS) $(GINKGO) $(if $(CI),--no-color) --label-filter=soak --timeout=3h -v ./suites | grep -E '^ *(FLIP|examples/|catalogue/|total:)|Passed|Failed|FAIL'
+	set -o pipefail; SOAK_RUNS=$(SOAK_RUNS) $(GINKGO) $(if $(CI),--no-color) --label-filter=soak --timeout=3h -v ./suites | grep -E '^ *(FLIP|examples/|catalogue/|repro/|total:)|Passed|Failed|FAIL'
 
 # bench prints issue 12's figures against their targets (floor.sh, repro and a
 # 20-probe verify as ratios to it, the 1,000-probe matrix, the 131,070-probe

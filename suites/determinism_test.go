@@ -3,7 +3,6 @@ package suites_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -256,56 +255,6 @@ var _ = Describe("verdicts that depend on nothing but the ruleset", Label("deter
 			}
 		}
 		Expect(total).To(BeNumerically(">", 40))
-		Expect(diffs).To(BeEmpty())
-	})
-})
-
-// The soak runs the regimes on every catalogue variant and every example
-// policy, SOAK_RUNS/10 times each (at least once).
-var _ = Describe("verdicts that depend on nothing but the ruleset, everywhere", Label("soak"), Serial, func() {
-	It("gives every cell of every catalogue variant and example the same verdict in every regime", func(ctx SpecContext) {
-		rounds := 1
-		if s := os.Getenv("SOAK_RUNS"); s != "" {
-			n, err := strconv.Atoi(s)
-			Expect(err).NotTo(HaveOccurred(), "SOAK_RUNS")
-			rounds = max(1, n/10)
-		}
-		type named struct {
-			name string
-			p    *scenarios.Policy
-		}
-		var all []named
-		for _, dir := range []string{examplesDir, determinismDir} {
-			files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-			Expect(err).NotTo(HaveOccurred())
-			for _, f := range files {
-				p, err := scenarios.Load(f)
-				Expect(err).NotTo(HaveOccurred())
-				all = append(all, named{filepath.Base(dir) + "/" + filepath.Base(f), p})
-			}
-		}
-		entries, err := catalogue.All()
-		Expect(err).NotTo(HaveOccurred())
-		for _, s := range entries {
-			for _, v := range s.Variants {
-				all = append(all, named{"catalogue/" + s.Name + "/" + v.Name, v.Policy})
-			}
-		}
-		var diffs []string
-		cellsTotal := 0
-		for range rounds {
-			for _, n := range all {
-				d, c := differences(ctx, n.p, n.name)
-				for _, x := range d {
-					fmt.Fprintln(GinkgoWriter, "FLIP", x)
-				}
-				diffs, cellsTotal = append(diffs, d...), cellsTotal+c
-			}
-		}
-		summary := fmt.Sprintf("total: %d regimes x %d cells (%d policies) x %d rounds, %d differences\n",
-			len(regimes), cellsTotal/rounds, len(all), rounds, len(diffs))
-		fmt.Fprint(GinkgoWriter, summary)
-		AddReportEntry("determinism soak", summary)
 		Expect(diffs).To(BeEmpty())
 	})
 })
