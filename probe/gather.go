@@ -228,12 +228,13 @@ func (p *dialer) udp() {
 		p.fail(err)
 		return
 	}
+	try := func(fd int) bool {
+		n, rerr = unix.Read(fd, buf)
+		return !errors.Is(rerr, unix.EAGAIN)
+	}
 	read := func(deadline time.Time) error {
 		_ = p.socketFile().SetReadDeadline(deadline)
-		return rc.Read(func(fd uintptr) bool {
-			n, rerr = unix.Read(int(fd), buf)
-			return !errors.Is(rerr, unix.EAGAIN)
-		})
+		return p.lastLook(rc.Read(func(fd uintptr) bool { return try(int(fd)) }), try)
 	}
 	if !p.await(left, read) {
 		return
