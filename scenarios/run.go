@@ -12,7 +12,6 @@ import (
 	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/netns/serve"
 	"github.com/egresslab/egresslab/netns/trace"
-	"github.com/egresslab/egresslab/probe"
 )
 
 // probeWorkers is how many probes of one lab run at once.
@@ -65,9 +64,6 @@ func StartLabWith(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, e
 // startLab is StartLab; unless opts.NoRule, the trace table goes in with the
 // sentinel and the listing of the candidate's rules starts, for ProbeAll to use.
 func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error) {
-	if len(p.Networks) > 0 {
-		return nil, ErrForwardingNotBuilt
-	}
 	cfg := labConfig(p)
 	cfg.ToolTimeout = opts.ToolTimeout
 	core, err := netns.New(ctx, cfg)
@@ -99,7 +95,7 @@ func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error
 }
 
 func labConfig(p *Policy) netns.Config {
-	cfg := netns.Config{Name: p.Name, Uplink: p.Lab.Uplink, UplinkAddrs: p.Lab.Addresses, Backend: p.Lab.Backend}
+	cfg := netns.Config{Name: p.Name, Uplink: p.Lab.Uplink, UplinkAddrs: p.Lab.Addresses, Backend: p.Lab.Backend, Networks: labNetworks(p)}
 	for _, u := range p.Users {
 		cfg.Accounts = append(cfg.Accounts, netns.Account{Name: u.Name, Identity: Identity(u)})
 	}
@@ -212,10 +208,10 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 				pr := results[i].Probe
 				explain.pace()
 				start := time.Now()
-				r, flow := probe.DialFlow(ctx, on, Identity(pr.User),
-					probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, opts.Backstop)
+				r, flow := lab.dial(ctx, on, pr, opts)
 				explain.record(i, flow)
-				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: Detail(r), Duration: time.Since(start)}
+				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: Detail(r), Duration: time.Since(start),
+					Source: r.Facts.LeftAs.Addr()}
 				if opts.Progress != nil {
 					opts.Progress(int(done.Add(1)), len(results))
 				}
