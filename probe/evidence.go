@@ -104,11 +104,11 @@ type HostRefusal struct {
 type RefusalKind int
 
 const (
-	IPv6Off   RefusalKind = iota + 1 // net.ipv6.conf.*.disable_ipv6=1
-	LinkDown                         // the interface the destination is reached through is down
-	RouteType                        // a route of a type that refuses
-	NoRoute                          // no route at all
-	ForwardingOff                    // the host does not forward (net.ipv4.ip_forward=0, net.ipv6.conf.all.forwarding=0)
+	IPv6Off       RefusalKind = iota + 1 // net.ipv6.conf.*.disable_ipv6=1
+	LinkDown                             // the interface the destination is reached through is down
+	RouteType                            // a route of a type that refuses
+	NoRoute                              // no route at all
+	ForwardingOff                        // the host does not forward (net.ipv4.ip_forward=0, net.ipv6.conf.all.forwarding=0)
 )
 
 // Service is one of the lab's services: the one that answered a probe.

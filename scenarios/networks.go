@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -82,9 +81,6 @@ func (p *Policy) Client(name string) (Client, bool) {
 	return Client{}, false
 }
 
-// ErrForwardingNotBuilt is a policy with networks given to a lab that cannot
-// probe clients yet: it must fail, never skip their cells.
-var ErrForwardingNotBuilt = errors.New("forwarded traffic (networks:) is not built into this lab yet: this policy's clients cannot be probed, so it cannot be verified")
 
 // decodeNetworks reads `networks:`. Users, hosts and groups are decoded
 // before it: client names share the users' namespace, and network addresses

@@ -2,7 +2,6 @@ package scenarios_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"net/netip"
@@ -244,11 +243,6 @@ expect: [deny: {}]
 		})
 	})
 
-	It("refuses to start a lab for a policy with networks, never skipping its client cells", func(ctx SpecContext) {
-		_, err := scenarios.Open(context.Context(ctx), load(dockerHost))
-		Expect(err).To(MatchError(scenarios.ErrForwardingNotBuilt))
-		Expect(err.Error()).To(HavePrefix("forwarded traffic (networks:) is not built into this lab yet"))
-	})
 })
 
 func fsOf(policy string) fstest.MapFS {

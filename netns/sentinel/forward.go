@@ -85,12 +85,12 @@ func InstallForward(ctx context.Context, lab *netns.Lab) error {
 type ForwardSite int
 
 const (
-	ForwardNotDropped ForwardSite = iota // no evidence of a drop (yet)
-	AtPrerouting                         // it entered the host and never reached FORWARD (PREROUTING, or the host's routing)
-	AtForward                            // it entered FORWARD and never passed it
-	AtPostrouting                        // it passed FORWARD and never left (POSTROUTING, its nat)
-	AnswerAtForward                      // the answer entered FORWARD and never passed it
-	AnswerAtPostrouting                  // the answer passed FORWARD and never reached the client's network
+	ForwardNotDropped   ForwardSite = iota // no evidence of a drop (yet)
+	AtPrerouting                           // it entered the host and never reached FORWARD (PREROUTING, or the host's routing)
+	AtForward                              // it entered FORWARD and never passed it
+	AtPostrouting                          // it passed FORWARD and never left (POSTROUTING, its nat)
+	AnswerAtForward                        // the answer entered FORWARD and never passed it
+	AnswerAtPostrouting                    // the answer passed FORWARD and never reached the client's network
 )
 
 // ForwardLeft reports whether a client's first packet left the host by the
