@@ -29,7 +29,9 @@ var initCalled atomic.Bool
 
 // holderConfig is what New sends the holder on its stdin, as one JSON line.
 type holderConfig struct {
-	Etc map[string]string // file name under /etc -> content
+	Etc     map[string]string // file name under /etc -> content
+	Clients int               // how many client network namespaces to make
+	Forward bool              // the lab host routes for networks
 }
 
 // Init runs the lab holder when this process was started as one, and then
@@ -54,7 +56,7 @@ func Init() {
 	// kernel kills every process left in the lab. If the parent died before
 	// the death signal was armed, stdin is already at EOF and we exit below.
 	in := bufio.NewReader(os.Stdin)
-	worldFD, err := holdLab(in)
+	worldFD, clientFDs, err := holdLab(in)
 	listener := -1
 	if err == nil {
 		listener, err = serveSpawns(installBufFilter)
@@ -63,7 +65,11 @@ func Init() {
 		fmt.Fprintf(os.Stdout, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 		os.Exit(1)
 	}
-	fmt.Fprintf(os.Stdout, "ready %d %d\n", worldFD, listener)
+	ready := fmt.Sprintf("ready %d %d", worldFD, listener)
+	for _, fd := range clientFDs {
+		ready += fmt.Sprintf(" %d", fd)
+	}
+	fmt.Fprintln(os.Stdout, ready)
 	// Once the parent holds the world's namespace and the filter's listener
 	// itself, the holder lets go of them: nothing inside the lab (whose /proc
 	// shows the holder) may reach them through the holder's descriptors.
@@ -71,6 +77,9 @@ func Init() {
 		os.Exit(1)
 	}
 	unix.Close(worldFD)
+	for _, fd := range clientFDs {
+		unix.Close(fd)
+	}
 	if listener >= 0 {
 		unix.Close(listener)
 	}
@@ -83,7 +92,17 @@ func Init() {
 	os.Exit(0)
 }
 
-func holdLab(in *bufio.Reader) (int, error) {
+// holdLab makes the lab's files and settings, the world's namespace and
+// the clients' (as many as the lab's config asks for).
+func holdLab(in *bufio.Reader) (int, []int, error) {
+	line, err := in.ReadBytes('\n')
+	if err != nil {
+		return 0, nil, fmt.Errorf("read lab config: %w", err)
+	}
+	var cfg holderConfig
+	if err := json.Unmarshal(line, &cfg); err != nil {
+		return 0, nil, fmt.Errorf("decode lab config: %w", err)
+	}
 	// The world's namespace and its settings are made on another thread
 	// (newWorld), beside the lab's mounts and settings: the parent waits
 	// for both, and the machine has a core to spare for one of them.
@@ -96,27 +115,33 @@ func holdLab(in *bufio.Reader) (int, error) {
 		fd, err := newWorld()
 		worldc <- world{fd, err}
 	}()
-	err := holdLabFiles(in)
+	err = holdLabFiles(cfg)
 	w := <-worldc
-	if err != nil {
-		if w.err == nil {
-			unix.Close(w.fd)
-		}
-		return 0, err
+	if err == nil {
+		err = w.err
 	}
-	return w.fd, w.err
+	// Clients are namespaces like the world's: held by descriptor, dying
+	// with the lab.
+	var clients []int
+	for i := 0; i < cfg.Clients && err == nil; i++ {
+		var fd int
+		if fd, err = newWorld(); err == nil {
+			clients = append(clients, fd)
+		}
+	}
+	if err != nil {
+		for _, fd := range append(clients, w.fd) {
+			if fd > 0 {
+				unix.Close(fd)
+			}
+		}
+		return 0, nil, err
+	}
+	return w.fd, clients, nil
 }
 
 // holdLabFiles makes the lab's mounts, /etc files and settings.
-func holdLabFiles(in *bufio.Reader) error {
-	line, err := in.ReadBytes('\n')
-	if err != nil {
-		return fmt.Errorf("read lab config: %w", err)
-	}
-	var cfg holderConfig
-	if err := json.Unmarshal(line, &cfg); err != nil {
-		return fmt.Errorf("decode lab config: %w", err)
-	}
+func holdLabFiles(cfg holderConfig) error {
 	// The lab's own root (labroot.go): private, bounded /tmp, /var/tmp,
 	// /dev/shm and /run (the lab's files, iptables-legacy's lock), its own
 	// /proc, and nothing of the host's that an unmount would reveal.
@@ -131,7 +156,13 @@ func holdLabFiles(in *bufio.Reader) error {
 			return err
 		}
 	}
-	return labSysctls()
+	if err := labSysctls(); err != nil {
+		return err
+	}
+	if cfg.Forward {
+		return writeSysctls(forwardSysctls)
+	}
+	return nil
 }
 
 // labEtcDir is where the lab's own /etc files live, inside its private /run.
@@ -222,8 +253,8 @@ func writeSysctls(kv map[string]string) error {
 	return nil
 }
 
-// newWorld creates the network namespace beyond the lab's uplink and returns a
-// descriptor that holds it. The calling thread goes back to the lab's
+// newWorld creates a network namespace (the world beyond the lab's uplink, or
+// a client's) with the lab's settings and returns a descriptor that holds it. The calling thread goes back to the lab's
 // namespace; if it cannot, the thread stays locked and dies with its goroutine.
 func newWorld() (int, error) {
 	type result struct {

@@ -60,6 +60,9 @@ type Config struct {
 	Backend string
 	// ToolTimeout bounds each candidate tool and script (DefaultToolTimeout when zero).
 	ToolTimeout time.Duration
+	// Networks the lab host routes for, each a bridge with clients behind
+	// it (forward.go); with any, the host forwards.
+	Networks []Network
 }
 
 // A lab is user + network + mount + PID + IPC + UTS namespaces: the PID
@@ -77,6 +80,8 @@ type Lab struct {
 	labFD   int            // the lab's network namespace
 	worldFD int            // the world's network namespace
 	pid     int
+
+	clientFDs map[string]int // each client's network namespace, by name
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -132,7 +137,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 }
 
 func (l *Lab) startHolder(ctx context.Context) (err error) {
-	etc, err := json.Marshal(holderConfig{Etc: l.etcFiles()})
+	etc, err := json.Marshal(holderConfig{Etc: l.etcFiles(), Clients: l.cfg.clientCount(), Forward: l.Forwarding()})
 	if err != nil {
 		return err
 	}
@@ -228,6 +233,9 @@ func (l *Lab) startHolder(ctx context.Context) (err error) {
 		}
 		return fmt.Errorf("the lab's holder exited before it was ready")
 	}
+	if err := l.openClients(strings.Fields(line)[3:]); err != nil {
+		return err
+	}
 	if l.labFD, err = unix.Open(fmt.Sprintf("/proc/%d/ns/net", l.pid), unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 		return fmt.Errorf("open the lab's network namespace: %w", err)
 	}
@@ -290,6 +298,7 @@ func (l *Lab) Close() error {
 				unix.Close(fd)
 			}
 		}
+		l.closeClientFDs()
 		if l.stdin != nil {
 			l.stdin.Close()
 		}

@@ -207,8 +207,9 @@ func (c *threadCreds) setGroups(gids []uint32) error {
 // goroutine that probes, and Leave it there when done.
 type ProbeThread struct {
 	*Lab
-	creds threadCreds
-	orig  int // the thread's own network namespace
+	creds   threadCreds
+	orig    int  // the thread's own network namespace
+	tainted bool // stuck outside the lab's namespace: no more sockets
 }
 
 // ProbeThread locks the calling goroutine to its thread, moves the thread
@@ -246,6 +247,9 @@ func (l *Lab) ProbeThread() (*ProbeThread, error) {
 // credentials afterwards (the next probe is most often the same user's);
 // nothing else the probe does depends on them, and Leave restores its own.
 func (t *ProbeThread) Socket(id Identity, family, sotype int) (int, error) {
+	if t.tainted {
+		return -1, errTainted
+	}
 	if err := t.creds.become(id); err != nil {
 		return -1, err
 	}

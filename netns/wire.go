@@ -91,7 +91,7 @@ func (l *Lab) wire() error {
 			return err
 		}
 	}
-	return nil
+	return l.wireNetworks(lab, world, peer)
 }
 
 // gatewayFor picks the router's address in the lab's uplink prefix p: the

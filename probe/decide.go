@@ -23,6 +23,9 @@ func decideFacts(f Facts) (Outcome, Evidence) {
 	switch {
 	case f.Err != nil:
 		return Error, Evidence{Kind: Failure}
+	case f.Errno != 0 && f.Forwarded:
+		// The client's own kernel: no address or route in that family.
+		return Rejected, Evidence{Kind: ClientState, Errno: errnoName(f.Errno)}
 	case f.Errno != 0:
 		return refusedLocally(f)
 	case f.ICMP != nil:
@@ -116,6 +119,9 @@ func greeting(f Facts) (Outcome, Evidence) {
 
 // silence explains, from evidence, why a packet got no answer.
 func silence(f Facts) (Outcome, Evidence) {
+	if f.Forwarded {
+		return forwardSilence(f)
+	}
 	if f.Departure != Departed {
 		// A reject was sent but never reached the socket.
 		return Error, Evidence{Kind: Failure}

@@ -79,12 +79,17 @@ func Dial(ctx context.Context, lab Lab, id netns.Identity, t Target, backstop ti
 // DialFlow is Dial that also returns the probe's flow (zero when it never
 // bound), which picks its packets out of a trace of the lab.
 func DialFlow(ctx context.Context, lab Lab, id netns.Identity, t Target, backstop time.Duration) (Result, netns.Flow) {
+	return dialFlow(ctx, lab, nil, id, t, backstop)
+}
+
+// dialFlow is DialFlow; fwd is lab as a client's (DialClient), or nil.
+func dialFlow(ctx context.Context, lab Lab, fwd ForwardLab, id netns.Identity, t Target, backstop time.Duration) (Result, netns.Flow) {
 	if backstop <= 0 {
 		backstop = DefaultBackstop
 	}
 	for {
 		mark := lab.ForgetMark()
-		r, flow, again := dialOnce(ctx, lab, id, t, backstop, mark)
+		r, flow, again := dialOnce(ctx, lab, fwd, id, t, backstop, mark)
 		switch again {
 		case recycled:
 			// The kernel gave this probe a flow whose earlier probe's
@@ -124,7 +129,7 @@ const (
 	portsHeld           // no source port was free
 )
 
-func dialOnce(ctx context.Context, lab Lab, id netns.Identity, t Target, backstop time.Duration, mark uint64) (Result, netns.Flow, dialAgain) {
+func dialOnce(ctx context.Context, lab Lab, fwd ForwardLab, id netns.Identity, t Target, backstop time.Duration, mark uint64) (Result, netns.Flow, dialAgain) {
 	family := unix.AF_INET
 	if t.Addr.Is6() {
 		family = unix.AF_INET6
@@ -141,8 +146,8 @@ func dialOnce(ctx context.Context, lab Lab, id netns.Identity, t Target, backsto
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	p := &dialer{lab: lab, fd: fd, t: t, deadline: deadline, ctx: ctx, mark: mark,
-		f: Facts{Proto: t.Proto, SMTP: t.Proto == "tcp" && serve.SMTPPort(t.Port), Backstop: backstop}}
+	p := &dialer{lab: lab, fwd: fwd, fd: fd, t: t, deadline: deadline, ctx: ctx, mark: mark,
+		f: Facts{Proto: t.Proto, SMTP: t.Proto == "tcp" && serve.SMTPPort(t.Port), Backstop: backstop, Forwarded: fwd != nil}}
 	// A cancelled context ends every wait at once: the socket's deadline
 	// moves to the past, and the verdict is the context's error.
 	f := p.socketFile()
@@ -153,6 +158,9 @@ func dialOnce(ctx context.Context, lab Lab, id netns.Identity, t Target, backsto
 		p.tcp()
 	}
 	stop()
+	if fwd != nil && !p.f.LeftAs.IsValid() {
+		p.readLeftAs()
+	}
 	p.f.Cancelled = ctx.Err()
 	// The flow's evidence goes before the socket does: while the socket is
 	// open, the kernel cannot give its flow to another probe. A packet that

@@ -29,6 +29,13 @@ const (
 	// NeighbourDiscovery: IPv6 neighbour discovery with the next hop
 	// (Neighbour) died in the candidate's rules (Where, Packet).
 	NeighbourDiscovery Kind = "neighbour-discovery"
+	// ForwardPath: a client's packet (Packet request) or its answer
+	// crossed the host and died in its rules at Where (prerouting,
+	// forward, postrouting: the nat), by the forward path's evidence.
+	ForwardPath Kind = "forward-path"
+	// ClientState: the client's own kernel refused to send (Errno): it has
+	// no address or route in the destination's family.
+	ClientState Kind = "client"
 	// Backstop: the packet left and nothing answered within the backstop.
 	Backstop Kind = "backstop"
 	// Failure: the probe itself failed; no evidence of any verdict.
@@ -41,6 +48,10 @@ type Hook string
 const (
 	Output Hook = "output" // OUTPUT through POSTROUTING
 	Input  Hook = "input"  // PREROUTING through INPUT
+	// A forwarded packet's hooks on the host.
+	Prerouting  Hook = "prerouting"
+	Forward     Hook = "forward"
+	Postrouting Hook = "postrouting"
 )
 
 // Packet names the packet that died.
@@ -93,10 +104,11 @@ type HostRefusal struct {
 type RefusalKind int
 
 const (
-	IPv6Off   RefusalKind = iota + 1 // net.ipv6.conf.*.disable_ipv6=1
-	LinkDown                         // the interface the destination is reached through is down
-	RouteType                        // a route of a type that refuses
-	NoRoute                          // no route at all
+	IPv6Off       RefusalKind = iota + 1 // net.ipv6.conf.*.disable_ipv6=1
+	LinkDown                             // the interface the destination is reached through is down
+	RouteType                            // a route of a type that refuses
+	NoRoute                              // no route at all
+	ForwardingOff                        // the host does not forward (net.ipv4.ip_forward=0, net.ipv6.conf.all.forwarding=0)
 )
 
 // Service is one of the lab's services: the one that answered a probe.

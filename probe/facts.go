@@ -53,6 +53,14 @@ type Facts struct {
 	Neighbour netip.Addr // the next hop whose discovery failed
 	Gateway   bool       // the next hop is the uplink's gateway
 	Uplink    string
+
+	// Forwarded: a client's probe, through the host. Where the forward
+	// path's evidence saw its packet die, whether the host's forwarding
+	// is off, and the address and port it left the host with (after nat).
+	Forwarded     bool
+	ForwardSite   ForwardSite
+	ForwardingOff bool
+	LeftAs        netip.AddrPort
 }
 
 // Departure is what the lab's sentinel saw of a probe's first packet.

@@ -20,6 +20,7 @@ import (
 
 type dialer struct {
 	lab  Lab
+	fwd  ForwardLab // a client's probe: the forward path's evidence; nil for a user's
 	f    Facts
 	file *os.File
 	fd   int
@@ -99,6 +100,14 @@ func (p *dialer) tcp() {
 		p.established()
 		return
 	}
+	if p.fwd != nil {
+		// The client's kernel sent it; the host's evidence, or the
+		// socket's answer, tells the rest.
+		if p.await(true, p.waitWritable) {
+			p.established()
+		}
+		return
+	}
 	left, answered, err := p.lab.Egress(p.flow)
 	if err != nil {
 		p.fail(err)
@@ -133,6 +142,10 @@ func (p *dialer) refusedLocally(call string, err error) {
 		p.fail(fmt.Errorf("%s: %w", call, err))
 		return
 	}
+	if p.fwd != nil {
+		p.f.Call, p.f.Errno = call, errno // the client's kernel, not the host's
+		return
+	}
 	refusal, ok, lerr := p.lab.HostRefusal(p.t.Addr)
 	if lerr != nil {
 		p.fail(fmt.Errorf("%s: %v (and reading the lab's state: %w)", call, err, lerr))
@@ -161,13 +174,25 @@ func (p *dialer) established() {
 	p.f.AnsweredBy = p.answeredBy()
 }
 
+// seenAs is the probe's address and port as the lab's services see it: a
+// client's after the host's nat.
+func (p *dialer) seenAs() string {
+	if p.fwd != nil {
+		if p.readLeftAs(); p.f.LeftAs.IsValid() {
+			return p.f.LeftAs.String()
+		}
+	}
+	return p.flow.Src.String()
+}
+
 // answeredBy names the lab's service that saw this probe, if it was one of
 // them. A UDP echo is recorded before it is sent; a TCP handshake completes
 // in the kernel before the listener accepts, so that record is awaited.
 func (p *dialer) answeredBy() *Service {
-	s, ok := p.lab.WhoAnswered(p.t.Proto, p.flow.Src.String())
+	client := p.seenAs()
+	s, ok := p.lab.WhoAnswered(p.t.Proto, client)
 	if !ok && p.t.Proto == "tcp" {
-		s, ok = p.lab.AwaitAnswered(p.t.Proto, p.flow.Src.String(), p.deadline)
+		s, ok = p.lab.AwaitAnswered(p.t.Proto, client, p.deadline)
 	}
 	if !ok {
 		return nil
@@ -191,6 +216,8 @@ func (p *dialer) udp() {
 	_, err := unix.Write(p.fd, payload)
 	left := false
 	switch {
+	case p.fwd != nil && err == nil:
+		left = true // from the client: the host's evidence tells the rest
 	case errors.Is(err, unix.EPERM):
 		// OUTPUT dropped or rejected it, synchronously. A REJECT also sent
 		// an ICMP error back, which tells the two apart.
@@ -300,6 +327,7 @@ func (p *dialer) await(left bool, wait func(deadline time.Time) error) bool {
 // next did not decides nothing.
 func (p *dialer) clearSilence() {
 	p.f.DropSite, p.f.Discovery, p.f.Host = NotDropped, DiscoveryOK, nil
+	p.f.ForwardSite, p.f.ForwardingOff = ForwardNotDropped, false
 	p.f.Neighbour, p.f.Gateway, p.f.Uplink = netip.Addr{}, false, ""
 }
 
@@ -307,6 +335,9 @@ func (p *dialer) clearSilence() {
 // the sentinel's first: where its rules dropped it, then neighbour
 // discovery, then the host's own state.
 func (p *dialer) readSilence() error {
+	if p.fwd != nil {
+		return p.readForwardSilence()
+	}
 	p.clearSilence()
 	where, err := p.lab.WhereDropped(p.flow)
 	if err != nil {

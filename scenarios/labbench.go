@@ -59,6 +59,9 @@ func (b *LabBench) InstallSentinel(ctx context.Context, dsts []trace.Destination
 		return fmt.Errorf("install the drop sentinel in lab %s: %w", b.Name(), err)
 	}
 	b.traceTable = tb
+	if err := sentinel.InstallForward(ctx, b.Lab); err != nil {
+		return err
+	}
 	b.Sentinel, err = sentinel.Start(b.Lab)
 	return err
 }

@@ -2,7 +2,6 @@ package scenarios
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/netns/serve"
 	"github.com/egresslab/egresslab/netns/trace"
-	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios/report"
 )
 
@@ -61,10 +59,6 @@ func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
 	return ProbeAll(ctx, lab, p, opts)
 }
 
-// ErrForwardingNotBuilt is a policy with networks given to a lab that cannot
-// probe clients yet: it must fail, never skip their cells.
-var ErrForwardingNotBuilt = errors.New("forwarded traffic (networks:) is not built into this lab yet: this policy's clients cannot be probed, so it cannot be verified")
-
 // StartLab starts the lab for p with its ruleset loaded and the sentinel in
 // place, ready to probe. The caller closes it.
 func StartLab(ctx context.Context, p *Policy) (*LabBench, error) {
@@ -80,9 +74,6 @@ func StartLabWith(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, e
 // startLab is StartLab; unless opts.NoRule, the trace table goes in with the
 // sentinel and the listing of the candidate's rules starts, for ProbeAll to use.
 func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error) {
-	if len(p.Networks) > 0 {
-		return nil, ErrForwardingNotBuilt
-	}
 	cfg := labConfig(p)
 	cfg.ToolTimeout = opts.ToolTimeout
 	core, err := netns.New(ctx, cfg)
@@ -124,7 +115,7 @@ func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error
 }
 
 func labConfig(p *Policy) netns.Config {
-	cfg := netns.Config{Name: p.Name, Uplink: p.Lab.Uplink, UplinkAddrs: p.Lab.Addresses, Backend: p.Lab.Backend}
+	cfg := netns.Config{Name: p.Name, Uplink: p.Lab.Uplink, UplinkAddrs: p.Lab.Addresses, Backend: p.Lab.Backend, Networks: labNetworks(p)}
 	for _, u := range p.Users {
 		cfg.Accounts = append(cfg.Accounts, netns.Account{Name: u.Name, Identity: Identity(u)})
 	}
@@ -237,10 +228,10 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 				pr := results[i].Probe
 				explain.pace()
 				start := time.Now()
-				r, flow := probe.DialFlow(ctx, on, Identity(pr.User),
-					probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, opts.Backstop)
+				r, flow := lab.dial(ctx, on, pr, opts)
 				explain.record(i, flow)
-				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start)}
+				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start),
+					Source: r.Facts.LeftAs.Addr()}
 				if opts.Progress != nil {
 					opts.Progress(int(done.Add(1)), len(results))
 				}

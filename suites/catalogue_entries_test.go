@@ -39,19 +39,6 @@ var _ = Describe("the whole catalogue", Ordered, Label("catalogue"), func() {
 	It("loads", func() { Expect(loadErr).NotTo(HaveOccurred()) })
 
 	for _, s := range entries {
-		if s.Forwarded() {
-			// Never a silent skip: the lab refuses it, by name, until the
-			// forwarded-traffic lab lands; its real-client truth is
-			// forward_catalogue_test.go's.
-			It(s.Name+": is refused, every variant: forwarded entries need the forwarded-traffic lab", func() {
-				Expect(runs[s.Name]).To(HaveLen(len(s.Variants)))
-				for _, r := range runs[s.Name] {
-					Expect(r.NotRun).To(MatchError(catalogue.ErrNeedsForwardingLab), "%s/%s", s.Name, r.Variant.Name)
-					Expect(r.Report).To(BeNil())
-				}
-			})
-			continue
-		}
 		It(s.Name+": every variant gets exactly its documented cells wrong", func() {
 			Expect(runs[s.Name]).To(HaveLen(len(s.Variants)))
 			documented := 0
@@ -106,10 +93,6 @@ var _ = Describe("the whole catalogue", Ordered, Label("catalogue"), func() {
 		}
 		wg.Wait()
 		for i, e := range all {
-			if e.run.NotRun != nil {
-				Expect(errs[i]).To(MatchError(scenarios.ErrForwardingNotBuilt), e.policy)
-				continue
-			}
 			Expect(errs[i]).NotTo(HaveOccurred(), e.policy)
 			Expect(verdicts(reports[i])).To(Equal(verdicts(e.run.Report)), "%s (exported):\n%s\nagainst the embedded %s/%s:\n%s",
 				e.policy, tableOf(reports[i]), e.run.Scenario.Name, e.run.Variant.Name, tableOf(e.run.Report))

@@ -19,7 +19,7 @@ import (
 // Every forwarded catalogue entry's forward cells, dialled by real clients in
 // the plain lab of testdata/forward/plainlab.sh (no egresslab in the path),
 // must fail exactly as the entry documents and pass everywhere else: this is
-// the truth the forwarded-traffic lab will be compared with once it lands.
+// the truth the forwarded-traffic lab is compared with.
 var _ = Describe("the forwarded catalogue entries, with real clients in the plain lab", Label("forward", "real-client"), func() {
 	entries, err := catalogue.All()
 	It("loads", func() { Expect(err).NotTo(HaveOccurred()) })

@@ -39,25 +39,13 @@ func soakRuns() int {
 	return n
 }
 
-// soakedEntries is the catalogue without its forwarded entries, which repro
-// refuses (exit 3) and no lab can probe until the forwarded-traffic lab
-// lands; their names are reported, so that the soak says what it left out.
-func soakedEntries() (soaked []*catalogue.Scenario, forwarded []string) {
+// soakedEntries is the whole catalogue, forwarded entries included.
+func soakedEntries() []*catalogue.Scenario {
 	GinkgoHelper()
 	entries, err := catalogue.All()
 	Expect(err).NotTo(HaveOccurred())
-	for _, s := range entries {
-		if s.Forwarded() {
-			forwarded = append(forwarded, s.Name)
-			continue
-		}
-		soaked = append(soaked, s)
-	}
-	Expect(soaked).NotTo(BeEmpty())
-	if len(forwarded) > 0 {
-		fmt.Fprintf(GinkgoWriter, "total: not soaked, forwarded entries the lab cannot probe yet: %s\n", strings.Join(forwarded, ", "))
-	}
-	return soaked, forwarded
+	Expect(entries).NotTo(BeEmpty())
+	return entries
 }
 
 var _ = Describe("determinism under load", Label("soak"), Serial, func() {
@@ -79,7 +67,7 @@ var _ = Describe("determinism under load", Label("soak"), Serial, func() {
 			Expect(err).NotTo(HaveOccurred())
 			all = append(all, soaked{"examples/" + filepath.Base(f), p})
 		}
-		entries, _ := soakedEntries()
+		entries := soakedEntries()
 		for _, s := range entries {
 			for _, v := range s.Variants {
 				all = append(all, soaked{"catalogue/" + s.Name + "/" + v.Name, v.Policy})
@@ -138,7 +126,7 @@ var _ = Describe("repro of every catalogue entry under load", Label("soak"), Ser
 	It("exits 0 from `egresslab repro NAME`, real telnet included, on every run of every entry while a CPU hog runs", func(ctx SpecContext) {
 		runs := soakRuns()
 		bin := egresslabBinary()
-		entries, _ := soakedEntries()
+		entries := soakedEntries()
 		stop := cpuHog()
 		defer stop()
 
@@ -211,7 +199,7 @@ var _ = Describe("verdicts that depend on nothing but the ruleset, everywhere", 
 			Expect(err).NotTo(HaveOccurred(), "%s loads, or notSoaked says why not", name)
 			all = append(all, named{name, p})
 		}
-		entries, _ := soakedEntries()
+		entries := soakedEntries()
 		for _, s := range entries {
 			for _, v := range s.Variants {
 				all = append(all, named{"catalogue/" + s.Name + "/" + v.Name, v.Policy})

@@ -7,8 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/egresslab/egresslab/internal/catalogue"
@@ -109,7 +107,7 @@ func repro(ctx context.Context, w io.Writer, entries []*catalogue.Scenario, opts
 	if err != nil {
 		return err
 	}
-	status, differ, notRun := exitPass, 0, 0
+	status, differ := exitPass, 0
 	var last *catalogue.Scenario
 	for _, r := range runs {
 		if r.Scenario != last {
@@ -118,11 +116,6 @@ func repro(ctx context.Context, w io.Writer, entries []*catalogue.Scenario, opts
 			}
 			fmt.Fprintf(w, "%s: %s\nsource: %s\n", r.Scenario.Name, r.Scenario.Story, r.Scenario.Source)
 			last = r.Scenario
-		}
-		if r.NotRun != nil {
-			fmt.Fprintf(w, "\n== %s ==\nnot run: %v.\n", r.Variant.Title, r.NotRun)
-			status, notRun = max(status, exitNoLab), notRun+1
-			continue
 		}
 		r.Report.Width = terminalWidth(os.Stdout)
 		if err := printRun(w, r); err != nil {
@@ -139,11 +132,6 @@ func repro(ctx context.Context, w io.Writer, entries []*catalogue.Scenario, opts
 	if differ > 0 {
 		fmt.Fprintf(w, "repro: %d of %d variants do NOT behave as documented.\n", differ, len(runs))
 	}
-	if notRun > 0 {
-		// Never silent, never a pass: the entries that did not run are named.
-		fmt.Fprintf(w, "repro: %d of %d variants not run (%s): forwarded entries need the forwarded-traffic lab, not built yet.\n",
-			notRun, len(runs), strings.Join(forwardedNames(runs), ", "))
-	}
 	if status != exitPass {
 		return &exitError{code: status}
 	}
@@ -154,17 +142,6 @@ func repro(ctx context.Context, w io.Writer, entries []*catalogue.Scenario, opts
 			len(runs), len(entries), time.Since(start).Round(time.Millisecond))
 	}
 	return nil
-}
-
-// forwardedNames lists the entries of runs that did not run, once each.
-func forwardedNames(runs []catalogue.Run) []string {
-	var names []string
-	for _, r := range runs {
-		if r.NotRun != nil && !slices.Contains(names, r.Scenario.Name) {
-			names = append(names, r.Scenario.Name)
-		}
-	}
-	return names
 }
 
 // printRun shows one variant: its client, its truth table, and how it

@@ -100,8 +100,8 @@ func All() ([]*Scenario, error) {
 }
 
 // Forwarded reports whether the entry's story is traffic the host forwards:
-// some variant has networks, whose clients only a forwarded-traffic lab can
-// probe.
+// some variant has networks, whose clients probe through the host's forward
+// path.
 func (s *Scenario) Forwarded() bool {
 	for _, v := range s.Variants {
 		if len(v.Policy.Networks) > 0 {

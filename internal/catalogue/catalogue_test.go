@@ -53,18 +53,6 @@ var _ = Describe("the catalogue", func() {
 			"inet-forward-ip-saddr", "vpn-gateway-ipv6-leak", "php-container-mail"))
 	})
 
-	It("refuses a forwarded entry's variants with ErrNeedsForwardingLab, before any lab starts", func(ctx SpecContext) {
-		s, err := catalogue.Find("docker-user-ipv4-only")
-		Expect(err).NotTo(HaveOccurred())
-		runs, err := catalogue.Reproduce(ctx, []*catalogue.Scenario{s}, catalogue.Options{})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(runs).To(HaveLen(2))
-		for _, r := range runs {
-			Expect(r.NotRun).To(MatchError(catalogue.ErrNeedsForwardingLab))
-			Expect(r.Report).To(BeNil())
-		}
-	})
-
 	It("names the entries it has when asked for one it has not", func() {
 		_, err := catalogue.Find("no-such-story")
 		var nf *catalogue.NotFoundError

@@ -28,15 +28,7 @@ type Run struct {
 	// Problems lists where the run differs from what the entry documents;
 	// none: the variant behaves exactly as documented.
 	Problems []string
-	// NotRun is why the variant did not run (ErrNeedsForwardingLab), nil
-	// when it ran: then Report holds its verdicts.
-	NotRun error
 }
-
-// ErrNeedsForwardingLab is why a forwarded entry's variants do not run: the
-// lab cannot probe the clients of a policy's networks yet. It is not a
-// failure of the entry, and never a pass: repro says so and exits 3.
-var ErrNeedsForwardingLab = errors.New("forwarded entries need the forwarded-traffic lab, not built yet: the clients of this variant's networks cannot be probed")
 
 // Options tune Reproduce.
 type Options struct {
@@ -85,10 +77,6 @@ func (r *Run) run(ctx context.Context, opts Options) error {
 	// repro shows verdicts and their evidence, not rules: nothing to trace.
 	run := scenarios.RunOptions{Backstop: opts.Backstop, NoRule: true}
 	lab, err := scenarios.StartLabWith(ctx, v.Policy, run)
-	if errors.Is(err, scenarios.ErrForwardingNotBuilt) {
-		r.NotRun = ErrNeedsForwardingLab
-		return nil
-	}
 	if err != nil {
 		return err
 	}

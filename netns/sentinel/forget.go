@@ -169,6 +169,11 @@ func (s *Sentinel) Release(f netns.Flow, sock io.Closer) {
 	for _, name := range flowSets {
 		elems = append(elems, setElem{setOf(f, name), key})
 	}
+	if s.lab.Forwarding() {
+		for _, name := range forwardSets {
+			elems = append(elems, setElem{setOf(f, name), key})
+		}
+	}
 	s.forgets.add(forgetRequest{key: string(key), elems: elems, sock: sock})
 }
 

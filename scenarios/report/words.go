@@ -47,6 +47,10 @@ func Detail(r probe.Result) string {
 			return fmt.Sprintf("%s: %v: %s", f.Call, f.Errno, Cause(ev))
 		}
 		return "it was sent, but " + Cause(ev)
+	case probe.ForwardPath:
+		return forwardWords[ev.Packet][ev.Where]
+	case probe.ClientState:
+		return fmt.Sprintf("%s: %v: the client has no address or route in this family", f.Call, f.Errno)
 	case probe.ICMPError:
 		return icmpWords(*ev.ICMP)
 	case probe.Reset:
@@ -75,6 +79,19 @@ func failureWords(f probe.Facts) string {
 		return fmt.Sprintf("a reject was sent but did not reach the socket within %s", f.Backstop)
 	}
 	return "the probe learned nothing"
+}
+
+// forwardWords say where the host dropped a client's packet or its answer.
+var forwardWords = map[probe.Packet]map[probe.Hook]string{
+	probe.Request: {
+		probe.Prerouting:  "dropped by the host on its way in (PREROUTING): it never reached FORWARD",
+		probe.Forward:     "dropped by the host's FORWARD rules (it never left)",
+		probe.Postrouting: "dropped by the host's POSTROUTING rules after FORWARD (the nat): it never left",
+	},
+	probe.Answer: {
+		probe.Forward:     "it left, and the answer was dropped by the host's FORWARD rules on its way back",
+		probe.Postrouting: "it left, and the answer was dropped after FORWARD (POSTROUTING) on its way back",
+	},
 }
 
 var returnPathWords = map[probe.Packet]map[probe.Hook]string{
@@ -144,6 +161,8 @@ func Cause(ev probe.Evidence) string {
 		return fmt.Sprintf("route %s %s, added by the candidate", h.Route, h.RouteType)
 	case probe.NoRoute:
 		return "this host has no route to it (the candidate removed the route)"
+	case probe.ForwardingOff:
+		return "this host does not forward that family (forwarding switched off by the candidate's sysctl)"
 	}
 	return "unknown host state"
 }

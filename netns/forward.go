@@ -1,0 +1,256 @@
+package netns
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Network is a network the lab host routes for (containers, VMs, a LAN): a
+// bridge of the ruleset's interface name holding the host's addresses on
+// it, with its clients behind it.
+type Network struct {
+	Name      string         // the bridge's name: docker0, br-0123456789ab, virbr0
+	Addresses []netip.Prefix // the host's addresses on it: its clients' gateways
+	Clients   []Client
+}
+
+// Client is a machine behind a network: a network namespace of its own,
+// made by the holder and dying with the lab, with a veth into the bridge.
+type Client struct {
+	Name      string
+	Addresses []netip.Addr
+}
+
+// Forwarding reports whether the lab routes for networks: the host forwards
+// (net.ipv4.ip_forward=1, net.ipv6.conf.all.forwarding=1, set before the
+// candidate loads, as Docker and libvirt set them).
+func (l *Lab) Forwarding() bool { return len(l.cfg.Networks) > 0 }
+
+// clientCount is how many client namespaces the holder makes.
+func (c Config) clientCount() int {
+	n := 0
+	for _, net := range c.Networks {
+		n += len(net.Clients)
+	}
+	return n
+}
+
+// ClientNetNSFD is the network namespace of the client called name.
+func (l *Lab) ClientNetNSFD(name string) (int, bool) {
+	fd, ok := l.clientFDs[name]
+	return fd, ok
+}
+
+// DoClient runs fn on a thread inside the client's network namespace, as
+// Do does in the lab's.
+func (l *Lab) DoClient(name string, fn func() error) error {
+	fd, ok := l.clientFDs[name]
+	if !ok {
+		return fmt.Errorf("lab %s has no client %q", l.cfg.Name, name)
+	}
+	return doIn(fd, fn)
+}
+
+// clientLink is the name of a client's end of its veth, in its namespace.
+const clientLink = "eth0"
+
+// wireNetworks makes each network's bridge with the host's addresses on it,
+// each client's veth into it with its addresses and default routes via the
+// network's gateway, and the world's routes back to the networks' prefixes
+// through the lab's uplink, as the upstream router of a routed prefix has.
+func (l *Lab) wireNetworks(lab, world *netlink.Handle, peer netlink.Link) error {
+	i := 0
+	for _, n := range l.cfg.Networks {
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Name}}
+		if err := lab.LinkAdd(br); err != nil {
+			return fmt.Errorf("add network %s's bridge: %w", n.Name, err)
+		}
+		bridge, err := lab.LinkByName(n.Name)
+		if err != nil {
+			return err
+		}
+		for _, p := range n.Addresses {
+			if err := addAddr(lab, bridge, p); err != nil {
+				return err
+			}
+			if via, ok := l.uplinkAddr(p.Addr().Is4()); ok {
+				if err := routeAdd(world, peer, p.Masked(), via); err != nil {
+					return err
+				}
+			}
+		}
+		if err := lab.LinkSetUp(bridge); err != nil {
+			return fmt.Errorf("set %s up: %w", n.Name, err)
+		}
+		for _, c := range n.Clients {
+			port := fmt.Sprintf("veth%d", i)
+			i++
+			if err := l.wireClient(lab, bridge, port, n, c); err != nil {
+				return fmt.Errorf("wire client %s of %s: %w", c.Name, n.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (l *Lab) wireClient(lab *netlink.Handle, bridge netlink.Link, port string, n Network, c Client) error {
+	fd := l.clientFDs[c.Name]
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: port, MasterIndex: bridge.Attrs().Index},
+		PeerName:      clientLink,
+		PeerNamespace: netlink.NsFd(fd),
+	}
+	if err := lab.LinkAdd(veth); err != nil {
+		return fmt.Errorf("add %s: %w", port, err)
+	}
+	ours, err := lab.LinkByName(port)
+	if err != nil {
+		return err
+	}
+	if err := lab.LinkSetUp(ours); err != nil {
+		return err
+	}
+	h, err := netlink.NewHandleAt(vnetns.NsHandle(fd))
+	if err != nil {
+		return fmt.Errorf("netlink in the client: %w", err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	eth, err := h.LinkByName(clientLink)
+	if err != nil {
+		return err
+	}
+	for _, link := range []netlink.Link{lo, eth} {
+		if err := h.LinkSetUp(link); err != nil {
+			return err
+		}
+	}
+	for _, a := range c.Addresses {
+		gw, ok := gatewayOf(n, a)
+		if !ok {
+			return fmt.Errorf("address %s is in none of the network's prefixes", a)
+		}
+		if err := addAddr(h, eth, netip.PrefixFrom(a, gw.Bits())); err != nil {
+			return err
+		}
+		def := netip.MustParsePrefix("0.0.0.0/0")
+		if a.Is6() {
+			def = netip.MustParsePrefix("::/0")
+		}
+		if err := routeAdd(h, eth, def, gw.Addr()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gatewayOf is the network's address (with its prefix) that holds a.
+func gatewayOf(n Network, a netip.Addr) (netip.Prefix, bool) {
+	for _, p := range n.Addresses {
+		if p.Contains(a) {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// uplinkAddr is the lab's uplink address of the family, the world's next hop
+// back to the networks.
+func (l *Lab) uplinkAddr(v4 bool) (netip.Addr, bool) {
+	for _, p := range l.cfg.UplinkAddrs {
+		if p.Addr().Is4() == v4 {
+			return p.Addr(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// forwardSysctls make the lab host a router.
+var forwardSysctls = map[string]string{
+	"net/ipv4/ip_forward":          "1",
+	"net/ipv6/conf/all/forwarding": "1",
+}
+
+// closeClientFDs closes the client namespaces' descriptors.
+func (l *Lab) closeClientFDs() {
+	for _, fd := range l.clientFDs {
+		unix.Close(fd)
+	}
+}
+
+// openClients opens the client namespaces the holder reported (descriptors
+// in the holder, in the order of the config's clients).
+func (l *Lab) openClients(inHolder []string) error {
+	var names []string
+	for _, n := range l.cfg.Networks {
+		for _, c := range n.Clients {
+			names = append(names, c.Name)
+		}
+	}
+	if len(inHolder) != len(names) {
+		return fmt.Errorf("the lab's holder made %d client namespaces, want %d", len(inHolder), len(names))
+	}
+	l.clientFDs = map[string]int{}
+	for i, s := range inHolder {
+		fd, err := unix.Open(fmt.Sprintf("/proc/%d/fd/%s", l.pid, s), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open client %s's network namespace: %w", names[i], err)
+		}
+		l.clientFDs[names[i]] = fd
+	}
+	return nil
+}
+
+// ClientSocket opens a probe socket (as Socket does) inside the client's
+// network namespace, as the client's root: a client probes as the root of
+// its own machine.
+func (l *Lab) ClientSocket(name string, family, sotype int) (int, error) {
+	fd := -1
+	err := l.DoClient(name, func() (err error) {
+		fd, err = unix.Socket(family, sotype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("socket: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return -1, err
+	}
+	return setUpProbeSocket(fd, family)
+}
+
+// ClientSocket is Lab.ClientSocket, made on this thread: it steps into the
+// client's namespace for the socket and back into the lab's.
+func (t *ProbeThread) ClientSocket(name string, family, sotype int) (int, error) {
+	ns, ok := t.clientFDs[name]
+	if !ok {
+		return -1, fmt.Errorf("lab %s has no client %q", t.cfg.Name, name)
+	}
+	if err := t.creds.become(Identity{}); err != nil {
+		return -1, err
+	}
+	if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
+		return -1, fmt.Errorf("enter client %s's network namespace: %w", name, err)
+	}
+	fd, err := unix.Socket(family, sotype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if serr := unix.Setns(t.labFD, unix.CLONE_NEWNET); serr != nil {
+		// Leave cannot fix this thread: it goes back to its own namespace
+		// and the lab's sockets would be made there.
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		t.tainted = true
+		return -1, fmt.Errorf("%w: back into the lab from client %s: %v", errTainted, name, serr)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	return setUpProbeSocket(fd, family)
+}

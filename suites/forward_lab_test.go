@@ -1,0 +1,87 @@
+package suites_test
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios"
+)
+
+// The forwarded lab's verdicts for every client cell are what real clients
+// get in the plain ip-netns router lab (testdata/forward/plainlab.sh) with
+// the same rules, cell by cell.
+var _ = Describe("the forwarded lab", Label("forward"), func() {
+	const dir = "../testdata/forward/docker27/"
+	// plainlab's words for what egresslab calls an outcome.
+	plainOutcome := map[string]probe.Outcome{
+		"connected": probe.Connected, "refused": probe.Refused,
+		"unreachable": probe.Rejected, "timeout": probe.Dropped,
+	}
+
+	It("gives a Docker 27 host's clients what real clients get, cell by cell", func(ctx SpecContext) {
+		p, err := scenarios.Load(dir + "egresslab.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{})
+		Expect(err).NotTo(HaveOccurred())
+
+		args := []string{"-n", "docker0", "-a", "172.17.0.1/16", "-a", "fd00:db8:17::1/64",
+			"-c", "web=172.17.0.2,fd00:db8:17::2", "-c", "php=172.17.0.3",
+			"-4", dir + "rules.v4", "-6", dir + "rules.v6"}
+		for _, a := range []string{"192.0.2.25", "[2001:db8::25]"} {
+			for _, port := range []string{"25", "443", "587"} {
+				args = append(args, "-l", a+":"+port, "-d", a+":"+port)
+			}
+		}
+		out, err := exec.CommandContext(ctx, "../testdata/forward/plainlab.sh", args...).Output()
+		Expect(err).NotTo(HaveOccurred())
+		truth := map[string]probe.Outcome{}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Fields(line)
+			Expect(f).To(HaveLen(4), line)
+			truth[f[0]+" "+f[1]+" "+f[2]] = plainOutcome[f[3]]
+		}
+
+		var differ []string
+		compared := 0
+		for _, r := range rep.Results {
+			if r.Client == nil {
+				continue
+			}
+			cell := fmt.Sprintf("%s %s %d", r.Client.Name, r.Address, r.Port.Number)
+			want, ok := truth[cell]
+			Expect(ok).To(BeTrue(), "plainlab.sh has no cell %s", cell)
+			compared++
+			if r.Observed != want {
+				differ = append(differ, fmt.Sprintf("%s: lab %s (%s), real client %s", cell, r.Observed, r.Detail, want))
+			}
+		}
+		Expect(compared).To(Equal(len(truth)))
+		Expect(differ).To(BeEmpty(), "cells where the lab and real clients differ")
+		Expect(rep.Pass()).To(BeTrue(), "the policy holds on every cell")
+	})
+
+	It("says a DROP in DOCKER-USER is dropped in FORWARD, and names the chain", func(ctx SpecContext) {
+		p, err := scenarios.Load(dir + "egresslab.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		found := 0
+		for _, r := range rep.Results {
+			if r.Client == nil || r.Port.Number != 25 || r.Client.Name != "web" {
+				continue
+			}
+			found++
+			Expect(r.Observed).To(Equal(probe.Dropped), r.String())
+			Expect(r.Evidence.Kind).To(Equal(probe.ForwardPath))
+			Expect(r.Evidence.Where).To(Equal(probe.Forward))
+			Expect(r.Decider).NotTo(BeNil(), r.String())
+			Expect(r.Decider.String()).To(ContainSubstring("DOCKER-USER"))
+		}
+		Expect(found).To(Equal(2))
+	})
+})
