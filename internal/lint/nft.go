@@ -67,7 +67,7 @@ func loadNFT(ctx context.Context, sb sandbox, src Source) (*nftRuleset, error) {
 			if fd, ok := fdOf[path.Clean(p)]; ok {
 				return fd
 			}
-			return "/nonexistent/egresslab-include-not-read" // an include policy.NFTIncludes did not read
+			return "/nonexistent/egresslab-include-not-read" // an include rulesetfile.NFTIncludes did not read
 		})
 	}
 	for _, inc := range src.Includes {
