@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/shard"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -142,7 +142,7 @@ var _ = Describe("verify --shard K/N and merge", Label("shard"), func() {
 		const n = 20 // more shards than the policy's 8 cells: some are empty
 		held := map[int]int{}
 		for pr := range p.Probes() {
-			held[report.ShardOf(pr, n)]++
+			held[shard.Of(pr, n)]++
 		}
 		empty := 0
 		for k := 1; k <= n && empty == 0; k++ {

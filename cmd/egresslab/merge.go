@@ -7,6 +7,7 @@ import (
 
 	"github.com/egresslab/egresslab/scenarios"
 	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/shard"
 	"github.com/spf13/cobra"
 )
 
@@ -16,7 +17,7 @@ func shardPlan(p *scenarios.Policy, how verifyOptions, opts *scenarios.RunOption
 	if how.shard == "" {
 		return nil, nil
 	}
-	spec, err := report.ParseShard(how.shard)
+	spec, err := shard.Parse(how.shard)
 	if err != nil {
 		return nil, &exitError{code: exitBadInput, err: err}
 	}
@@ -26,7 +27,7 @@ func shardPlan(p *scenarios.Policy, how verifyOptions, opts *scenarios.RunOption
 		return nil, &exitError{code: exitBadInput, err: errors.New("--parity with --shard: a cell's IPv4 and IPv6 probes may be in different shards; check parity on an unsharded run")}
 	}
 	opts.Only = spec.Holds
-	return report.PlanShard(p, spec), nil
+	return shard.New(p, spec), nil
 }
 
 func newMergeCommand() *cobra.Command {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/scenarios/policy"
+	"github.com/egresslab/egresslab/scenarios/policy/rulesetfile"
 )
 
 // FromPolicy lints a policy's ruleset as the lab would load it: its iptables
@@ -66,7 +67,7 @@ func etcFiles(p *policy.Policy) (passwd, group string) {
 // syntax, or iptables-restore input whose name says v6/ip6/ipv6 (else IPv4,
 // as iptables-persistent's rules.v4 and rules.v6). Lint runs as root in CI on
 // files a pull request brings, so each is read as verify reads a policy's
-// ruleset (policy.ReadNamedRuleset): a regular file of at most 16 MiB,
+// ruleset (rulesetfile.ReadNamed): a regular file of at most 16 MiB,
 // never a symbolic link out of its own directory, and an nft file's includes
 // only from beside it or below it.
 func FromFiles(args []string) ([]Source, error) {
@@ -82,7 +83,7 @@ func FromFiles(args []string) ([]Source, error) {
 			}
 			return kind == NFT
 		}
-		data, includes, err := policy.ReadNamedRuleset(path, isNFT)
+		data, includes, err := rulesetfile.ReadNamed(path, isNFT)
 		if err != nil {
 			return nil, err
 		}

@@ -12,7 +12,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/egresslab/egresslab/scenarios/policy"
+	"github.com/egresslab/egresslab/scenarios/policy/rulesetfile"
 )
 
 // Kind is what a source file is.
@@ -30,7 +30,7 @@ type Source struct {
 	Path string // for messages
 	Data []byte
 	// Includes are the files an nft source includes, by their paths
-	// relative to its directory (policy.NFTIncludes reads them); nft
+	// relative to its directory (rulesetfile.NFTIncludes reads them); nft
 	// reads no other file.
 	Includes []ruleset.IncludedFile
 }
@@ -168,7 +168,7 @@ func compact[T any](xs []*T) []*T {
 // --uid-owner", or resolve the name on this host, which is not the target.
 func unknownOwners(sources []Source) error {
 	for _, src := range sources {
-		for _, o := range policy.OwnerNames(src.Data) {
+		for _, o := range rulesetfile.OwnerNames(src.Data) {
 			if o.Name == "root" {
 				continue
 			}

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 
+	"github.com/egresslab/egresslab/internal/lint/nftlines"
 	"github.com/egresslab/egresslab/internal/nftinclude"
 	"github.com/egresslab/egresslab/internal/nftlist"
 	"github.com/egresslab/egresslab/netns/ruleset"
@@ -66,7 +67,7 @@ func loadNFT(ctx context.Context, sb sandbox, src Source) (*nftRuleset, error) {
 			if fd, ok := fdOf[path.Clean(p)]; ok {
 				return fd
 			}
-			return "/nonexistent/egresslab-include-not-read" // an include policy.NFTIncludes did not read
+			return "/nonexistent/egresslab-include-not-read" // an include rulesetfile.NFTIncludes did not read
 		})
 	}
 	for _, inc := range src.Includes {
@@ -97,7 +98,7 @@ func loadNFT(ctx context.Context, sb sandbox, src Source) (*nftRuleset, error) {
 			r.Text = texts[nftlist.Key(r.Family, r.Table, r.Chain, r.Handle)]
 		}
 	}
-	placeLines(rs, sourceRules(string(src.Data)))
+	placeLines(rs, nftlines.Find(string(src.Data)))
 	return rs, nil
 }
 
@@ -141,26 +142,26 @@ func parseNFTJSON(js []byte) (*nftRuleset, error) {
 	return rs, nil
 }
 
-// placeLines gives each rule and chain its source line (see sourceRules).
-func placeLines(rs *nftRuleset, src nftSource) {
-	byTable := map[tableKey][]*nftRule{}
+// placeLines gives each rule and chain its source line (see nftlines.Find).
+func placeLines(rs *nftRuleset, src nftlines.Lines) {
+	byTable := map[nftlines.Table][]*nftRule{}
 	for _, c := range rs.Chains {
-		t := tableKey{c.Family, c.Table}
-		if lines := src.ChainLines[[3]string{c.Family, c.Table, c.Name}]; len(lines) > 0 {
+		t := nftlines.Table{Family: c.Family, Name: c.Table}
+		if lines := src.Chains[[3]string{c.Family, c.Table, c.Name}]; len(lines) > 0 {
 			c.Line = lines[0]
 		} else {
-			c.Line = src.TableLines[t]
+			c.Line = src.Tables[t]
 		}
 		byTable[t] = append(byTable[t], c.Rules...)
 	}
 	for t, rules := range byTable {
 		sort.Slice(rules, func(i, j int) bool { return rules[i].Handle < rules[j].Handle })
-		lines := src.RuleLines[t]
+		lines := src.Rules[t]
 		for i, r := range rules {
 			if len(lines) == len(rules) {
 				r.Line = lines[i]
 			} else {
-				r.Line = src.TableLines[t]
+				r.Line = src.Tables[t]
 			}
 		}
 	}

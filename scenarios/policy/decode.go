@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/egresslab/egresslab/scenarios/policy/rulesetfile"
 	"github.com/goccy/go-yaml/ast"
 )
 
@@ -85,8 +86,8 @@ func (pd *policyDecoder) result() error {
 }
 
 func parse(file, defaultName string, data []byte, read func(string) ([]byte, error)) (*Policy, error) {
-	if len(data) > maxPolicySize {
-		return nil, &Error{File: file, Line: 1, Column: 1, Msg: fmt.Sprintf("policy is %d bytes: want at most %d", len(data), maxPolicySize)}
+	if len(data) > rulesetfile.MaxPolicySize {
+		return nil, &Error{File: file, Line: 1, Column: 1, Msg: fmt.Sprintf("policy is %d bytes: want at most %d", len(data), rulesetfile.MaxPolicySize)}
 	}
 	d := &decoder{file: file}
 	body, err := d.parseYAML(data)

@@ -1,17 +1,16 @@
 package policy
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/egresslab/egresslab/internal/nftinclude"
+	"github.com/egresslab/egresslab/scenarios/policy/rulesetfile"
 	"github.com/goccy/go-yaml/ast"
-	"golang.org/x/sys/unix"
 )
 
 func (pd *policyDecoder) decodeRuleset(f field) error {
@@ -53,7 +52,7 @@ func (pd *policyDecoder) rulesetFile(rf field) error {
 	}
 	data, err := pd.read(rel)
 	if err != nil {
-		return pd.errorf(rf.value, "ruleset %s: %q %s", rf.key, rel, readProblem(err))
+		return pd.errorf(rf.value, "ruleset %s: %q %s", rf.key, rel, rulesetfile.Problem(err))
 	}
 	file := &RulesetFile{Path: rel, Data: data}
 	if rf.key == "nft" {
@@ -66,24 +65,6 @@ func (pd *policyDecoder) rulesetFile(rf field) error {
 	}
 	*slot = file
 	return nil
-}
-
-// readProblem says what was wrong with reading a file the policy names,
-// without anything of its content.
-func readProblem(err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "does not exist: want a file relative to the policy file"
-	case errors.Is(err, unix.ELOOP):
-		return "is a chain of too many symbolic links: want a file"
-	case errors.Is(err, unix.EISDIR):
-		return "is a directory: want a regular file"
-	}
-	return err.Error()
 }
 
 var verbs = []string{string(Allow), string(Deny), string(Drop), string(Reject)}
@@ -324,4 +305,57 @@ func (pd *policyDecoder) nameSources(x *Expectation, kind SourceKind, f field, e
 	}
 	x.Sources = kind
 	return err
+}
+
+// nftIncludes is rulesetfile.NFTIncludes for a policy's ruleset: an error also names the
+// policy's line that names the nft file.
+func (pd *policyDecoder) nftIncludes(at ast.Node, rel string, data []byte) ([]nftinclude.File, error) {
+	files, err := rulesetfile.NFTIncludes(pd.read, rel, data)
+	if err != nil {
+		return nil, pd.errorf(at, "ruleset nft: %s", err)
+	}
+	return files, nil
+}
+
+// checkOwners makes an owner match on a name the policy does not list a
+// policy error at that name in the ruleset file.
+func (pd *policyDecoder) checkOwners(file *RulesetFile) error {
+	users := append([]string{"root"}, pd.users...)
+	groups := []string{"root"}
+	named := map[uint32]bool{0: true}
+	for _, g := range pd.p.Groups {
+		groups = append(groups, g.Name)
+		named[g.GID] = true
+	}
+	for _, u := range pd.p.Users {
+		if !named[u.GID] { // a user private group, as the lab's /etc/group has it
+			named[u.GID] = true
+			groups = append(groups, u.Name)
+		}
+	}
+	dir := filepath.Dir(pd.file)
+	bad := false
+	check := func(rel string, data []byte) {
+		for _, o := range rulesetfile.OwnerNames(data) {
+			known, what, section := users, "user", "users"
+			if o.Group {
+				known, what, section = groups, "group", "groups"
+			}
+			if slices.Contains(known, o.Name) {
+				continue
+			}
+			bad = true
+			pd.fail(&Error{File: filepath.Join(dir, rel), Line: o.Line, Column: o.Column, Msg: fmt.Sprintf(
+				"%s %s: no %s %q in the policy: the lab's /etc/%s holds only root and the policy's %s (%s); add %s to %s",
+				o.Option, o.Name, what, o.Name, map[bool]string{false: "passwd", true: "group"}[o.Group], section, strings.Join(known, ", "), o.Name, section)})
+		}
+	}
+	check(file.Path, file.Data)
+	for _, inc := range file.Includes {
+		check(filepath.Join(filepath.Dir(file.Path), inc.Path), inc.Data)
+	}
+	if bad {
+		return errReported
+	}
+	return nil
 }

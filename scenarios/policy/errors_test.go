@@ -5,6 +5,7 @@ import (
 	"testing/fstest"
 
 	"github.com/egresslab/egresslab/scenarios/policy"
+	"github.com/egresslab/egresslab/scenarios/policy/rulesetfile"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -79,7 +80,7 @@ expect:
 	DescribeTable("OwnerNames finds the names an owner match resolves through passwd, and only those",
 		func(text string, want []string) {
 			var got []string
-			for _, o := range policy.OwnerNames([]byte(text)) {
+			for _, o := range rulesetfile.OwnerNames([]byte(text)) {
 				got = append(got, o.Option+" "+o.Name)
 			}
 			Expect(got).To(Equal(want))

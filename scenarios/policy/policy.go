@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/internal/nftinclude"
+	"github.com/egresslab/egresslab/scenarios/policy/rulesetfile"
 )
 
 // Policy is a validated policy file (docs/policy.md, version 1). Everything in it has
@@ -247,7 +248,7 @@ func (w Warning) String() string {
 // inside it, or with a file it names, is an *Error, or Errors when there is
 // more than one.
 func Load(file string) (*Policy, error) {
-	data, err := readPolicyFile(file)
+	data, err := rulesetfile.ReadPolicy(file)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -256,14 +257,14 @@ func Load(file string) (*Policy, error) {
 		return nil, fileError(file, err)
 	}
 	dir := filepath.Dir(file)
-	read := func(rel string) ([]byte, error) { return readRulesetFile(dir, rel) }
+	read := func(rel string) ([]byte, error) { return rulesetfile.Read(dir, rel) }
 	return parse(file, baseName(filepath.Base(file)), data, read)
 }
 
 // LoadFS is Load on a file system such as the embedded catalogue. Ruleset
 // paths must stay inside fsys.
 func LoadFS(fsys fs.FS, name string) (*Policy, error) {
-	data, err := readFSBounded(fsys, name, maxPolicySize, "policy")
+	data, err := rulesetfile.ReadFS(fsys, name, rulesetfile.MaxPolicySize, "policy")
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -275,9 +276,9 @@ func LoadFS(fsys fs.FS, name string) (*Policy, error) {
 	read := func(rel string) ([]byte, error) {
 		p := path.Join(dir, rel)
 		if !fs.ValidPath(p) {
-			return nil, errLeavesTree
+			return nil, rulesetfile.ErrLeavesTree
 		}
-		return readFSBounded(fsys, p, MaxRulesetSize, "ruleset file")
+		return rulesetfile.ReadFS(fsys, p, rulesetfile.MaxSize, "ruleset file")
 	}
 	return parse(name, baseName(path.Base(name)), data, read)
 }
@@ -286,7 +287,7 @@ func LoadFS(fsys fs.FS, name string) (*Policy, error) {
 // large is placed at its start.
 func fileError(file string, err error) *Error {
 	e := &Error{File: file, Msg: "policy " + err.Error()}
-	var tl *tooLargeError
+	var tl *rulesetfile.TooLargeError
 	if errors.As(err, &tl) {
 		e.Line, e.Column = 1, 1
 	}

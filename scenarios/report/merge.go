@@ -4,12 +4,14 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"github.com/egresslab/egresslab/scenarios/policy"
 	"io"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/egresslab/egresslab/scenarios/policy"
+	"github.com/egresslab/egresslab/scenarios/report/shard"
 )
 
 // ShardReport is the JSON report of a `verify --shard K/N` run, read back.
@@ -82,7 +84,7 @@ func Merge(shards []*ShardReport) (*Report, error) {
 	plan := shards[0].Plan
 	byK := map[int]*ShardReport{}
 	for _, s := range shards {
-		if diff := plan.sameRun(s.Plan); diff != "" {
+		if diff := plan.SameRun(s.Plan); diff != "" {
 			return nil, mergeErrorf("%s is a shard of another run than %s: %s", s.Name, shards[0].Name, diff)
 		}
 		if s.Plan.K < 1 || s.Plan.K > s.Plan.N {
@@ -129,7 +131,7 @@ func Merge(shards []*ShardReport) (*Report, error) {
 			if !ok {
 				return nil, mergeErrorf("%s: %s is not a cell of its plan", s.Name, res.Probe)
 			}
-			if got := ShardOf(res.Probe, plan.N); got != k {
+			if got := shard.Of(res.Probe, plan.N); got != k {
 				return nil, mergeErrorf("%s: %s is a cell of shard %d/%d, not %d/%d", s.Name, res.Probe, got, plan.N, k, plan.N)
 			}
 			all = append(all, placed{key, res})

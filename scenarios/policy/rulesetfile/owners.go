@@ -1,8 +1,6 @@
-package policy
+package rulesetfile
 
 import (
-	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -103,47 +101,4 @@ func isOwnerName(s string) bool {
 		return false
 	}
 	return strings.Trim(s, "0123456789-") != ""
-}
-
-// checkOwners makes an owner match on a name the policy does not list a
-// policy error at that name in the ruleset file.
-func (pd *policyDecoder) checkOwners(file *RulesetFile) error {
-	users := append([]string{"root"}, pd.users...)
-	groups := []string{"root"}
-	named := map[uint32]bool{0: true}
-	for _, g := range pd.p.Groups {
-		groups = append(groups, g.Name)
-		named[g.GID] = true
-	}
-	for _, u := range pd.p.Users {
-		if !named[u.GID] { // a user private group, as the lab's /etc/group has it
-			named[u.GID] = true
-			groups = append(groups, u.Name)
-		}
-	}
-	dir := filepath.Dir(pd.file)
-	bad := false
-	check := func(rel string, data []byte) {
-		for _, o := range OwnerNames(data) {
-			known, what, section := users, "user", "users"
-			if o.Group {
-				known, what, section = groups, "group", "groups"
-			}
-			if slices.Contains(known, o.Name) {
-				continue
-			}
-			bad = true
-			pd.fail(&Error{File: filepath.Join(dir, rel), Line: o.Line, Column: o.Column, Msg: fmt.Sprintf(
-				"%s %s: no %s %q in the policy: the lab's /etc/%s holds only root and the policy's %s (%s); add %s to %s",
-				o.Option, o.Name, what, o.Name, map[bool]string{false: "passwd", true: "group"}[o.Group], section, strings.Join(known, ", "), o.Name, section)})
-		}
-	}
-	check(file.Path, file.Data)
-	for _, inc := range file.Includes {
-		check(filepath.Join(filepath.Dir(file.Path), inc.Path), inc.Data)
-	}
-	if bad {
-		return errReported
-	}
-	return nil
 }

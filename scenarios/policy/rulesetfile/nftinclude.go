@@ -1,4 +1,4 @@
-package policy
+package rulesetfile
 
 import (
 	"fmt"
@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/internal/nftinclude"
-	"github.com/goccy/go-yaml/ast"
 )
 
 // nft reads the files an nft ruleset includes itself, as the lab's root, and
@@ -72,7 +71,7 @@ func NFTIncludes(read func(rel string) ([]byte, error), rel string, data []byte)
 			full := path.Join(dir, clean)
 			content, err := read(full)
 			if err != nil {
-				ie := where("%s", readProblem(err))
+				ie := where("%s", Problem(err))
 				ie.err = err
 				return ie
 			}
@@ -85,16 +84,6 @@ func NFTIncludes(read func(rel string) ([]byte, error), rel string, data []byte)
 	}
 	if err := walk(rel, data, 0); err != nil {
 		return nil, err
-	}
-	return files, nil
-}
-
-// nftIncludes is NFTIncludes for a policy's ruleset: an error also names the
-// policy's line that names the nft file.
-func (pd *policyDecoder) nftIncludes(at ast.Node, rel string, data []byte) ([]nftinclude.File, error) {
-	files, err := NFTIncludes(pd.read, rel, data)
-	if err != nil {
-		return nil, pd.errorf(at, "ruleset nft: %s", err)
 	}
 	return files, nil
 }

@@ -1,45 +1,41 @@
-package report
+package shard
 
 import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"github.com/egresslab/egresslab/scenarios/policy"
 	"hash"
 	"hash/fnv"
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
-// A run's cells split into N disjoint shards by a stable hash of each cell's
-// identity (user, host, address, port, protocol), never its position: adding a
-// host to a policy moves no other cell to another shard, and every machine of
-// a CI matrix computes the same split without talking to the others.
+// Spec is the K-th of N shards (1 ≤ K ≤ N).
+type Spec struct{ K, N int }
 
-// ShardSpec is the K-th of N shards (1 ≤ K ≤ N).
-type ShardSpec struct{ K, N int }
+func (s Spec) String() string { return fmt.Sprintf("%d/%d", s.K, s.N) }
 
-func (s ShardSpec) String() string { return fmt.Sprintf("%d/%d", s.K, s.N) }
-
-// ParseShard reads "K/N".
-func ParseShard(s string) (ShardSpec, error) {
+// Parse reads "K/N".
+func Parse(s string) (Spec, error) {
 	k, n, ok := strings.Cut(s, "/")
 	ki, err1 := strconv.Atoi(k)
 	ni, err2 := strconv.Atoi(n)
 	if !ok || err1 != nil || err2 != nil || ni < 1 || ki < 1 || ki > ni {
-		return ShardSpec{}, fmt.Errorf("--shard %q: want K/N with 1 <= K <= N, e.g. 2/3", s)
+		return Spec{}, fmt.Errorf("--shard %q: want K/N with 1 <= K <= N, e.g. 2/3", s)
 	}
-	return ShardSpec{K: ki, N: ni}, nil
+	return Spec{K: ki, N: ni}, nil
 }
 
 // Holds reports whether the cell belongs to this shard.
-func (s ShardSpec) Holds(p policy.Probe) bool { return ShardOf(p, s.N) == s.K }
+func (s Spec) Holds(p policy.Probe) bool { return Of(p, s.N) == s.K }
 
-// ShardOf is the shard (1-based) of n that the cell belongs to: FNV-1a of its
+// Of is the shard (1-based) of n that the cell belongs to: FNV-1a of its
 // identity.
-func ShardOf(p policy.Probe, n int) int {
+func Of(p policy.Probe, n int) int {
 	h := fnv.New64a()
 	writeCellKey(h, p.SourceName(), p.Host, p.Address.String(), p.Port.Number, p.Port.Proto)
 	return int(h.Sum64()%uint64(n)) + 1
@@ -49,9 +45,9 @@ func writeCellKey(w io.Writer, user, host, addr string, port uint16, proto strin
 	fmt.Fprintf(w, "%s\x00%s\x00%s\x00%d\x00%s", user, host, addr, port, proto)
 }
 
-// Shard is the plan a shard's report carries: which of how many parts it is,
+// Plan is the plan a shard's report carries: which of how many parts it is,
 // of which run. Merge accepts shards only of one plan.
-type Shard struct {
+type Plan struct {
 	K      int    `json:"k"`
 	N      int    `json:"n"`
 	Policy string `json:"policy"`
@@ -66,28 +62,28 @@ type Shard struct {
 	Probes      int    `json:"probes"` // of this shard
 	// The matrix's axes, in the policy's order: merge puts the cells of
 	// every shard back into the order one run reports them in.
-	Users []string    `json:"users"`
-	Hosts []ShardHost `json:"hosts"`
+	Users []string `json:"users"`
+	Hosts []Host   `json:"hosts"`
 }
 
-// ShardHost is a host's addresses and ports, in the policy's order.
-type ShardHost struct {
+// Host is a host's addresses and ports, in the policy's order.
+type Host struct {
 	Name      string   `json:"name"`
 	Addresses []string `json:"addresses"`
 	Ports     []string `json:"ports"` // as a policy writes them: 25/tcp, 1-65535/udp
 }
 
 // Spec is the shard's K/N.
-func (s *Shard) Spec() ShardSpec { return ShardSpec{K: s.K, N: s.N} }
+func (s *Plan) Spec() Spec { return Spec{K: s.K, N: s.N} }
 
-// PlanShard is the plan of the spec's shard of p's run.
-func PlanShard(p *policy.Policy, spec ShardSpec) *Shard {
-	s := &Shard{K: spec.K, N: spec.N, Policy: p.Name, File: p.File, RulesetDigest: RulesetDigest(p.Ruleset)}
+// New is the plan of the spec's shard of p's run.
+func New(p *policy.Policy, spec Spec) *Plan {
+	s := &Plan{K: spec.K, N: spec.N, Policy: p.Name, File: p.File, RulesetDigest: RulesetDigest(p.Ruleset)}
 	for _, u := range p.Users {
 		s.Users = append(s.Users, u.Name)
 	}
 	for _, h := range p.Hosts {
-		sh := ShardHost{Name: h.Name}
+		sh := Host{Name: h.Name}
 		for _, a := range h.Addresses {
 			sh.Addresses = append(sh.Addresses, a.String())
 		}
@@ -135,9 +131,9 @@ func RulesetDigest(rs policy.Ruleset) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-// sameRun reports how o differs from s as a plan of the same run ("" when it
+// SameRun reports how o differs from s as a plan of the same run ("" when it
 // does not): the K of each may differ, nothing else.
-func (s *Shard) sameRun(o *Shard) string {
+func (s *Plan) SameRun(o *Plan) string {
 	switch {
 	case s.Policy != o.Policy:
 		return fmt.Sprintf("policy %q, not %q", o.Policy, s.Policy)
@@ -149,17 +145,4 @@ func (s *Shard) sameRun(o *Shard) string {
 		return fmt.Sprintf("cells digest %s of %d cells, not %s of %d (the policy's hosts, users or expectations differ)", o.CellsDigest, o.Cells, s.CellsDigest, s.Cells)
 	}
 	return ""
-}
-
-// writeEmptyJUnit is the JUnit report of a shard that holds no cells: one
-// skipped test case that says so, never a green run of 0 tests that a reader
-// would take for a shard that proved something.
-func (s *Shard) writeEmptyJUnit(w io.Writer) error {
-	name := fmt.Sprintf("shard %s of %s", s.Spec(), s.Policy)
-	why := fmt.Sprintf("shard %s holds none of the run's %d cells: the other shards probe them all; merge the shards' JSON reports (egresslab merge) for the run's report", s.Spec(), s.Cells)
-	suite := junitSuite{Name: s.Policy, Tests: 1, Time: seconds(0), Cases: []junitCase{{
-		Classname: s.Policy, Name: name, Time: seconds(0),
-		Skipped: &junitMessage{Message: "no cells in this shard", Text: why + "\n"},
-	}}}
-	return writeJUnit(w, suite)
 }

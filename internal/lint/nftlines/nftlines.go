@@ -1,23 +1,17 @@
-package lint
+package nftlines
 
 import (
 	"strings"
 )
 
-// nft's readback has no line numbers, but it has handles: the kernel numbers
-// a table's objects in the order they are created, and nft creates a file's
-// rules in the order they are written. So the rules of a table, sorted by
-// handle, are that table's rule statements in file order. sourceRules finds
-// where each rule statement starts; it only tells statements apart (blocks,
-// strings, comments, separators) and leaves their meaning to nft. Where the
-// counts disagree (include, delete, replace), lines fall back to the table's.
+// Table is an nft table, by family and name.
+type Table struct{ Family, Name string }
 
-type tableKey struct{ Family, Name string }
-
-type nftSource struct {
-	RuleLines  map[tableKey][]int  // each table's rule statements, in file order
-	TableLines map[tableKey]int    // first line that names the table
-	ChainLines map[[3]string][]int // family, table, chain -> lines that declare it
+// Lines is where an nft file's tables, chains and rule statements start.
+type Lines struct {
+	Rules  map[Table][]int     // each table's rule statements, in file order
+	Tables map[Table]int       // first line that names the table
+	Chains map[[3]string][]int // family, table, chain -> lines that declare it
 }
 
 type token struct {
@@ -114,9 +108,9 @@ func statements(ts []token) []statement {
 	return out
 }
 
-// sourceRules finds the rule statements of an nft file, by table.
-func sourceRules(src string) nftSource {
-	s := nftSource{RuleLines: map[tableKey][]int{}, TableLines: map[tableKey]int{}, ChainLines: map[[3]string][]int{}}
+// Find finds the tables, chains and rule statements of an nft file.
+func Find(src string) Lines {
+	s := Lines{Rules: map[Table][]int{}, Tables: map[Table]int{}, Chains: map[[3]string][]int{}}
 	for _, st := range statements(tokens(src)) {
 		w := words(st.Words)
 		if len(w) == 0 {
@@ -143,19 +137,19 @@ func sourceRules(src string) nftSource {
 		case "rule":
 			t, _ := familyName(w[1:])
 			s.table(t, st.Words[0].Line)
-			s.RuleLines[t] = append(s.RuleLines[t], st.Words[0].Line)
+			s.Rules[t] = append(s.Rules[t], st.Words[0].Line)
 		}
 	}
 	return s
 }
 
-func (s nftSource) table(t tableKey, line int) {
-	if _, ok := s.TableLines[t]; !ok {
-		s.TableLines[t] = line
+func (s Lines) table(t Table, line int) {
+	if _, ok := s.Tables[t]; !ok {
+		s.Tables[t] = line
 	}
 }
 
-func (s nftSource) tableBlock(t tableKey, block []token) {
+func (s Lines) tableBlock(t Table, block []token) {
 	for _, st := range statements(block) {
 		w := words(st.Words)
 		if len(w) >= 2 && w[0] == "chain" {
@@ -166,9 +160,9 @@ func (s nftSource) tableBlock(t tableKey, block []token) {
 
 // chainBlock records a chain's declaration and its rules: every statement
 // but the chain's own settings.
-func (s nftSource) chainBlock(t tableKey, chain string, line int, block []token) {
+func (s Lines) chainBlock(t Table, chain string, line int, block []token) {
 	key := [3]string{t.Family, t.Name, chain}
-	s.ChainLines[key] = append(s.ChainLines[key], line)
+	s.Chains[key] = append(s.Chains[key], line)
 	for _, st := range statements(block) {
 		w := words(st.Words)
 		if len(w) == 0 {
@@ -178,19 +172,19 @@ func (s nftSource) chainBlock(t tableKey, chain string, line int, block []token)
 		case "type", "policy", "comment", "devices", "device", "flags":
 			continue
 		}
-		s.RuleLines[t] = append(s.RuleLines[t], st.Words[0].Line)
+		s.Rules[t] = append(s.Rules[t], st.Words[0].Line)
 	}
 }
 
 // familyName reads "[family] name" and returns what follows.
-func familyName(w []string) (tableKey, []string) {
+func familyName(w []string) (Table, []string) {
 	if len(w) >= 2 && nftFamilies[w[0]] {
-		return tableKey{w[0], w[1]}, w[2:]
+		return Table{w[0], w[1]}, w[2:]
 	}
 	if len(w) >= 1 {
-		return tableKey{"ip", w[0]}, w[1:] // nft's default family
+		return Table{"ip", w[0]}, w[1:] // nft's default family
 	}
-	return tableKey{}, nil
+	return Table{}, nil
 }
 
 func words(ts []token) []string {

@@ -1,4 +1,4 @@
-package policy
+package rulesetfile
 
 import (
 	"errors"
@@ -19,25 +19,25 @@ import (
 // size limit, is read with that bound, and a ruleset is opened beneath the
 // policy's directory: no "..", absolute or symbolic link leads out of it.
 
-// MaxRulesetSize bounds a ruleset file (and each file an nft ruleset includes).
-const MaxRulesetSize = 16 << 20
+// MaxSize bounds a ruleset file (and each file an nft ruleset includes).
+const MaxSize = 16 << 20
 
-// maxPolicySize is far beyond any real policy; it keeps a wrong -f (a log, a
+// MaxPolicySize is far beyond any real policy; it keeps a wrong -f (a log, a
 // binary) from a long parse of something that was never a policy.
-const maxPolicySize = 1 << 20
+const MaxPolicySize = 1 << 20
 
-// errLeavesTree is a ruleset path that leads out of the policy's directory.
-var errLeavesTree = errors.New("leads out of the policy's directory (by .., an absolute path or a symbolic link): want a file inside it")
+// ErrLeavesTree is a ruleset path that leads out of the policy's directory.
+var ErrLeavesTree = errors.New("leads out of the policy's directory (by .., an absolute path or a symbolic link): want a file inside it")
 
-// readPolicyFile reads the policy file named on the command line. The name
+// ReadPolicy reads the policy file named on the command line. The name
 // is the caller's, so a symbolic link is followed; what it leads to must
-// still be a regular file of at most maxPolicySize.
-func readPolicyFile(name string) ([]byte, error) {
+// still be a regular file of at most MaxPolicySize.
+func ReadPolicy(name string) ([]byte, error) {
 	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
-	return readBounded(os.NewFile(uintptr(fd), name), maxPolicySize, "policy")
+	return readBounded(os.NewFile(uintptr(fd), name), MaxPolicySize, "policy")
 }
 
 // openBeneath opens rel, relative to dir, without ever leaving dir's tree.
@@ -53,7 +53,7 @@ func openBeneath(dir, rel string) (*os.File, error) {
 	})
 	switch {
 	case errors.Is(err, unix.EXDEV):
-		return nil, errLeavesTree
+		return nil, ErrLeavesTree
 	case errors.Is(err, unix.ENOSYS):
 		return nil, errors.New("this kernel cannot open a file confined to a directory (openat2 needs Linux 5.6)")
 	case err != nil:
@@ -62,13 +62,13 @@ func openBeneath(dir, rel string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), rel), nil
 }
 
-// readRulesetFile reads a ruleset file beneath the policy's directory.
-func readRulesetFile(dir, rel string) ([]byte, error) {
+// Read reads a ruleset file beneath the policy's directory.
+func Read(dir, rel string) ([]byte, error) {
 	f, err := openBeneath(dir, rel)
 	if err != nil {
 		return nil, err
 	}
-	return readBounded(f, MaxRulesetSize, "ruleset file")
+	return readBounded(f, MaxSize, "ruleset file")
 }
 
 // readBounded checks that f is a regular file of at most limit bytes and
@@ -84,15 +84,15 @@ func readBounded(f *os.File, limit int64, what string) ([]byte, error) {
 		return nil, fmt.Errorf("is %s: want a regular file", kindOf(st.Mode()))
 	}
 	if st.Size() > limit {
-		return nil, &tooLargeError{fmt.Sprintf("is %d bytes: a %s may have at most %d (%d MiB)", st.Size(), what, limit, limit>>20)}
+		return nil, &TooLargeError{fmt.Sprintf("is %d bytes: a %s may have at most %d (%d MiB)", st.Size(), what, limit, limit>>20)}
 	}
 	return readLimited(f, limit, what)
 }
 
-// tooLargeError is a file past its size limit.
-type tooLargeError struct{ msg string }
+// TooLargeError is a file past its size limit.
+type TooLargeError struct{ msg string }
 
-func (e *tooLargeError) Error() string { return e.msg }
+func (e *TooLargeError) Error() string { return e.msg }
 
 func readLimited(r io.Reader, limit int64, what string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))
@@ -100,13 +100,13 @@ func readLimited(r io.Reader, limit int64, what string) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, &tooLargeError{fmt.Sprintf("is more than %d bytes: a %s may have at most %d (%d MiB)", limit, what, limit, limit>>20)}
+		return nil, &TooLargeError{fmt.Sprintf("is more than %d bytes: a %s may have at most %d (%d MiB)", limit, what, limit, limit>>20)}
 	}
 	return data, nil
 }
 
-// readFSBounded is readBounded for a file of an fs.FS (the catalogue).
-func readFSBounded(fsys fs.FS, name string, limit int64, what string) ([]byte, error) {
+// ReadFS is readBounded for a file of an fs.FS (the catalogue).
+func ReadFS(fsys fs.FS, name string, limit int64, what string) ([]byte, error) {
 	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, err
@@ -140,7 +140,7 @@ func kindOf(m fs.FileMode) string {
 	return "not a regular file"
 }
 
-// ReadNamedRuleset reads a ruleset file named on the command line (`lint
+// ReadNamed reads a ruleset file named on the command line (`lint
 // FILES`) and, for an nft file, every file it includes. The operator chose the
 // name, but not what a checked-out tree's symbolic links point at: the file
 // is read beneath its own directory (a symbolic link may lead to a file beside
@@ -148,7 +148,7 @@ func kindOf(m fs.FileMode) string {
 // of the working directory (the checkout), and the file and its includes are
 // read under the same rules and limits as a policy's ruleset. An error says
 // what was wrong and holds nothing of any file's content.
-func ReadNamedRuleset(name string, isNFT func(data []byte) bool) ([]byte, []nftinclude.File, error) {
+func ReadNamed(name string, isNFT func(data []byte) bool) ([]byte, []nftinclude.File, error) {
 	dir, base := filepath.Split(name)
 	if clean := filepath.Clean(name); !filepath.IsAbs(clean) && clean != ".." && !strings.HasPrefix(clean, "../") && dir != "" {
 		// The directories on the way must stay in the working directory.
@@ -162,7 +162,7 @@ func ReadNamedRuleset(name string, isNFT func(data []byte) bool) ([]byte, []nfti
 	if dir == "" {
 		dir = "."
 	}
-	read := func(rel string) ([]byte, error) { return readRulesetFile(dir, rel) }
+	read := func(rel string) ([]byte, error) { return Read(dir, rel) }
 	data, err := read(base)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read ruleset %s: %s", name, namedReadProblem(err))
@@ -174,7 +174,7 @@ func ReadNamedRuleset(name string, isNFT func(data []byte) bool) ([]byte, []nfti
 	var ie *IncludeError
 	if errors.As(err, &ie) {
 		ie.File = filepath.Join(filepath.Dir(name), ie.File)
-		if errors.Is(ie.err, errLeavesTree) || errors.Is(ie.err, fs.ErrNotExist) {
+		if errors.Is(ie.err, ErrLeavesTree) || errors.Is(ie.err, fs.ErrNotExist) {
 			ie.Problem = namedReadProblem(ie.err)
 		}
 	}
@@ -184,13 +184,31 @@ func ReadNamedRuleset(name string, isNFT func(data []byte) bool) ([]byte, []nfti
 	return data, includes, nil
 }
 
-// namedReadProblem is readProblem for a file named on the command line.
+// namedReadProblem is Problem for a file named on the command line.
 func namedReadProblem(err error) string {
 	switch {
-	case errors.Is(err, errLeavesTree):
+	case errors.Is(err, ErrLeavesTree):
 		return "leads out of its directory, or out of the working directory, by a symbolic link: name the file it points to"
 	case errors.Is(err, fs.ErrNotExist):
 		return "does not exist"
 	}
-	return readProblem(err)
+	return Problem(err)
+}
+
+// Problem says what was wrong with reading a file the policy names,
+// without anything of its content.
+func Problem(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "does not exist: want a file relative to the policy file"
+	case errors.Is(err, unix.ELOOP):
+		return "is a chain of too many symbolic links: want a file"
+	case errors.Is(err, unix.EISDIR):
+		return "is a directory: want a regular file"
+	}
+	return err.Error()
 }

@@ -1,4 +1,4 @@
-package report_test
+package rulesource_test
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/scenarios/policy"
-	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/rulesource"
 )
 
 // The rules below are placed as the kernel would list them (the trace's
@@ -50,7 +50,7 @@ insert rule inet egress output ct state established accept
 
 	DescribeTable("iptables-restore input, replayed in order (-A, -I, counters, the chain's policy)",
 		func(rule trace.Rule, line int) {
-			at, ok := report.SourcesOf(withRuleset(policy.Ruleset{IP6Tables: file("rules.v6", v6)})).Of(&rule)
+			at, ok := rulesource.Read(withRuleset(policy.Ruleset{IP6Tables: file("rules.v6", v6)})).Of(&rule)
 			Expect(ok).To(BeTrue())
 			Expect(at.String()).To(Equal("ci/rules.v6:" + itoa(line)))
 		},
@@ -62,7 +62,7 @@ insert rule inet egress output ct state established accept
 
 	DescribeTable("nft files, replayed by block and command (multi-line sets, add rule, insert rule)",
 		func(rule trace.Rule, line int) {
-			at, ok := report.SourcesOf(withRuleset(policy.Ruleset{NFT: file("rules.nft", nft)})).Of(&rule)
+			at, ok := rulesource.Read(withRuleset(policy.Ruleset{NFT: file("rules.nft", nft)})).Of(&rule)
 			Expect(ok).To(BeTrue())
 			Expect(at.String()).To(Equal("ci/rules.nft:" + itoa(line)))
 		},
@@ -76,7 +76,7 @@ insert rule inet egress output ct state established accept
 
 	DescribeTable("no line where the replay cannot be exact",
 		func(rs policy.Ruleset, rule trace.Rule) {
-			_, ok := report.SourcesOf(withRuleset(rs)).Of(&rule)
+			_, ok := rulesource.Read(withRuleset(rs)).Of(&rule)
 			Expect(ok).To(BeFalse())
 		},
 		Entry("a user's script", policy.Ruleset{IP6Tables: file("rules.v6", v6), Script: file("fw.sh", "#!/bin/sh\n")},

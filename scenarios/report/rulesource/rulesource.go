@@ -1,4 +1,4 @@
-package report
+package rulesource
 
 import (
 	"path/filepath"
@@ -9,30 +9,24 @@ import (
 	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
-// RuleSource is where the rule that decided a probe was written: a file of
-// the candidate ruleset and its line. The trace names a rule by its place
-// in the kernel's chain; the line is found by replaying the ruleset file in
-// order (iptables-restore's -A, -I, -F, :CHAIN POLICY; nft's table and chain
-// blocks, add rule, insert rule) to the same place, then checked: the line
-// must carry the rule's verdict. Where the replay cannot be exact (a
-// user's script, an nft include or a rule placed by handle or index, a
-// delete by rule text) no line is given: the rule's text still says which.
-type RuleSource struct {
+// Source is where a rule was written: a file of the candidate ruleset and
+// its line.
+type Source struct {
 	File string `json:"file"` // as the user can open it: the policy's directory joined with the ruleset path
 	Line int    `json:"line"` // 1-based
 	text string // the statement written there, to check it against the kernel's rule
 }
 
-func (s RuleSource) String() string { return s.File + ":" + strconv.Itoa(s.Line) }
+func (s Source) String() string { return s.File + ":" + strconv.Itoa(s.Line) }
 
-// RuleSources maps "family table chain" to where each rule of the chain was
+// Sources maps "family table chain" to where each rule of the chain was
 // written, by its 1-based position (index 0 is the chain's policy line).
-type RuleSources map[string][]RuleSource
+type Sources map[string][]Source
 
-// SourcesOf replays the policy's ruleset files. A chain whose order the
+// Read replays the policy's ruleset files. A chain whose order the
 // replay cannot know exactly is left out.
-func SourcesOf(p *policy.Policy) RuleSources {
-	src := RuleSources{}
+func Read(p *policy.Policy) Sources {
+	src := Sources{}
 	if p.Ruleset.Script != nil {
 		return src // a script may do anything, in any order
 	}
@@ -53,9 +47,9 @@ func SourcesOf(p *policy.Policy) RuleSources {
 // carry the rule's verdict (accept, drop, reject) or, for a chain's policy,
 // be its policy line: otherwise the replay and the kernel disagree, and no
 // line beats a wrong one.
-func (s RuleSources) Of(r *trace.Rule) (RuleSource, bool) {
+func (s Sources) Of(r *trace.Rule) (Source, bool) {
 	if r == nil || r.Untraced != "" {
-		return RuleSource{}, false
+		return Source{}, false
 	}
 	lines, ok := s[r.Family+" "+r.Table+" "+r.Chain]
 	pos := r.Position
@@ -63,22 +57,22 @@ func (s RuleSources) Of(r *trace.Rule) (RuleSource, bool) {
 		pos = 0
 	}
 	if !ok || (pos == 0 && !r.Policy) || pos >= len(lines) || lines[pos].Line == 0 {
-		return RuleSource{}, false
+		return Source{}, false
 	}
 	at := lines[pos]
 	if v := r.Verdict; v != "" && !strings.Contains(strings.ToLower(at.text), v) {
-		return RuleSource{}, false
+		return Source{}, false
 	}
 	return at, true
 }
 
 // replayRestore follows an iptables-restore file: each table it names is
 // flushed and rebuilt, in line order.
-func replayRestore(src RuleSources, family, file string, data []byte) {
+func replayRestore(src Sources, family, file string, data []byte) {
 	table := ""
 	key := func(chain string) string { return family + " " + table + " " + chain }
 	for i, ln := range strings.Split(string(data), "\n") {
-		at := RuleSource{File: file, Line: i + 1, text: ln}
+		at := Source{File: file, Line: i + 1, text: ln}
 		f := strings.Fields(ln)
 		if len(f) > 0 && strings.HasPrefix(f[0], "[") { // -c counters: [packets:bytes] -A ...
 			f = f[1:]
@@ -88,9 +82,9 @@ func replayRestore(src RuleSources, family, file string, data []byte) {
 		case strings.HasPrefix(f[0], "*"):
 			table = f[0][1:]
 		case strings.HasPrefix(f[0], ":"):
-			src[key(f[0][1:])] = []RuleSource{at} // the chain's policy line
+			src[key(f[0][1:])] = []Source{at} // the chain's policy line
 			if len(f) > 1 && f[1] == "-" {
-				src[key(f[0][1:])][0] = RuleSource{} // a user chain has none
+				src[key(f[0][1:])][0] = Source{} // a user chain has none
 			}
 		case len(f) < 2:
 		case src[key(f[1])] == nil:
@@ -108,7 +102,7 @@ func replayRestore(src RuleSources, family, file string, data []byte) {
 				delete(src, key(f[1]))
 				continue
 			}
-			src[key(f[1])] = append(rules[:n], append([]RuleSource{at}, rules[n:]...)...)
+			src[key(f[1])] = append(rules[:n], append([]Source{at}, rules[n:]...)...)
 		case f[0] == "-F" || f[0] == "--flush":
 			src[key(f[1])] = src[key(f[1])][:1]
 		case (f[0] == "-R" || f[0] == "--replace") && len(f) > 2:
@@ -130,8 +124,8 @@ func replayRestore(src RuleSources, family, file string, data []byte) {
 // first. Anything that places or removes rules otherwise (position, index,
 // handle, delete, replace, flush of less than the ruleset), or an include,
 // leaves every chain inexact.
-func replayNFT(into RuleSources, file string, data []byte) {
-	src := RuleSources{}
+func replayNFT(into Sources, file string, data []byte) {
+	src := Sources{}
 	type block struct{ kind, family, name string }
 	var stack []block
 	top := func() block {
@@ -145,7 +139,7 @@ func replayNFT(into RuleSources, file string, data []byte) {
 		t, c := stack[len(stack)-2], stack[len(stack)-1]
 		return t.family + " " + t.name + " " + c.name
 	}
-	emit := func(stmt string, at RuleSource) {
+	emit := func(stmt string, at Source) {
 		at.text = stmt
 		f := strings.Fields(stmt)
 		if len(f) == 0 {
@@ -177,10 +171,10 @@ func replayNFT(into RuleSources, file string, data []byte) {
 				return
 			}
 			if len(src[k]) == 0 {
-				src[k] = []RuleSource{{}}
+				src[k] = []Source{{}}
 			}
 			if f[0] == "insert" {
-				src[k] = append(src[k][:1], append([]RuleSource{at}, src[k][1:]...)...)
+				src[k] = append(src[k][:1], append([]Source{at}, src[k][1:]...)...)
 			} else {
 				src[k] = append(src[k], at)
 			}
@@ -212,7 +206,7 @@ func replayNFT(into RuleSources, file string, data []byte) {
 		return block{kind: "other"}
 	}
 	var cur strings.Builder
-	var start RuleSource
+	var start Source
 	depth := 0 // braces open inside the statement (an anonymous set)
 	for i, ln := range strings.Split(string(data), "\n") {
 		if j := strings.IndexByte(ln, '#'); j >= 0 && !strings.Contains(ln[:j], `"`) {
@@ -221,7 +215,7 @@ func replayNFT(into RuleSources, file string, data []byte) {
 		ln, continued := strings.CutSuffix(strings.TrimRight(ln, " \t"), "\\")
 		for _, c := range ln {
 			if strings.TrimSpace(cur.String()) == "" && c != ' ' && c != '\t' {
-				start = RuleSource{File: file, Line: i + 1}
+				start = Source{File: file, Line: i + 1}
 			}
 			switch {
 			case c == '{' && depth == 0 && top().kind != "chain":
@@ -229,7 +223,7 @@ func replayNFT(into RuleSources, file string, data []byte) {
 				stack = append(stack, b)
 				if k := ""; b.kind == "chain" {
 					if k = chainKey(); src[k] == nil {
-						src[k] = []RuleSource{{}}
+						src[k] = []Source{{}}
 					}
 				}
 				cur.Reset()
