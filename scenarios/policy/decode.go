@@ -9,13 +9,14 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/scenarios/policy/rulesetfile"
+	"github.com/egresslab/egresslab/scenarios/policy/yamlnode"
 	"github.com/goccy/go-yaml/ast"
 )
 
 // policyDecoder builds a Policy from the AST, section by section, in an order
 // where every name is defined before it is used.
 type policyDecoder struct {
-	*decoder
+	*yamlnode.Decoder
 	p     *Policy
 	read  func(rel string) ([]byte, error) // a ruleset file, relative to the policy
 	users []string                         // names, for lookups and messages
@@ -50,7 +51,7 @@ func (pd *policyDecoder) fail(err error) {
 	case errors.As(err, &e):
 		pd.errs = append(pd.errs, e)
 	default:
-		pd.errs = append(pd.errs, &Error{File: pd.file, Msg: err.Error()})
+		pd.errs = append(pd.errs, &Error{File: pd.File, Msg: err.Error()})
 	}
 }
 
@@ -59,8 +60,8 @@ func (pd *policyDecoder) result() error {
 	// The policy's own errors first, then those in the files it names.
 	slices.SortStableFunc(pd.errs, func(a, b *Error) int {
 		if a.File != b.File {
-			if a.File == pd.file || b.File == pd.file {
-				return map[bool]int{true: -1, false: 1}[a.File == pd.file]
+			if a.File == pd.File || b.File == pd.File {
+				return map[bool]int{true: -1, false: 1}[a.File == pd.File]
 			}
 			return strings.Compare(a.File, b.File)
 		}
@@ -80,7 +81,7 @@ func (pd *policyDecoder) result() error {
 		return errs[0]
 	case len(errs) > maxReportedErrors:
 		more := len(errs) - maxReportedErrors
-		errs = append(errs[:maxReportedErrors:maxReportedErrors], &Error{File: pd.file, Msg: fmt.Sprintf("%d more policy errors not shown: fix these first", more)})
+		errs = append(errs[:maxReportedErrors:maxReportedErrors], &Error{File: pd.File, Msg: fmt.Sprintf("%d more policy errors not shown: fix these first", more)})
 	}
 	return Errors(errs)
 }
@@ -89,8 +90,8 @@ func parse(file, defaultName string, data []byte, read func(string) ([]byte, err
 	if len(data) > rulesetfile.MaxPolicySize {
 		return nil, &Error{File: file, Line: 1, Column: 1, Msg: fmt.Sprintf("policy is %d bytes: want at most %d", len(data), rulesetfile.MaxPolicySize)}
 	}
-	d := &decoder{file: file}
-	body, err := d.parseYAML(data)
+	d := &yamlnode.Decoder{File: file}
+	body, err := d.Parse(data)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +99,7 @@ func parse(file, defaultName string, data []byte, read func(string) ([]byte, err
 		return nil, &Error{File: file, Line: 1, Column: 1, Msg: "empty policy: want version: 1, users, hosts and expect"}
 	}
 	pd := &policyDecoder{
-		decoder:       d,
+		Decoder:       d,
 		p:             &Policy{Name: defaultName, File: file},
 		read:          read,
 		owner:         map[netip.Addr]string{},
@@ -119,31 +120,31 @@ var sections = []string{"version", "name", "users", "groups", "hosts", "mx", "la
 func (pd *policyDecoder) decode(body ast.Node) error {
 	// Until the file shows it is meant as a policy (a mapping with a version
 	// key), no message quotes it: -f may name any file the caller can read.
-	m, ok := pd.resolve(body).(*ast.MappingNode)
+	m, ok := pd.Resolve(body).(*ast.MappingNode)
 	if !ok {
-		return pd.errorf(body, "policy: want a mapping of version, users, hosts and expect, found %s", kind(pd.resolve(body)))
+		return pd.Errorf(body, "policy: want a mapping of version, users, hosts and expect, found %s", yamlnode.Kind(pd.Resolve(body)))
 	}
 	hasVersion := false
 	for _, mv := range m.Values {
 		if mv != nil {
-			k, _ := scalarText(pd.resolve(mv.Key))
+			k, _ := yamlnode.ScalarText(pd.Resolve(mv.Key))
 			hasVersion = hasVersion || k == "version"
 		}
 	}
 	if !hasVersion {
-		return pd.errorf(body, "missing key \"version\": a policy needs version, users, hosts and expect")
+		return pd.Errorf(body, "missing key \"version\": a policy needs version, users, hosts and expect")
 	}
-	top, err := pd.mapping(body, "policy", false)
+	top, err := pd.Mapping(body, "policy", false)
 	if err != nil {
 		return err
 	}
-	found := map[string]field{}
+	found := map[string]yamlnode.Field{}
 	for _, f := range top {
-		if !slices.Contains(sections, f.key) {
-			pd.fail(pd.errorf(f.node, "unknown key %q: want %s", f.key, OrList(sections)))
+		if !slices.Contains(sections, f.Key) {
+			pd.fail(pd.Errorf(f.Node, "unknown key %q: want %s", f.Key, OrList(sections)))
 			continue
 		}
-		found[f.key] = f
+		found[f.Key] = f
 	}
 	missing, misspelt := false, len(pd.errs) > 0
 	for _, key := range []string{"version", "users", "hosts", "expect"} {
@@ -153,7 +154,7 @@ func (pd *policyDecoder) decode(body ast.Node) error {
 		if _, ok := found[key]; !ok {
 			missing = true
 			if !misspelt { // else the misspelt key is the error to fix
-				pd.fail(pd.errorf(body, "missing key %q: a policy needs version, users, hosts and expect", key))
+				pd.fail(pd.Errorf(body, "missing key %q: a policy needs version, users, hosts and expect", key))
 			}
 		}
 	}
@@ -162,7 +163,7 @@ func (pd *policyDecoder) decode(body ast.Node) error {
 	}
 	steps := []struct {
 		key    string
-		decode func(field) error
+		decode func(yamlnode.Field) error
 	}{
 		{"version", pd.version}, {"name", pd.name}, {"users", pd.decodeUsers}, {"groups", pd.decodeGroups},
 		{"hosts", pd.decodeHosts}, {"mx", pd.decodeMX}, {"lab", pd.decodeLab}, {"networks", pd.decodeNetworks},
@@ -174,7 +175,7 @@ func (pd *policyDecoder) decode(body ast.Node) error {
 		switch {
 		case ok:
 		case s.key == "lab": // absent, yet its defaults depend on the hosts
-			f.node = found["hosts"].node // where to complain if no default fits
+			f.Node = found["hosts"].Node // where to complain if no default fits
 		default:
 			continue
 		}
@@ -184,14 +185,14 @@ func (pd *policyDecoder) decode(body ast.Node) error {
 		return errReported // coverage of a policy with holes in it says nothing
 	}
 	if n := pd.p.services(); n > MaxServices {
-		return pd.errorf(found["hosts"].node, "the hosts serve %d addresses and ports (each address of a host × each port or port range of it, a socket each): a policy may have at most %d; split it into several policies",
+		return pd.Errorf(found["hosts"].Node, "the hosts serve %d addresses and ports (each address of a host × each port or port range of it, a socket each): a policy may have at most %d; split it into several policies",
 			n, MaxServices)
 	}
 	if n := pd.p.sizeAtMost(MaxProbes); n > MaxProbes {
-		return pd.errorf(found["hosts"].node, "the matrix (%s × each host's addresses × its ports) is %s probes: a policy may have at most %d; split it into several policies, or probe fewer ports or %s",
+		return pd.Errorf(found["hosts"].Node, "the matrix (%s × each host's addresses × its ports) is %s probes: a policy may have at most %d; split it into several policies, or probe fewer ports or %s",
 			sourcesWord(pd.p), probeCount(pd.p), MaxProbes, sourcesWord(pd.p))
 	}
-	return pd.coverage(found["expect"].node)
+	return pd.coverage(found["expect"].Node)
 }
 
 // probeCount says how many probes p's matrix holds, or that it is more than
@@ -208,23 +209,23 @@ func probeCount(p *Policy) string {
 	return n.Mul(n, big.NewInt(int64(p.sources()))).String()
 }
 
-func (pd *policyDecoder) version(f field) error {
-	if i, ok := f.value.(*ast.IntegerNode); ok {
-		if v := nodeName(i); v != "1" {
-			return pd.errorf(f.value, "unsupported version %s: want version: 1", v)
+func (pd *policyDecoder) version(f yamlnode.Field) error {
+	if i, ok := f.Value.(*ast.IntegerNode); ok {
+		if v := yamlnode.NodeName(i); v != "1" {
+			return pd.Errorf(f.Value, "unsupported version %s: want version: 1", v)
 		}
 		return nil
 	}
-	return pd.errorf(f.value, "version: want 1, found %s", describe(f.value))
+	return pd.Errorf(f.Value, "version: want 1, found %s", yamlnode.Describe(f.Value))
 }
 
-func (pd *policyDecoder) name(f field) error {
-	name, err := pd.str(f.value, "name")
+func (pd *policyDecoder) name(f yamlnode.Field) error {
+	name, err := pd.Str(f.Value, "name")
 	if err != nil {
 		return err
 	}
 	if !policyName.MatchString(name) {
-		return pd.errorf(f.value, "invalid name %q: want letters, digits, '.', '_' or '-', at most 63 characters", name)
+		return pd.Errorf(f.Value, "invalid name %q: want letters, digits, '.', '_' or '-', at most 63 characters", name)
 	}
 	pd.p.Name = name
 	return nil

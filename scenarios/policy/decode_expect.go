@@ -10,11 +10,12 @@ import (
 
 	"github.com/egresslab/egresslab/internal/nftinclude"
 	"github.com/egresslab/egresslab/scenarios/policy/rulesetfile"
+	"github.com/egresslab/egresslab/scenarios/policy/yamlnode"
 	"github.com/goccy/go-yaml/ast"
 )
 
-func (pd *policyDecoder) decodeRuleset(f field) error {
-	fields, err := pd.mapping(f.value, "ruleset", true)
+func (pd *policyDecoder) decodeRuleset(f yamlnode.Field) error {
+	fields, err := pd.Mapping(f.Value, "ruleset", true)
 	if err != nil {
 		return err
 	}
@@ -25,10 +26,10 @@ func (pd *policyDecoder) decodeRuleset(f field) error {
 }
 
 // rulesetFile reads one file of ruleset into the policy.
-func (pd *policyDecoder) rulesetFile(rf field) error {
+func (pd *policyDecoder) rulesetFile(rf yamlnode.Field) error {
 	rs := &pd.p.Ruleset
 	var slot **RulesetFile
-	switch rf.key {
+	switch rf.Key {
 	case "iptables":
 		slot = &rs.IPTables
 	case "ip6tables":
@@ -38,25 +39,25 @@ func (pd *policyDecoder) rulesetFile(rf field) error {
 	case "script":
 		slot = &rs.Script
 	default:
-		return pd.errorf(rf.node, "unknown key %q in ruleset: want iptables, ip6tables, nft or script", rf.key)
+		return pd.Errorf(rf.Node, "unknown key %q in ruleset: want iptables, ip6tables, nft or script", rf.Key)
 	}
-	rel, err := pd.str(rf.value, "ruleset "+rf.key)
+	rel, err := pd.Str(rf.Value, "ruleset "+rf.Key)
 	if err != nil {
 		return err
 	}
 	switch {
 	case rel == "":
-		return pd.errorf(rf.value, "ruleset %s: empty path: want a file relative to the policy", rf.key)
+		return pd.Errorf(rf.Value, "ruleset %s: empty path: want a file relative to the policy", rf.Key)
 	case path.IsAbs(rel) || filepath.IsAbs(rel):
-		return pd.errorf(rf.value, "ruleset %s: %q is absolute: want a path relative to the policy file", rf.key, rel)
+		return pd.Errorf(rf.Value, "ruleset %s: %q is absolute: want a path relative to the policy file", rf.Key, rel)
 	}
 	data, err := pd.read(rel)
 	if err != nil {
-		return pd.errorf(rf.value, "ruleset %s: %q %s", rf.key, rel, rulesetfile.Problem(err))
+		return pd.Errorf(rf.Value, "ruleset %s: %q %s", rf.Key, rel, rulesetfile.Problem(err))
 	}
 	file := &RulesetFile{Path: rel, Data: data}
-	if rf.key == "nft" {
-		if file.Includes, err = pd.nftIncludes(rf.value, rel, data); err != nil {
+	if rf.Key == "nft" {
+		if file.Includes, err = pd.nftIncludes(rf.Value, rel, data); err != nil {
 			return err
 		}
 	}
@@ -69,8 +70,8 @@ func (pd *policyDecoder) rulesetFile(rf field) error {
 
 var verbs = []string{string(Allow), string(Deny), string(Drop), string(Reject)}
 
-func (pd *policyDecoder) decodeExpect(f field) error {
-	entries, err := pd.list(f.value, "expect")
+func (pd *policyDecoder) decodeExpect(f yamlnode.Field) error {
+	entries, err := pd.List(f.Value, "expect")
 	if err != nil {
 		return err
 	}
@@ -89,53 +90,53 @@ func (pd *policyDecoder) decodeExpect(f field) error {
 func (pd *policyDecoder) expectation(e ast.Node) (Expectation, error) {
 	var x Expectation
 	if _, ok := e.(*ast.MappingNode); !ok {
-		return x, pd.errorf(e, "expect entry: want a verb and what it matches, such as - deny: {port: 25/tcp}, found %s", describe(e))
+		return x, pd.Errorf(e, "expect entry: want a verb and what it matches, such as - deny: {port: 25/tcp}, found %s", yamlnode.Describe(e))
 	}
-	fields, err := pd.mapping(e, "expect entry", false)
+	fields, err := pd.Mapping(e, "expect entry", false)
 	if err != nil {
 		return x, err
 	}
 	switch {
 	case len(fields) == 0:
-		return x, pd.errorf(e, "empty expect entry: want one of %s, such as deny: {}", OrList(verbs))
+		return x, pd.Errorf(e, "empty expect entry: want one of %s, such as deny: {}", OrList(verbs))
 	case len(fields) > 1:
-		return x, pd.errorf(fields[1].node, "second verb %q in one expect entry (after %q): want exactly one verb per entry", fields[1].key, fields[0].key)
-	case !slices.Contains(verbs, fields[0].key):
-		return x, pd.errorf(fields[0].node, "unknown verb %q: want %s", fields[0].key, OrList(verbs))
+		return x, pd.Errorf(fields[1].Node, "second verb %q in one expect entry (after %q): want exactly one verb per entry", fields[1].Key, fields[0].Key)
+	case !slices.Contains(verbs, fields[0].Key):
+		return x, pd.Errorf(fields[0].Node, "unknown verb %q: want %s", fields[0].Key, OrList(verbs))
 	}
-	x.Verb = Verb(fields[0].key)
-	x.Line, _ = position(fields[0].node)
-	if v := fields[0].value; !isNull(v) {
+	x.Verb = Verb(fields[0].Key)
+	x.Line, _ = yamlnode.Position(fields[0].Node)
+	if v := fields[0].Value; !yamlnode.IsNull(v) {
 		if _, ok := v.(*ast.MappingNode); !ok {
-			return x, pd.errorf(v, "%s: want a mapping of user, client, host, address, port or family, such as {user: postfix}, found %s", x.Verb, describe(v))
+			return x, pd.Errorf(v, "%s: want a mapping of user, client, host, address, port or family, such as {user: postfix}, found %s", x.Verb, yamlnode.Describe(v))
 		}
 	}
-	body, err := pd.mapping(fields[0].value, string(x.Verb), true)
+	body, err := pd.Mapping(fields[0].Value, string(x.Verb), true)
 	if err != nil {
 		return x, err
 	}
 	bad := false
 	for _, f := range body {
-		switch f.key {
+		switch f.Key {
 		case "user":
-			x.Users, err = pd.selectNames(f.value, "user", pd.users)
+			x.Users, err = pd.selectNames(f.Value, "user", pd.users)
 			err = pd.nameSources(&x, UserSource, f, err)
 		case "client":
-			x.Clients, err = pd.selectNames(f.value, "client", pd.clientNames)
+			x.Clients, err = pd.selectNames(f.Value, "client", pd.clientNames)
 			err = pd.nameSources(&x, ClientSource, f, err)
 		case "address":
-			x.Addresses, err = pd.selectAddresses(f.value)
+			x.Addresses, err = pd.selectAddresses(f.Value)
 		case "host":
-			x.Hosts, err = pd.selectNames(f.value, "host", pd.hosts)
+			x.Hosts, err = pd.selectNames(f.Value, "host", pd.hosts)
 		case "port":
-			x.Ports, err = pd.selectPorts(f.value)
+			x.Ports, err = pd.selectPorts(f.Value)
 		case "family":
-			x.Family, err = pd.str(f.value, "family")
+			x.Family, err = pd.Str(f.Value, "family")
 			if err == nil && x.Family != "ipv4" && x.Family != "ipv6" {
-				err = pd.errorf(f.value, "unknown family %q: want ipv4 or ipv6 (leave family out for both)", x.Family)
+				err = pd.Errorf(f.Value, "unknown family %q: want ipv4 or ipv6 (leave family out for both)", x.Family)
 			}
 		default:
-			err = pd.errorf(f.node, "unknown key %q in %s: want user, client, host, address, port or family", f.key, x.Verb)
+			err = pd.Errorf(f.Node, "unknown key %q in %s: want user, client, host, address, port or family", f.Key, x.Verb)
 		}
 		if err != nil {
 			pd.fail(err)
@@ -156,9 +157,9 @@ func (pd *policyDecoder) selectNames(n ast.Node, kind string, known []string) ([
 	}
 	items := []ast.Node{n}
 	if _, ok := n.(*ast.SequenceNode); ok {
-		items, _ = pd.list(n, kind)
+		items, _ = pd.List(n, kind)
 		if len(items) == 0 {
-			return nil, pd.errorf(n, "%s: an empty list matches nothing: want a name, a list of names or \"*\"", kind)
+			return nil, pd.Errorf(n, "%s: an empty list matches nothing: want a name, a list of names or \"*\"", kind)
 		}
 	}
 	names := []string{}
@@ -166,13 +167,13 @@ func (pd *policyDecoder) selectNames(n ast.Node, kind string, known []string) ([
 		s, ok := item.(*ast.StringNode)
 		switch {
 		case !ok:
-			return nil, pd.errorf(item, "%s: want a name, a list of names or \"*\", found %s", kind, describe(item))
+			return nil, pd.Errorf(item, "%s: want a name, a list of names or \"*\", found %s", kind, yamlnode.Describe(item))
 		case s.Value == "*":
-			return nil, pd.errorf(item, "%s: \"*\" inside a list: write %s: \"*\" on its own", kind, kind)
+			return nil, pd.Errorf(item, "%s: \"*\" inside a list: write %s: \"*\" on its own", kind, kind)
 		case !slices.Contains(known, s.Value):
-			return nil, pd.errorf(item, "unknown %s %q: want one of %s", kind, s.Value, OrList(known))
+			return nil, pd.Errorf(item, "unknown %s %q: want one of %s", kind, s.Value, OrList(known))
 		case slices.Contains(names, s.Value):
-			return nil, pd.errorf(item, "%s %q is listed twice", kind, s.Value)
+			return nil, pd.Errorf(item, "%s %q is listed twice", kind, s.Value)
 		}
 		names = append(names, s.Value)
 	}
@@ -187,22 +188,22 @@ func (pd *policyDecoder) selectPorts(n ast.Node) ([]PortRange, error) {
 	}
 	items := []ast.Node{n}
 	if _, ok := n.(*ast.SequenceNode); ok {
-		items, _ = pd.list(n, "port")
+		items, _ = pd.List(n, "port")
 		if len(items) == 0 {
-			return nil, pd.errorf(n, "port: an empty list matches nothing: want a port, a list of ports or \"*\"")
+			return nil, pd.Errorf(n, "port: an empty list matches nothing: want a port, a list of ports or \"*\"")
 		}
 	}
 	ports := []PortRange{}
 	for _, item := range items {
 		if s, ok := item.(*ast.StringNode); ok && s.Value == "*" {
-			return nil, pd.errorf(item, "port: \"*\" inside a list: write port: \"*\" on its own")
+			return nil, pd.Errorf(item, "port: \"*\" inside a list: write port: \"*\" on its own")
 		}
 		p, err := pd.port(item, "port")
 		if err != nil {
 			return nil, err
 		}
 		if err := overlap(ports, p); err != "" {
-			return nil, pd.errorf(item, "%s", err)
+			return nil, pd.Errorf(item, "%s", err)
 		}
 		ports = append(ports, p)
 	}
@@ -230,7 +231,7 @@ func (pd *policyDecoder) coverage(at ast.Node) error {
 	if uncovered > 3 {
 		shown = "e.g. " + shown + ", ..."
 	}
-	return pd.errorf(at, "no expectation covers %d of %d probes (%s): add entries for them, or end expect with a catch-all such as - deny: {}",
+	return pd.Errorf(at, "no expectation covers %d of %d probes (%s): add entries for them, or end expect with a catch-all such as - deny: {}",
 		uncovered, total, shown)
 }
 
@@ -254,9 +255,9 @@ func (pd *policyDecoder) selectAddresses(n ast.Node) ([]netip.Prefix, error) {
 	}
 	items := []ast.Node{n}
 	if _, ok := n.(*ast.SequenceNode); ok {
-		items, _ = pd.list(n, "address")
+		items, _ = pd.List(n, "address")
 		if len(items) == 0 {
-			return nil, pd.errorf(n, "address: an empty list matches nothing: want an address, a prefix, a list of them or \"*\"")
+			return nil, pd.Errorf(n, "address: an empty list matches nothing: want an address, a prefix, a list of them or \"*\"")
 		}
 	}
 	var ps []netip.Prefix
@@ -264,16 +265,16 @@ func (pd *policyDecoder) selectAddresses(n ast.Node) ([]netip.Prefix, error) {
 		s, ok := item.(*ast.StringNode)
 		switch {
 		case !ok:
-			return nil, pd.errorf(item, "address: want an address or prefix such as 2001:db8::25 or 2000::/3, a list of them or \"*\", found %s", describe(item))
+			return nil, pd.Errorf(item, "address: want an address or prefix such as 2001:db8::25 or 2000::/3, a list of them or \"*\", found %s", yamlnode.Describe(item))
 		case s.Value == "*":
-			return nil, pd.errorf(item, "address: \"*\" inside a list: write address: \"*\" on its own")
+			return nil, pd.Errorf(item, "address: \"*\" inside a list: write address: \"*\" on its own")
 		}
 		p, err := parseSelectPrefix(s.Value)
 		if err != nil {
-			return nil, pd.errorf(item, "address: %v", err)
+			return nil, pd.Errorf(item, "address: %v", err)
 		}
 		if slices.Contains(ps, p) {
-			return nil, pd.errorf(item, "address %s is listed twice", p)
+			return nil, pd.Errorf(item, "address %s is listed twice", p)
 		}
 		ps = append(ps, p)
 	}
@@ -299,9 +300,9 @@ func parseSelectPrefix(s string) (netip.Prefix, error) {
 
 // nameSources records which kind of source an expectation names; naming
 // both user and client is an error: an entry selects one kind or both.
-func (pd *policyDecoder) nameSources(x *Expectation, kind SourceKind, f field, err error) error {
+func (pd *policyDecoder) nameSources(x *Expectation, kind SourceKind, f yamlnode.Field, err error) error {
 	if x.Sources != AnySource && x.Sources != kind {
-		return pd.errorf(f.node, "%s: an entry names user or client, not both: user selects users only, client clients only; leave both out to match every source, or write two entries", x.Verb)
+		return pd.Errorf(f.Node, "%s: an entry names user or client, not both: user selects users only, client clients only; leave both out to match every source, or write two entries", x.Verb)
 	}
 	x.Sources = kind
 	return err
@@ -312,7 +313,7 @@ func (pd *policyDecoder) nameSources(x *Expectation, kind SourceKind, f field, e
 func (pd *policyDecoder) nftIncludes(at ast.Node, rel string, data []byte) ([]nftinclude.File, error) {
 	files, err := rulesetfile.NFTIncludes(pd.read, rel, data)
 	if err != nil {
-		return nil, pd.errorf(at, "ruleset nft: %s", err)
+		return nil, pd.Errorf(at, "ruleset nft: %s", err)
 	}
 	return files, nil
 }
@@ -333,7 +334,7 @@ func (pd *policyDecoder) checkOwners(file *RulesetFile) error {
 			groups = append(groups, u.Name)
 		}
 	}
-	dir := filepath.Dir(pd.file)
+	dir := filepath.Dir(pd.File)
 	bad := false
 	check := func(rel string, data []byte) {
 		for _, o := range rulesetfile.OwnerNames(data) {

@@ -5,22 +5,23 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/egresslab/egresslab/scenarios/policy/yamlnode"
 	"github.com/goccy/go-yaml/ast"
 )
 
-func (pd *policyDecoder) decodeHosts(f field) error {
-	fields, err := pd.mapping(f.value, "hosts", false)
+func (pd *policyDecoder) decodeHosts(f yamlnode.Field) error {
+	fields, err := pd.Mapping(f.Value, "hosts", false)
 	if err != nil {
 		return err
 	}
 	if len(fields) == 0 {
-		return pd.errorf(f.node, "no hosts: want at least one destination to probe")
+		return pd.Errorf(f.Node, "no hosts: want at least one destination to probe")
 	}
 	for _, hf := range fields {
-		pd.hosts = append(pd.hosts, hf.key) // named, even when in error
-		pd.hostNodes[hf.key] = hf.node
-		if err := checkDNSName("host", hf.key); err != nil {
-			pd.fail(pd.errorf(hf.node, "%v", err))
+		pd.hosts = append(pd.hosts, hf.Key) // named, even when in error
+		pd.hostNodes[hf.Key] = hf.Node
+		if err := checkDNSName("host", hf.Key); err != nil {
+			pd.fail(pd.Errorf(hf.Node, "%v", err))
 			continue
 		}
 		h, err := pd.host(hf)
@@ -33,10 +34,10 @@ func (pd *policyDecoder) decodeHosts(f field) error {
 	return nil
 }
 
-func (pd *policyDecoder) host(hf field) (Host, error) {
-	h := Host{Name: hf.key}
+func (pd *policyDecoder) host(hf yamlnode.Field) (Host, error) {
+	h := Host{Name: hf.Key}
 	what := fmt.Sprintf("host %q", h.Name)
-	fields, err := pd.mapping(hf.value, what, false)
+	fields, err := pd.Mapping(hf.Value, what, false)
 	if err != nil {
 		return h, err
 	}
@@ -47,16 +48,16 @@ func (pd *policyDecoder) host(hf field) (Host, error) {
 	fail := func(err error) { pd.fail(err); bad = true }
 fieldLoop:
 	for _, f := range fields {
-		switch f.key {
+		switch f.Key {
 		case "addresses":
 			hasAddresses = true
-			items, err := pd.list(f.value, "addresses of "+what)
+			items, err := pd.List(f.Value, "addresses of "+what)
 			if err != nil {
 				fail(err)
 				continue
 			}
 			if len(items) == 0 {
-				fail(pd.errorf(f.value, "%s has an empty list of addresses: want at least one", what))
+				fail(pd.Errorf(f.Value, "%s has an empty list of addresses: want at least one", what))
 				continue
 			}
 			for _, item := range items {
@@ -70,13 +71,13 @@ fieldLoop:
 			}
 		case "ports":
 			hasPorts = true
-			items, err := pd.list(f.value, "ports of "+what)
+			items, err := pd.List(f.Value, "ports of "+what)
 			if err != nil {
 				fail(err)
 				continue
 			}
 			if len(items) == 0 {
-				fail(pd.errorf(f.value, "%s has an empty list of ports: want at least one", what))
+				fail(pd.Errorf(f.Value, "%s has an empty list of ports: want at least one", what))
 				continue
 			}
 			for _, item := range items {
@@ -86,25 +87,25 @@ fieldLoop:
 					continue
 				}
 				if err := overlap(h.Ports, p); err != "" {
-					fail(pd.errorf(item, "%s in %s", err, what))
+					fail(pd.Errorf(item, "%s in %s", err, what))
 					continue
 				}
 				h.Ports = append(h.Ports, p)
 				portNodes = append(portNodes, item)
 			}
 		case "served-by":
-			name, err := pd.str(f.value, "served-by of "+what)
+			name, err := pd.Str(f.Value, "served-by of "+what)
 			if err != nil {
 				fail(err)
 				continue
 			}
 			if !slices.Contains(pd.users, name) {
-				fail(pd.errorf(f.value, "served-by: unknown user %q in %s: want one of %s", name, what, OrList(pd.users)))
+				fail(pd.Errorf(f.Value, "served-by: unknown user %q in %s: want one of %s", name, what, OrList(pd.users)))
 				continue fieldLoop
 			}
-			h.ServedBy, servedByNode = name, f.value
+			h.ServedBy, servedByNode = name, f.Value
 		default:
-			fail(pd.errorf(f.node, "unknown key %q in %s: want addresses, ports or served-by", f.key, what))
+			fail(pd.Errorf(f.Node, "unknown key %q in %s: want addresses, ports or served-by", f.Key, what))
 		}
 	}
 	if bad {
@@ -112,14 +113,14 @@ fieldLoop:
 	}
 	for _, a := range h.Addresses {
 		if servedByNode != nil && !a.IsLoopback() {
-			return h, pd.errorf(servedByNode, "served-by in %s: only loopback hosts run on this host (address %s is one hop away, beyond the uplink)", what, a)
+			return h, pd.Errorf(servedByNode, "served-by in %s: only loopback hosts run on this host (address %s is one hop away, beyond the uplink)", what, a)
 		}
 	}
 	switch {
 	case !hasAddresses:
-		return h, pd.errorf(hf.node, "%s has no addresses: want addresses: [...]", what)
+		return h, pd.Errorf(hf.Node, "%s has no addresses: want addresses: [...]", what)
 	case !hasPorts:
-		return h, pd.errorf(hf.node, "%s has no ports: want ports: [...]", what)
+		return h, pd.Errorf(hf.Node, "%s has no ports: want ports: [...]", what)
 	}
 	for _, dns := range labDNS {
 		if !slices.Contains(h.Addresses, dns) {
@@ -127,7 +128,7 @@ fieldLoop:
 		}
 		for i, p := range h.Ports {
 			if p.First <= 53 && 53 <= p.Last {
-				return h, pd.errorf(portNodes[i], "%s serves %s on %s, where the lab's own DNS listens: use another address or port", what, p, dns)
+				return h, pd.Errorf(portNodes[i], "%s serves %s on %s, where the lab's own DNS listens: use another address or port", what, p, dns)
 			}
 		}
 	}
@@ -135,19 +136,19 @@ fieldLoop:
 }
 
 func (pd *policyDecoder) address(n ast.Node, host string) (netip.Addr, error) {
-	s, err := pd.str(n, fmt.Sprintf("address of host %q", host))
+	s, err := pd.Str(n, fmt.Sprintf("address of host %q", host))
 	if err != nil {
 		return netip.Addr{}, err
 	}
 	a, err := parseAddr(s)
 	if err != nil {
-		return a, pd.errorf(n, "host %q: %v", host, err)
+		return a, pd.Errorf(n, "host %q: %v", host, err)
 	}
 	switch other, ok := pd.owner[a]; {
 	case ok && other == host:
-		return a, pd.errorf(n, "address %s is listed twice in host %q", a, host)
+		return a, pd.Errorf(n, "address %s is listed twice in host %q", a, host)
 	case ok:
-		return a, pd.errorf(n, "address %s of host %q already belongs to host %q: the lab serves each address once", a, host, other)
+		return a, pd.Errorf(n, "address %s of host %q already belongs to host %q: the lab serves each address once", a, host, other)
 	}
 	return a, nil
 }
@@ -158,15 +159,15 @@ func (pd *policyDecoder) port(n ast.Node, what string) (PortRange, error) {
 	var s string
 	switch v := n.(type) {
 	case *ast.IntegerNode:
-		s = nodeName(v)
+		s = yamlnode.NodeName(v)
 	case *ast.StringNode:
 		s = v.Value
 	default:
-		return PortRange{}, pd.errorf(n, "%s: want a port such as 25/tcp, 53/udp, 25 or a range such as 1-1024/tcp, found %s", what, describe(n))
+		return PortRange{}, pd.Errorf(n, "%s: want a port such as 25/tcp, 53/udp, 25 or a range such as 1-1024/tcp, found %s", what, yamlnode.Describe(n))
 	}
 	p, err := ParsePorts(s)
 	if err != nil {
-		return p, pd.errorf(n, "%s: %v", what, err)
+		return p, pd.Errorf(n, "%s: %v", what, err)
 	}
 	return p, nil
 }
@@ -185,49 +186,49 @@ func overlap(have []PortRange, p PortRange) string {
 	return ""
 }
 
-func (pd *policyDecoder) decodeMX(f field) error {
-	fields, err := pd.mapping(f.value, "mx", true)
+func (pd *policyDecoder) decodeMX(f yamlnode.Field) error {
+	fields, err := pd.Mapping(f.Value, "mx", true)
 	if err != nil {
 		return err
 	}
 	for _, mf := range fields {
-		if err := checkDNSName("mx domain", mf.key); err != nil {
-			pd.fail(pd.errorf(mf.node, "%v", err))
+		if err := checkDNSName("mx domain", mf.Key); err != nil {
+			pd.fail(pd.Errorf(mf.Node, "%v", err))
 			continue
 		}
-		host, err := pd.str(mf.value, fmt.Sprintf("mx %q", mf.key))
+		host, err := pd.Str(mf.Value, fmt.Sprintf("mx %q", mf.Key))
 		if err != nil {
 			pd.fail(err)
 			continue
 		}
 		if !slices.Contains(pd.hosts, host) {
-			pd.fail(pd.errorf(mf.value, "mx %q: unknown host %q: want one of hosts: %s", mf.key, host, OrList(pd.hosts)))
+			pd.fail(pd.Errorf(mf.Value, "mx %q: unknown host %q: want one of hosts: %s", mf.Key, host, OrList(pd.hosts)))
 			continue
 		}
-		pd.p.MX = append(pd.p.MX, MX{Domain: mf.key, Host: host})
+		pd.p.MX = append(pd.p.MX, MX{Domain: mf.Key, Host: host})
 	}
 	return nil
 }
 
-func (pd *policyDecoder) decodeLab(f field) error {
+func (pd *policyDecoder) decodeLab(f yamlnode.Field) error {
 	lab := Lab{Uplink: "eth0", Backend: "nft"}
-	fields, err := pd.mapping(f.value, "lab", true)
+	fields, err := pd.Mapping(f.Value, "lab", true)
 	if err != nil {
 		return err
 	}
 	for _, lf := range fields {
-		switch lf.key {
+		switch lf.Key {
 		case "uplink":
-			s, err := pd.str(lf.value, "lab uplink")
+			s, err := pd.Str(lf.Value, "lab uplink")
 			if err != nil {
 				return err
 			}
 			if err := checkInterface(s); err != nil {
-				return pd.errorf(lf.value, "%v", err)
+				return pd.Errorf(lf.Value, "%v", err)
 			}
 			lab.Uplink = s
 		case "addresses":
-			items, err := pd.list(lf.value, "lab addresses")
+			items, err := pd.List(lf.Value, "lab addresses")
 			if err != nil {
 				return err
 			}
@@ -239,16 +240,16 @@ func (pd *policyDecoder) decodeLab(f field) error {
 				lab.Addresses = append(lab.Addresses, p)
 			}
 		case "backend":
-			s, err := pd.str(lf.value, "lab backend")
+			s, err := pd.Str(lf.Value, "lab backend")
 			if err != nil {
 				return err
 			}
 			if s != "nft" && s != "legacy" {
-				return pd.errorf(lf.value, "unknown lab backend %q: want nft or legacy", s)
+				return pd.Errorf(lf.Value, "unknown lab backend %q: want nft or legacy", s)
 			}
 			lab.Backend = s
 		default:
-			return pd.errorf(lf.node, "unknown key %q in lab: want uplink, addresses or backend", lf.key)
+			return pd.Errorf(lf.Node, "unknown key %q in lab: want uplink, addresses or backend", lf.Key)
 		}
 	}
 	// A family the file leaves out still needs an uplink address: take the
@@ -259,7 +260,7 @@ func (pd *policyDecoder) decodeLab(f field) error {
 		}
 		i := slices.IndexFunc(defaultLabAddresses[fam], func(p netip.Prefix) bool { return pd.hostIn(p) == "" })
 		if i < 0 {
-			return pd.errorf(f.node, "no default lab address for %s is free of host addresses: set lab.addresses", fam)
+			return pd.Errorf(f.Node, "no default lab address for %s is free of host addresses: set lab.addresses", fam)
 		}
 		lab.Addresses = append(lab.Addresses, defaultLabAddresses[fam][i])
 	}
@@ -268,21 +269,21 @@ func (pd *policyDecoder) decodeLab(f field) error {
 }
 
 func (pd *policyDecoder) labAddress(n ast.Node, have []netip.Prefix) (netip.Prefix, error) {
-	s, err := pd.str(n, "lab address")
+	s, err := pd.Str(n, "lab address")
 	if err != nil {
 		return netip.Prefix{}, err
 	}
 	p, err := parseLabPrefix(s)
 	if err != nil {
-		return p, pd.errorf(n, "%v", err)
+		return p, pd.Errorf(n, "%v", err)
 	}
 	for _, q := range have {
 		if Family(q.Addr()) == Family(p.Addr()) {
-			return p, pd.errorf(n, "lab address %s is a second %s address (after %s): want at most one per family", p, Family(p.Addr()), q)
+			return p, pd.Errorf(n, "lab address %s is a second %s address (after %s): want at most one per family", p, Family(p.Addr()), q)
 		}
 	}
 	if h := pd.hostIn(p); h != "" {
-		return p, pd.errorf(n, "lab address %s is on the same network as host %q: hosts live one hop away, beyond the uplink; pick another prefix", p, h)
+		return p, pd.Errorf(n, "lab address %s is on the same network as host %q: hosts live one hop away, beyond the uplink; pick another prefix", p, h)
 	}
 	return p, nil
 }

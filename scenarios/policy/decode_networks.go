@@ -5,28 +5,29 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/egresslab/egresslab/scenarios/policy/yamlnode"
 	"github.com/goccy/go-yaml/ast"
 )
 
 // decodeNetworks reads `networks:`. Users, hosts and groups are decoded
 // before it: client names share the users' namespace, and network addresses
 // must stay clear of the hosts.
-func (pd *policyDecoder) decodeNetworks(f field) error {
-	fields, err := pd.mapping(f.value, "networks", true)
+func (pd *policyDecoder) decodeNetworks(f yamlnode.Field) error {
+	fields, err := pd.Mapping(f.Value, "networks", true)
 	if err != nil {
 		return err
 	}
 	names := map[string]ast.Node{}
 	for _, nf := range fields {
-		if err := checkNetworkName(nf.key); err != nil {
-			pd.fail(pd.errorf(nf.node, "%v", err))
+		if err := checkNetworkName(nf.Key); err != nil {
+			pd.fail(pd.Errorf(nf.Node, "%v", err))
 			continue
 		}
-		if nf.key == pd.p.Lab.Uplink {
-			pd.fail(pd.errorf(nf.node, "network %q has the name of the lab's uplink: want another interface name", nf.key))
+		if nf.Key == pd.p.Lab.Uplink {
+			pd.fail(pd.Errorf(nf.Node, "network %q has the name of the lab's uplink: want another interface name", nf.Key))
 			continue
 		}
-		names[nf.key] = nf.node
+		names[nf.Key] = nf.Node
 		n, err := pd.network(nf)
 		if err != nil {
 			pd.fail(err)
@@ -37,27 +38,27 @@ func (pd *policyDecoder) decodeNetworks(f field) error {
 	return nil
 }
 
-func (pd *policyDecoder) network(nf field) (Network, error) {
-	n := Network{Name: nf.key}
+func (pd *policyDecoder) network(nf yamlnode.Field) (Network, error) {
+	n := Network{Name: nf.Key}
 	what := fmt.Sprintf("network %q", n.Name)
-	fields, err := pd.mapping(nf.value, what, false)
+	fields, err := pd.Mapping(nf.Value, what, false)
 	if err != nil {
 		return n, err
 	}
-	var clientsField *field
+	var clientsField *yamlnode.Field
 	hasAddresses, bad := false, false
 	for _, f := range fields {
-		switch f.key {
+		switch f.Key {
 		case "addresses":
 			hasAddresses = true
-			items, err := pd.list(f.value, "addresses of "+what)
+			items, err := pd.List(f.Value, "addresses of "+what)
 			if err != nil {
 				pd.fail(err)
 				bad = true
 				continue
 			}
 			if len(items) == 0 {
-				pd.fail(pd.errorf(f.value, "%s has an empty list of addresses: want the host's address on it, such as 172.17.0.1/16", what))
+				pd.fail(pd.Errorf(f.Value, "%s has an empty list of addresses: want the host's address on it, such as 172.17.0.1/16", what))
 				bad = true
 			}
 			for _, item := range items {
@@ -73,12 +74,12 @@ func (pd *policyDecoder) network(nf field) (Network, error) {
 		case "clients":
 			clientsField = &f
 		default:
-			pd.fail(pd.errorf(f.node, "unknown key %q in %s: want addresses or clients", f.key, what))
+			pd.fail(pd.Errorf(f.Node, "unknown key %q in %s: want addresses or clients", f.Key, what))
 			bad = true
 		}
 	}
 	if !hasAddresses {
-		pd.fail(pd.errorf(nf.node, "%s has no addresses: want the host's own address on it with its prefix, such as addresses: [172.17.0.1/16]", what))
+		pd.fail(pd.Errorf(nf.Node, "%s has no addresses: want the host's own address on it with its prefix, such as addresses: [172.17.0.1/16]", what))
 		bad = true
 	}
 	if clientsField != nil {
@@ -103,33 +104,33 @@ type networkPrefix struct {
 // with its prefix length, inside neither another network nor the lab's
 // uplink, holding no host of the policy.
 func (pd *policyDecoder) networkAddress(n ast.Node, what string, have []netip.Prefix) (netip.Prefix, error) {
-	s, err := pd.str(n, "address of "+what)
+	s, err := pd.Str(n, "address of "+what)
 	if err != nil {
 		return netip.Prefix{}, err
 	}
 	p, err := parseNetworkPrefix(s)
 	if err != nil {
-		return p, pd.errorf(n, "%s: %v", what, err)
+		return p, pd.Errorf(n, "%s: %v", what, err)
 	}
 	if host, ok := pd.owner[p.Addr()]; ok {
-		return p, pd.errorf(n, "%s: address %s is an address of host %q: hosts live one hop away, beyond the uplink; the host's address on a network is its clients' gateway", what, p.Addr(), host)
+		return p, pd.Errorf(n, "%s: address %s is an address of host %q: hosts live one hop away, beyond the uplink; the host's address on a network is its clients' gateway", what, p.Addr(), host)
 	}
 	if h := pd.hostIn(p); h != "" {
-		return p, pd.errorf(n, "%s: prefix %s holds host %q: hosts live one hop away, beyond the uplink, not on a network the host routes for; pick another prefix", what, p.Masked(), h)
+		return p, pd.Errorf(n, "%s: prefix %s holds host %q: hosts live one hop away, beyond the uplink, not on a network the host routes for; pick another prefix", what, p.Masked(), h)
 	}
 	for _, q := range have {
 		if Family(q.Addr()) == Family(p.Addr()) {
-			return p, pd.errorf(n, "%s: %s is a second %s address (after %s): want at most one per family", what, p, familyName(Family(p.Addr())), q)
+			return p, pd.Errorf(n, "%s: %s is a second %s address (after %s): want at most one per family", what, p, familyName(Family(p.Addr())), q)
 		}
 	}
 	for _, u := range pd.p.Lab.Addresses {
 		if u.Overlaps(p) {
-			return p, pd.errorf(n, "%s: prefix %s overlaps the lab's uplink address %s: a network behind the host is not its uplink's; pick another prefix or set lab.addresses", what, p.Masked(), u)
+			return p, pd.Errorf(n, "%s: prefix %s overlaps the lab's uplink address %s: a network behind the host is not its uplink's; pick another prefix or set lab.addresses", what, p.Masked(), u)
 		}
 	}
 	for _, o := range pd.networkPrefixes {
 		if o.prefix.Overlaps(p) {
-			return p, pd.errorf(n, "%s: prefix %s overlaps %s of network %q: the host routes each prefix to one interface", what, p.Masked(), o.prefix.Masked(), o.network)
+			return p, pd.Errorf(n, "%s: prefix %s overlaps %s of network %q: the host routes each prefix to one interface", what, p.Masked(), o.prefix.Masked(), o.network)
 		}
 	}
 	return p, nil
@@ -137,20 +138,20 @@ func (pd *policyDecoder) networkAddress(n ast.Node, what string, have []netip.Pr
 
 // clients reads a network's clients; those in error are left out, their
 // errors recorded.
-func (pd *policyDecoder) clients(f field, n Network, what string, placeable bool) []Client {
-	fields, err := pd.mapping(f.value, "clients of "+what, false)
+func (pd *policyDecoder) clients(f yamlnode.Field, n Network, what string, placeable bool) []Client {
+	fields, err := pd.Mapping(f.Value, "clients of "+what, false)
 	if err != nil {
 		pd.fail(err)
 		return nil
 	}
 	if len(fields) == 0 {
-		pd.fail(pd.errorf(f.node, "%s has no clients: want at least one, such as web: {addresses: [172.17.0.2]}, or leave clients out", what))
+		pd.fail(pd.Errorf(f.Node, "%s has no clients: want at least one, such as web: {addresses: [172.17.0.2]}, or leave clients out", what))
 		return nil
 	}
 	var cs []Client
 	for _, cf := range fields {
-		if err := checkAccount("client", cf.key); err != nil {
-			pd.fail(pd.errorf(cf.node, "%v", err))
+		if err := checkAccount("client", cf.Key); err != nil {
+			pd.fail(pd.Errorf(cf.Node, "%v", err))
 			continue
 		}
 		if err := pd.claimSourceName(cf, n.Name); err != nil {
@@ -169,43 +170,43 @@ func (pd *policyDecoder) clients(f field, n Network, what string, placeable bool
 
 // claimSourceName makes sure a client's name is no user's and no other
 // client's: probes, tables and `client:` in expect name a source by it.
-func (pd *policyDecoder) claimSourceName(cf field, network string) error {
-	if slices.Contains(pd.users, cf.key) {
-		return pd.errorf(cf.node, "client %q of network %q has the name of a user: users and clients share one namespace; rename the client", cf.key, network)
+func (pd *policyDecoder) claimSourceName(cf yamlnode.Field, network string) error {
+	if slices.Contains(pd.users, cf.Key) {
+		return pd.Errorf(cf.Node, "client %q of network %q has the name of a user: users and clients share one namespace; rename the client", cf.Key, network)
 	}
-	if other, ok := pd.clientNetwork[cf.key]; ok {
+	if other, ok := pd.clientNetwork[cf.Key]; ok {
 		if other == network {
-			return pd.errorf(cf.node, "client %q is listed twice in network %q", cf.key, network)
+			return pd.Errorf(cf.Node, "client %q is listed twice in network %q", cf.Key, network)
 		}
-		return pd.errorf(cf.node, "client %q of network %q is already a client of network %q: want one name per client", cf.key, network, other)
+		return pd.Errorf(cf.Node, "client %q of network %q is already a client of network %q: want one name per client", cf.Key, network, other)
 	}
-	pd.clientNetwork[cf.key] = network
-	pd.clientNames = append(pd.clientNames, cf.key)
+	pd.clientNetwork[cf.Key] = network
+	pd.clientNames = append(pd.clientNames, cf.Key)
 	return nil
 }
 
 // client reads one client; with placeable false (its network's addresses are
 // in error) where its addresses lie is not checked.
-func (pd *policyDecoder) client(cf field, n Network, placeable bool) (Client, error) {
-	c := Client{Name: cf.key, Network: n.Name}
+func (pd *policyDecoder) client(cf yamlnode.Field, n Network, placeable bool) (Client, error) {
+	c := Client{Name: cf.Key, Network: n.Name}
 	what := fmt.Sprintf("client %q of network %q", c.Name, n.Name)
-	fields, err := pd.mapping(cf.value, what, false)
+	fields, err := pd.Mapping(cf.Value, what, false)
 	if err != nil {
 		return c, err
 	}
 	hasAddresses, bad := false, false
 	for _, f := range fields {
-		switch f.key {
+		switch f.Key {
 		case "addresses":
 			hasAddresses = true
-			items, err := pd.list(f.value, "addresses of "+what)
+			items, err := pd.List(f.Value, "addresses of "+what)
 			if err != nil {
 				pd.fail(err)
 				bad = true
 				continue
 			}
 			if len(items) == 0 {
-				pd.fail(pd.errorf(f.value, "%s has an empty list of addresses: want at least one", what))
+				pd.fail(pd.Errorf(f.Value, "%s has an empty list of addresses: want at least one", what))
 				bad = true
 			}
 			for _, item := range items {
@@ -218,15 +219,15 @@ func (pd *policyDecoder) client(cf field, n Network, placeable bool) (Client, er
 				c.Addresses = append(c.Addresses, a)
 			}
 		case "uid", "gid", "groups":
-			pd.fail(pd.errorf(f.node, "%s: %s does not apply to a client: it probes as the root of its own machine; to probe as a host identity, make it a user", what, f.key))
+			pd.fail(pd.Errorf(f.Node, "%s: %s does not apply to a client: it probes as the root of its own machine; to probe as a host identity, make it a user", what, f.Key))
 			bad = true
 		default:
-			pd.fail(pd.errorf(f.node, "unknown key %q in %s: want addresses", f.key, what))
+			pd.fail(pd.Errorf(f.Node, "unknown key %q in %s: want addresses", f.Key, what))
 			bad = true
 		}
 	}
 	if !hasAddresses {
-		pd.fail(pd.errorf(cf.node, "%s has no addresses: want addresses: [...], inside the network's prefixes", what))
+		pd.fail(pd.Errorf(cf.Node, "%s has no addresses: want addresses: [...], inside the network's prefixes", what))
 		bad = true
 	}
 	if bad {
@@ -236,16 +237,16 @@ func (pd *policyDecoder) client(cf field, n Network, placeable bool) (Client, er
 }
 
 func (pd *policyDecoder) clientAddress(n ast.Node, what string, net Network, placeable bool, have []netip.Addr) (netip.Addr, error) {
-	s, err := pd.str(n, "address of "+what)
+	s, err := pd.Str(n, "address of "+what)
 	if err != nil {
 		return netip.Addr{}, err
 	}
 	a, err := parseAddr(s)
 	if err != nil {
-		return a, pd.errorf(n, "%s: %v", what, err)
+		return a, pd.Errorf(n, "%s: %v", what, err)
 	}
 	if a.IsLoopback() {
-		return a, pd.errorf(n, "%s: address %s is loopback: want an address inside the network's prefixes", what, a)
+		return a, pd.Errorf(n, "%s: address %s is loopback: want an address inside the network's prefixes", what, a)
 	}
 	if !placeable {
 		return a, nil // the network's own error is the one to fix
@@ -253,20 +254,20 @@ func (pd *policyDecoder) clientAddress(n ast.Node, what string, net Network, pla
 	gw, ok := net.Gateway(Family(a))
 	switch {
 	case !ok || !gw.Contains(a):
-		return a, pd.errorf(n, "%s: address %s is outside the network's prefixes (%s): a client's address lies inside one of them", what, a, prefixList(net.Addresses))
+		return a, pd.Errorf(n, "%s: address %s is outside the network's prefixes (%s): a client's address lies inside one of them", what, a, prefixList(net.Addresses))
 	case a == gw.Addr():
-		return a, pd.errorf(n, "%s: address %s is the host's own address on the network (the clients' gateway): want another address in %s", what, a, gw.Masked())
+		return a, pd.Errorf(n, "%s: address %s is the host's own address on the network (the clients' gateway): want another address in %s", what, a, gw.Masked())
 	case a == gw.Masked().Addr():
-		return a, pd.errorf(n, "%s: address %s is the network's own address: want a host address in %s", what, a, gw.Masked())
+		return a, pd.Errorf(n, "%s: address %s is the network's own address: want a host address in %s", what, a, gw.Masked())
 	case a.Is4() && a == lastAddr(gw.Masked()):
-		return a, pd.errorf(n, "%s: address %s is the broadcast address of %s: want a host address in it", what, a, gw.Masked())
+		return a, pd.Errorf(n, "%s: address %s is the broadcast address of %s: want a host address in it", what, a, gw.Masked())
 	case slices.Contains(have, a):
-		return a, pd.errorf(n, "%s: address %s is listed twice", what, a)
+		return a, pd.Errorf(n, "%s: address %s is listed twice", what, a)
 	case slices.ContainsFunc(have, func(h netip.Addr) bool { return Family(h) == Family(a) }):
-		return a, pd.errorf(n, "%s: %s is a second %s address: want at most one per family (a client's source in each family is its one address)", what, a, familyName(Family(a)))
+		return a, pd.Errorf(n, "%s: %s is a second %s address: want at most one per family (a client's source in each family is its one address)", what, a, familyName(Family(a)))
 	}
 	if other, ok := pd.clientAddrs[a]; ok {
-		return a, pd.errorf(n, "%s: address %s already belongs to client %q: want one address per client", what, a, other)
+		return a, pd.Errorf(n, "%s: address %s already belongs to client %q: want one address per client", what, a, other)
 	}
 	pd.clientAddrs[a] = what
 	return a, nil

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/egresslab/egresslab/scenarios/policy/yamlnode"
 	"github.com/goccy/go-yaml/ast"
 )
 
@@ -213,8 +214,8 @@ func (p *Policy) match(src source, host string, addr netip.Addr, port Port) (rul
 func (pd *policyDecoder) warnings() []Warning {
 	var ws []Warning
 	at := func(n ast.Node, format string, args ...any) Warning {
-		line, col := position(n)
-		return Warning{File: pd.file, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)}
+		line, col := yamlnode.Position(n)
+		return Warning{File: pd.File, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)}
 	}
 	for _, h := range pd.p.Hosts {
 		has := map[string]bool{}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/egresslab/egresslab/internal/nftinclude"
 	"github.com/egresslab/egresslab/scenarios/policy/rulesetfile"
+	"github.com/egresslab/egresslab/scenarios/policy/yamlnode"
 )
 
 // Policy is a validated policy file (docs/policy.md, version 1). Everything in it has
@@ -184,45 +185,11 @@ type Expectation struct {
 	Line      int            // line of the entry in the policy file
 }
 
-// Error is a policy error at a place in the policy file. Column (and Line)
-// are zero when unknown.
-type Error struct {
-	File   string
-	Line   int
-	Column int
-	Msg    string
-}
+// Error is a policy error at a place in a policy file (or a file it names).
+type Error = yamlnode.Error
 
-func (e *Error) Error() string {
-	switch {
-	case e.Line == 0:
-		return fmt.Sprintf("%s: %s", e.File, e.Msg)
-	case e.Column == 0:
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	}
-	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
-}
-
-// Errors is every policy error one pass over a file found, in file order:
-// three typos are three lines of one run, not three runs. errors.As finds
-// the first *Error in it.
-type Errors []*Error
-
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-func (es Errors) Unwrap() []error {
-	errs := make([]error, len(es))
-	for i, e := range es {
-		errs[i] = e
-	}
-	return errs
-}
+// Errors is every policy error one pass over a file found, in file order.
+type Errors = yamlnode.Errors
 
 // Warning is something a valid policy probably did not mean: an expectation
 // that selects no probe, a host with addresses of one family only. It fails

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"github.com/egresslab/egresslab/scenarios/policy/yamlnode"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -126,8 +127,8 @@ func ParsePorts(s string) (PortRange, error) {
 	if !isRange {
 		last = first
 	}
-	lo, err1 := decimal(first, 65535)
-	hi, err2 := decimal(last, 65535)
+	lo, err1 := yamlnode.Decimal(first, 65535)
+	hi, err2 := yamlnode.Decimal(last, 65535)
 	switch {
 	case isRange && (err1 != nil || err2 != nil || lo == 0 || hi == 0):
 		return PortRange{}, fmt.Errorf("bad port range %q: want N-M/tcp or N-M/udp, N and M from 1 to 65535", s)
