@@ -13,6 +13,7 @@ import (
 	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios/policy"
+	"github.com/egresslab/egresslab/scenarios/policy/value"
 	"github.com/egresslab/egresslab/scenarios/report"
 )
 
@@ -69,7 +70,7 @@ func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result,
 	if i < 0 {
 		return nil, fmt.Errorf("probe %q: no such host in policy %s", host, s.policy.Name)
 	}
-	r, err := policy.ParsePorts(port)
+	r, err := value.ParsePorts(port)
 	if err == nil && r.First != r.Last {
 		err = fmt.Errorf("port %q is a range: probe one port at a time", port)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/egresslab/egresslab/internal/nftinclude"
 	"github.com/egresslab/egresslab/scenarios/policy/rulesetfile"
+	"github.com/egresslab/egresslab/scenarios/policy/value"
 	"github.com/egresslab/egresslab/scenarios/policy/yamlnode"
 	"github.com/goccy/go-yaml/ast"
 )
@@ -269,7 +270,7 @@ func (pd *policyDecoder) selectAddresses(n ast.Node) ([]netip.Prefix, error) {
 		case s.Value == "*":
 			return nil, pd.Errorf(item, "address: \"*\" inside a list: write address: \"*\" on its own")
 		}
-		p, err := parseSelectPrefix(s.Value)
+		p, err := value.ParseSelectPrefix(s.Value)
 		if err != nil {
 			return nil, pd.Errorf(item, "address: %v", err)
 		}
@@ -279,23 +280,6 @@ func (pd *policyDecoder) selectAddresses(n ast.Node) ([]netip.Prefix, error) {
 		ps = append(ps, p)
 	}
 	return ps, nil
-}
-
-func parseSelectPrefix(s string) (netip.Prefix, error) {
-	if a, err := netip.ParseAddr(s); err == nil {
-		if a.Zone() != "" || a.Is4In6() {
-			return netip.Prefix{}, fmt.Errorf("bad address %q: want an address without zone, IPv4 written as IPv4", s)
-		}
-		return netip.PrefixFrom(a, a.BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil || p.Addr().Is4In6() {
-		return netip.Prefix{}, fmt.Errorf("bad address %q: want an address such as 2001:db8::25 or a prefix such as 2000::/3", s)
-	}
-	if p != p.Masked() {
-		return netip.Prefix{}, fmt.Errorf("prefix %s has host bits set: write %s", p, p.Masked())
-	}
-	return p, nil
 }
 
 // nameSources records which kind of source an expectation names; naming

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/egresslab/egresslab/scenarios/policy/value"
 	"github.com/egresslab/egresslab/scenarios/policy/yamlnode"
 	"github.com/goccy/go-yaml/ast"
 )
@@ -20,7 +21,7 @@ func (pd *policyDecoder) decodeHosts(f yamlnode.Field) error {
 	for _, hf := range fields {
 		pd.hosts = append(pd.hosts, hf.Key) // named, even when in error
 		pd.hostNodes[hf.Key] = hf.Node
-		if err := checkDNSName("host", hf.Key); err != nil {
+		if err := value.CheckDNSName("host", hf.Key); err != nil {
 			pd.fail(pd.Errorf(hf.Node, "%v", err))
 			continue
 		}
@@ -140,7 +141,7 @@ func (pd *policyDecoder) address(n ast.Node, host string) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	a, err := parseAddr(s)
+	a, err := value.ParseAddr(s)
 	if err != nil {
 		return a, pd.Errorf(n, "host %q: %v", host, err)
 	}
@@ -165,7 +166,7 @@ func (pd *policyDecoder) port(n ast.Node, what string) (PortRange, error) {
 	default:
 		return PortRange{}, pd.Errorf(n, "%s: want a port such as 25/tcp, 53/udp, 25 or a range such as 1-1024/tcp, found %s", what, yamlnode.Describe(n))
 	}
-	p, err := ParsePorts(s)
+	p, err := value.ParsePorts(s)
 	if err != nil {
 		return p, pd.Errorf(n, "%s: %v", what, err)
 	}
@@ -192,7 +193,7 @@ func (pd *policyDecoder) decodeMX(f yamlnode.Field) error {
 		return err
 	}
 	for _, mf := range fields {
-		if err := checkDNSName("mx domain", mf.Key); err != nil {
+		if err := value.CheckDNSName("mx domain", mf.Key); err != nil {
 			pd.fail(pd.Errorf(mf.Node, "%v", err))
 			continue
 		}
@@ -223,7 +224,7 @@ func (pd *policyDecoder) decodeLab(f yamlnode.Field) error {
 			if err != nil {
 				return err
 			}
-			if err := checkInterface(s); err != nil {
+			if err := value.CheckInterface(s); err != nil {
 				return pd.Errorf(lf.Value, "%v", err)
 			}
 			lab.Uplink = s
@@ -273,7 +274,7 @@ func (pd *policyDecoder) labAddress(n ast.Node, have []netip.Prefix) (netip.Pref
 	if err != nil {
 		return netip.Prefix{}, err
 	}
-	p, err := parseLabPrefix(s)
+	p, err := value.ParseLabPrefix(s)
 	if err != nil {
 		return p, pd.Errorf(n, "%v", err)
 	}

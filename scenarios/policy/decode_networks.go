@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/egresslab/egresslab/scenarios/policy/value"
 	"github.com/egresslab/egresslab/scenarios/policy/yamlnode"
 	"github.com/goccy/go-yaml/ast"
 )
@@ -19,7 +20,7 @@ func (pd *policyDecoder) decodeNetworks(f yamlnode.Field) error {
 	}
 	names := map[string]ast.Node{}
 	for _, nf := range fields {
-		if err := checkNetworkName(nf.Key); err != nil {
+		if err := value.CheckNetworkName(nf.Key); err != nil {
 			pd.fail(pd.Errorf(nf.Node, "%v", err))
 			continue
 		}
@@ -108,7 +109,7 @@ func (pd *policyDecoder) networkAddress(n ast.Node, what string, have []netip.Pr
 	if err != nil {
 		return netip.Prefix{}, err
 	}
-	p, err := parseNetworkPrefix(s)
+	p, err := value.ParseNetworkPrefix(s)
 	if err != nil {
 		return p, pd.Errorf(n, "%s: %v", what, err)
 	}
@@ -150,7 +151,7 @@ func (pd *policyDecoder) clients(f yamlnode.Field, n Network, what string, place
 	}
 	var cs []Client
 	for _, cf := range fields {
-		if err := checkAccount("client", cf.Key); err != nil {
+		if err := value.CheckAccount("client", cf.Key); err != nil {
 			pd.fail(pd.Errorf(cf.Node, "%v", err))
 			continue
 		}
@@ -241,7 +242,7 @@ func (pd *policyDecoder) clientAddress(n ast.Node, what string, net Network, pla
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	a, err := parseAddr(s)
+	a, err := value.ParseAddr(s)
 	if err != nil {
 		return a, pd.Errorf(n, "%s: %v", what, err)
 	}
@@ -259,7 +260,7 @@ func (pd *policyDecoder) clientAddress(n ast.Node, what string, net Network, pla
 		return a, pd.Errorf(n, "%s: address %s is the host's own address on the network (the clients' gateway): want another address in %s", what, a, gw.Masked())
 	case a == gw.Masked().Addr():
 		return a, pd.Errorf(n, "%s: address %s is the network's own address: want a host address in %s", what, a, gw.Masked())
-	case a.Is4() && a == lastAddr(gw.Masked()):
+	case a.Is4() && a == value.LastAddr(gw.Masked()):
 		return a, pd.Errorf(n, "%s: address %s is the broadcast address of %s: want a host address in it", what, a, gw.Masked())
 	case slices.Contains(have, a):
 		return a, pd.Errorf(n, "%s: address %s is listed twice", what, a)
@@ -279,47 +280,4 @@ func prefixList(ps []netip.Prefix) string {
 		s[i] = p.Masked().String()
 	}
 	return OrList(s)
-}
-
-// checkNetworkName accepts a Linux interface name (dev_valid_name) that the
-// lab does not use itself.
-func checkNetworkName(name string) error {
-	ok := name != "" && len(name) <= 15 && name != "." && name != ".."
-	for _, r := range name {
-		ok = ok && r > ' ' && r < 0x7f && r != '/' && r != ':'
-	}
-	switch {
-	case !ok:
-		return fmt.Errorf("invalid network name %q: want the interface name the ruleset sees, 1 to 15 printable characters without '/', ':' or spaces, such as docker0 or br-0123456789ab", name)
-	case name == "lo":
-		return fmt.Errorf("network %q is the loopback interface: want the bridge's name, such as docker0", name)
-	}
-	return nil
-}
-
-// parseNetworkPrefix accepts the host's address on a network with its
-// prefix length, leaving room for at least one client.
-func parseNetworkPrefix(s string) (netip.Prefix, error) {
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return p, fmt.Errorf("bad network address %q: want the host's address with prefix length, such as 172.17.0.1/16", s)
-	}
-	a, net := p.Addr(), p.Masked()
-	maxBits := 127
-	if a.Is4() {
-		maxBits = 30
-	}
-	switch {
-	case a.Is4In6():
-		return p, fmt.Errorf("network address %q is IPv4-mapped: write it as IPv4", s)
-	case a.IsLoopback(), a.IsUnspecified(), a.IsMulticast(), a.IsLinkLocalUnicast():
-		return p, fmt.Errorf("network address %s cannot be routed for: want a unicast address such as 172.17.0.1/16", p)
-	case p.Bits() > maxBits:
-		return p, fmt.Errorf("network address %s leaves no room for a client: want a prefix of /%d or shorter", p, maxBits)
-	case a == net.Addr():
-		return p, fmt.Errorf("network address %s is the network's own address: want the host's address in it, such as %s/%d", p, net.Addr().Next(), p.Bits())
-	case a.Is4() && a == lastAddr(net):
-		return p, fmt.Errorf("network address %s is the broadcast address: want a host address in the prefix", p)
-	}
-	return p, nil
 }

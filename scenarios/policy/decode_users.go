@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/egresslab/egresslab/scenarios/policy/value"
 	"github.com/egresslab/egresslab/scenarios/policy/yamlnode"
 	"github.com/goccy/go-yaml/ast"
 )
@@ -21,7 +22,7 @@ func (pd *policyDecoder) decodeUsers(f yamlnode.Field) error {
 		// A user in error still has a name: entries that name it are not
 		// wrong because of it.
 		pd.users = append(pd.users, uf.Key)
-		if err := checkAccount("user", uf.Key); err != nil {
+		if err := value.CheckAccount("user", uf.Key); err != nil {
 			pd.fail(pd.Errorf(uf.Node, "%v", err))
 			continue
 		}
@@ -119,7 +120,7 @@ func (pd *policyDecoder) decodeGroups(f yamlnode.Field) error {
 	named := map[uint32]string{0: "root"}
 	var nodes []ast.Node // of each group of pd.p.Groups
 	for _, gf := range fields {
-		if err := checkAccount("group", gf.Key); err != nil {
+		if err := value.CheckAccount("group", gf.Key); err != nil {
 			pd.fail(pd.Errorf(gf.Node, "%v", err))
 			continue
 		}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"iter"
 	"net/netip"
 	"path"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/egresslab/egresslab/internal/nftinclude"
 	"github.com/egresslab/egresslab/scenarios/policy/rulesetfile"
+	"github.com/egresslab/egresslab/scenarios/policy/value"
 	"github.com/egresslab/egresslab/scenarios/policy/yamlnode"
 )
 
@@ -59,57 +59,17 @@ type Host struct {
 	ServedBy  string      // the user its (loopback) listeners run as; "" is root
 }
 
+// Port is a transport port a host serves, such as 25/tcp (package value).
+type Port = value.Port
+
+// PortRange is the ports First to Last (inclusive) of one protocol, as a
+// host or an expectation writes them (package value).
+type PortRange = value.PortRange
+
 // MX is a mail exchanger record: mail for Domain goes to Host.
 type MX struct {
 	Domain string
 	Host   string
-}
-
-// Port is a transport port a host serves.
-type Port struct {
-	Number uint16
-	Proto  string // "tcp" or "udp"
-}
-
-func (p Port) String() string { return fmt.Sprintf("%d/%s", p.Number, p.Proto) }
-
-// PortRange is the ports First to Last (inclusive) of one protocol: `N-M/tcp`,
-// or `N/tcp` when First == Last. Hosts and expectations keep ranges as
-// written, so a 65,535-port sweep costs one value, not 65,535.
-type PortRange struct {
-	First, Last uint16
-	Proto       string // "tcp" or "udp"
-}
-
-func (r PortRange) String() string {
-	if r.First == r.Last {
-		return fmt.Sprintf("%d/%s", r.First, r.Proto)
-	}
-	return fmt.Sprintf("%d-%d/%s", r.First, r.Last, r.Proto)
-}
-
-// Len is the number of ports in the range.
-func (r PortRange) Len() int { return int(r.Last) - int(r.First) + 1 }
-
-// Contains reports whether p is one of the range's ports.
-func (r PortRange) Contains(p Port) bool {
-	return p.Proto == r.Proto && r.First <= p.Number && p.Number <= r.Last
-}
-
-// Overlaps reports whether the two ranges share a port.
-func (r PortRange) Overlaps(o PortRange) bool {
-	return r.Proto == o.Proto && r.First <= o.Last && o.First <= r.Last
-}
-
-// Ports yields the range's ports in order.
-func (r PortRange) Ports() iter.Seq[Port] {
-	return func(yield func(Port) bool) {
-		for n := int(r.First); n <= int(r.Last); n++ {
-			if !yield(Port{Number: uint16(n), Proto: r.Proto}) {
-				return
-			}
-		}
-	}
 }
 
 // User returns the policy's user called name.

@@ -3,9 +3,8 @@ package yamlnode
 import (
 	"fmt"
 	"reflect"
-	"strconv"
-	"strings"
 
+	"github.com/egresslab/egresslab/scenarios/policy/value"
 	"github.com/goccy/go-yaml/ast"
 )
 
@@ -107,26 +106,14 @@ func (d *Decoder) Number(n ast.Node, what string, max uint64) (uint64, error) {
 	if !ok || i.Token == nil {
 		return 0, d.Errorf(n, "%s: want a number from 0 to %d, found %s", what, max, Describe(n))
 	}
-	v, err := Decimal(i.Token.Value, max)
+	v, err := value.Decimal(i.Token.Value, max)
 	if err != nil {
 		return 0, d.Errorf(n, "%s: %v", what, err)
 	}
 	return v, nil
 }
 
-// Decimal parses a plain decimal number from 0 to max.
-func Decimal(s string, max uint64) (uint64, error) {
-	if s == "" || strings.Trim(s, "0123456789") != "" || (len(s) > 1 && s[0] == '0') {
-		return 0, fmt.Errorf("want a decimal number from 0 to %d, found %s", max, s)
-	}
-	v, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || v > max {
-		return 0, fmt.Errorf("%s is out of range: want 0 to %d", s, max)
-	}
-	return v, nil
-}
-
-// ScalarText is the text of a scalar as written (keys may be any scalar).
+// // ScalarText is the text of a scalar as written (keys may be any scalar).
 func ScalarText(n ast.Node) (string, bool) {
 	switch n := n.(type) {
 	case *ast.StringNode:
