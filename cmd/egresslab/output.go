@@ -11,6 +11,7 @@ import (
 	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/scenarios"
 	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/github"
 )
 
 // formats are verify's --format values.
@@ -23,10 +24,10 @@ func writeReport(out io.Writer, format string, rep *scenarios.Report) error {
 	case "json":
 		return rep.WriteJSON(out)
 	case "github":
-		if err := rep.WriteGitHub(out); err != nil {
+		if err := github.Write(out, rep); err != nil {
 			return err
 		}
-		return appendStepSummary(rep.WriteGitHubSummary)
+		return appendStepSummary(func(w io.Writer) error { return github.WriteSummary(w, rep) })
 	}
 	return rep.WriteTable(out, useColor(os.Stdout))
 }
@@ -44,13 +45,13 @@ func writeRunError(out io.Writer, format, policy, file string, err error) {
 		var all scenarios.Errors
 		if errors.As(err, &all) { // every policy error at its own place
 			for _, pe := range all {
-				_ = report.WriteGitHubError(out, policy, pe.File, pe.Line, scenarios.RunError{Status: e.Status, Message: pe.Msg})
+				_ = github.WriteError(out, policy, pe.File, pe.Line, scenarios.RunError{Status: e.Status, Message: pe.Msg})
 			}
 		} else {
 			at, line := errorPlace(file, err)
-			_ = report.WriteGitHubError(out, policy, at, line, e)
+			_ = github.WriteError(out, policy, at, line, e)
 		}
-		_ = appendStepSummary(func(w io.Writer) error { return report.WriteGitHubErrorSummary(w, policy, e) })
+		_ = appendStepSummary(func(w io.Writer) error { return github.WriteErrorSummary(w, policy, e) })
 	}
 }
 

@@ -5,7 +5,7 @@ import (
 	"io"
 
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/github"
 )
 
 // printWarnings writes the policy's warnings to w (stderr): they fail
@@ -26,7 +26,7 @@ func printWarnings(w io.Writer, p *scenarios.Policy, parity bool) {
 // at their place in the policy file.
 func githubWarnings(w io.Writer, p *scenarios.Policy) {
 	for _, warn := range p.Warnings {
-		a := report.GitHubAnnotation{Level: "warning", File: warn.File, Line: warn.Line, Title: "egresslab " + p.Name + ": warning", Message: warn.Msg}
+		a := github.Annotation{Level: "warning", File: warn.File, Line: warn.Line, Title: "egresslab " + p.Name + ": warning", Message: warn.Msg}
 		fmt.Fprintln(w, a)
 	}
 }

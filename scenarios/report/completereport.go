@@ -201,8 +201,8 @@ func (r *Report) writeClasses(b *bytes.Buffer, paint func(code, s string) string
 			if c.Pass() {
 				continue
 			}
-			fmt.Fprintf(b, "  %s %s: %s", kindWord(c.Kind()), c.Name(), c.representative()+"/"+c.Port.Proto+": "+c.verdict())
-			if d := oneLine(c.Detail); d != "" {
+			fmt.Fprintf(b, "  %s %s: %s", kindWord(c.Kind()), c.Name(), c.representative()+"/"+c.Port.Proto+": "+c.Verdict())
+			if d := OneLine(c.Detail); d != "" {
 				b.WriteString(" — " + d)
 			}
 			if c.Line > 0 {
@@ -311,14 +311,14 @@ func (r *Report) junitClasses() (cases []junitCase, failures, errors int) {
 		if k == Passed {
 			continue
 		}
-		text := oneLine(c.Detail)
+		text := OneLine(c.Detail)
 		if c.Line > 0 {
 			text += fmt.Sprintf("\npolicy line %d", c.Line)
 		}
 		if c.Decider != nil {
 			text += "\ndecided by " + c.Decider.String()
 		}
-		msg := &junitMessage{Message: c.verdict(), Type: kindName(k), Text: text + "\nprobed as " + c.representative() + "/" + c.Port.Proto + "\n"}
+		msg := &junitMessage{Message: c.Verdict(), Type: kindName(k), Text: text + "\nprobed as " + c.representative() + "/" + c.Port.Proto + "\n"}
 		jc := junitCase{Classname: fmt.Sprintf("%s.classes.%s", r.Policy, c.Class.Family), Name: "class " + c.Name(), Time: seconds(c.Duration)}
 		if c.Observed == probe.Error {
 			jc.Error = msg

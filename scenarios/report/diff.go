@@ -103,12 +103,12 @@ func (d *Diff) WriteText(w io.Writer) error {
 	if len(d.Flips) > 0 {
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "%s flipped, %d now failing that passed", plural(len(d.Flips), "cell"), d.Regressions())
+	fmt.Fprintf(w, "%s flipped, %d now failing that passed", Plural(len(d.Flips), "cell"), d.Regressions())
 	if d.OnlyOld+d.OnlyNew > 0 {
 		fmt.Fprintf(w, "; not compared: %d cells only in the old policy, %d only in the new", d.OnlyOld, d.OnlyNew)
 	}
 	if n := d.Errors(); n > 0 {
-		fmt.Fprintf(w, "; %s", plural(n, "probe error"))
+		fmt.Fprintf(w, "; %s", Plural(n, "probe error"))
 	}
 	_, err := fmt.Fprintln(w)
 	d.writeClassFlips(w)
@@ -133,7 +133,7 @@ func (f Flip) verdicts() string {
 // decidedBy is what decided the probe, as far as the run can say: the
 // deciding rule where the trace named it, and the prober's detail.
 func decidedBy(r Result) string {
-	d := oneLine(r.Detail)
+	d := OneLine(r.Detail)
 	if r.Decider == nil {
 		return d
 	}

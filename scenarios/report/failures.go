@@ -44,6 +44,15 @@ var failureGroups = []struct {
 		"NOT COVERED: %d probes have no expectation", [2]string{"not covered", "not covered"}, "not-covered"},
 }
 
+// FailureKinds are the kinds of failing, in the order reports list them.
+func FailureKinds() []Kind {
+	kinds := make([]Kind, len(failureGroups))
+	for i, g := range failureGroups {
+		kinds[i] = g.kind
+	}
+	return kinds
+}
+
 // Judge compares what the policy expects with what a probe observed: the one
 // comparator of verify, repro, the catalogue and the matchers. A probe error
 // meets nothing.
@@ -79,8 +88,8 @@ func (r Result) Kind() Kind { return Judge(r.Expect, r.Observed) }
 
 // failureLine is one failed probe in full, with the policy line that decided it.
 func (r Result) failureLine() string {
-	line := r.Probe.String() + ": " + r.verdict()
-	if d := oneLine(r.Detail); d != "" {
+	line := r.Probe.String() + ": " + r.Verdict()
+	if d := OneLine(r.Detail); d != "" {
 		line += " — " + d
 	}
 	if r.Line > 0 {
@@ -133,7 +142,7 @@ func (r *Report) writeSummary(b *bytes.Buffer, paint func(code, s string) string
 		if s.Probes == 0 {
 			continue
 		}
-		line := fmt.Sprintf("%s: %s, %d passed", fam, plural(s.Probes, "probe"), s.Passed)
+		line := fmt.Sprintf("%s: %s, %d passed", fam, Plural(s.Probes, "probe"), s.Passed)
 		if s.Failed > 0 {
 			var parts []string
 			for _, g := range failureGroups {
@@ -146,7 +155,7 @@ func (r *Report) writeSummary(b *bytes.Buffer, paint func(code, s string) string
 		b.WriteString(paintSummary(paint, s, line) + "\n")
 	}
 	s := r.Summary()
-	line := fmt.Sprintf("%s: %d passed, %d failed, %s", plural(s.Probes, "probe"), s.Passed, s.Failed, plural(s.Errors, "error"))
+	line := fmt.Sprintf("%s: %d passed, %d failed, %s", Plural(s.Probes, "probe"), s.Passed, s.Failed, Plural(s.Errors, "error"))
 	b.WriteString(paintSummary(paint, s, line) + "\n")
 }
 

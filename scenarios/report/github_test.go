@@ -11,6 +11,7 @@ import (
 
 	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/github"
 )
 
 // workflowCommand is one line as GitHub's runner reads it
@@ -44,7 +45,7 @@ func parseCommand(line string) (workflowCommand, bool) {
 
 var _ = Describe("GitHub Actions output (--format github)", func() {
 	It("escapes as GitHub documents: %25 %0D %0A in the message, and %3A %2C in properties too", func() {
-		a := report.GitHubAnnotation{Level: "error", File: "ci/a,b:c.v6", Line: 7, Title: "bypass: x, y", Message: "50% \r\n::warning::injected"}
+		a := github.Annotation{Level: "error", File: "ci/a,b:c.v6", Line: 7, Title: "bypass: x, y", Message: "50% \r\n::warning::injected"}
 		Expect(a.String()).To(Equal("::error file=ci/a%2Cb%3Ac.v6,line=7,title=bypass%3A x%2C y::50%25 %0D%0A::warning::injected"))
 		c, ok := parseCommand(a.String())
 		Expect(ok).To(BeTrue())
@@ -58,7 +59,7 @@ var _ = Describe("GitHub Actions output (--format github)", func() {
 		r.Results[8].Decider = &trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 2, Text: "-A OUTPUT -p tcp -m tcp --dport 587 -j DROP", Verdict: "drop"}
 		r.Results[8].DeciderAt = &report.RuleSource{File: "ci/rules.v6", Line: 6}
 		var b bytes.Buffer
-		Expect(r.WriteGitHub(&b)).To(Succeed())
+		Expect(github.Write(&b, r)).To(Succeed())
 
 		var commands []workflowCommand
 		stopped := ""
@@ -96,7 +97,7 @@ var _ = Describe("GitHub Actions output (--format github)", func() {
 		r.Results[8].DeciderAt = &report.RuleSource{File: "rules.v6", Line: 6}
 		r.Results[8].Detail = "a | b"
 		var b bytes.Buffer
-		Expect(r.WriteGitHubSummary(&b)).To(Succeed())
+		Expect(github.WriteSummary(&b, r)).To(Succeed())
 		Expect(b.String()).To(HavePrefix("## egresslab: mail-egress\n\n❌ the ruleset does not do what the policy says: 12 probes, 10 passed, 2 failed, 1 error\n"))
 		Expect(b.String()).To(ContainSubstring("| bypass | www-data -&gt; mx.example.test \\[2001:db8::25\\]:25/tcp (ipv6) | expected deny, observed connected |  | rules.v6:6 |\n"))
 		Expect(b.String()).To(ContainSubstring("```text\npolicy mail-egress\n"))

@@ -64,7 +64,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 			Time:      seconds(res.Duration),
 		}
 		if k := res.Kind(); k != Passed {
-			text := oneLine(res.Detail)
+			text := OneLine(res.Detail)
 			if res.Line > 0 {
 				text += fmt.Sprintf("\npolicy line %d", res.Line)
 			}
@@ -75,7 +75,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 				text += "\nwritten at " + res.DeciderAt.String()
 			}
 			text += "\nreproduce: " + res.ExecCommand(r.File) + "\n"
-			msg := &junitMessage{Message: res.verdict(), Type: kindName(k), Text: text}
+			msg := &junitMessage{Message: res.Verdict(), Type: kindName(k), Text: text}
 			if res.Observed == probe.Error {
 				c.Error = msg
 			} else {

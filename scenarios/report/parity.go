@@ -82,7 +82,7 @@ func (r *Report) writeParity(w io.Writer, paint func(code, s string) string) {
 	if len(r.Parity) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\n%s differ between IPv4 and IPv6 (--parity; an expectation that names a family allows it):\n", plural(len(r.Parity), "cell"))
+	fmt.Fprintf(w, "\n%s differ between IPv4 and IPv6 (--parity; an expectation that names a family allows it):\n", Plural(len(r.Parity), "cell"))
 	for _, c := range r.Parity {
 		line := "  " + c.String()
 		if c.Line > 0 {

@@ -198,8 +198,8 @@ func WriteJSONError(w io.Writer, policy string, e RunError) error {
 	return enc.Encode(doc)
 }
 
-// verdict is "expected deny, observed connected".
-func (r Result) verdict() string {
+// Verdict is "expected deny, observed connected".
+func (r Result) Verdict() string {
 	expected := string(r.Expect)
 	if expected == "" {
 		expected = "nothing"
@@ -242,16 +242,17 @@ func (r *Report) WriteTable(w io.Writer, color bool) error {
 	return err
 }
 
-func plural(n int, noun string) string {
+// Plural is "1 probe" or "3 probes".
+func Plural(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-// oneLine keeps a prober's detail on one line and free of terminal escapes:
+// OneLine keeps a prober's detail on one line and free of terminal escapes:
 // it may be whatever a server sent.
-func oneLine(s string) string {
+func OneLine(s string) string {
 	s = strings.TrimSpace(s)
 	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
 		return strconv.Quote(s)

@@ -1,4 +1,4 @@
-package report
+package github
 
 import (
 	"bytes"
@@ -7,19 +7,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
-)
 
-// GitHub Actions' own output: workflow commands on stdout that the runner
-// turns into annotations, as GitHub documents them
-// (docs.github.com/en/actions/reference/workflows-and-actions/workflow-commands):
-//
-//	::error file={name},line={line},title={title}::{message}
-//
-// with the escapes of actions/toolkit's command.ts: in the message %, CR and
-// LF become %25, %0D and %0A; in a property value also : and , become %3A
-// and %2C. A policy and its rulesets come from a pull request: escaping is
-// what keeps a server's greeting or a host name from ending the command and
-// starting another.
+	"github.com/egresslab/egresslab/scenarios/report"
+)
 
 // githubData escapes a workflow command's message.
 func githubData(s string) string {
@@ -31,9 +21,9 @@ func githubProperty(s string) string {
 	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
 }
 
-// GitHubAnnotation is one workflow command; File and Line are left out
+// Annotation is one workflow command; File and Line are left out
 // when not known.
-type GitHubAnnotation struct {
+type Annotation struct {
 	Level   string // error, warning or notice
 	File    string
 	Line    int
@@ -41,7 +31,7 @@ type GitHubAnnotation struct {
 	Message string
 }
 
-func (a GitHubAnnotation) String() string {
+func (a Annotation) String() string {
 	var props []string
 	if a.File != "" {
 		props = append(props, "file="+githubProperty(a.File))
@@ -62,16 +52,16 @@ func (a GitHubAnnotation) String() string {
 // Annotations are the report's failed probes, one error each, pointing at
 // the ruleset line that decided where it is known exactly (rulesource.go),
 // else at the policy line of the expectation that failed.
-func (r *Report) Annotations() []GitHubAnnotation {
-	var out []GitHubAnnotation
-	for _, g := range failureGroups {
+func Annotations(r *report.Report) []Annotation {
+	var out []Annotation
+	for _, g := range report.FailureKinds() {
 		for _, res := range r.Results {
-			if res.Kind() != g.kind {
+			if res.Kind() != g {
 				continue
 			}
-			a := GitHubAnnotation{Level: "error", Title: "egresslab " + g.junitType + ": " + res.Probe.String()}
-			msg := []string{res.verdict()}
-			if d := oneLine(res.Detail); d != "" {
+			a := Annotation{Level: "error", Title: "egresslab " + g.String() + ": " + res.Probe.String()}
+			msg := []string{res.Verdict()}
+			if d := report.OneLine(res.Detail); d != "" {
 				msg = append(msg, "answered: "+d)
 			}
 			if res.Decider != nil {
@@ -92,15 +82,15 @@ func (r *Report) Annotations() []GitHubAnnotation {
 		}
 	}
 	for _, c := range r.Parity {
-		out = append(out, GitHubAnnotation{Level: "error", File: r.File, Line: c.Line, Title: "egresslab parity", Message: c.String()})
+		out = append(out, Annotation{Level: "error", File: r.File, Line: c.Line, Title: "egresslab parity", Message: c.String()})
 	}
 	return out
 }
 
-// WriteGitHub writes the truth table, inside ::stop-commands:: so that
+// Write writes the truth table, inside ::stop-commands:: so that
 // nothing in it is read as a command, then one annotation per failure and
 // a notice with the summary.
-func (r *Report) WriteGitHub(w io.Writer) error {
+func Write(w io.Writer, r *report.Report) error {
 	var b bytes.Buffer
 	token := stopToken()
 	fmt.Fprintf(&b, "::stop-commands::%s\n", token)
@@ -108,7 +98,7 @@ func (r *Report) WriteGitHub(w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(&b, "::%s::\n", token)
-	for _, a := range r.Annotations() {
+	for _, a := range Annotations(r) {
 		b.WriteString(a.String() + "\n")
 	}
 	s := r.Summary()
@@ -116,8 +106,8 @@ func (r *Report) WriteGitHub(w io.Writer) error {
 	if !r.Pass() {
 		level = "error"
 	}
-	b.WriteString(GitHubAnnotation{Level: level, File: r.File, Title: "egresslab " + r.Policy,
-		Message: fmt.Sprintf("%s: %d passed, %d failed, %s", plural(s.Probes, "probe"), s.Passed, s.Failed, plural(s.Errors, "error"))}.String() + "\n")
+	b.WriteString(Annotation{Level: level, File: r.File, Title: "egresslab " + r.Policy,
+		Message: fmt.Sprintf("%s: %d passed, %d failed, %s", report.Plural(s.Probes, "probe"), s.Passed, s.Failed, report.Plural(s.Errors, "error"))}.String() + "\n")
 	_, err := w.Write(b.Bytes())
 	return err
 }
@@ -130,10 +120,10 @@ func stopToken() string {
 	return "egresslab-" + hex.EncodeToString(t[:])
 }
 
-// WriteGitHubSummary writes the Markdown that a job's summary page shows
+// WriteSummary writes the Markdown that a job's summary page shows
 // ($GITHUB_STEP_SUMMARY): the verdict, the counts, the failures in a table
 // with the ruleset line that decided each, and the truth table.
-func (r *Report) WriteGitHubSummary(w io.Writer) error {
+func WriteSummary(w io.Writer, r *report.Report) error {
 	var b bytes.Buffer
 	s := r.Summary()
 	verdict := "✅ every expectation held"
@@ -141,12 +131,12 @@ func (r *Report) WriteGitHubSummary(w io.Writer) error {
 		verdict = "❌ the ruleset does not do what the policy says"
 	}
 	fmt.Fprintf(&b, "## egresslab: %s\n\n%s: %s, %d passed, %d failed, %s\n\n",
-		markdownText(r.Policy), verdict, plural(s.Probes, "probe"), s.Passed, s.Failed, plural(s.Errors, "error"))
+		markdownText(r.Policy), verdict, report.Plural(s.Probes, "probe"), s.Passed, s.Failed, report.Plural(s.Errors, "error"))
 	if s.Failed > 0 {
 		b.WriteString("| failure | probe | expected, observed | decided by | written at |\n| --- | --- | --- | --- | --- |\n")
-		for _, g := range failureGroups {
+		for _, g := range report.FailureKinds() {
 			for _, res := range r.Results {
-				if res.Kind() != g.kind {
+				if res.Kind() != g {
 					continue
 				}
 				decider, at := "", ""
@@ -156,8 +146,8 @@ func (r *Report) WriteGitHubSummary(w io.Writer) error {
 				if res.DeciderAt != nil {
 					at = res.DeciderAt.String()
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", g.junitType, markdownCell(res.Probe.String()),
-					markdownCell(res.verdict()), markdownCell(decider), markdownCell(at))
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", g.String(), markdownCell(res.Probe.String()),
+					markdownCell(res.Verdict()), markdownCell(decider), markdownCell(at))
 			}
 		}
 		b.WriteString("\n")
@@ -171,16 +161,16 @@ func (r *Report) WriteGitHubSummary(w io.Writer) error {
 	return err
 }
 
-// WriteGitHubError is a run that ended without a report: one error
+// WriteError is a run that ended without a report: one error
 // annotation, at the file and line the error names when it names one.
-func WriteGitHubError(w io.Writer, policy, file string, line int, e RunError) error {
-	a := GitHubAnnotation{Level: "error", File: file, Line: line, Title: fmt.Sprintf("egresslab %s: exit status %d", policy, e.Status), Message: e.Message}
+func WriteError(w io.Writer, policy, file string, line int, e report.RunError) error {
+	a := Annotation{Level: "error", File: file, Line: line, Title: fmt.Sprintf("egresslab %s: exit status %d", policy, e.Status), Message: e.Message}
 	_, err := io.WriteString(w, a.String()+"\n")
 	return err
 }
 
-// WriteGitHubErrorSummary is WriteGitHubSummary for a run without a report.
-func WriteGitHubErrorSummary(w io.Writer, policy string, e RunError) error {
+// WriteErrorSummary is WriteSummary for a run without a report.
+func WriteErrorSummary(w io.Writer, policy string, e report.RunError) error {
 	_, err := fmt.Fprintf(w, "## egresslab: %s\n\n❌ no report (exit status %d): %s\n\n", markdownText(policy), e.Status, markdownText(e.Message))
 	return err
 }
@@ -191,4 +181,4 @@ func markdownText(s string) string {
 }
 
 // markdownCell is markdownText inside a table cell.
-func markdownCell(s string) string { return markdownText(oneLine(s)) }
+func markdownCell(s string) string { return markdownText(report.OneLine(s)) }
