@@ -15,6 +15,8 @@ mkdir -p "$dir"
 for fam in 4 6; do
 	awk -v n="$n" -v v6=$((fam == 6)) 'BEGIN {
 		print "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT DROP [0:0]"
+		# neighbour discovery, or no IPv6 class could get past the gateway
+		if (v6) print "-A OUTPUT -p ipv6-icmp -j ACCEPT"
 		for (i = 0; i < n; i++) {
 			a = int(i / 256) % 256; c = i % 256
 			if (i % 2 == 0 && v6) printf "-A OUTPUT -d 2001:db8:%x:%x::/64 -j DROP\n", a, c
