@@ -91,6 +91,7 @@ type Lab struct {
 
 	gateways   []netip.Addr // the world's router addresses on the uplink, one per family
 	worldAddrs []netip.Addr // every destination address the world owns
+	anyAddr    bool         // AnswerAnyAddress made the world own every other address too
 
 	poolOnce sync.Once
 	pool     *socketPool

@@ -157,11 +157,18 @@ func probeable(c classes.Class) bool {
 }
 
 // serve makes the world (or lo) answer every representative the policy's
-// hosts do not already serve, each on one port steered to one socket.
+// hosts do not already serve. The world answers any address and port with
+// one socket per family and protocol (ServeAnyAddress); what needs more has
+// a socket of its own: a loopback representative (on the lab's lo) and a
+// port that speaks its protocol (SMTP, HTTP, HTTPS, DNS). IPv6 neighbour
+// discovery answers only for addresses held, so a representative the lab
+// resolves on the link gets a world address.
 func (cp *classPlan) serve(lab *LabBench, p *Policy) error {
 	isServed := servedCells(p)
 	seen := map[servedCell]bool{}
-	var ranges []serve.RangeService
+	var own []serve.RangeService
+	var held []netip.Addr
+	anyAddr := false
 	for _, c := range cp.classes {
 		if !probeable(c) {
 			continue
@@ -172,14 +179,32 @@ func (cp *classPlan) serve(lab *LabBench, p *Policy) error {
 			continue
 		}
 		seen[cell] = true
-		ranges = append(ranges, serve.RangeService{Host: r.Addr.String(), Addr: r.Addr, First: r.Port, Last: r.Port, Proto: cell.proto})
+		if r.Addr.IsLoopback() || serve.ServedAlone(r.Port, cell.proto) {
+			own = append(own, serve.RangeService{Host: r.Addr.String(), Addr: r.Addr, First: r.Port, Last: r.Port, Proto: cell.proto})
+			continue
+		}
+		anyAddr = true
+		if r.Addr.Is6() && lab.OnLink(r.Addr) && !slices.Contains(held, r.Addr) {
+			held = append(held, r.Addr)
+		}
 	}
-	// One socket and one world address each: past the bound a policy's own
-	// hosts have, the lab would run out of descriptors halfway.
-	if len(ranges) > policy.MaxServices {
-		return fmt.Errorf("--complete: the ruleset splits into %d classes whose representatives need %d destinations served; the lab serves at most %d", len(cp.classes), len(ranges), policy.MaxServices)
+	// Sockets and addresses of their own are bounded as a policy's hosts
+	// are: past it the lab would run out of descriptors halfway.
+	if n := len(own) + len(held); n > policy.MaxServices {
+		return fmt.Errorf("--complete: the ruleset splits into %d classes whose representatives need %d sockets or addresses of their own (loopback, SMTP, HTTP, HTTPS and DNS ports, IPv6 addresses on the lab's link); the lab serves at most %d", len(cp.classes), n, policy.MaxServices)
 	}
-	return lab.ServeRanges(ranges)
+	if err := lab.ServeRanges(own); err != nil {
+		return err
+	}
+	for _, a := range held {
+		if err := lab.AddWorldAddress(a); err != nil {
+			return err
+		}
+	}
+	if !anyAddr {
+		return nil
+	}
+	return lab.ServeAnyAddress()
 }
 
 // destinations are the representatives, for the trace to watch.

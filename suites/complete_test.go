@@ -140,6 +140,29 @@ var _ = Describe("verify --complete", Label("complete"), func() {
 			classes.IPv6, "tcp", "any", []string{"::/0"}, []string{"8080"}),
 	)
 
+	It("reaches representatives no host serves on any address and port, through the world's one socket per family and protocol", func(ctx SpecContext) {
+		v4 := mailRules("-A OUTPUT -p tcp -m tcp -d 198.51.100.0/24 --dport 9000 -j ACCEPT",
+			"-A OUTPUT -p udp -m udp -d 198.51.100.0/24 --dport 9000 -j ACCEPT")
+		// 2001:db8:1::/64 is the lab's uplink prefix: the lab resolves
+		// 2001:db8:1::101 on the link itself, which the world must answer
+		v6 := mailRules6("-A OUTPUT -p tcp -m tcp -d 2001:db8:77::/48 --dport 9000 -j ACCEPT",
+			"-A OUTPUT -p udp -m udp -d 2001:db8:77::/48 --dport 9000 -j ACCEPT",
+			"-A OUTPUT -p tcp -m tcp -d 2001:db8:1::100/120 --dport 9001 -j ACCEPT")
+		rep := run(ctx, loadComplete(completePolicy, v4, v6), true)
+		reached := map[string]string{}
+		for _, c := range failingClasses(rep) {
+			r := c.Class.Representative
+			Expect(r.PolicyAddr).To(BeFalse(), "no policy host lies in %s", c.Name())
+			reached[fmt.Sprintf("%s %s", netip.AddrPortFrom(r.Addr, r.Port), c.Class.Proto)] = c.Observed.String()
+			Expect(c.Detail).To(ContainSubstring(r.Addr.String()), "answered as the address dialled: %s", c.Detail)
+		}
+		Expect(reached).To(Equal(map[string]string{
+			"198.51.100.1:9000 tcp": "connected", "198.51.100.1:9000 udp": "connected",
+			"[2001:db8:77::1]:9000 tcp": "connected", "[2001:db8:77::1]:9000 udp": "connected",
+			"[2001:db8:1::101]:9001 tcp": "connected",
+		}))
+	})
+
 	It("names the matches it cannot split and marks their classes sampled, never complete", func(ctx SpecContext) {
 		v4 := mailRules(
 			"-A OUTPUT -p tcp -m mark --mark 0x1 -j ACCEPT",

@@ -50,8 +50,8 @@ func (s *splitter) represent(l leaf, hints Hints) Representative {
 	var rep Representative
 	// identity: a policy user in the class whose supplementary groups change
 	// no `--suppl-groups` rule; otherwise the class's lowest uid and gid
-	for _, u := range hints.Users {
-		if l.box[dimUID].contains(num(uint64(u.UID))) && l.box[dimGID].contains(num(uint64(u.GID))) && s.groupsNeutral(u) {
+	for i, u := range hints.Users {
+		if l.box[dimUID].contains(num(uint64(u.UID))) && l.box[dimGID].contains(num(uint64(u.GID))) && s.userNeutral(i, u) {
 			rep.User, rep.UID, rep.GID, rep.Groups, rep.PolicyUser = u.Name, u.UID, u.GID, slices.Clone(u.Groups), true
 			break
 		}
@@ -79,6 +79,18 @@ func (s *splitter) represent(l leaf, hints Hints) Representative {
 		rep.Port = uint16(l.box[dimPort][0].first.lo)
 	}
 	return rep
+}
+
+// userNeutral is groupsNeutral of hint user i, computed once.
+func (s *splitter) userNeutral(i int, u User) bool {
+	if ok, done := s.neutral[i]; done {
+		return ok
+	}
+	if s.neutral == nil {
+		s.neutral = map[int]bool{}
+	}
+	s.neutral[i] = s.groupsNeutral(u)
+	return s.neutral[i]
 }
 
 // groupsNeutral says u's supplementary groups make no `--suppl-groups` rule

@@ -71,6 +71,9 @@ type splitter struct {
 	proto  Proto
 	leaves []leaf
 	max    int
+	// neutral caches groupsNeutral per hint user: it reads every rule, and
+	// every class asks it.
+	neutral map[int]bool
 }
 
 func (s *splitter) whole(d int) span {

@@ -52,9 +52,9 @@ func httpsPort(port uint16) bool { return port == 443 || port == 8443 }
 // datagram that is no query is echoed, as on any UDP port.
 const DNSPort = 53
 
-// servedAlone says whether a port gets a server of its own, outside any
-// range: a range's one socket only accepts or echoes.
-func servedAlone(port uint16, proto string) bool {
+// ServedAlone says whether a port gets a server of its own, outside any
+// range or the world's any-address socket, which only accept or echo.
+func ServedAlone(port uint16, proto string) bool {
 	if proto == "udp" {
 		return port == DNSPort
 	}
@@ -70,6 +70,8 @@ func (sv *Server) Serve(services []Service) (err error) {
 		if s.Addr.IsLoopback() {
 			listen = sv.listenAs(s.ServedBy)
 		} else if err := sv.lab.AddWorldAddress(s.Addr); err != nil {
+			return err
+		} else if err := sv.noteWorldCell(s); err != nil {
 			return err
 		}
 		addr := netip.AddrPortFrom(s.Addr, s.Port).String()

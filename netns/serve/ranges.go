@@ -71,6 +71,10 @@ func (sv *Server) ServeRanges(ranges []RangeService) error {
 		if len(x.ranges) == 0 {
 			continue
 		}
+		if x.ns == sv.lab.WorldNetNSFD() && sv.anyServed != nil {
+			// its program would run after the catch-all's, which picks first
+			return fmt.Errorf("serve port ranges in lab %s: the world already answers any address; serve ranges before it", sv.lab.Name())
+		}
 		for _, r := range x.ranges {
 			if err := sv.lab.AddWorldAddress(r.Addr); err != nil {
 				return err
@@ -84,11 +88,11 @@ func (sv *Server) ServeRanges(ranges []RangeService) error {
 }
 
 // carveServed moves the ports of a range that get a server of their own
-// (servedAlone) to single and returns the ranges left around them.
+// (ServedAlone) to single and returns the ranges left around them.
 func carveServed(r RangeService, single *[]Service) []RangeService {
 	var alone []uint16
 	for p := int(r.First); p <= int(r.Last); p++ {
-		if servedAlone(uint16(p), r.Proto) {
+		if ServedAlone(uint16(p), r.Proto) {
 			alone = append(alone, uint16(p))
 		}
 	}
@@ -344,19 +348,29 @@ func (sv *Server) echoRange(pc *net.UDPConn, in func(func() error) error, r Rang
 }
 
 func origDstPort(oob []byte) (uint16, bool) {
+	dst, ok := origDst(oob)
+	return dst.Port(), ok
+}
+
+// origDst is a datagram's destination as received (IP_ORIGDSTADDR,
+// IPV6_ORIGDSTADDR: a struct sockaddr_in or sockaddr_in6).
+func origDst(oob []byte) (netip.AddrPort, bool) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
-		return 0, false
+		return netip.AddrPort{}, false
 	}
 	for _, m := range msgs {
 		switch {
-		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_ORIGDSTADDR && len(m.Data) >= 4,
-			m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_ORIGDSTADDR && len(m.Data) >= 4:
-			return binary.BigEndian.Uint16(m.Data[2:4]), true // sin_port / sin6_port
+		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_ORIGDSTADDR && len(m.Data) >= 8:
+			return netip.AddrPortFrom(netip.AddrFrom4([4]byte(m.Data[4:8])), binary.BigEndian.Uint16(m.Data[2:4])), true
+		case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_ORIGDSTADDR && len(m.Data) >= 24:
+			return netip.AddrPortFrom(netip.AddrFrom16([16]byte(m.Data[8:24])), binary.BigEndian.Uint16(m.Data[2:4])), true
 		}
 	}
-	return 0, false
+	return netip.AddrPort{}, false
 }
+
+func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
 
 // replyFrom sends one datagram from local to to, on a socket of its own.
 func replyFrom(local, to netip.AddrPort, data []byte) error {
@@ -370,6 +384,15 @@ func replyFrom(local, to netip.AddrPort, data []byte) error {
 	}
 	defer unix.Close(fd)
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return err
+	}
+	// an address the world owns by its local routes only (ServeAnyAddress)
+	// is not one IPv6 lets a socket bind without asking
+	freebind := func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_FREEBIND, 1) }
+	if family == unix.AF_INET6 {
+		freebind = func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1) }
+	}
+	if err := freebind(); err != nil {
 		return err
 	}
 	if err := unix.Bind(fd, sockaddr(local)); err != nil {

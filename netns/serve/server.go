@@ -3,6 +3,8 @@ package serve
 import (
 	"sync/atomic"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/egresslab/egresslab/netns"
 )
 
@@ -12,6 +14,10 @@ type Server struct {
 	answered answered
 	zone     atomic.Value // func(*dns.Msg) *dns.Msg: what ServeDNS answers, for a host's port 53 too
 	lost     atomic.Value // a listener the candidate closed under the lab (its name)
+	// worldCells are the cells of the world's own listeners (Serve), which
+	// ServeAnyAddress's program leaves to them through anyServed.
+	worldCells [][]byte
+	anyServed  *ebpf.Map
 }
 
 // New is a server for lab's destinations; it listens on nothing until Serve,

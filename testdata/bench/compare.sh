@@ -10,6 +10,9 @@
 #   the 1,000-probe matrix (matrix1000.yaml) and the 131,070-probe sweep
 #     (sweep.yaml: one user x one host x both families x 65,535 TCP ports) as
 #     verdicts per second of the whole process;
+#   verify --complete of Tails 1.5's ruleset (its eight users, every class)
+#     and of 20,000 rules per family (big20k.sh, generated here), whole
+#     processes against issue 19's targets;
 #   naive.sh on the 100-probe matrix as a ratio to egresslab verify of it;
 #   the peak RSS of each (/usr/bin/time -v's maximum resident set).
 # Every run's verdicts are checked (exit status, counts); the script fails
@@ -127,6 +130,23 @@ grep -q '^131070 probes: 131070 passed, 0 failed, 0 errors' "$tmp/sweep.out" || 
 sweep=$ms rsssweep=$rss
 echo "   $sweep ms; $(tail -1 "$tmp/sweep.out")"
 
+# verify --complete (issue 19): the class counts and whole-process times.
+nclasses() { python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["classes"]))' "$1"; }
+tailsyaml=internal/classes/testdata/tails/egresslab.yaml
+echo "== egresslab verify --complete -f $tailsyaml"
+timed "$tmp/tails.json" "$egresslab" verify --complete -f "$tailsyaml" --format json
+# exit 1: Tails lets more out than its one-line deny says (44 classes, 2 cells)
+[ "$status" -eq 1 ] || fail "verify --complete tails: exit $status, want 1: $(tail -3 "$tmp/tails.json.err")"
+tails=$ms rsstails=$rss tailsclasses=$(nclasses "$tmp/tails.json")
+echo "   $tails ms, $tailsclasses classes"
+bash "$bench/big20k.sh" "$tmp/big20k"
+echo "== egresslab verify --complete -f big20k.yaml (bash $bench/big20k.sh DIR: 20,000 rules per family)"
+timed "$tmp/big20k.json" "$egresslab" verify --complete -f "$tmp/big20k/big20k.yaml" --format json
+# exit 1: the one-host policy does not list the ruleset's 19,998 other accepts
+[ "$status" -eq 1 ] || fail "verify --complete big20k.yaml: exit $status, want 1: $(tail -3 "$tmp/big20k.json.err")"
+big=$ms rssbig=$rss bigclasses=$(nclasses "$tmp/big20k.json")
+echo "   $big ms, $bigclasses classes"
+
 # naive.sh against egresslab on the 100-probe matrix.
 m100=() rss100=()
 for i in 1 2 3 4 5; do
@@ -154,7 +174,7 @@ mm=$(median "${m1000[@]}") m1=$(median "${m100[@]}")
 rate1000=$((1000 * 1000 / mm)) ratesweep=$((131070 * 1000 / sweep))
 mb() { echo $((($1 + 1023) / 1024)); }
 echo
-echo "== figures against issue 12's targets (medians, whole processes, this machine, load $(cut -d' ' -f1 /proc/loadavg))"
+echo "== figures against issue 12's (and issue 19's --complete) targets (medians, whole processes, this machine, load $(cut -d' ' -f1 /proc/loadavg))"
 printf '%-58s %16s   %-14s %-8s %s\n' figure measured target verdict "peak RSS"
 printf '%-58s %13s ms   %-14s %-8s %s MB\n' "floor.sh (namespaces + restore of both families)" "$mf" "-" "-" "$(mb "$(maxof "${rssfloor[@]}")")"
 printf '%-58s %13s x    %-14s %-8s %s MB\n' "egresslab repro (all acts) / floor.sh, $(median "${repro[@]}") ms" "$mr" "<= 2x" "$(verdict "$mr <= 2")" "$(mb "$(maxof "${rssrepro[@]}")")"
@@ -163,6 +183,8 @@ printf '%-58s %13s /s   %-14s %-8s %s MB\n' "1,000-probe matrix, verdicts/s ($mm
 printf '%-58s %13s /s   %-14s %-8s %s MB\n' "131,070-probe sweep, verdicts/s" "$ratesweep" "-" "-" "$(mb "$rsssweep")"
 printf '%-58s %13s ms   %-14s %-8s\n' "131,070-probe sweep, whole process" "$sweep" "<= 10000 ms" "$(verdict "$sweep <= 10000")"
 printf '%-58s %13s MB   %-14s %-8s\n' "131,070-probe sweep, peak RSS" "$(mb "$rsssweep")" "<= 128 MB" "$(verdict "$(mb "$rsssweep") <= 128")"
+printf '%-58s %13s ms   %-14s %-8s %s MB\n' "verify --complete, Tails 1.5 ($tailsclasses classes)" "$tails" "<= 10000 ms" "$(verdict "$tails <= 10000")" "$(mb "$rsstails")"
+printf '%-58s %13s ms   %-14s %-8s %s MB\n' "verify --complete, 20,000 rules/family ($bigclasses classes)" "$big" "<= 60000 ms" "$(verdict "$big <= 60000")" "$(mb "$rssbig")"
 if [ -n "$naive" ]; then
 	rn=$((naive / (m1 > 0 ? m1 : 1)))
 	printf '%-58s %13s x    %-14s %-8s %s MB\n' "naive.sh $naive ms / verify of 100 probes $m1 ms" "$rn" ">= 1000x" "$(verdict "$rn >= 1000")" "$(mb "$rssnaive")"
