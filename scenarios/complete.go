@@ -122,7 +122,18 @@ func planClasses(ctx context.Context, lab *LabBench, p *Policy) (*classPlan, err
 	if err != nil {
 		return nil, fmt.Errorf("--complete: %w", err)
 	}
-	return &classPlan{classes: cs, completeness: Completeness{Classes: len(cs), Unsplit: rs.Unsplit, Unread: unread}}, nil
+	// A class no unicast address of which exists (ff00::/8 from a rule's
+	// `ip6 daddr != ff00::/8`) is named, never served or probed.
+	var probed []classes.Class
+	var unprobed []string
+	for _, c := range cs {
+		if !c.Representative.Addr.IsValid() {
+			unprobed = append(unprobed, report.ClassResult{Class: c}.Name())
+			continue
+		}
+		probed = append(probed, c)
+	}
+	return &classPlan{classes: probed, completeness: Completeness{Classes: len(cs), Unsplit: rs.Unsplit, Unread: unread, Unprobed: unprobed}}, nil
 }
 
 // served are the cells the policy's hosts and the lab's DNS already answer.

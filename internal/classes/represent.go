@@ -112,14 +112,16 @@ func (s *splitter) groupsNeutral(u User) bool {
 
 // syntheticAddr picks an address of the class that a host one hop away
 // could have: not a network or broadcast address of the class's spans, not
-// loopback unless the class is loopback only.
+// loopback unless the class is loopback only. A class of multicast, link-local
+// or reserved addresses only has none: the zero Addr (no unicast probe
+// reaches such a class; the run names it as not probed).
 func syntheticAddr(f Family, spans set) netip.Addr {
 	usable := spans.intersect(avoid[f].complement(wholeAddr(f)))
 	if len(usable) == 0 {
 		usable = spans.intersect(loopback[f])
 	}
 	if len(usable) == 0 {
-		usable = spans
+		return netip.Addr{}
 	}
 	// documentation and global unicast addresses first: they look like a
 	// host on the internet, which the world serves like any other

@@ -31,6 +31,10 @@ type Completeness struct {
 	// Unread are listings that failed (a tool that broke, not one that is
 	// missing or printed nothing): what they held was not split.
 	Unread []string
+	// Unprobed are classes with no address a unicast probe can reach
+	// (multicast, link-local or reserved only), named: counted in Classes,
+	// never probed, never passed.
+	Unprobed []string
 }
 
 // ClassFailures counts the classes whose representative did not meet its
@@ -132,10 +136,14 @@ func (r *Report) CompletenessLine() string {
 		return ""
 	}
 	line := fmt.Sprintf("%s over uid, gid, daddr, dport, proto, family: ", countOf(cm.Classes, "class", "classes"))
-	if errs := r.ClassErrors(); errs > 0 {
+	if errs := r.ClassErrors() + len(cm.Unprobed); errs > 0 {
 		line += fmt.Sprintf("%d of %d probed (%d could not be)", cm.Classes-errs, cm.Classes, errs)
 	} else {
 		line += "all probed"
+	}
+	if len(cm.Unprobed) > 0 {
+		line += fmt.Sprintf("; %s of multicast, link-local or reserved addresses only, which no unicast probe reaches: %s",
+			countOf(len(cm.Unprobed), "class", "classes"), strings.Join(cm.Unprobed, ", "))
 	}
 	if len(cm.Unsplit) > 0 {
 		var what []string
@@ -259,10 +267,11 @@ type jsonRep struct {
 }
 
 type jsonCompleteness struct {
-	Classes int      `json:"classes"`
-	Line    string   `json:"line"`
-	Unsplit []string `json:"unsplit"`
-	Unread  []string `json:"unread,omitempty"`
+	Classes  int      `json:"classes"`
+	Line     string   `json:"line"`
+	Unsplit  []string `json:"unsplit"`
+	Unread   []string `json:"unread,omitempty"`
+	Unprobed []string `json:"unprobed,omitempty"`
 }
 
 func rangeStrings[T fmt.Stringer](rs []T) []string {
@@ -297,7 +306,7 @@ func (r *Report) jsonClasses() ([]jsonClass, *jsonCompleteness) {
 	for i, c := range r.Classes {
 		out[i] = toJSONClass(c)
 	}
-	cm := &jsonCompleteness{Classes: r.Completeness.Classes, Line: r.CompletenessLine(), Unsplit: []string{}, Unread: r.Completeness.Unread}
+	cm := &jsonCompleteness{Classes: r.Completeness.Classes, Line: r.CompletenessLine(), Unsplit: []string{}, Unread: r.Completeness.Unread, Unprobed: r.Completeness.Unprobed}
 	for _, u := range r.Completeness.Unsplit {
 		cm.Unsplit = append(cm.Unsplit, u.Match+" in "+u.Rule.String())
 	}
