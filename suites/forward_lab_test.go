@@ -84,4 +84,33 @@ var _ = Describe("the forwarded lab", Label("forward"), func() {
 		}
 		Expect(found).To(Equal(2))
 	})
+
+	It("says which address a client's packet left with: the uplink's under MASQUERADE, its own without nat", func(ctx SpecContext) {
+		sources := func(file string) map[string]string {
+			p, err := scenarios.Load(file)
+			Expect(err).NotTo(HaveOccurred())
+			rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			got := map[string]string{}
+			for _, r := range rep.Results {
+				if r.Client == nil || r.Observed != probe.Connected {
+					continue
+				}
+				cell := fmt.Sprintf("%s %s %d/%s", r.Client.Name, r.Address, r.Port.Number, r.Port.Proto)
+				got[cell] = r.Source.String()
+				Expect(r.Evidence.AnsweredBy).NotTo(BeNil(), "who answered %s", cell)
+				Expect(r.Evidence.AnsweredBy.Addr).To(Equal(r.Address), cell)
+			}
+			return got
+		}
+		// docker27's rules MASQUERADE both families out of the uplink (203.0.113.10, 2001:db8:1::10).
+		Expect(sources(dir + "egresslab.yaml")).To(Equal(map[string]string{
+			"web 192.0.2.25 443/tcp": "203.0.113.10", "web 2001:db8::25 443/tcp": "2001:db8:1::10",
+			"php 192.0.2.25 443/tcp": "203.0.113.10",
+		}))
+		Expect(sources("../testdata/forward/routed/egresslab.yaml")).To(Equal(map[string]string{
+			"pc 192.0.2.25 443/tcp": "198.18.0.2", "pc 2001:db8::25 443/tcp": "fd00:db8:18::2",
+			"pc 192.0.2.25 53/udp": "198.18.0.2", "pc 2001:db8::25 53/udp": "fd00:db8:18::2",
+		}))
+	})
 })

@@ -78,6 +78,9 @@ func InstallForward(ctx context.Context, lab *netns.Lab) error {
 	if err != nil {
 		return fmt.Errorf("install the forward path's evidence in lab %s: %w: %s", lab.Name(), err, out)
 	}
+	if err := installLeftAs(lab); err != nil {
+		return fmt.Errorf("install the forward path's evidence in lab %s: %w", lab.Name(), err)
+	}
 	return nil
 }
 

@@ -76,8 +76,6 @@ type Sentinel struct {
 	// host reads the lab's links and routes for HostRefusal: one handle
 	// for the lab's life, not one per question.
 	host *vnetlink.Handle
-	// nat reads conntrack for forwarded flows (LeftAs).
-	nat natQuery
 }
 
 // Queue adds the sentinel's table to c's batch; nothing is sent until the
@@ -245,5 +243,4 @@ func (s *Sentinel) close() {
 	if s.forget != nil {
 		s.forget.Close()
 	}
-	s.nat.close()
 }
