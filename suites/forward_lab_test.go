@@ -148,4 +148,3 @@ var _ = Describe("the forwarded lab", Label("forward"), func() {
 		Expect(seen).To(HaveKey(probe.Refused))
 	})
 })
-
