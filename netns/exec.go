@@ -48,9 +48,14 @@ func (l *Lab) Command(ctx context.Context, argv ...string) *exec.Cmd {
 // The command lives no longer than the lab: once the lab closes, it is killed,
 // and one not started yet fails to start (its pid would name no lab then).
 func (l *Lab) command(ctx context.Context, argv []string) *exec.Cmd {
+	return l.commandNet(ctx, "--net", argv)
+}
+
+// commandNet is command with net as nsenter's network namespace option.
+func (l *Lab) commandNet(ctx context.Context, net string, argv []string) *exec.Cmd {
 	ctx, cancel := context.WithCancel(ctx)
 	context.AfterFunc(l.life, cancel)
-	args := append([]string{"--target", strconv.Itoa(l.pid), "--user", "--net", "--mount", "--pid", "--ipc", "--uts", "--"}, argv...)
+	args := append([]string{"--target", strconv.Itoa(l.pid), "--user", net, "--mount", "--pid", "--ipc", "--uts", "--"}, argv...)
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
 	cmd.Env = slices.Clone(baseEnv)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}

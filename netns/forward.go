@@ -1,8 +1,11 @@
 package netns
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
 
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
@@ -43,6 +46,29 @@ func (c Config) clientCount() int {
 func (l *Lab) ClientNetNSFD(name string) (int, bool) {
 	fd, ok := l.clientFDs[name]
 	return fd, ok
+}
+
+// ClientCommand returns a command that runs inside the lab as the client
+// called name: the lab's namespaces but the client's network namespace, as
+// its root (without CAP_SYS_PTRACE, as Command). A real client (curl, nc,
+// bash's /dev/tcp) sees what the client's probes see: the host's forward
+// path and its nat.
+func (l *Lab) ClientCommand(ctx context.Context, name string, argv ...string) (*exec.Cmd, error) {
+	fd, ok := l.clientFDs[name]
+	if !ok {
+		return nil, fmt.Errorf("lab %s has no client %q", l.cfg.Name, name)
+	}
+	// nsenter opens its namespaces before it enters any: the client's is
+	// handed to it as its descriptor 3, and closed here with the lab.
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("client %s's network namespace: %w", name, err)
+	}
+	f := os.NewFile(uintptr(dup), "netns-"+name)
+	context.AfterFunc(l.life, func() { f.Close() })
+	cmd := l.commandNet(ctx, "--net=/proc/self/fd/3", append([]string{"setpriv", "--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace", "--"}, argv...))
+	cmd.ExtraFiles = []*os.File{f}
+	return cmd, nil
 }
 
 // DoClient runs fn on a thread inside the client's network namespace, as

@@ -168,15 +168,50 @@ func (s *Session) Command(ctx context.Context, user string, argv ...string) (*ex
 	} else {
 		return nil, fmt.Errorf("run as %q: no such user in policy %s (users: %s)", user, s.policy.Name, policy.OrList(s.userNames()))
 	}
+	s.setEnv(cmd, home, user, user)
+	return cmd, nil
+}
+
+// ClientCommand returns a command that runs argv inside the lab as the
+// policy's client called client: in its own network namespace, as its root,
+// its packets crossing the host's forward path and nat as its probes' do.
+// EGRESSLAB_USER is client@network.
+func (s *Session) ClientCommand(ctx context.Context, client string, argv ...string) (*exec.Cmd, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if len(argv) == 0 {
+		return nil, errors.New("no command to run in the lab")
+	}
+	c, ok := s.policy.Client(client)
+	if !ok {
+		var names []string
+		for _, c := range s.policy.Clients() {
+			names = append(names, c.Name)
+		}
+		return nil, fmt.Errorf("run as client %q: no such client in policy %s (clients: %s)", client, s.policy.Name, policy.OrList(names))
+	}
+	cmd, err := s.lab.ClientCommand(ctx, c.Name, argv...)
+	if err != nil {
+		return nil, err
+	}
+	s.setEnv(cmd, "/root", "root", c.Name+"@"+c.Network)
+	return cmd, nil
+}
+
+// setEnv gives cmd the lab's environment: its home and user, the lab's name
+// and who it runs as (for the shell's prompt), the iptables flavour's tools.
+func (s *Session) setEnv(cmd *exec.Cmd, home, user, as string) {
 	backend := s.policy.Lab.Backend
 	if backend == "" {
 		backend = "nft"
 	}
 	cmd.Env = append(cmd.Env, "HOME="+home, "USER="+user, "LOGNAME="+user,
-		"EGRESSLAB_LAB="+s.policy.Name, "EGRESSLAB_USER="+user,
+		"EGRESSLAB_LAB="+s.policy.Name, "EGRESSLAB_USER="+as,
 		"IPTABLES=iptables-"+backend, "IP6TABLES=ip6tables-"+backend,
 		"IPTABLES_RESTORE=iptables-"+backend+"-restore", "IP6TABLES_RESTORE=ip6tables-"+backend+"-restore")
-	return cmd, nil
 }
 
 // Close tears the lab down: its servers, its namespaces and every process

@@ -84,4 +84,67 @@ var _ = Describe("the forwarded lab", Label("forward"), func() {
 		}
 		Expect(found).To(Equal(2))
 	})
+
+	It("says which address a client's packet left with: the uplink's under MASQUERADE, its own without nat", func(ctx SpecContext) {
+		sources := func(file string) map[string]string {
+			p, err := scenarios.Load(file)
+			Expect(err).NotTo(HaveOccurred())
+			rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			got := map[string]string{}
+			for _, r := range rep.Results {
+				if r.Client == nil || r.Observed != probe.Connected {
+					continue
+				}
+				cell := fmt.Sprintf("%s %s %d/%s", r.Client.Name, r.Address, r.Port.Number, r.Port.Proto)
+				got[cell] = r.Source.String()
+				Expect(r.Evidence.AnsweredBy).NotTo(BeNil(), "who answered %s", cell)
+				Expect(r.Evidence.AnsweredBy.Addr).To(Equal(r.Address), cell)
+			}
+			return got
+		}
+		// docker27's rules MASQUERADE both families out of the uplink (203.0.113.10, 2001:db8:1::10).
+		Expect(sources(dir + "egresslab.yaml")).To(Equal(map[string]string{
+			"web 192.0.2.25 443/tcp": "203.0.113.10", "web 2001:db8::25 443/tcp": "2001:db8:1::10",
+			"php 192.0.2.25 443/tcp": "203.0.113.10",
+		}))
+		Expect(sources("../testdata/forward/routed/egresslab.yaml")).To(Equal(map[string]string{
+			"pc 192.0.2.25 443/tcp": "198.18.0.2", "pc 2001:db8::25 443/tcp": "fd00:db8:18::2",
+			"pc 192.0.2.25 53/udp": "198.18.0.2", "pc 2001:db8::25 53/udp": "fd00:db8:18::2",
+		}))
+	})
+
+	It("gives a real nc run by exec --client the table's answer for the client's cells, allowed and denied", func(ctx SpecContext) {
+		p, err := scenarios.Load(dir + "egresslab.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		// nc -vz's words for what egresslab calls an outcome.
+		ncSays := func(r run) probe.Outcome {
+			switch {
+			case r.status == 0:
+				return probe.Connected
+			case strings.Contains(r.stderr, "Connection refused"):
+				return probe.Refused
+			case strings.Contains(r.stderr, "timed out"):
+				return probe.Dropped
+			case strings.Contains(r.stderr, "unreachable"):
+				return probe.Rejected
+			}
+			return probe.Error
+		}
+		seen := map[probe.Outcome]bool{}
+		for _, r := range rep.Results {
+			if r.Client == nil || r.Port.Proto != "tcp" {
+				continue
+			}
+			got := egresslab(ctx, ".", "exec", "-f", dir+"egresslab.yaml", "--client", r.Client.Name, "--",
+				"nc", "-vz", "-w", "2", r.Address.String(), fmt.Sprint(r.Port.Number))
+			Expect(ncSays(got)).To(Equal(r.Observed), "%s %s %d: nc said %q (status %d)", r.Client.Name, r.Address, r.Port.Number, got.stderr, got.status)
+			seen[r.Observed] = true
+		}
+		Expect(seen).To(HaveKey(probe.Connected))
+		Expect(seen).To(HaveKey(probe.Dropped))
+		Expect(seen).To(HaveKey(probe.Refused))
+	})
 })

@@ -174,6 +174,7 @@ var notSoaked = map[string]string{
 	"harness/escape.yaml":         "attacks the host from its lab; the harness and safety specs judge it",
 	"harness/hostile.yaml":        "attacks the host from its lab; the harness spec judges it",
 	"truth/tamper.yaml":           "its script races the lab's sentinel on purpose; the truth spec judges it",
+	"truth/tamper-forward.yaml":   "its script flushes the sentinel's forward chain on purpose; the truth spec judges it",
 	"warnings/three-typos.yaml":   "bad input on purpose",
 	"warnings/unknown-owner.yaml": "bad input on purpose",
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/probe"
@@ -124,6 +125,20 @@ var _ = Describe("the lab as a real host", Label("truth"), func() {
 		}
 		var tamper *netns.TamperError
 		Expect(errors.As(err, &tamper)).To(BeTrue(), "%v", err)
+	})
+
+	It("refuses to give verdicts when the candidate flushed the sentinel's forward chain, naming the chain", SpecTimeout(time.Minute), func(ctx SpecContext) {
+		p, err := scenarios.Load("../testdata/truth/tamper-forward.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		lab, err := scenarios.StartLab(ctx, p)
+		if err == nil {
+			DeferCleanup(lab.Close)
+			Eventually(lab.CheckHarness).WithContext(ctx).Should(MatchError(ContainSubstring("chain fwd_last (0 rules")))
+			_, err = scenarios.ProbeAll(ctx, lab, p, scenarios.RunOptions{})
+		}
+		var tamper *netns.TamperError
+		Expect(errors.As(err, &tamper)).To(BeTrue(), "%v", err)
+		Expect(tamper.What).To(ContainSubstring("fwd_last"))
 	})
 
 	It("keys evidence by the whole flow: 200,000 probes through one lab, every verdict right", Label("long"), func(ctx SpecContext) {

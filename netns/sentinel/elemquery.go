@@ -7,6 +7,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/egresslab/egresslab/netns"
@@ -64,7 +65,28 @@ func (p *elemQueries) has(reqs ...elemReq) ([]bool, error) {
 		return nil, err
 	}
 	defer p.put(q)
-	return q.has(reqs...)
+	return q.ask(reqs, nil)
+}
+
+// value is the data a map of the sentinel's holds for r's key; ok is false
+// when the key is not in it.
+func (p *elemQueries) value(r elemReq) (data []byte, ok bool, err error) {
+	p.rw.RLock()
+	defer p.rw.RUnlock()
+	if p.closed {
+		return nil, false, netns.ErrClosed
+	}
+	q, err := p.get()
+	if err != nil {
+		return nil, false, err
+	}
+	defer p.put(q)
+	values := make([][]byte, 1)
+	answers, err := q.ask([]elemReq{r}, values)
+	if err != nil {
+		return nil, false, err
+	}
+	return values[0], answers[0], nil
 }
 
 func (p *elemQueries) get() (*elemQuery, error) {
@@ -116,9 +138,10 @@ type elemReq struct {
 	key []byte
 }
 
-// has asks the kernel each question, all in one send, and reads the answers
+// ask asks the kernel each question, all in one send, and reads the answers
 // with one receive (recvmmsg): a probe's questions cost two system calls.
-func (q *elemQuery) has(reqs ...elemReq) ([]bool, error) {
+// With values, each found element's data (a map's) is copied there too.
+func (q *elemQuery) ask(reqs []elemReq, values [][]byte) ([]bool, error) {
 	if q.fd < 0 {
 		return nil, fmt.Errorf("read the drop sentinel: no socket")
 	}
@@ -160,6 +183,9 @@ func (q *elemQuery) has(reqs ...elemReq) ([]bool, error) {
 				}
 			case typ == unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWSETELEM:
 				answers[i] = true
+				if values != nil {
+					values[i] = elemData(reply[unix.NLMSG_HDRLEN:])
+				}
 			default:
 				return nil, fmt.Errorf("read the drop sentinel: an answer of type %#x", typ)
 			}
@@ -167,6 +193,35 @@ func (q *elemQuery) has(reqs ...elemReq) ([]bool, error) {
 		}
 	}
 	return answers, nil
+}
+
+// elemData is the data of the one element a NEWSETELEM answer (after its
+// netlink header) carries, copied; nil for a set's element.
+func elemData(b []byte) []byte {
+	if len(b) < 4 {
+		return nil
+	}
+	var data []byte
+	// elements > element > data > value
+	var walk func(b []byte, path []uint16)
+	walk = func(b []byte, path []uint16) {
+		ad, err := netlink.NewAttributeDecoder(b)
+		if err != nil {
+			return
+		}
+		for ad.Next() {
+			if ad.Type() != path[0] {
+				continue
+			}
+			if len(path) == 1 {
+				data = append([]byte(nil), ad.Bytes()...)
+				return
+			}
+			walk(ad.Bytes(), path[1:])
+		}
+	}
+	walk(b[4:], []uint16{unix.NFTA_SET_ELEM_LIST_ELEMENTS, unix.NFTA_LIST_ELEM, unix.NFTA_SET_ELEM_DATA, unix.NFTA_DATA_VALUE})
+	return data
 }
 
 // mmsghdr is the kernel's struct mmsghdr.

@@ -173,6 +173,7 @@ func (s *Sentinel) Release(f netns.Flow, sock io.Closer) {
 		for _, name := range forwardSets {
 			elems = append(elems, setElem{setOf(f, name), key})
 		}
+		elems = append(elems, setElem{setOf(f, "fwd_src"), key})
 	}
 	s.forgets.add(forgetRequest{key: string(key), elems: elems, sock: sock})
 }

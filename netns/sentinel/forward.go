@@ -38,6 +38,27 @@ func forwardRuleset() string {
 		fmt.Fprintf(&b, "\tset %s4 { type ipv4_addr . inet_service . ipv4_addr . inet_service . inet_proto; flags dynamic,timeout; timeout 10m; size 4194304; }\n", name)
 		fmt.Fprintf(&b, "\tset %s6 { type ipv6_addr . inet_service . ipv6_addr . inet_service . inet_proto; flags dynamic,timeout; timeout 10m; size 4194304; }\n", name)
 	}
+	for _, c := range forwardChainSpec() {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority %d; policy accept;\n", c.name, c.hook, c.priority)
+		for _, r := range c.rules {
+			fmt.Fprintf(&b, "\t\t%s\n", r)
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// forwardChain is one of the forward path's chains, as nft writes it.
+type forwardChain struct {
+	name, hook string
+	priority   int32
+	rules      []string
+}
+
+// forwardChainSpec is the forward path's chains in order. installLeftAs
+// adds one rule per family to fwd_post (leftAsRules).
+func forwardChainSpec() []forwardChain {
 	key := func(fam string) string {
 		return fmt.Sprintf("ct original %s saddr . ct original proto-src . ct original %s daddr . ct original proto-dst . meta l4proto", fam, fam)
 	}
@@ -52,21 +73,15 @@ func forwardRuleset() string {
 		return out
 	}
 	const syn, synack = "tcp flags & (syn|ack) == syn", "tcp flags & (syn|ack) == syn|ack"
-	chain := func(name, hook string, prio int64, body ...[]string) {
-		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority %d; policy accept;\n", name, hook, prio)
-		for _, rs := range body {
-			for _, r := range rs {
-				fmt.Fprintf(&b, "\t\t%s\n", r)
-			}
-		}
-		b.WriteString("\t}\n")
+	return []forwardChain{
+		{"fwd_first", "forward", math.MinInt32, append(rules("fwd_in", "original", syn), rules("frep_in", "reply", synack)...)},
+		{"fwd_last", "forward", math.MaxInt32, append(rules("fwd_pass", "original", syn), rules("frep_pass", "reply", synack)...)},
+		{"fwd_post", "postrouting", math.MaxInt32, rules("fwd_out", "original", syn)},
 	}
-	chain("fwd_first", "forward", math.MinInt32, rules("fwd_in", "original", syn), rules("frep_in", "reply", synack))
-	chain("fwd_last", "forward", math.MaxInt32, rules("fwd_pass", "original", syn), rules("frep_pass", "reply", synack))
-	chain("fwd_post", "postrouting", math.MaxInt32, rules("fwd_out", "original", syn))
-	b.WriteString("}\n")
-	return b.String()
 }
+
+// leftAsRules is how many rules installLeftAs adds to fwd_post.
+const leftAsRules = 2
 
 // InstallForward adds the forward path's evidence to the sentinel's table in
 // lab, after the sentinel went in. Labs without networks need none.
@@ -77,6 +92,9 @@ func InstallForward(ctx context.Context, lab *netns.Lab) error {
 	out, err := lab.RunAs(ctx, netns.Identity{}, []byte(forwardRuleset()), false, "nft", "-f", "-")
 	if err != nil {
 		return fmt.Errorf("install the forward path's evidence in lab %s: %w: %s", lab.Name(), err, out)
+	}
+	if err := installLeftAs(lab); err != nil {
+		return fmt.Errorf("install the forward path's evidence in lab %s: %w", lab.Name(), err)
 	}
 	return nil
 }

@@ -1,159 +1,205 @@
 package sentinel
 
 import (
-	"errors"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"os"
-	"sync"
-	"time"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/egresslab/egresslab/netns"
 )
 
-// conntrack netlink (linux/netfilter/nfnetlink_conntrack.h).
-const (
-	ipctnlMsgCtGet = 1
-	ctaTupleOrig   = 1
-	ctaTupleReply  = 2
-	ctaTupleIP     = 1
-	ctaTupleProto  = 2
-	ctaIPv4Src     = 1
-	ctaIPv4Dst     = 2
-	ctaIPv6Src     = 3
-	ctaIPv6Dst     = 4
-	ctaProtoNum    = 1
-	ctaProtoSrc    = 2
-	ctaProtoDst    = 3
-)
+// Where a forwarded flow left the host from, after the candidate's nat, is
+// recorded at the end of postrouting (fwd_post, after every nat hook) in a
+// map per family, keyed as the flow sets are: conntrack's original tuple
+// (the client's flow as it entered, which the nat never rewrites) to the
+// packet's source address and port as it leaves. (Conntrack's netlink,
+// asked for the reply tuple, gave no answer in the lab.)
+//
+// nft 1.0.6 cannot write that rule (it aborts, "netlink_gen_expr: Assertion
+// `dreg < ctx->reg_low' failed", on a map update whose key is longer than 16
+// bytes), and the netlink library sends ct's direction only with the
+// family-less NFT_CT_SRC/NFT_CT_DST keys, which nft cannot list back (a
+// concatenation needs their lengths): the maps go in with the library, the
+// rules as NEWRULEs of our own with ct's NFT_CT_SRC_IP(6) keys, and
+// `nft list ruleset` shows them.
+var leftAsMaps = []string{"fwd_src4", "fwd_src6"}
 
-// natQueryWait bounds one conntrack question.
-const natQueryWait = 50 * time.Millisecond
-
-// natQuery is one conntrack netlink socket in the lab, for LeftAs.
-type natQuery struct {
-	mu   sync.Mutex
-	conn *netlink.Conn
-}
-
-// LeftAs is the address and port a forwarded flow left the host with, after
-// the candidate's nat: conntrack's reply tuple, read backwards. ok is false
-// when the host has no confirmed connection for the flow (its first packet
-// never left).
-func (s *Sentinel) LeftAs(f netns.Flow) (src netip.AddrPort, ok bool, err error) {
-	if s == nil {
-		return src, false, errors.New("the drop sentinel is not installed")
+// installLeftAs adds the fwd_src maps and the rules that fill them to the
+// sentinel's table in lab, whose fwd_post chain is there already.
+func installLeftAs(lab *netns.Lab) error {
+	c, err := nftables.New(nftables.WithNetNSFd(lab.NetNSFD()))
+	if err != nil {
+		return err
 	}
-	s.nat.mu.Lock()
-	defer s.nat.mu.Unlock()
-	if s.nat.conn == nil {
-		if s.nat.conn, err = netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: s.lab.NetNSFD()}); err != nil {
-			return src, false, fmt.Errorf("conntrack netlink in lab %s: %w", s.lab.Name(), err)
+	table := &nftables.Table{Family: nftables.TableFamilyINet, Name: sentinelTable}
+	var rules [][]byte
+	for i, fam := range []struct {
+		v6     bool
+		addr   nftables.SetDatatype
+		addrAt uint32 // the source address's offset in the network header
+	}{{false, nftables.TypeIPAddr, 12}, {true, nftables.TypeIP6Addr, 8}} {
+		keyType, err := nftables.ConcatSetType(fam.addr, nftables.TypeInetService, fam.addr, nftables.TypeInetService, nftables.TypeInetProto)
+		if err != nil {
+			return err
+		}
+		dataType, err := nftables.ConcatSetType(fam.addr, nftables.TypeInetService)
+		if err != nil {
+			return err
+		}
+		m := &nftables.Set{Table: table, Name: leftAsMaps[i], IsMap: true, Dynamic: true, Concatenation: true,
+			KeyType: keyType, DataType: dataType, HasTimeout: true, Timeout: flowSetTimeout, Size: 4194304}
+		if err := c.AddSet(m, nil); err != nil {
+			return fmt.Errorf("the sentinel's map %s: %w", m.Name, err)
+		}
+		r, err := leftAsRule(m.Name, fam.v6, fam.addr.Bytes, fam.addrAt)
+		if err != nil {
+			return err
+		}
+		rules = append(rules, r)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("add the maps %v: %w", leftAsMaps, err)
+	}
+	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: lab.NetNSFD()})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	batch := []netlink.Message{{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN), Flags: netlink.Request},
+		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES},
+	}}
+	for _, r := range rules {
+		batch = append(batch, netlink.Message{
+			Header: netlink.Header{Type: nftMsg(unix.NFT_MSG_NEWRULE), Flags: netlink.Request | netlink.Create | netlink.Append},
+			Data:   r,
+		})
+	}
+	batch[len(batch)-1].Header.Flags |= netlink.Acknowledge // the last's ack: the kernel went through them all
+	batch = append(batch, netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_END), Flags: netlink.Request},
+		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES},
+	})
+	sent, err := conn.SendMessages(batch)
+	if err != nil {
+		return fmt.Errorf("add the rules filling %v: %w", leftAsMaps, err)
+	}
+	last := sent[len(sent)-2].Header.Sequence
+	for {
+		msgs, err := conn.Receive()
+		if err != nil {
+			return fmt.Errorf("add the rules filling %v: %w", leftAsMaps, err)
+		}
+		for _, m := range msgs {
+			if m.Header.Sequence == last {
+				return nil
+			}
 		}
 	}
-	family, srcAttr, dstAttr := byte(unix.AF_INET), uint16(ctaIPv4Src), uint16(ctaIPv4Dst)
-	if f.IPv6() {
-		family, srcAttr, dstAttr = unix.AF_INET6, ctaIPv6Src, ctaIPv6Dst
+}
+
+// leftAsRule is a NEWRULE's body for fwd_post: a packet of the original
+// direction, of the family v6 says, adds its conntrack's original tuple and
+// its own source address and port to map m.
+func leftAsRule(m string, v6 bool, addrLen, addrAt uint32) ([]byte, error) {
+	nfproto, srcKey, dstKey := byte(unix.NFPROTO_IPV4), uint32(unix.NFT_CT_SRC_IP), uint32(unix.NFT_CT_DST_IP)
+	if v6 {
+		nfproto, srcKey, dstKey = unix.NFPROTO_IPV6, unix.NFT_CT_SRC_IP6, unix.NFT_CT_DST_IP6
 	}
-	proto := uint8(unix.IPPROTO_TCP)
-	if f.Proto == "udp" {
-		proto = unix.IPPROTO_UDP
+	regs := addrLen / 4 // an address's 4-byte registers
+	key := uint32(unix.NFT_REG32_00)
+	sport := key + regs
+	daddr := sport + 1
+	dport := daddr + regs
+	proto := dport + 1
+	data := proto + 1
+	var elems [][]byte
+	add := func(es ...expr.Any) error {
+		for _, e := range es {
+			b, err := expr.Marshal(unix.NFPROTO_INET, e)
+			if err != nil {
+				return err
+			}
+			elems = append(elems, b)
+		}
+		return nil
+	}
+	err := add(
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
+		&expr.Ct{Key: expr.CtKeyDIRECTION, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}}) // IP_CT_DIR_ORIGINAL
+	if err != nil {
+		return nil, err
+	}
+	elems = append(elems, ctOriginal(srcKey, key), ctOriginal(unix.NFT_CT_PROTO_SRC, sport),
+		ctOriginal(dstKey, daddr), ctOriginal(unix.NFT_CT_PROTO_DST, dport))
+	err = add(
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: proto},
+		&expr.Payload{DestRegister: data, Base: expr.PayloadBaseNetworkHeader, Offset: addrAt, Len: addrLen},
+		&expr.Payload{DestRegister: data + regs, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+		&expr.Dynset{SrcRegKey: key, SrcRegData: data, SetName: m, Operation: unix.NFT_DYNSET_OP_ADD})
+	if err != nil {
+		return nil, err
 	}
 	ae := netlink.NewAttributeEncoder()
-	ae.Nested(ctaTupleOrig, func(ae *netlink.AttributeEncoder) error {
-		ae.Nested(ctaTupleIP, func(ae *netlink.AttributeEncoder) error {
-			ae.Bytes(srcAttr, f.Src.Addr().Unmap().AsSlice())
-			ae.Bytes(dstAttr, f.Dst.Addr().Unmap().AsSlice())
-			return nil
-		})
-		ae.Nested(ctaTupleProto, func(ae *netlink.AttributeEncoder) error {
-			ae.Uint8(ctaProtoNum, proto)
-			ae.Bytes(ctaProtoSrc, []byte{byte(f.Src.Port() >> 8), byte(f.Src.Port())})
-			ae.Bytes(ctaProtoDst, []byte{byte(f.Dst.Port() >> 8), byte(f.Dst.Port())})
-			return nil
-		})
+	ae.String(unix.NFTA_RULE_TABLE, sentinelTable)
+	ae.String(unix.NFTA_RULE_CHAIN, "fwd_post")
+	ae.Nested(unix.NFTA_RULE_EXPRESSIONS, func(ae *netlink.AttributeEncoder) error {
+		for _, e := range elems {
+			ae.Bytes(unix.NFTA_LIST_ELEM|unix.NLA_F_NESTED, e)
+		}
 		return nil
 	})
 	attrs, err := ae.Encode()
 	if err != nil {
+		return nil, err
+	}
+	return append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...), nil
+}
+
+// ctOriginal is a ct expression loading key, of the original direction,
+// into register reg.
+func ctOriginal(key, reg uint32) []byte {
+	ae := netlink.NewAttributeEncoder()
+	ae.String(unix.NFTA_EXPR_NAME, "ct")
+	ae.Nested(unix.NFTA_EXPR_DATA, func(ae *netlink.AttributeEncoder) error {
+		ae.ByteOrder = binary.BigEndian
+		ae.Uint32(unix.NFTA_CT_KEY, key)
+		ae.Uint32(unix.NFTA_CT_DREG, reg)
+		ae.Uint8(unix.NFTA_CT_DIRECTION, 0) // IP_CT_DIR_ORIGINAL
+		return nil
+	})
+	b, _ := ae.Encode() // fails only on a callback's error, and ours returns none
+	return b
+}
+
+// LeftAs is the address and port a forwarded flow left the host with, after
+// the candidate's nat. ok is false when its first packet never left.
+func (s *Sentinel) LeftAs(f netns.Flow) (src netip.AddrPort, ok bool, err error) {
+	if s == nil {
+		return src, false, fmt.Errorf("the drop sentinel is not installed")
+	}
+	m := leftAsMaps[0]
+	if f.IPv6() {
+		m = leftAsMaps[1]
+	}
+	data, ok, err := s.query.value(elemReq{m, flowKey(f)})
+	if err != nil || !ok {
 		return src, false, err
 	}
-	// A bounded wait: a kernel without conntrack's netlink answers nothing,
-	// and the source is then unknown, never the verdict.
-	_ = s.nat.conn.SetDeadline(time.Now().Add(natQueryWait))
-	msgs, err := s.nat.conn.Execute(netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_CTNETLINK<<8 | ipctnlMsgCtGet), Flags: netlink.Request},
-		Data:   append([]byte{family, unix.NFNETLINK_V0, 0, 0}, attrs...),
-	})
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return src, false, nil
+	if len(data) < 8 {
+		return src, false, fmt.Errorf("read the drop sentinel: %s holds %d bytes", m, len(data))
 	}
-	if err != nil {
-		return src, false, fmt.Errorf("read the lab's conntrack: %w", err)
+	a, ok := netip.AddrFromSlice(data[:len(data)-4])
+	if !ok {
+		return src, false, fmt.Errorf("read the drop sentinel: %s holds %d bytes for an address", m, len(data)-4)
 	}
-	for _, m := range msgs {
-		if len(m.Data) < 4 {
-			continue
-		}
-		if src, ok = replyDestination(m.Data[4:]); ok {
-			return src, true, nil
-		}
-	}
-	return src, false, nil
-}
-
-// replyDestination reads the reply tuple's destination out of a conntrack
-// message's attributes: where the answer goes is where the flow came from,
-// as the world saw it.
-func replyDestination(b []byte) (netip.AddrPort, bool) {
-	var addr netip.Addr
-	var port uint16
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return netip.AddrPort{}, false
-	}
-	for ad.Next() {
-		if ad.Type() != ctaTupleReply {
-			continue
-		}
-		ad.Nested(func(nd *netlink.AttributeDecoder) error {
-			for nd.Next() {
-				switch nd.Type() {
-				case ctaTupleIP:
-					nd.Nested(func(ip *netlink.AttributeDecoder) error {
-						for ip.Next() {
-							if ip.Type() == ctaIPv4Dst || ip.Type() == ctaIPv6Dst {
-								addr, _ = netip.AddrFromSlice(ip.Bytes())
-							}
-						}
-						return nil
-					})
-				case ctaTupleProto:
-					nd.Nested(func(pd *netlink.AttributeDecoder) error {
-						for pd.Next() {
-							if pd.Type() == ctaProtoDst {
-								if b := pd.Bytes(); len(b) == 2 {
-									port = uint16(b[0])<<8 | uint16(b[1])
-								}
-							}
-						}
-						return nil
-					})
-				}
-			}
-			return nil
-		})
-	}
-	return netip.AddrPortFrom(addr, port), addr.IsValid() && ad.Err() == nil
-}
-
-func (q *natQuery) close() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.conn != nil {
-		q.conn.Close()
-	}
+	port := data[len(data)-4:]
+	return netip.AddrPortFrom(a, uint16(port[0])<<8|uint16(port[1])), true, nil
 }
