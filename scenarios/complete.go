@@ -332,7 +332,7 @@ func probeClasses(ctx context.Context, lab *LabBench, p *Policy, plan *classPlan
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := lab.ForgetErr(); err != nil {
+	if err := lab.evidenceErr(); err != nil {
 		return nil, err
 	}
 	if err := explain.finish(results); err != nil {

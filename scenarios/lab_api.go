@@ -116,7 +116,7 @@ func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result,
 	if err := ctx.Err(); err != nil {
 		return results, err
 	}
-	if err := s.lab.ForgetErr(); err != nil {
+	if err := s.lab.evidenceErr(); err != nil {
 		return nil, err
 	}
 	if err := explain.finish(results); err != nil {

@@ -131,3 +131,18 @@ type afterCloser struct {
 }
 
 func (c afterCloser) Close() error { c.before(); return c.Closer.Close() }
+
+// evidenceErr is the lab's failure to remove its probes' evidence, unless
+// the candidate removed or changed the sentinel itself: then that is the
+// error (a TamperError naming what changed), not the netlink answer it
+// caused ("no such file or directory" for a table that is gone).
+func (b *LabBench) evidenceErr() error {
+	err := b.ForgetErr()
+	if err == nil {
+		return nil
+	}
+	if herr := b.CheckHarness(); herr != nil {
+		return fmt.Errorf("after probing: %w", herr)
+	}
+	return err
+}

@@ -244,7 +244,7 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 		// interrupted one is an error); one that never ran has none.
 		return &Report{Policy: p.Name, File: p.File, Results: results}, err
 	}
-	if err := lab.ForgetErr(); err != nil {
+	if err := lab.evidenceErr(); err != nil {
 		return nil, err
 	}
 	if err := explain.finish(results); err != nil {

@@ -88,13 +88,16 @@ func statusOf(err error) int {
 	var perr *scenarios.Error
 	var rerr *ruleset.RulesetError
 	var uerr *netns.UnavailableError
+	var pathErr *fs.PathError
 	switch {
 	case errors.As(err, &perr), errors.As(err, &rerr):
 		return exitBadInput
 	case errors.As(err, &uerr):
 		return exitNoLab
-	case errors.Is(err, fs.ErrNotExist):
-		return exitBadInput // a policy file that is not there is bad input
+	case errors.As(err, &pathErr) && errors.Is(pathErr, fs.ErrNotExist):
+		// a policy file that is not there is bad input; a netlink ENOENT
+		// (a table the candidate deleted) is not
+		return exitBadInput
 	}
 	return exitNoLab
 }
