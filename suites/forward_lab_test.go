@@ -1,8 +1,12 @@
 package suites_test
 
 import (
+	"encoding/json"
+	"encoding/xml"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -146,5 +150,118 @@ var _ = Describe("the forwarded lab", Label("forward"), func() {
 		Expect(seen).To(HaveKey(probe.Connected))
 		Expect(seen).To(HaveKey(probe.Dropped))
 		Expect(seen).To(HaveKey(probe.Refused))
+	})
+
+	Describe("a policy with host users and clients", func() {
+		// docker-user-ipv4-only holds both: the host's admin and a container,
+		// web, on docker0; its ip6tables-off variant drops web's SMTP in
+		// DOCKER-USER on IPv4 and forwards it on IPv6.
+		var dir string
+		BeforeEach(func(ctx SpecContext) {
+			dir = filepath.Join(GinkgoT().TempDir(), "entry")
+			r := egresslab(ctx, ".", "scenarios", "--export", "docker-user-ipv4-only", dir)
+			Expect(r.status).To(Equal(0), r.stderr)
+		})
+
+		It("gives one table, one JSON and one JUnit with both kinds of rows", func(ctx SpecContext) {
+			table := egresslab(ctx, dir, "verify", "-f", "ip6tables-off.yaml")
+			Expect(table.status).To(Equal(1), table.stderr)
+			rows := map[string]string{}
+			for _, line := range strings.Split(table.stdout, "\n") {
+				// A row starts at the line's start; the failures below it are indented.
+				if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(line, " ") && (f[0] == "admin" || f[0] == "web@docker0") {
+					Expect(rows).NotTo(HaveKey(f[0]), "one row per source")
+					rows[f[0]] = strings.Join(f[1:], " ")
+				}
+			}
+			Expect(rows).To(Equal(map[string]string{
+				"admin":       "a. a. | a. a.",
+				"web@docker0": "dX d.! | a. a.",
+			}), table.stdout)
+
+			junit := filepath.Join(dir, "junit.xml")
+			js := egresslab(ctx, dir, "verify", "-f", "ip6tables-off.yaml", "--format", "json", "--junit", junit)
+			Expect(js.status).To(Equal(1), js.stderr)
+			var doc struct {
+				Probes []map[string]any `json:"probes"`
+			}
+			Expect(json.Unmarshal([]byte(js.stdout), &doc)).To(Succeed())
+			users, clients := 0, 0
+			for _, p := range doc.Probes {
+				switch {
+				case p["user"] != nil:
+					users++
+					Expect(p).To(HaveKeyWithValue("user", "admin"))
+					Expect(p).To(HaveKeyWithValue("uid", 1000.0))
+					Expect(p).NotTo(HaveKey("client"))
+				case p["client"] != nil:
+					clients++
+					Expect(p).To(HaveKeyWithValue("client", "web"))
+					Expect(p).To(HaveKeyWithValue("network", "docker0"))
+					Expect(p).NotTo(HaveKey("uid"))
+					if p["observed"] == "connected" {
+						// docker-user.v4 MASQUERADEs IPv4 out of the uplink; IPv6 is routed as is.
+						want := map[string]string{"ipv4": "203.0.113.10", "ipv6": "fd00:db8:17::2"}[p["family"].(string)]
+						Expect(p).To(HaveKeyWithValue("source", want), "%v", p)
+					}
+				}
+			}
+			Expect([]int{users, clients}).To(Equal([]int{4, 4}))
+
+			raw, err := os.ReadFile(junit)
+			Expect(err).NotTo(HaveOccurred())
+			var suites struct {
+				Cases []struct {
+					Name    string    `xml:"name,attr"`
+					Failure *struct{} `xml:"failure"`
+				} `xml:"testsuite>testcase"`
+			}
+			Expect(xml.Unmarshal(raw, &suites)).To(Succeed())
+			var names, failed []string
+			for _, c := range suites.Cases {
+				names = append(names, c.Name)
+				if c.Failure != nil {
+					failed = append(failed, c.Name)
+				}
+			}
+			Expect(names).To(ContainElements(
+				"admin -> mx.example.test [2001:db8::25]:25/tcp (ipv6)",
+				"web@docker0 -> mx.example.test [192.0.2.25]:25/tcp (ipv4)",
+			))
+			Expect(names).To(HaveLen(8))
+			Expect(failed).To(Equal([]string{"web@docker0 -> mx.example.test [2001:db8::25]:25/tcp (ipv6)"}))
+		})
+
+		It("fails under --parity exactly the client cells whose families differ", func(ctx SpecContext) {
+			r := egresslab(ctx, dir, "verify", "-f", "ip6tables-off.yaml", "--parity", "--format", "json")
+			Expect(r.status).To(Equal(1), r.stderr)
+			var doc struct {
+				Parity []map[string]any `json:"parity"`
+			}
+			Expect(json.Unmarshal([]byte(r.stdout), &doc)).To(Succeed())
+			Expect(doc.Parity).To(Equal([]map[string]any{{
+				"client": "web", "network": "docker0", "host": "mx.example.test", "port": 25.0, "proto": "tcp",
+				"ipv4": []any{"dropped"}, "ipv6": []any{"connected"}, "line": 23.0,
+			}}))
+
+			fixed := egresslab(ctx, dir, "verify", "-f", "ip6tables-on.yaml", "--parity")
+			Expect(fixed.status).To(Equal(0), fixed.stdout+fixed.stderr)
+			Expect(fixed.stdout).NotTo(ContainSubstring("differ between IPv4 and IPv6"))
+		})
+
+		It("diffs the entry's two variants into the client cell that flips", func(ctx SpecContext) {
+			r := egresslab(ctx, dir, "diff", "ip6tables-off.yaml", "ip6tables-on.yaml")
+			Expect(r.status).To(Equal(0), r.stderr)
+			var flipped []string
+			for _, line := range strings.Split(r.stdout, "\n") {
+				if strings.Contains(line, " -> ") && strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "    ") {
+					flipped = append(flipped, strings.TrimSpace(line))
+				}
+			}
+			Expect(flipped).To(Equal([]string{
+				"web@docker0 -> mx.example.test [2001:db8::25]:25/tcp (ipv6): connected -> dropped   (expected deny: FAIL -> pass)",
+			}), r.stdout)
+			Expect(r.stdout).To(ContainSubstring("1 cell flipped, 0 now failing that passed"))
+		})
 	})
 })

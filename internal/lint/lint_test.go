@@ -73,6 +73,38 @@ var _ = Describe("lint", func() {
 			[]at{{lint.OwnerOneFamily, "split-ip.nft", 6}}),
 	)
 
+	Describe("on FORWARD, by family", func() {
+		const forward = "../../testdata/forward/"
+		lintForward := func(ctx SpecContext, files ...string) []lint.Finding {
+			src, err := lint.FromFiles(files)
+			Expect(err).NotTo(HaveOccurred())
+			findings, err := lint.Lint(ctx, src, lint.Options{})
+			Expect(err).NotTo(HaveOccurred())
+			return findings
+		}
+		dockerUser := func(findings []lint.Finding) []lint.Finding {
+			var out []lint.Finding
+			for _, f := range findings {
+				if f.Rule == "-A DOCKER-USER -p tcp -m tcp --dport 25 -j DROP" ||
+					f.Rule == "-A DOCKER-USER -i docker0 -p tcp -m tcp --dport 25 -j DROP" {
+					out = append(out, f)
+				}
+			}
+			return out
+		}
+
+		It("finds Docker 26's IPv4-only DOCKER-USER drop at its line", func(ctx SpecContext) {
+			found := dockerUser(lintForward(ctx, forward+"docker26/rules.v4"))
+			Expect(places(found)).To(Equal([]at{{lint.OneFamily, "rules.v4", 51}}))
+			Expect(found[0].Family).To(Equal("ipv4"))
+			Expect(found[0].Fix).To(ContainSubstring("ip6tables-restore"))
+		})
+
+		It("finds nothing in Docker 27's pair, which holds the drop in both families", func(ctx SpecContext) {
+			Expect(lintForward(ctx, forward+"docker27/rules.v4", forward+"docker27/rules.v6")).To(BeEmpty())
+		})
+	})
+
 	It("says what it suggests in words a user can paste", func(ctx SpecContext) {
 		findings, err := lintFiles(ctx, "inet.nft")
 		Expect(err).NotTo(HaveOccurred())

@@ -13,18 +13,25 @@ import (
 // ParityCell is one user × host × port whose outcome differs between IPv4
 // and IPv6 (verify --parity): the quickest net for the whole class of bugs
 // in the catalogue, since the policy need not say anything per family.
+// A client's cell names the client and its network as a client's probe does.
 type ParityCell struct {
-	User  string          `json:"user"`
-	Host  string          `json:"host"`
-	Port  uint16          `json:"port"`
-	Proto string          `json:"proto"`
-	IPv4  []probe.Outcome `json:"ipv4"` // every outcome seen on the host's IPv4 addresses
-	IPv6  []probe.Outcome `json:"ipv6"`
-	Line  int             `json:"line"` // the policy line of the expectation that covers the cell
+	User    string          `json:"user,omitempty"`
+	Client  string          `json:"client,omitempty"`
+	Network string          `json:"network,omitempty"`
+	Host    string          `json:"host"`
+	Port    uint16          `json:"port"`
+	Proto   string          `json:"proto"`
+	IPv4    []probe.Outcome `json:"ipv4"` // every outcome seen on the host's IPv4 addresses
+	IPv6    []probe.Outcome `json:"ipv6"`
+	Line    int             `json:"line"` // the policy line of the expectation that covers the cell
 }
 
 func (c ParityCell) String() string {
-	return fmt.Sprintf("%s -> %s %d/%s: ipv4 %s, ipv6 %s", c.User, c.Host, c.Port, c.Proto, outcomes(c.IPv4), outcomes(c.IPv6))
+	source := c.User
+	if c.Client != "" {
+		source = c.Client + "@" + c.Network
+	}
+	return fmt.Sprintf("%s -> %s %d/%s: ipv4 %s, ipv6 %s", source, c.Host, c.Port, c.Proto, outcomes(c.IPv4), outcomes(c.IPv6))
 }
 
 func outcomes(os []probe.Outcome) string {
@@ -50,7 +57,12 @@ func CheckParity(p *policy.Policy, rep *Report) []ParityCell {
 		k := key{res.SourceName(), res.Host, res.Port}
 		c := cells[k]
 		if c == nil {
-			c = &ParityCell{User: k.user, Host: k.host, Port: k.port.Number, Proto: k.port.Proto, Line: res.Line}
+			c = &ParityCell{Host: k.host, Port: k.port.Number, Proto: k.port.Proto, Line: res.Line}
+			if res.Client != nil {
+				c.Client, c.Network = res.Client.Name, res.Client.Network
+			} else {
+				c.User = res.User.Name
+			}
 			cells[k] = c
 			order = append(order, k)
 		}

@@ -7,6 +7,9 @@
 #   egresslab verify of verify20.yaml (20 probes, 8 dropped), as ratios to it:
 #     the three run in turn, in a rotating order, and each ratio is taken
 #     within one round, so a busy machine slows all three alike;
+#   the forwarded policy of 1,008 cells (forward1000.yaml: 3 networks, 12
+#     clients) as a ratio to its host-only twin (host1000.yaml: 12 users,
+#     the same matrix), paired and alternating like the first three;
 #   the 1,000-probe matrix (matrix1000.yaml) and the 131,070-probe sweep
 #     (sweep.yaml: one user x one host x both families x 65,535 TCP ports) as
 #     verdicts per second of the whole process;
@@ -121,6 +124,21 @@ for i in 1 2 3; do
 done
 echo "   ms: ${m1000[*]}"
 
+# The forwarded policy against the host-only one of the same size (issue 18).
+echo "== egresslab verify -f $bench/forward1000.yaml and -f $bench/host1000.yaml (1,008 cells each), 3 rounds, alternating"
+fwd1000=() host1000=() rfwd=() rssfwd=() rsshost=()
+for i in 1 2 3; do
+	for what in forward1000 host1000; do
+		timed "$tmp/$what.json" "$egresslab" verify -f "$bench/$what.yaml" --format json
+		[ "$status" -eq 0 ] || fail "verify $what.yaml run $i: exit $status, want 0: $(tail -3 "$tmp/$what.json.err")"
+		[ "$(counts "$tmp/$what.json")" = "528 144 336 0" ] || fail "$what.yaml run $i: counts $(counts "$tmp/$what.json"), want 528 144 336 0"
+		if [ "$what" = forward1000 ]; then fw=$ms rssfwd+=("$rss"); else ho=$ms rsshost+=("$rss"); fi
+	done
+	fwd1000+=("$fw") host1000+=("$ho") rfwd+=("$(ratio "$fw" "$ho")")
+done
+echo "   forward1000 ms: ${fwd1000[*]}"
+echo "   host1000 ms:    ${host1000[*]}   (forward/host per round: ${rfwd[*]})"
+
 # The sweep: its expectations are the ruleset's exact verdicts (allow, reject,
 # drop), so "all passed" is every one of 131,070 verdicts right.
 echo "== egresslab verify -f $bench/sweep.yaml (131,070 probes), table output"
@@ -180,6 +198,7 @@ printf '%-58s %13s ms   %-14s %-8s %s MB\n' "floor.sh (namespaces + restore of b
 printf '%-58s %13s x    %-14s %-8s %s MB\n' "egresslab repro (all acts) / floor.sh, $(median "${repro[@]}") ms" "$mr" "<= 2x" "$(verdict "$mr <= 2")" "$(mb "$(maxof "${rssrepro[@]}")")"
 printf '%-58s %13s x    %-14s %-8s %s MB\n' "verify, 20 probes with 8 drops / floor.sh, $(median "${v20[@]}") ms" "$mv" "<= 1.5x" "$(verdict "$mv <= 1.5")" "$(mb "$(maxof "${rssv20[@]}")")"
 printf '%-58s %13s /s   %-14s %-8s %s MB\n' "1,000-probe matrix, verdicts/s ($mm ms)" "$rate1000" ">= 10000/s" "$(verdict "$rate1000 >= 10000")" "$(mb "$(maxof "${rss1000[@]}")")"
+printf '%-58s %13s x    %-14s %-8s %s MB\n' "forward1000 $(median "${fwd1000[@]}") ms / host1000 $(median "${host1000[@]}") ms" "$(median "${rfwd[@]}")" "-" "-" "$(mb "$(maxof "${rssfwd[@]}")")"
 printf '%-58s %13s /s   %-14s %-8s %s MB\n' "131,070-probe sweep, verdicts/s" "$ratesweep" "-" "-" "$(mb "$rsssweep")"
 printf '%-58s %13s ms   %-14s %-8s\n' "131,070-probe sweep, whole process" "$sweep" "<= 10000 ms" "$(verdict "$sweep <= 10000")"
 printf '%-58s %13s MB   %-14s %-8s\n' "131,070-probe sweep, peak RSS" "$(mb "$rsssweep")" "<= 128 MB" "$(verdict "$(mb "$rsssweep") <= 128")"
