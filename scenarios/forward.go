@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"time"
 
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/probe"
@@ -55,4 +56,12 @@ func (b *LabBench) dial(ctx context.Context, on probe.Lab, pr Probe, opts RunOpt
 		return probe.DialClient(ctx, b.clientOf(on, pr.Client.Name), t, opts.Backstop)
 	}
 	return probe.DialFlow(ctx, on, Identity(pr.User), t, opts.Backstop)
+}
+
+// Dial probes one cell of the policy in this lab as ProbeAll does: a user's
+// from the host as that user, a client's from the client's namespace as its
+// root, through the host's forward path.
+func (b *LabBench) Dial(ctx context.Context, pr Probe, backstop time.Duration) probe.Result {
+	r, _ := b.dial(ctx, b, pr, RunOptions{Backstop: backstop})
+	return r
 }

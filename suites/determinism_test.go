@@ -59,9 +59,10 @@ func cells(p *scenarios.Policy) []scenarios.Probe {
 	return all
 }
 
-func dialCell(ctx SpecContext, lab probe.Lab, pr scenarios.Probe) verdict {
-	r := probe.Dial(ctx, lab, scenarios.Identity(pr.User),
-		probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, 0)
+// dialCell probes one cell as ProbeAll would: a client's through the host's
+// forward path, never from the host as a user (which would test OUTPUT).
+func dialCell(ctx SpecContext, lab *scenarios.LabBench, pr scenarios.Probe) verdict {
+	r := lab.Dial(ctx, pr, 0)
 	return verdict{r.Outcome, r.Evidence.Kind, report.Detail(r)}
 }
 
