@@ -27,15 +27,16 @@ var _ = Describe("the forwarded lab", Label("forward"), func() {
 		"unreachable": probe.Rejected, "timeout": probe.Dropped,
 	}
 
-	It("gives a Docker 27 host's clients what real clients get, cell by cell", func(ctx SpecContext) {
+	// Docker 27's rules and Docker 28.0's (DOCKER-FORWARD, ipsets, loaded by
+	// a script) on the same docker0, clients and policy.
+	DescribeTable("gives a Docker host's clients what real clients get, cell by cell", func(ctx SpecContext, dir string, ruleset ...string) {
 		p, err := scenarios.Load(dir + "egresslab.yaml")
 		Expect(err).NotTo(HaveOccurred())
 		rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{})
 		Expect(err).NotTo(HaveOccurred())
 
-		args := []string{"-n", "docker0", "-a", "172.17.0.1/16", "-a", "fd00:db8:17::1/64",
-			"-c", "web=172.17.0.2,fd00:db8:17::2", "-c", "php=172.17.0.3",
-			"-4", dir + "rules.v4", "-6", dir + "rules.v6"}
+		args := append([]string{"-n", "docker0", "-a", "172.17.0.1/16", "-a", "fd00:db8:17::1/64",
+			"-c", "web=172.17.0.2,fd00:db8:17::2", "-c", "php=172.17.0.3"}, ruleset...)
 		for _, a := range []string{"192.0.2.25", "[2001:db8::25]"} {
 			for _, port := range []string{"25", "443", "587"} {
 				args = append(args, "-l", a+":"+port, "-d", a+":"+port)
@@ -67,7 +68,10 @@ var _ = Describe("the forwarded lab", Label("forward"), func() {
 		Expect(compared).To(Equal(len(truth)))
 		Expect(differ).To(BeEmpty(), "cells where the lab and real clients differ")
 		Expect(rep.Pass()).To(BeTrue(), "the policy holds on every cell")
-	})
+	},
+		Entry("Docker 27", dir, "-4", dir+"rules.v4", "-6", dir+"rules.v6"),
+		Entry("Docker 28", "../testdata/forward/docker28/", "-S", "../testdata/forward/docker28/docker28.sh"),
+	)
 
 	It("says a DROP in DOCKER-USER is dropped in FORWARD, and names the chain", func(ctx SpecContext) {
 		p, err := scenarios.Load(dir + "egresslab.yaml")

@@ -37,6 +37,17 @@ var _ = Describe("engines' real rulesets in the plain forwarded lab", Label("for
 		}))
 	})
 
+	It("Docker 28.0 (docker0, DOCKER-FORWARD matching the docker-ext-bridges ipsets): DOCKER-USER drops SMTP in both families", func(ctx SpecContext) {
+		Expect(run(ctx, "-n", "docker0", "-a", "172.17.0.1/16", "-a", "fd00:db8:17::1/64", "-c", "web=172.17.0.2,fd00:db8:17::2",
+			"-S", "../testdata/forward/docker28/docker28.sh")).To(Equal([]string{
+			"web 192.0.2.25 25 timeout",
+			"web 2001:db8::25 25 timeout",
+			"web 192.0.2.25 443 connected",
+			"web 2001:db8::25 443 connected",
+			"web 192.0.2.25 26 refused",
+		}))
+	})
+
 	It("netavark's table inet netavark (podman0): both families forwarded and masqueraded, nothing filtered", func(ctx SpecContext) {
 		Expect(run(ctx, "-n", "podman0", "-a", "10.88.0.1/16", "-a", "fd00:db8:88::1/64", "-c", "app=10.88.0.2,fd00:db8:88::2",
 			"-N", "../testdata/forward/netavark/netavark.nft")).To(Equal([]string{
