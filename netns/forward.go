@@ -238,18 +238,7 @@ func (l *Lab) openClients(inHolder []string) error {
 // network namespace, as the client's root: a client probes as the root of
 // its own machine.
 func (l *Lab) ClientSocket(name string, family, sotype int) (int, error) {
-	fd := -1
-	err := l.DoClient(name, func() (err error) {
-		fd, err = unix.Socket(family, sotype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("socket: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return -1, err
-	}
-	return setUpProbeSocket(fd, family)
+	return probeSocket(func(fn func() error) error { return l.DoClient(name, fn) }, family, sotype)
 }
 
 // ClientSocket is Lab.ClientSocket, made on this thread: it steps into the

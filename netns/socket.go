@@ -93,8 +93,15 @@ func (l *Lab) As(id Identity, fn func() error) error {
 // from the lab's ephemeral range when it connects. ICMP errors are queued on
 // it (IP_RECVERR) so the probe can read which unreachable came back.
 func (l *Lab) Socket(id Identity, family, sotype int) (int, error) {
+	return probeSocket(func(fn func() error) error { return l.As(id, fn) }, family, sotype)
+}
+
+// probeSocket opens a probe socket inside whatever in runs its callback in
+// (the lab as an identity, a client's namespace), then sets it up as every
+// probe socket is.
+func probeSocket(in func(func() error) error, family, sotype int) (int, error) {
 	fd := -1
-	err := l.As(id, func() (err error) {
+	err := in(func() (err error) {
 		fd, err = unix.Socket(family, sotype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("socket: %w", err)

@@ -3,7 +3,6 @@ package suites_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -93,24 +92,8 @@ func ownPidsCgroup() string {
 // and its pid (which names the lab cgroups it made).
 func verifyIn(ctx context.Context, dir string) (run, int) {
 	GinkgoHelper()
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, egresslabBinary(), "verify", "-f", "policy.yaml")
-	cmd.Dir = dir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	r := run{stdout: stdout.String(), stderr: stderr.String(), took: time.Since(start)}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee) && ee.Exited():
-		r.status = ee.ExitCode()
-	default:
-		Fail(fmt.Sprintf("egresslab verify did not exit by itself: %v\n%s", err, r.stderr))
-	}
-	return r, cmd.Process.Pid
+	r := egresslab(ctx, dir, "verify", "-f", "policy.yaml")
+	return r, r.pid
 }
 
 var _ = Describe("containment of a hostile script", Label("safety"), func() {

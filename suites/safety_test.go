@@ -57,6 +57,7 @@ type run struct {
 	stdout string
 	stderr string
 	took   time.Duration
+	pid    int // the egresslab process's (it names the lab cgroups it made)
 }
 
 // egresslab runs the binary in dir to the end (at most a minute).
@@ -79,6 +80,7 @@ func egresslab(ctx context.Context, dir string, args ...string) run {
 	default:
 		Fail(fmt.Sprintf("egresslab %v did not exit by itself: %v\n%s", args, err, r.stderr))
 	}
+	r.pid = cmd.Process.Pid
 	return r
 }
 
