@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"syscall"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -272,17 +271,6 @@ func (sv *Server) listenRange(r RangeService) (int, error) {
 	sv.lab.OnClose(accept.Close)
 	go sv.acceptRange(accept, r)
 	return fd, nil
-}
-
-// connFD is the descriptor under a Go socket, for the socket map.
-func connFD(c syscall.Conn) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	err = rc.Control(func(f uintptr) { fd = int(f) })
-	return fd, err
 }
 
 // acceptRange accepts and holds each connection, recording which port of the

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"sync/atomic"
+	"syscall"
 
 	"github.com/cilium/ebpf"
 
@@ -42,3 +43,14 @@ func (sv *Server) Lost() (string, bool) {
 // Forget drops the record of who answered the client at clientAddr, once its
 // probe is done with it.
 func (sv *Server) Forget(proto, clientAddr string) { sv.answered.forget(proto, clientAddr) }
+
+// connFD is the descriptor under a Go socket, for the socket map.
+func connFD(c syscall.Conn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	err = rc.Control(func(f uintptr) { fd = int(f) })
+	return fd, err
+}
