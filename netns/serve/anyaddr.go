@@ -10,7 +10,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
 
@@ -60,22 +59,9 @@ func (sv *Server) ServeAnyAddress() error {
 			return fmt.Errorf("add the %s socket to the socket map: %w", network, err)
 		}
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         "egl_anyaddr",
-		Type:         ebpf.SkLookup,
-		AttachType:   ebpf.AttachSkLookup,
-		License:      "GPL", // bpf_sk_assign is GPL-only
-		Instructions: anyAddrProgram(served.FD(), sockets.FD()),
-	})
-	if err != nil {
-		return fmt.Errorf("load the sk_lookup program: %w", err)
+	if err := sv.attachSteering(sv.lab.WorldNetNSFD(), "egl_anyaddr", anyAddrProgram(served.FD(), sockets.FD())); err != nil {
+		return err
 	}
-	sv.lab.OnClose(prog.Close)
-	lk, err := link.AttachNetNs(sv.lab.WorldNetNSFD(), prog)
-	if err != nil {
-		return fmt.Errorf("attach the sk_lookup program (Linux 5.9 or later): %w", err)
-	}
-	sv.lab.OnClose(lk.Close)
 	sv.anyServed = served
 	return nil
 }

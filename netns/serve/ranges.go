@@ -11,7 +11,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 	"github.com/egresslab/egresslab/netns"
 	"golang.org/x/sys/unix"
 )
@@ -129,23 +128,7 @@ func (sv *Server) serveRanges(nsFD int, ranges []RangeService) error {
 			return fmt.Errorf("add the socket of %s to the socket map: %w", r, err)
 		}
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         "egl_ranges",
-		Type:         ebpf.SkLookup,
-		AttachType:   ebpf.AttachSkLookup,
-		License:      "GPL", // bpf_sk_assign is GPL-only
-		Instructions: steerProgram(ranges, sockets.FD()),
-	})
-	if err != nil {
-		return fmt.Errorf("load the sk_lookup program: %w", err)
-	}
-	sv.lab.OnClose(prog.Close)
-	lk, err := link.AttachNetNs(nsFD, prog)
-	if err != nil {
-		return fmt.Errorf("attach the sk_lookup program (Linux 5.9 or later): %w", err)
-	}
-	sv.lab.OnClose(lk.Close)
-	return nil
+	return sv.attachSteering(nsFD, "egl_ranges", steerProgram(ranges, sockets.FD()))
 }
 
 // Offsets in struct bpf_sk_lookup (include/uapi/linux/bpf.h).

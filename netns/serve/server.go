@@ -1,10 +1,13 @@
 package serve
 
 import (
+	"fmt"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/egresslab/egresslab/netns"
 )
@@ -53,4 +56,26 @@ func connFD(c syscall.Conn) (int, error) {
 	fd := -1
 	err = rc.Control(func(f uintptr) { fd = int(f) })
 	return fd, err
+}
+
+// attachSteering loads an sk_lookup program and attaches it to the network
+// namespace nsFD for as long as the lab lives.
+func (sv *Server) attachSteering(nsFD int, name string, insns asm.Instructions) error {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         name,
+		Type:         ebpf.SkLookup,
+		AttachType:   ebpf.AttachSkLookup,
+		License:      "GPL", // bpf_sk_assign is GPL-only
+		Instructions: insns,
+	})
+	if err != nil {
+		return fmt.Errorf("load the sk_lookup program: %w", err)
+	}
+	sv.lab.OnClose(prog.Close)
+	lk, err := link.AttachNetNs(nsFD, prog)
+	if err != nil {
+		return fmt.Errorf("attach the sk_lookup program (Linux 5.9 or later): %w", err)
+	}
+	sv.lab.OnClose(lk.Close)
+	return nil
 }
