@@ -1,26 +1,36 @@
-package report
+package complete
 
 import (
 	"bytes"
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/egresslab/egresslab/internal/classes"
+	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
-// ClassResult is one class with its representative probed as a cell: User
-// is a policy user or a synthetic identity ("uid 1000"), Host the policy
-// host whose address it dialled or "" for an address outside every host.
-type ClassResult struct {
-	Result
+// Row is one class with its representative's probe, in the values and words
+// package report gives a probe.
+type Row struct {
 	Class classes.Class
+	// Probed is the cell probed: "postfix -> [2001:db8::1]:25"; Proto its
+	// protocol; Host the policy host whose address it dialled ("" for an
+	// address outside every host).
+	Probed, Proto, Host string
+	Expected            policy.Verb
+	Observed            probe.Outcome
+	Pass                bool
+	Failure             string // the failure's kind ("bypass", "probe-error"); "" when it passes
+	Verdict             string // "expected deny, observed connected"
+	Detail              string // as the prober gave it
+	DetailLine          string // the detail on one line, free of terminal escapes
+	Line                int    // the policy line of the expectation (0: none)
+	Decider             *trace.Rule
+	// Evidence and Rule are the probe's, as package report writes them in JSON.
+	Evidence, Rule any
 }
-
-// Synthetic says the class was probed as an identity the policy does not name.
-func (c ClassResult) Synthetic() bool { return !c.Class.Representative.PolicyUser }
 
 // Completeness is what a --complete run can say about itself.
 type Completeness struct {
@@ -37,22 +47,22 @@ type Completeness struct {
 	Unprobed []string
 }
 
-// ClassFailures counts the classes whose representative did not meet its
+// Failures counts the rows whose representative did not meet its
 // expectation (errors and classes no expectation covers included).
-func (r *Report) ClassFailures() int {
+func Failures(rows []Row) int {
 	n := 0
-	for _, c := range r.Classes {
-		if !c.Pass() {
+	for _, c := range rows {
+		if !c.Pass {
 			n++
 		}
 	}
 	return n
 }
 
-// ClassErrors counts the classes that could not be probed.
-func (r *Report) ClassErrors() int {
+// Errors counts the rows that could not be probed.
+func Errors(rows []Row) int {
 	n := 0
-	for _, c := range r.Classes {
+	for _, c := range rows {
 		if c.Observed == probe.Error {
 			n++
 		}
@@ -60,17 +70,17 @@ func (r *Report) ClassErrors() int {
 	return n
 }
 
-// SourceString is a class's identities: "uid 107", "uid 0-106,108-4294967294
+// Source is a class's identities: "uid 107", "uid 0-106,108-4294967294
 // gid 0", "any".
-func (c ClassResult) SourceString() string {
+func Source(c classes.Class) string {
 	var parts []string
-	if s := idRanges(c.Class.Source.UIDs); s != "" {
+	if s := idRanges(c.Source.UIDs); s != "" {
 		parts = append(parts, "uid "+s)
 	}
-	if s := idRanges(c.Class.Source.GIDs); s != "" {
+	if s := idRanges(c.Source.GIDs); s != "" {
 		parts = append(parts, "gid "+s)
 	}
-	if c.Class.Source.SupplGroups {
+	if c.Source.SupplGroups {
 		parts = append(parts, "(or in supplementary groups)")
 	}
 	if len(parts) == 0 {
@@ -91,28 +101,28 @@ func idRanges(rs []classes.IDRange) string {
 	return strings.Join(s, ",")
 }
 
-// AddressStrings are the class's destinations, prefixes where exact.
-func (c ClassResult) AddressStrings() []string {
+// Addresses are the class's destinations, prefixes where exact.
+func Addresses(c classes.Class) []string {
 	var s []string
-	for _, a := range c.Class.Addresses {
+	for _, a := range c.Addresses {
 		s = append(s, a.String())
 	}
 	return s
 }
 
-// PortStrings are the class's destination ports.
-func (c ClassResult) PortStrings() []string {
+// Ports are the class's destination ports.
+func Ports(c classes.Class) []string {
 	var s []string
-	for _, p := range c.Class.Ports {
+	for _, p := range c.Ports {
 		s = append(s, p.String())
 	}
 	return s
 }
 
 // Name is the class in one line: "ipv6 tcp uid any to ::/0 port 1-65535".
-func (c ClassResult) Name() string {
-	return fmt.Sprintf("%s %s %s to %s port %s", c.Class.Family, c.Class.Proto, c.SourceString(),
-		brief(c.AddressStrings(), 3), brief(c.PortStrings(), 4))
+func Name(c classes.Class) string {
+	return fmt.Sprintf("%s %s %s to %s port %s", c.Family, c.Proto, Source(c),
+		brief(Addresses(c), 3), brief(Ports(c), 4))
 }
 
 // brief joins a list, cut after max items.
@@ -123,20 +133,15 @@ func brief(items []string, max int) string {
 	return strings.Join(items, ",")
 }
 
-// representative is the cell probed: "postfix -> [2001:db8::1]:25/tcp".
-func (c ClassResult) representative() string {
-	return fmt.Sprintf("%s -> %s", c.User.Name, netip.AddrPortFrom(c.Address, c.Port.Number))
-}
-
-// CompletenessLine is the run's completeness in one line: "6 classes over
-// uid, gid, daddr, dport, proto, family: all probed; 1 match not split: ...".
-func (r *Report) CompletenessLine() string {
-	cm := r.Completeness
+// Line is the run's completeness in one line: "6 classes over uid, gid,
+// daddr, dport, proto, family: all probed; 1 match not split: ...", given
+// how many probed classes could not be probed.
+func (cm *Completeness) Line(errors int) string {
 	if cm == nil {
 		return ""
 	}
 	line := fmt.Sprintf("%s over uid, gid, daddr, dport, proto, family: ", countOf(cm.Classes, "class", "classes"))
-	if errs := r.ClassErrors() + len(cm.Unprobed); errs > 0 {
+	if errs := errors + len(cm.Unprobed); errs > 0 {
 		line += fmt.Sprintf("%d of %d probed (%d could not be)", cm.Classes-errs, cm.Classes, errs)
 	} else {
 		line += "all probed"
@@ -158,37 +163,34 @@ func (r *Report) CompletenessLine() string {
 	return line
 }
 
-// writeClasses writes the table of classes below the policy's table: one
-// row per class, failing ones marked '!', sampled ones '~'; then the failing
-// classes in full and the completeness line.
-func (r *Report) writeClasses(b *bytes.Buffer, paint func(code, s string) string) {
-	if r.Completeness == nil {
-		return
-	}
-	rows := [][]string{{"", "family", "proto", "source", "daddr", "dport", "probed as", "expected", "observed"}}
-	for _, c := range r.Classes {
+// WriteTable writes the table of classes below the policy's table: one row
+// per class, failing ones marked '!' (and painted by fail), sampled ones
+// '~'; then the failing classes in full and the completeness line.
+func WriteTable(b *bytes.Buffer, rows []Row, line string, fail func(string) string) {
+	table := [][]string{{"", "family", "proto", "source", "daddr", "dport", "probed as", "expected", "observed"}}
+	for _, c := range rows {
 		mark := " "
 		if c.Class.Sampled {
 			mark = "~"
 		}
-		if !c.Pass() {
+		if !c.Pass {
 			mark = "!"
 		}
-		expected := string(c.Expect)
+		expected := string(c.Expected)
 		if expected == "" {
 			expected = "(none)"
 		}
-		rows = append(rows, []string{mark, c.Class.Family.String(), c.Class.Proto.String(), c.SourceString(),
-			brief(c.AddressStrings(), 3), brief(c.PortStrings(), 4), c.representative(), expected, c.Observed.String()})
+		table = append(table, []string{mark, c.Class.Family.String(), c.Class.Proto.String(), Source(c.Class),
+			brief(Addresses(c.Class), 3), brief(Ports(c.Class), 4), c.Probed, expected, c.Observed.String()})
 	}
-	widths := make([]int, len(rows[0]))
-	for _, row := range rows {
+	widths := make([]int, len(table[0]))
+	for _, row := range table {
 		for i, cell := range row {
 			widths[i] = max(widths[i], len([]rune(cell)))
 		}
 	}
 	b.WriteString("\nclasses of the loaded ruleset (! fails, ~ sampled)\n")
-	for k, row := range rows {
+	for k, row := range table {
 		var line strings.Builder
 		for i, cell := range row {
 			if i == len(row)-1 {
@@ -199,19 +201,20 @@ func (r *Report) writeClasses(b *bytes.Buffer, paint func(code, s string) string
 		}
 		s := strings.TrimRight(line.String(), " ")
 		if k > 0 && row[0] == "!" {
-			s = paint(red, s)
+			s = fail(s)
 		}
 		b.WriteString(s + "\n")
 	}
-	if n := r.ClassFailures(); n > 0 {
-		fmt.Fprintf(b, "\n%s:\n", paint(red, strings.ToUpper(countOf(n, "failing class", "failing classes"))))
-		for _, c := range r.Classes {
-			if c.Pass() {
+	failures := Failures(rows)
+	if failures > 0 {
+		fmt.Fprintf(b, "\n%s:\n", fail(strings.ToUpper(countOf(failures, "failing class", "failing classes"))))
+		for _, c := range rows {
+			if c.Pass {
 				continue
 			}
-			fmt.Fprintf(b, "  %s %s: %s", kindWord(c.Kind()), c.Name(), c.representative()+"/"+c.Port.Proto+": "+c.Verdict())
-			if d := OneLine(c.Detail); d != "" {
-				b.WriteString(" — " + d)
+			fmt.Fprintf(b, "  %s %s: %s", kindWord(c.Failure), Name(c.Class), c.Probed+"/"+c.Proto+": "+c.Verdict)
+			if c.DetailLine != "" {
+				b.WriteString(" — " + c.DetailLine)
 			}
 			if c.Line > 0 {
 				fmt.Fprintf(b, " (policy line %d)", c.Line)
@@ -222,18 +225,30 @@ func (r *Report) writeClasses(b *bytes.Buffer, paint func(code, s string) string
 			b.WriteString("\n")
 		}
 	}
-	b.WriteString("\ncompleteness: " + r.CompletenessLine() + "\n")
-	n := len(r.Classes)
-	fmt.Fprintf(b, "%s: %d passed, %d failed, %d errors\n", countOf(n, "class", "classes"), n-r.ClassFailures(), r.ClassFailures(), r.ClassErrors())
+	b.WriteString("\ncompleteness: " + line + "\n")
+	n := len(rows)
+	fmt.Fprintf(b, "%s: %d passed, %d failed, %d errors\n", countOf(n, "class", "classes"), n-failures, failures, Errors(rows))
 }
 
 // kindWord is a failure kind in capitals: BYPASS, NOT COVERED.
-func kindWord(k Kind) string {
-	return strings.ToUpper(strings.ReplaceAll(kindName(k), "-", " "))
+func kindWord(kind string) string {
+	return strings.ToUpper(strings.ReplaceAll(kind, "-", " "))
 }
 
-// The JSON of a class, SPEC's keys.
-type jsonClass struct {
+// JUnitText is a failing class's JUnit failure text.
+func (c Row) JUnitText() string {
+	text := c.DetailLine
+	if c.Line > 0 {
+		text += fmt.Sprintf("\npolicy line %d", c.Line)
+	}
+	if c.Decider != nil {
+		text += "\ndecided by " + c.Decider.String()
+	}
+	return text + "\nprobed as " + c.Probed + "/" + c.Proto + "\n"
+}
+
+// JSONClass is a class in the JSON document, SPEC's keys.
+type JSONClass struct {
 	Source         jsonSource    `json:"source"`
 	Addresses      []string      `json:"addresses"`
 	Ports          []string      `json:"ports"`
@@ -245,8 +260,8 @@ type jsonClass struct {
 	Pass           bool          `json:"pass"`
 	Failure        string        `json:"failure,omitempty"`
 	Detail         string        `json:"detail,omitempty"`
-	Evidence       jsonEvidence  `json:"evidence"`
-	Rule           *jsonRule     `json:"rule"`
+	Evidence       any           `json:"evidence"`
+	Rule           any           `json:"rule"`
 	Complete       bool          `json:"complete"`
 	Unsplit        []string      `json:"unsplit,omitempty"` // what makes it sampled
 }
@@ -266,7 +281,8 @@ type jsonRep struct {
 	Port    uint16 `json:"port"`
 }
 
-type jsonCompleteness struct {
+// JSONCompleteness is the JSON document's completeness.
+type JSONCompleteness struct {
 	Classes  int      `json:"classes"`
 	Line     string   `json:"line"`
 	Unsplit  []string `json:"unsplit"`
@@ -282,14 +298,14 @@ func rangeStrings[T fmt.Stringer](rs []T) []string {
 	return s
 }
 
-func toJSONClass(c ClassResult) jsonClass {
+func toJSON(c Row) JSONClass {
 	rep := c.Class.Representative
-	j := jsonClass{
+	j := JSONClass{
 		Source:    jsonSource{UIDs: rangeStrings(c.Class.Source.UIDs), GIDs: rangeStrings(c.Class.Source.GIDs), SupplGroups: c.Class.Source.SupplGroups},
-		Addresses: c.AddressStrings(), Ports: c.PortStrings(), Proto: c.Class.Proto.String(), Family: c.Class.Family.String(),
+		Addresses: Addresses(c.Class), Ports: Ports(c.Class), Proto: c.Class.Proto.String(), Family: c.Class.Family.String(),
 		Representative: jsonRep{User: rep.User, UID: rep.UID, GID: rep.GID, Host: c.Host, Address: rep.Addr.String(), Port: rep.Port},
-		Expected:       c.Expect, Observed: c.Observed, Pass: c.Pass(), Failure: kindName(c.Kind()), Detail: c.Detail,
-		Evidence: evidenceJSON(c.Result), Rule: ruleOf(c.Result), Complete: !c.Class.Sampled,
+		Expected:       c.Expected, Observed: c.Observed, Pass: c.Pass, Failure: c.Failure, Detail: c.Detail,
+		Evidence: c.Evidence, Rule: c.Rule, Complete: !c.Class.Sampled,
 	}
 	for _, u := range c.Class.Unsplit {
 		j.Unsplit = append(j.Unsplit, u.Match+" in "+u.Rule.String())
@@ -297,48 +313,21 @@ func toJSONClass(c ClassResult) jsonClass {
 	return j
 }
 
-// jsonClasses are the report's classes for its JSON document (nil without --complete).
-func (r *Report) jsonClasses() ([]jsonClass, *jsonCompleteness) {
-	if r.Completeness == nil {
+// JSON is the classes and the completeness of the JSON document (nil
+// without --complete).
+func JSON(rows []Row, cm *Completeness) ([]JSONClass, *JSONCompleteness) {
+	if cm == nil {
 		return nil, nil
 	}
-	out := make([]jsonClass, len(r.Classes))
-	for i, c := range r.Classes {
-		out[i] = toJSONClass(c)
+	out := make([]JSONClass, len(rows))
+	for i, c := range rows {
+		out[i] = toJSON(c)
 	}
-	cm := &jsonCompleteness{Classes: r.Completeness.Classes, Line: r.CompletenessLine(), Unsplit: []string{}, Unread: r.Completeness.Unread, Unprobed: r.Completeness.Unprobed}
-	for _, u := range r.Completeness.Unsplit {
-		cm.Unsplit = append(cm.Unsplit, u.Match+" in "+u.Rule.String())
+	j := &JSONCompleteness{Classes: cm.Classes, Line: cm.Line(Errors(rows)), Unsplit: []string{}, Unread: cm.Unread, Unprobed: cm.Unprobed}
+	for _, u := range cm.Unsplit {
+		j.Unsplit = append(j.Unsplit, u.Match+" in "+u.Rule.String())
 	}
-	return out, cm
-}
-
-// junitClasses are a JUnit case per failing class.
-func (r *Report) junitClasses() (cases []junitCase, failures, errors int) {
-	for _, c := range r.Classes {
-		k := c.Kind()
-		if k == Passed {
-			continue
-		}
-		text := OneLine(c.Detail)
-		if c.Line > 0 {
-			text += fmt.Sprintf("\npolicy line %d", c.Line)
-		}
-		if c.Decider != nil {
-			text += "\ndecided by " + c.Decider.String()
-		}
-		msg := &junitMessage{Message: c.Verdict(), Type: kindName(k), Text: text + "\nprobed as " + c.representative() + "/" + c.Port.Proto + "\n"}
-		jc := junitCase{Classname: fmt.Sprintf("%s.classes.%s", r.Policy, c.Class.Family), Name: "class " + c.Name(), Time: seconds(c.Duration)}
-		if c.Observed == probe.Error {
-			jc.Error = msg
-			errors++
-		} else {
-			jc.Failure = msg
-			failures++
-		}
-		cases = append(cases, jc)
-	}
-	return cases, failures, errors
+	return out, j
 }
 
 // countOf is "1 class", "2 classes".
