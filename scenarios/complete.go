@@ -122,6 +122,11 @@ func planClasses(ctx context.Context, lab *LabBench, p *Policy) (*classPlan, err
 	if err != nil {
 		return nil, fmt.Errorf("--complete: %w", err)
 	}
+	fwd, fwdUnsplit, err := splitForward(rs, p)
+	if err != nil {
+		return nil, fmt.Errorf("--complete, forwarded traffic: %w", err)
+	}
+	cs = append(cs, fwd...)
 	// A class no unicast address of which exists (ff00::/8 from a rule's
 	// `ip6 daddr != ff00::/8`) is named, never served or probed.
 	var probed []classes.Class
@@ -133,7 +138,7 @@ func planClasses(ctx context.Context, lab *LabBench, p *Policy) (*classPlan, err
 		}
 		probed = append(probed, c)
 	}
-	return &classPlan{classes: probed, completeness: Completeness{Classes: len(cs), Unsplit: rs.Unsplit, Unread: unread, Unprobed: unprobed}}, nil
+	return &classPlan{classes: probed, completeness: Completeness{Classes: len(cs), Forwarded: len(fwd), Unsplit: append(rs.Unsplit, fwdUnsplit...), Unread: unread, Unprobed: unprobed}}, nil
 }
 
 // served are the cells the policy's hosts and the lab's DNS already answer.
@@ -230,6 +235,9 @@ func (cp *classPlan) destinations() []trace.Destination {
 
 // classProbe is the cell a class is probed at, with its expectation.
 func classProbe(p *Policy, c classes.Class) Probe {
+	if c.Network != "" {
+		return forwardClassProbe(p, c)
+	}
 	r := c.Representative
 	u := User{Name: r.User, UID: r.UID, GID: r.GID, Groups: r.Groups}
 	policyUser := ""
@@ -262,6 +270,9 @@ func runComplete(ctx context.Context, p *Policy, opts RunOptions) (*Report, erro
 			return nil, err
 		}
 		if err := plan.serve(lab, p); err != nil {
+			return nil, err
+		}
+		if err := plan.placeSources(ctx, lab, p); err != nil {
 			return nil, err
 		}
 		return plan.destinations(), nil
@@ -321,10 +332,10 @@ func probeClasses(ctx context.Context, lab *LabBench, p *Policy, plan *classPlan
 				pr := results[i].Probe
 				explain.pace()
 				start := time.Now()
-				r, flow := probe.DialFlow(ctx, on, Identity(pr.User),
-					probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, opts.Backstop)
+				r, flow := lab.dialClass(ctx, on, pr, plan.classes[i], opts)
 				explain.record(i, flow)
-				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start)}
+				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start),
+					Source: r.Facts.LeftAs.Addr()}
 			}
 		})
 	}

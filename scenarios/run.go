@@ -76,6 +76,9 @@ func StartLabWith(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, e
 func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error) {
 	cfg := labConfig(p)
 	cfg.ToolTimeout = opts.ToolTimeout
+	if opts.Complete {
+		cfg.Networks = withClassClients(cfg.Networks)
+	}
 	core, err := netns.New(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -26,8 +26,14 @@ type ClassResult struct {
 	Class classes.Class
 }
 
-// Synthetic says the class was probed as an identity the policy does not name.
-func (c ClassResult) Synthetic() bool { return !c.Class.Representative.PolicyUser }
+// Synthetic says the class was probed as an identity or a client the
+// policy does not name.
+func (c ClassResult) Synthetic() bool {
+	if c.Class.Network != "" {
+		return !c.Class.Representative.PolicyClient
+	}
+	return !c.Class.Representative.PolicyUser
+}
 
 // SourceString is a class's identities: "uid 107", "any" (complete.Source).
 func (c ClassResult) SourceString() string { return complete.Source(c.Class) }
@@ -44,7 +50,7 @@ func (c ClassResult) Name() string { return complete.Name(c.Class) }
 // row is the class and its probe in the words of a probe's report.
 func (c ClassResult) row() complete.Row {
 	return complete.Row{
-		Class: c.Class, Probed: fmt.Sprintf("%s -> %s", c.User.Name, netip.AddrPortFrom(c.Address, c.Port.Number)),
+		Class: c.Class, Probed: fmt.Sprintf("%s -> %s", c.SourceName(), netip.AddrPortFrom(c.Address, c.Port.Number)),
 		Proto: c.Port.Proto, Host: c.Host, Expected: c.Expect, Observed: c.Observed, Pass: c.Pass(), Failure: kindName(c.Kind()),
 		Verdict: c.Verdict(), Detail: c.Detail, DetailLine: OneLine(c.Detail), Line: c.Line, Decider: c.Decider,
 		Evidence: evidenceJSON(c.Result), Rule: ruleOf(c.Result),

@@ -35,6 +35,9 @@ type Row struct {
 // Completeness is what a --complete run can say about itself.
 type Completeness struct {
 	Classes int
+	// Forwarded is how many of the classes are of clients' forwarded
+	// traffic, split over network and source address instead of uid and gid.
+	Forwarded int
 	// Unsplit are the matches the lab could not split, with their rule:
 	// the classes they touch are sampled, not complete.
 	Unsplit []classes.Unsplit
@@ -71,8 +74,12 @@ func Errors(rows []Row) int {
 }
 
 // Source is a class's identities: "uid 107", "uid 0-106,108-4294967294
-// gid 0", "any".
+// gid 0", "any"; a forwarded class's network and source addresses:
+// "docker0 saddr 172.17.128.0/17".
 func Source(c classes.Class) string {
+	if c.Network != "" {
+		return c.Network + " saddr " + brief(rangeStrings(c.Sources), 3)
+	}
 	var parts []string
 	if s := idRanges(c.Source.UIDs); s != "" {
 		parts = append(parts, "uid "+s)
@@ -141,6 +148,10 @@ func (cm *Completeness) Line(errors int) string {
 		return ""
 	}
 	line := fmt.Sprintf("%s over uid, gid, daddr, dport, proto, family: ", countOf(cm.Classes, "class", "classes"))
+	if cm.Forwarded > 0 {
+		line = fmt.Sprintf("%s over uid, gid, daddr, dport, proto, family and %s over network, saddr, daddr, dport, proto, family: ",
+			countOf(cm.Classes-cm.Forwarded, "class", "classes"), countOf(cm.Forwarded, "class of forwarded traffic", "classes of forwarded traffic"))
+	}
 	if errs := errors + len(cm.Unprobed); errs > 0 {
 		line += fmt.Sprintf("%d of %d probed (%d could not be)", cm.Classes-errs, cm.Classes, errs)
 	} else {
@@ -254,7 +265,7 @@ type JSONClass struct {
 	Ports          []string      `json:"ports"`
 	Proto          string        `json:"proto"`
 	Family         string        `json:"family"`
-	Representative jsonRep       `json:"representative"`
+	Representative any           `json:"representative"` // jsonRep or jsonClientRep
 	Expected       policy.Verb   `json:"expected"`
 	Observed       probe.Outcome `json:"observed"`
 	Pass           bool          `json:"pass"`
@@ -266,10 +277,14 @@ type JSONClass struct {
 	Unsplit        []string      `json:"unsplit,omitempty"` // what makes it sampled
 }
 
+// jsonSource is a host class's uids and gids, or a forwarded class's
+// network and source addresses.
 type jsonSource struct {
-	UIDs        []string `json:"uids"`
-	GIDs        []string `json:"gids"`
+	UIDs        []string `json:"uids,omitempty"`
+	GIDs        []string `json:"gids,omitempty"`
 	SupplGroups bool     `json:"suppl_groups,omitempty"`
+	Network     string   `json:"network,omitempty"`
+	Addresses   []string `json:"addresses,omitempty"`
 }
 
 type jsonRep struct {
@@ -281,13 +296,25 @@ type jsonRep struct {
 	Port    uint16 `json:"port"`
 }
 
+// jsonClientRep is a forwarded class's representative: the policy client
+// ("" for a synthetic one) and the address it sent from.
+type jsonClientRep struct {
+	Client  string `json:"client"`
+	Network string `json:"network"`
+	Source  string `json:"source"`
+	Host    string `json:"host,omitempty"`
+	Address string `json:"address"`
+	Port    uint16 `json:"port"`
+}
+
 // JSONCompleteness is the JSON document's completeness.
 type JSONCompleteness struct {
-	Classes  int      `json:"classes"`
-	Line     string   `json:"line"`
-	Unsplit  []string `json:"unsplit"`
-	Unread   []string `json:"unread,omitempty"`
-	Unprobed []string `json:"unprobed,omitempty"`
+	Classes   int      `json:"classes"`
+	Forwarded int      `json:"forwarded,omitempty"`
+	Line      string   `json:"line"`
+	Unsplit   []string `json:"unsplit"`
+	Unread    []string `json:"unread,omitempty"`
+	Unprobed  []string `json:"unprobed,omitempty"`
 }
 
 func rangeStrings[T fmt.Stringer](rs []T) []string {
@@ -307,6 +334,14 @@ func toJSON(c Row) JSONClass {
 		Expected:       c.Expected, Observed: c.Observed, Pass: c.Pass, Failure: c.Failure, Detail: c.Detail,
 		Evidence: c.Evidence, Rule: c.Rule, Complete: !c.Class.Sampled,
 	}
+	if c.Class.Network != "" {
+		j.Source = jsonSource{Network: c.Class.Network, Addresses: rangeStrings(c.Class.Sources)}
+		client := rep.Client
+		if !rep.PolicyClient {
+			client = ""
+		}
+		j.Representative = jsonClientRep{Client: client, Network: c.Class.Network, Source: rep.Src.String(), Host: c.Host, Address: rep.Addr.String(), Port: rep.Port}
+	}
 	for _, u := range c.Class.Unsplit {
 		j.Unsplit = append(j.Unsplit, u.Match+" in "+u.Rule.String())
 	}
@@ -323,7 +358,7 @@ func JSON(rows []Row, cm *Completeness) ([]JSONClass, *JSONCompleteness) {
 	for i, c := range rows {
 		out[i] = toJSON(c)
 	}
-	j := &JSONCompleteness{Classes: cm.Classes, Line: cm.Line(Errors(rows)), Unsplit: []string{}, Unread: cm.Unread, Unprobed: cm.Unprobed}
+	j := &JSONCompleteness{Classes: cm.Classes, Forwarded: cm.Forwarded, Line: cm.Line(Errors(rows)), Unsplit: []string{}, Unread: cm.Unread, Unprobed: cm.Unprobed}
 	for _, u := range cm.Unsplit {
 		j.Unsplit = append(j.Unsplit, u.Match+" in "+u.Rule.String())
 	}

@@ -47,7 +47,7 @@ func Compare(oldRows, newRows []Row) []Flip {
 
 // key is the class's bounds, which name it across runs.
 func key(c Row) string {
-	return fmt.Sprint(c.Class.Family, c.Class.Proto, c.Class.Source.UIDs, c.Class.Source.GIDs, c.Class.Addresses, c.Class.Ports)
+	return fmt.Sprint(c.Class.Family, c.Class.Proto, c.Class.Source.UIDs, c.Class.Source.GIDs, c.Class.Network, c.Class.Sources, c.Class.Addresses, c.Class.Ports)
 }
 
 // Regressions counts the flips that fail now and did not before.
