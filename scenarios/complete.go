@@ -112,17 +112,24 @@ type classPlan struct {
 }
 
 // planClasses reads the lab's ruleset and splits it.
-func planClasses(ctx context.Context, lab *LabBench, p *Policy) (*classPlan, error) {
+func planClasses(ctx context.Context, lab *LabBench, p *Policy, cross *crossSide) (*classPlan, error) {
 	l, unread := takeListings(ctx, lab)
 	rs, err := classes.Read(l)
 	if err != nil {
 		return nil, fmt.Errorf("read the loaded ruleset back for --complete: %w", err)
 	}
-	cs, err := classes.Split(rs, hints(p))
+	h, own := hints(p), rs
+	if cross != nil {
+		if rs, err = cross.union(ctx, rs); err != nil {
+			return nil, err
+		}
+		h = cross.hints
+	}
+	cs, err := classes.Split(rs, h)
 	if err != nil {
 		return nil, fmt.Errorf("--complete: %w", err)
 	}
-	fwd, fwdUnsplit, err := splitForward(rs, p)
+	fwd, fwdUnsplit, err := splitForward(rs, p, h)
 	if err != nil {
 		return nil, fmt.Errorf("--complete, forwarded traffic: %w", err)
 	}
@@ -138,7 +145,7 @@ func planClasses(ctx context.Context, lab *LabBench, p *Policy) (*classPlan, err
 		}
 		probed = append(probed, c)
 	}
-	return &classPlan{classes: probed, completeness: Completeness{Classes: len(cs), Forwarded: len(fwd), Unsplit: append(rs.Unsplit, fwdUnsplit...), Unread: unread, Unprobed: unprobed}}, nil
+	return &classPlan{classes: probed, completeness: Completeness{Classes: len(cs), Forwarded: len(fwd), Unsplit: slices.Concat(own.Unsplit, fwdUnsplit), Unread: unread, Unprobed: unprobed}}, nil
 }
 
 // served are the cells the policy's hosts and the lab's DNS already answer.
@@ -266,7 +273,7 @@ func runComplete(ctx context.Context, p *Policy, opts RunOptions) (*Report, erro
 	var plan *classPlan
 	opts.afterLoad = func(ctx context.Context, lab *LabBench) ([]trace.Destination, error) {
 		var err error
-		if plan, err = planClasses(ctx, lab, p); err != nil {
+		if plan, err = planClasses(ctx, lab, p, opts.cross); err != nil {
 			return nil, err
 		}
 		if err := plan.serve(lab, p); err != nil {

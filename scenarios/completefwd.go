@@ -41,8 +41,9 @@ func withClassClients(nets []netns.Network) []netns.Network {
 }
 
 // splitForward is the classes of the policy's networks' forwarded traffic,
-// and the matches on that path the lab could not split.
-func splitForward(rs *classes.Ruleset, p *Policy) ([]classes.Class, []classes.Unsplit, error) {
+// represented at h's addresses and ports where they hold one, and the
+// matches on that path the lab could not split.
+func splitForward(rs *classes.Ruleset, p *Policy, h classes.Hints) ([]classes.Class, []classes.Unsplit, error) {
 	if len(p.Networks) == 0 {
 		return nil, nil, nil
 	}
@@ -54,7 +55,6 @@ func splitForward(rs *classes.Ruleset, p *Policy) ([]classes.Class, []classes.Un
 		}
 		nets = append(nets, cn)
 	}
-	h := hints(p)
 	cs, err := classes.SplitForward(rs, nets, p.Lab.Uplink, classes.Hints{Addrs: h.Addrs, Ports: h.Ports})
 	return cs, rs.ForwardUnsplit, err
 }

@@ -40,6 +40,9 @@ type RunOptions struct {
 	// afterLoad runs once the candidate is loaded, before the lab's own
 	// tables go in; it returns more destinations to trace.
 	afterLoad func(context.Context, *LabBench) ([]trace.Destination, error)
+	// cross: a side of diff --complete, which splits both rulesets' union
+	// (completediff.go).
+	cross *crossSide
 }
 
 // Run verifies p in a lab of its own: it starts the lab, serves every host,
