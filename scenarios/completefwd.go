@@ -157,8 +157,10 @@ func (c fromSource) Socket(id netns.Identity, family, sotype int) (int, error) {
 	if err != nil {
 		return fd, err
 	}
-	var sa unix.Sockaddr = &unix.SockaddrInet4{Addr: c.src.As4()}
-	if c.src.Is6() {
+	var sa unix.Sockaddr
+	if c.src.Is4() {
+		sa = &unix.SockaddrInet4{Addr: c.src.As4()}
+	} else {
 		sa = &unix.SockaddrInet6{Addr: c.src.As16()}
 	}
 	if err := unix.Bind(fd, sa); err != nil {

@@ -117,4 +117,23 @@ var _ = Describe("verify --complete on forwarded traffic: clients are sources of
 		Expect(leaks).To(ContainElement("ipv6 tcp php@docker0 connected"))
 		Expect(leaks).NotTo(ContainElement(HavePrefix("ipv4")))
 	})
+
+	It("probes an IPv6 source range as a synthetic client bound to an address of it", func(ctx SpecContext) {
+		policy := strings.Replace(clientsPolicy, "users:\n  postfix: {uid: 107}\n", "", 1)
+		policy = strings.Replace(policy, "  - allow: {user: postfix, host: mx.example.test, port: 25/tcp}\n", "", 1)
+		forward := func(extra ...string) string {
+			return strings.Join(append(append([]string{"*filter", ":INPUT ACCEPT [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]",
+				"-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"}, extra...), "COMMIT", ""), "\n")
+		}
+		p := loadComplete(policy, forward(), forward("-A FORWARD -s fd00:db8:17::8000/113 -i docker0 -p tcp --dport 25 -j ACCEPT"))
+		rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{Complete: true})
+		Expect(err).NotTo(HaveOccurred())
+		var failing []string
+		for _, c := range forwardClasses(rep, "docker0") {
+			if !c.Pass() {
+				failing = append(failing, c.Name()+" as "+c.SourceName()+": "+c.Observed.String())
+			}
+		}
+		Expect(failing).To(ConsistOf("ipv6 tcp docker0 saddr fd00:db8:17::8000/113 to ::/0 port 25 as fd00:db8:17::8001@docker0: connected"))
+	})
 })
