@@ -339,7 +339,7 @@ func probeClasses(ctx context.Context, lab *LabBench, p *Policy, plan *classPlan
 				pr := results[i].Probe
 				explain.pace()
 				start := time.Now()
-				r, flow := lab.dialClass(ctx, on, pr, plan.classes[i], opts)
+				r, flow := lab.dial(ctx, on, pr, opts)
 				explain.record(i, flow)
 				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start),
 					Source: r.Facts.LeftAs.Addr()}

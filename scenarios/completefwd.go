@@ -133,16 +133,14 @@ func forwardClassProbe(p *Policy, c classes.Class) Probe {
 	return pr
 }
 
-// dialClass probes a class's representative: as its user from the host, or
-// from its client (a synthetic one's from the class client, bound to its
-// source address) through the host's forward path.
-func (b *LabBench) dialClass(ctx context.Context, on probe.Lab, pr Probe, c classes.Class, opts RunOptions) (probe.Result, netns.Flow) {
-	r := c.Representative
-	if c.Network == "" || r.PolicyClient {
-		return b.dial(ctx, on, pr, opts)
+// clientLab is the prober on as client c: a client of the lab's, or a
+// synthetic one (a class's, named by its address), which the class client
+// of its network speaks as, bound to that address.
+func (b *LabBench) clientLab(on probe.Lab, c *policy.Client) probe.ForwardLab {
+	if _, ok := b.Lab.ClientNetNSFD(c.Name); ok || len(c.Addresses) != 1 {
+		return b.clientOf(on, c.Name)
 	}
-	t := probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}
-	return probe.DialClient(ctx, fromSource{b.clientOf(on, classClient(c.Network)), r.Src}, t, opts.Backstop)
+	return fromSource{b.clientOf(on, classClient(c.Network)), c.Addresses[0]}
 }
 
 // fromSource is a client whose probe sockets are bound to one of its

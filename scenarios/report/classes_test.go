@@ -20,9 +20,9 @@ func clientClass() report.ClassResult {
 	src := netip.MustParseAddr("172.17.128.1")
 	mx := netip.MustParseAddr("192.0.2.25")
 	c := classes.Class{Family: classes.IPv4, Proto: classes.TCP, Network: "docker0",
-		Sources:   []classes.AddrRange{{First: netip.MustParseAddr("172.17.128.0"), Last: netip.MustParseAddr("172.17.255.255")}},
-		Addresses: []classes.AddrRange{{First: netip.MustParseAddr("0.0.0.0"), Last: netip.MustParseAddr("255.255.255.255")}},
-		Ports:     []classes.PortRange{{First: 25, Last: 25}},
+		Sources:        []classes.AddrRange{{First: netip.MustParseAddr("172.17.128.0"), Last: netip.MustParseAddr("172.17.255.255")}},
+		Addresses:      []classes.AddrRange{{First: netip.MustParseAddr("0.0.0.0"), Last: netip.MustParseAddr("255.255.255.255")}},
+		Ports:          []classes.PortRange{{First: 25, Last: 25}},
 		Representative: classes.Representative{Src: src, Addr: mx, Port: 25, PolicyAddr: true, PolicyPort: true}}
 	pr := policy.Probe{Client: &policy.Client{Name: src.String(), Network: "docker0", Addresses: []netip.Addr{src}},
 		Host: "mx.example.test", Address: mx, Port: policy.Port{Number: 25, Proto: "tcp"}, Expect: policy.Deny, Line: 14}
