@@ -49,12 +49,16 @@ func (c ClassResult) Name() string { return complete.Name(c.Class) }
 
 // row is the class and its probe in the words of a probe's report.
 func (c ClassResult) row() complete.Row {
-	return complete.Row{
+	row := complete.Row{
 		Class: c.Class, Probed: fmt.Sprintf("%s -> %s", c.SourceName(), netip.AddrPortFrom(c.Address, c.Port.Number)),
 		Proto: c.Port.Proto, Host: c.Host, Expected: c.Expect, Observed: c.Observed, Pass: c.Pass(), Failure: kindName(c.Kind()),
-		Verdict: c.Verdict(), Detail: c.Detail, DetailLine: OneLine(c.Detail), Line: c.Line, Decider: c.Decider,
+		Verdict: c.Verdict(), Detail: c.Detail, DetailLine: OneLine(c.Detail), Line: c.Line,
 		Evidence: evidenceJSON(c.Result), Rule: ruleOf(c.Result),
 	}
+	if d := c.Decider; d != nil {
+		row.DecidedBy, row.Untraced = d.String(), d.Untraced != ""
+	}
+	return row
 }
 
 func (r *Report) classRows() []complete.Row {

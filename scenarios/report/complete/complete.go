@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/internal/classes"
-	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios/policy"
 )
@@ -27,7 +26,10 @@ type Row struct {
 	Detail              string // as the prober gave it
 	DetailLine          string // the detail on one line, free of terminal escapes
 	Line                int    // the policy line of the expectation (0: none)
-	Decider             *trace.Rule
+	// DecidedBy is the deciding rule in the report's words ("" when none
+	// saw the probe); Untraced says the trace could not follow it.
+	DecidedBy string
+	Untraced  bool
 	// Evidence and Rule are the probe's, as package report writes them in JSON.
 	Evidence, Rule any
 }
@@ -230,8 +232,8 @@ func WriteTable(b *bytes.Buffer, rows []Row, line string, fail func(string) stri
 			if c.Line > 0 {
 				fmt.Fprintf(b, " (policy line %d)", c.Line)
 			}
-			if c.Decider != nil && c.Decider.Untraced == "" {
-				b.WriteString("\n      decided by " + c.Decider.String())
+			if c.DecidedBy != "" && !c.Untraced {
+				b.WriteString("\n      decided by " + c.DecidedBy)
 			}
 			b.WriteString("\n")
 		}
@@ -252,8 +254,8 @@ func (c Row) JUnitText() string {
 	if c.Line > 0 {
 		text += fmt.Sprintf("\npolicy line %d", c.Line)
 	}
-	if c.Decider != nil {
-		text += "\ndecided by " + c.Decider.String()
+	if c.DecidedBy != "" {
+		text += "\ndecided by " + c.DecidedBy
 	}
 	return text + "\nprobed as " + c.Probed + "/" + c.Proto + "\n"
 }
