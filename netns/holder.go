@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/egresslab/egresslab/netns/internal/confine"
+	"github.com/egresslab/egresslab/netns/internal/sndbuf"
 )
 
 // The holder is this same binary, re-executed by New into a fresh user +
@@ -46,8 +49,8 @@ func Init() {
 	// Nothing the lab starts may reach what the holder holds (its control
 	// socket, its pipes to egresslab): no inherited descriptor, and no
 	// ptrace, pidfd_getfd or /proc/1/fd of the holder from inside the lab,
-	// which the same uid would allow a dumpable process (containment.go).
-	closeInherited(spawnFD)
+	// which the same uid would allow a dumpable process (netns/internal/confine).
+	confine.CloseInherited(spawnFD)
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		fmt.Fprintf(os.Stdout, "error make the lab's holder non-dumpable: %v\n", err)
 		os.Exit(1)
@@ -59,7 +62,7 @@ func Init() {
 	worldFD, clientFDs, err := holdLab(in)
 	listener := -1
 	if err == nil {
-		listener, err = serveSpawns(installBufFilter)
+		listener, err = serveSpawns(sndbuf.InstallFilter)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stdout, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
@@ -90,6 +93,23 @@ func Init() {
 	}
 	_, _ = io.Copy(io.Discard, in) // until the parent closes our stdin or dies
 	os.Exit(0)
+}
+
+// CloseInheritedFiles closes every descriptor above 2 that this process
+// inherited without close-on-exec (`egresslab verify 9>>/root/file`), so
+// that nothing started later (a lab, or anything inside it) can get one.
+// Descriptors this program opened itself are close-on-exec, as Go opens
+// everything, and stay: the Go runtime holds some from before main (its
+// cgroup CPU limit files), so a blind close_range would pull them from
+// under it. Programs that open labs call it first thing in main, before
+// Init (a test binary only where go test passes it nothing: fuzzing workers
+// talk to their coordinator over inherited descriptors).
+func CloseInheritedFiles() {
+	if os.Getenv(holderEnv) != "" {
+		confine.CloseInherited(spawnFD) // a holder keeps what its parent passed
+		return
+	}
+	confine.CloseInherited(-1)
 }
 
 // holdLab makes the lab's files and settings, the world's namespace and
@@ -142,10 +162,10 @@ func holdLab(in *bufio.Reader) (int, []int, error) {
 
 // holdLabFiles makes the lab's mounts, /etc files and settings.
 func holdLabFiles(cfg holderConfig) error {
-	// The lab's own root (labroot.go): private, bounded /tmp, /var/tmp,
+	// The lab's own root (netns/internal/confine): private, bounded /tmp, /var/tmp,
 	// /dev/shm and /run (the lab's files, iptables-legacy's lock), its own
 	// /proc, and nothing of the host's that an unmount would reveal.
-	if err := makeLabRoot(); err != nil {
+	if err := confine.MakeRoot(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(labEtcDir, 0o755); err != nil {

@@ -18,6 +18,10 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/egresslab/egresslab/netns/internal/confine"
+	"github.com/egresslab/egresslab/netns/internal/labca"
+	"github.com/egresslab/egresslab/netns/internal/sndbuf"
 )
 
 // IDBase is the host uid and gid that a lab's uid and gid 0 map to: a lab's ids
@@ -97,9 +101,9 @@ type Lab struct {
 	pool     *socketPool
 	spawn    *spawner // starts the lab's processes, through the holder
 
-	limits *labLimits // the lab's cgroups (limits.go)
+	limits *confine.Limits // the lab's cgroups
 
-	ca *labCA // signs the certificates of the lab's TLS listeners
+	ca *labca.CA // signs the certificates of the lab's TLS listeners
 }
 
 // New starts a lab: namespaces, /etc overlays, the uplink, addresses and
@@ -123,7 +127,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	l := &Lab{cfg: cfg, labFD: -1, worldFD: -1, done: make(chan struct{})}
 	l.life, l.endLife = context.WithCancel(context.Background())
 	var err error
-	if l.ca, err = newLabCA(cfg.Name); err != nil {
+	if l.ca, err = labca.New(cfg.Name); err != nil {
 		return nil, fmt.Errorf("start lab %s: %w", cfg.Name, err)
 	}
 	if err := l.startHolder(ctx); err != nil {
@@ -147,14 +151,14 @@ func (l *Lab) startHolder(ctx context.Context) (err error) {
 	cmd.Args = []string{fmt.Sprintf("egresslab-lab-holder-of-%d", os.Getpid())}
 	cmd.Env = []string{holderEnv + "=1"}
 	// Never our stderr itself, which may be the operator's terminal: what
-	// the holder writes is relayed, cleaned and bounded (containment.go).
+	// the holder writes is relayed, cleaned and bounded (confine).
 	errRead, errWrite, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("the lab holder's stderr: %w", err)
 	}
 	defer errWrite.Close()
 	go func() {
-		relayHolderStderr(errRead, os.Stderr, l.cfg.Name)
+		confine.RelayHolderStderr(errRead, os.Stderr, l.cfg.Name)
 		errRead.Close()
 	}()
 	cmd.Stderr = errWrite
@@ -210,7 +214,7 @@ func (l *Lab) startHolder(ctx context.Context) (err error) {
 		return fmt.Errorf("start the lab's holder process: %w", err)
 	}
 	l.holder, l.stdin, l.pid = cmd, stdin, cmd.Process.Pid
-	// Bounded beside its start-up, before it runs anything (limits.go).
+	// Bounded beside its start-up, before it runs anything (confineInBackground).
 	confined := l.confineInBackground()
 	defer func() { err = errors.Join(err, confined()) }()
 	if _, err := stdin.Write(append(etc, '\n')); err != nil {
@@ -254,7 +258,7 @@ func (l *Lab) startHolder(ctx context.Context) (err error) {
 	return nil
 }
 
-// serveBufFilter takes the holder's filter listener (bufforce.go) and
+// serveBufFilter takes the holder's filter listener (netns/internal/sndbuf) and
 // answers it until the lab closes.
 func (l *Lab) serveBufFilter(inHolder int) error {
 	pidfd, err := unix.PidfdOpen(l.pid, 0)
@@ -268,7 +272,7 @@ func (l *Lab) serveBufFilter(inHolder int) error {
 	}
 	stop := make(chan struct{})
 	l.addCloser(func() error { close(stop); return nil })
-	go serveBufForce(listener, newBufBudget(l.inLab), stop)
+	go sndbuf.Serve(listener, l.inLab, stop)
 	return nil
 }
 
@@ -307,7 +311,7 @@ func (l *Lab) Close() error {
 			_ = l.holder.Process.Kill()
 			<-l.done
 		}
-		if err := l.limits.remove(); err != nil {
+		if err := l.limits.Remove(); err != nil {
 			errs = append(errs, err)
 		}
 	})

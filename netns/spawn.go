@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/egresslab/egresslab/netns/internal/labca"
 )
 
 // The lab's own processes (the candidate's tools and scripts, the harness's
@@ -28,8 +30,8 @@ import (
 // message per request, with the process's stdin and output passed as
 // descriptors. The holder answers "started" (or "error") and later "exited"
 // with the wait status. Processes run as the lab's root start from one thread
-// of the holder that carries the buffer filter (bufforce.go); a user's start
-// from another, unfiltered, as a user on a host would be.
+// of the holder that carries the buffer filter (netns/internal/sndbuf); a
+// user's start from another, unfiltered, as a user on a host would be.
 
 // spawnFD is the holder's end of the control socket.
 const spawnFD = 3
@@ -166,7 +168,7 @@ func (e *ExitError) ExitCode() int {
 }
 
 // baseEnv is what every process of the lab's starts with.
-var baseEnv = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C"}, labCAEnv...)
+var baseEnv = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C"}, labca.Env(labEtcDir)...)
 
 // mergeEnv is base with extra's settings, a later one of a name replacing an
 // earlier (execve keeps both, and getenv would read the first).

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/egresslab/egresslab/netns/internal/confine"
 )
 
 // The holder side of spawning: the holder starts and reaps the lab's
@@ -48,7 +50,7 @@ func serveSpawns(filter func() (int, error)) (listener int, err error) {
 		running: map[int]*child{}, children: make(chan struct{}, 1)}
 	listener = -1
 	if err := startThread(s.root, func() error {
-		if err := dropPtraceCapability(); err != nil {
+		if err := confine.DropPtraceCapability(); err != nil {
 			return fmt.Errorf("drop CAP_SYS_PTRACE for the lab's root: %w", err)
 		}
 		var err error
@@ -57,7 +59,7 @@ func serveSpawns(filter func() (int, error)) (listener int, err error) {
 	}); err != nil {
 		return -1, err
 	}
-	if err := startThread(s.user, dropPtraceCapability); err != nil {
+	if err := startThread(s.user, confine.DropPtraceCapability); err != nil {
 		return -1, err
 	}
 	go s.reap()

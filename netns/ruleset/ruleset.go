@@ -14,6 +14,7 @@ import (
 
 	"github.com/egresslab/egresslab/internal/nftinclude"
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/internal/confine"
 )
 
 // RulesetError is a ruleset that its tool rejected: bad input, not a broken lab.
@@ -184,7 +185,7 @@ func stageIPTablesTools(lab *netns.Lab) error {
 // It returns nil when the tool rejected the ruleset.
 func toolFailure(ctx context.Context, lab *netns.Lab, err error, out []byte, name, label, execName, pkg string) error {
 	var start *netns.StartError
-	var hit *netns.LimitError
+	var hit *confine.LimitError
 	switch {
 	case errors.As(err, &hit):
 		who := label
