@@ -198,12 +198,6 @@ func (l *Lab) uplinkAddr(v4 bool) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// forwardSysctls make the lab host a router.
-var forwardSysctls = map[string]string{
-	"net/ipv4/ip_forward":          "1",
-	"net/ipv6/conf/all/forwarding": "1",
-}
-
 // closeClientFDs closes the client namespaces' descriptors.
 func (l *Lab) closeClientFDs() {
 	for _, fd := range l.clientFDs {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/egresslab/egresslab/netns/internal/confine"
+	"github.com/egresslab/egresslab/netns/internal/holder"
 	"github.com/egresslab/egresslab/netns/internal/labca"
 	"github.com/egresslab/egresslab/netns/internal/sndbuf"
 )
@@ -99,7 +100,7 @@ type Lab struct {
 
 	poolOnce sync.Once
 	pool     *socketPool
-	spawn    *spawner // starts the lab's processes, through the holder
+	spawn    *holder.Spawner // starts the lab's processes, through the holder
 
 	limits *confine.Limits // the lab's cgroups
 
@@ -142,7 +143,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 }
 
 func (l *Lab) startHolder(ctx context.Context) (err error) {
-	etc, err := json.Marshal(holderConfig{Etc: l.etcFiles(), Clients: l.cfg.clientCount(), Forward: l.Forwarding()})
+	etc, err := json.Marshal(holder.Config{Etc: l.etcFiles(), Clients: l.cfg.clientCount(), Forward: l.Forwarding()})
 	if err != nil {
 		return err
 	}
@@ -182,11 +183,11 @@ func (l *Lab) startHolder(ctx context.Context) (err error) {
 	}
 	ours, theirs := os.NewFile(uintptr(pair[0]), "egresslab-control"), os.NewFile(uintptr(pair[1]), "egresslab-control")
 	defer theirs.Close()
-	if l.spawn, err = newSpawner(ours); err != nil {
+	if l.spawn, err = holder.NewSpawner(ours); err != nil {
 		return err
 	}
-	l.addCloser(l.spawn.close)
-	cmd.ExtraFiles = []*os.File{theirs} // the holder's spawnFD
+	l.addCloser(l.spawn.Close)
+	cmd.ExtraFiles = []*os.File{theirs} // the holder's SpawnFD
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
