@@ -23,6 +23,7 @@ import (
 	"github.com/egresslab/egresslab/netns/internal/holder"
 	"github.com/egresslab/egresslab/netns/internal/labca"
 	"github.com/egresslab/egresslab/netns/internal/sndbuf"
+	"github.com/egresslab/egresslab/netns/internal/topology"
 )
 
 // IDBase is the host uid and gid that a lab's uid and gid 0 map to: a lab's ids
@@ -30,9 +31,6 @@ import (
 // A socket opened as lab uid 107 carries kernel uid IDBase+107, which is what
 // the lab's `--uid-owner 107` matches.
 const IDBase = 0x70000000
-
-// worldLink is the name of the uplink's peer, in the world's namespace.
-const worldLink = "lab"
 
 // Identity is a set of credentials as the lab sees them: what a socket's owner
 // match reads (fsuid, fsgid, supplementary groups).
@@ -135,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		l.Close()
 		return nil, fmt.Errorf("start lab %s: %w", cfg.Name, err)
 	}
-	if err := l.wire(); err != nil {
+	if l.gateways, err = topology.Wire(l.topology()); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("wire lab %s: %w", cfg.Name, err)
 	}
