@@ -24,7 +24,7 @@ import (
 // the buffer itself, bounded, as the host's root would have. The tool, its
 // input and its one transaction are unchanged; every other call runs as is.
 // The filter sits on the holder's thread that starts the lab root's processes
-// (netns/spawn.go), so each of them inherits it, and its listener is
+// (netns/internal/holder), so each of them inherits it, and its listener is
 // egresslab's for the lab's life.
 
 // maxForcedBuffer bounds a buffer granted on a tool's behalf (the kernel
