@@ -210,7 +210,7 @@ func (l *Lab) confineInBackground() func() error {
 }
 
 // RunCandidate runs a candidate's tool or script (runCandidateTool) and
-// returns a *confine.LimitError when it hit a bound of the lab's, whatever its exit:
+// returns a *LimitError when it hit a bound of the lab's, whatever its exit:
 // a tool that fails for want of a process or memory failed for the lab's
 // reason, and one that succeeded left the lab at its bound. A hit of the
 // process limit stops it at once.
@@ -218,8 +218,15 @@ func (l *Lab) RunCandidate(ctx context.Context, stdin []byte, env []string, argv
 	wctx, stop := l.limits.Watch(ctx)
 	out, err := l.runCandidateTool(wctx, stdin, env, argv...)
 	stop()
-	if hit := l.limits.Hit(); hit != nil && ctx.Err() == nil {
-		return out, hit
+	if bound := l.limits.Hit(); bound != "" && ctx.Err() == nil {
+		return out, &LimitError{Bound: bound}
 	}
 	return out, err
 }
+
+// LimitError is a bound of the lab's that a candidate's tool or script hit.
+type LimitError struct {
+	Bound string // what was hit, with its value: "process limit (512 processes)"
+}
+
+func (e *LimitError) Error() string { return "hit the lab's " + e.Bound }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/egresslab/egresslab/internal/nftinclude"
 	"github.com/egresslab/egresslab/netns"
-	"github.com/egresslab/egresslab/netns/internal/confine"
 )
 
 // RulesetError is a ruleset that its tool rejected: bad input, not a broken lab.
@@ -185,7 +184,7 @@ func stageIPTablesTools(lab *netns.Lab) error {
 // It returns nil when the tool rejected the ruleset.
 func toolFailure(ctx context.Context, lab *netns.Lab, err error, out []byte, name, label, execName, pkg string) error {
 	var start *netns.StartError
-	var hit *confine.LimitError
+	var hit *netns.LimitError
 	switch {
 	case errors.As(err, &hit):
 		who := label

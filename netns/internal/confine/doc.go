@@ -1,8 +1,8 @@
 // Package confine is what keeps a hostile candidate (a script running as the
 // lab's root) inside its lab and away from the process that runs it: the
 // lab's own root (a bounded tmpfs with read-only binds of what tools need,
-// pivoted into), its cgroups or rlimit and the bounds a tool hit (Limits,
-// LimitError), no inherited descriptor (CloseInherited), no CAP_SYS_PTRACE
+// pivoted into), its cgroups or rlimit and the bounds a tool hit (Limits),
+// no inherited descriptor (CloseInherited), no CAP_SYS_PTRACE
 // for the lab's processes, and the holder's stderr relayed cleaned and
 // bounded (docs/security.md says what each one stops).
 //

@@ -36,13 +36,6 @@ const (
 	LabMemoryLimit = 2 << 30
 )
 
-// LimitError is a bound of the lab's that a candidate's tool or script hit.
-type LimitError struct {
-	Bound string // what was hit, with its value: "process limit (512 processes)"
-}
-
-func (e *LimitError) Error() string { return "hit the lab's " + e.Bound }
-
 // Limits are the cgroups (or rlimit) that bound one lab.
 type Limits struct {
 	holder  int
@@ -276,18 +269,19 @@ func (c *Limits) oomKills() int64 {
 	return eventCount(filepath.Join(c.memory, "memory.oom_control"), "oom_kill")
 }
 
-// Hit returns the bound the lab hit since the last call, or nil.
-func (c *Limits) Hit() *LimitError {
+// Hit returns the bound the lab hit since the last call, with its value
+// ("process limit (512 processes)"), or "".
+func (c *Limits) Hit() string {
 	if c == nil {
-		return nil
+		return ""
 	}
 	if n := c.pidsHits(); n > c.seenPID {
 		c.seenPID = n
-		return &LimitError{Bound: fmt.Sprintf("process limit (%d processes)", LabProcessLimit)}
+		return fmt.Sprintf("process limit (%d processes)", LabProcessLimit)
 	}
 	if n := c.oomKills(); n > c.seenOOM {
 		c.seenOOM = n
-		return &LimitError{Bound: fmt.Sprintf("memory limit (%d GiB)", LabMemoryLimit>>30)}
+		return fmt.Sprintf("memory limit (%d GiB)", LabMemoryLimit>>30)
 	}
 	for _, t := range labTmpfses {
 		var st unix.Statfs_t
@@ -296,12 +290,12 @@ func (c *Limits) Hit() *LimitError {
 		}
 		switch {
 		case st.Type == unix.TMPFS_MAGIC && st.Bavail == 0:
-			return &LimitError{Bound: fmt.Sprintf("size limit of its %s (%d MiB)", t.Path, t.Size>>20)}
+			return fmt.Sprintf("size limit of its %s (%d MiB)", t.Path, t.Size>>20)
 		case st.Type == unix.TMPFS_MAGIC && st.Ffree == 0:
-			return &LimitError{Bound: fmt.Sprintf("file limit of its %s (%d files)", t.Path, t.Inodes)}
+			return fmt.Sprintf("file limit of its %s (%d files)", t.Path, t.Inodes)
 		}
 	}
-	return nil
+	return ""
 }
 
 // Watch returns a context that ends when the lab's processes hit their
