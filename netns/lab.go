@@ -150,7 +150,7 @@ func (l *Lab) startHolder(ctx context.Context) (err error) {
 	cmd.Args = []string{fmt.Sprintf("egresslab-lab-holder-of-%d", os.Getpid())}
 	cmd.Env = []string{holderEnv + "=1"}
 	// Never our stderr itself, which may be the operator's terminal: what
-	// the holder writes is relayed, cleaned and bounded (confine).
+	// the holder writes is relayed, cleaned and bounded (netns/internal/confine).
 	errRead, errWrite, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("the lab holder's stderr: %w", err)
