@@ -49,19 +49,6 @@ func startExplaining(ctx context.Context, lab *LabBench, p *Policy, dsts []trace
 	return e, nil
 }
 
-// traceDestinations are every address and port range of p's hosts.
-func traceDestinations(p *Policy) []trace.Destination {
-	var dsts []trace.Destination
-	for _, h := range p.Hosts {
-		for _, a := range h.Addresses {
-			for _, r := range h.Ports {
-				dsts = append(dsts, trace.Destination{Addr: a, First: r.First, Last: r.Last})
-			}
-		}
-	}
-	return dsts
-}
-
 // finish reads the trace to its end and gives each result its rule.
 func (e *explainer) finish(results []Result) error {
 	if e.untraced != "" {
