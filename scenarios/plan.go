@@ -7,6 +7,7 @@ import (
 	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/netns/serve"
 	"github.com/egresslab/egresslab/netns/trace"
+	"github.com/egresslab/egresslab/scenarios/report"
 )
 
 // labPlan is the policy turned, once, into the plain values its lab is made
@@ -22,6 +23,36 @@ type labPlan struct {
 	// tracing says the trace table goes in, watching traced.
 	tracing bool
 	traced  []trace.Destination
+}
+
+// probePlan is the policy's cells to probe in a lab, with what explaining
+// them needs: the destinations the trace watches and where the candidate's
+// files wrote each rule.
+type probePlan struct {
+	policy, file string
+	// cells are the matrix (or the part of it opts.Only holds), then any
+	// classes' cells (--complete); skip marks cells whose result is given.
+	cells   []Result
+	matrix  int // how many of cells are the matrix's: progress counts these
+	skip    []bool
+	traced  []trace.Destination
+	sources report.RuleSources // nil with NoRule
+}
+
+func planProbes(p *Policy, opts RunOptions) probePlan {
+	pp := probePlan{policy: p.Name, file: p.File, traced: traceDestinations(p)}
+	// The results hold the matrix: a sweep keeps one copy of each probe.
+	pp.cells = make([]Result, 0, p.Size())
+	for pr := range p.Probes() {
+		if opts.Only == nil || opts.Only(pr) {
+			pp.cells = append(pp.cells, Result{Probe: pr})
+		}
+	}
+	pp.matrix = len(pp.cells)
+	if !opts.NoRule {
+		pp.sources = report.SourcesOf(p)
+	}
+	return pp
 }
 
 func planLab(p *Policy, opts RunOptions) labPlan {

@@ -48,16 +48,48 @@ type RunOptions struct {
 // the whole matrix concurrently and compares. A ruleset the tools reject is
 // a *ruleset.RulesetError; a lab that cannot start is a *netns.UnavailableError
 // or another error.
+//
+// With opts.Complete, once the candidate is loaded its ruleset is read back
+// and split into classes (complete.go), and each class's representative is
+// probed with the matrix, in the same pass: Report.Classes.
 func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
+	lp, pp := planLab(p, opts), planProbes(p, opts)
+	var cp *classPlan
+	afterLoad := opts.afterLoad
 	if opts.Complete {
-		return runComplete(ctx, p, opts)
+		afterLoad = func(ctx context.Context, lab *LabBench) ([]trace.Destination, error) {
+			var err error
+			if cp, err = planClasses(ctx, lab, p); err != nil {
+				return nil, err
+			}
+			if err := cp.serve(lab, p); err != nil {
+				return nil, err
+			}
+			return cp.destinations(), nil
+		}
 	}
-	lab, err := StartLabWith(ctx, p, opts)
+	lab, err := startPlanned(ctx, lp, afterLoad)
 	if err != nil {
 		return nil, err
 	}
 	defer lab.Close()
-	return ProbeAll(ctx, lab, p, opts)
+	if cp != nil {
+		pp.cells = append(pp.cells, cp.cells...)
+		pp.skip = append(make([]bool, pp.matrix), cp.skip...)
+		pp.traced = append(pp.traced, cp.destinations()...)
+	}
+	rep, err := probePlanned(ctx, lab, pp, opts)
+	if cp != nil && rep != nil {
+		all := rep.Results
+		rep.Results = all[:pp.matrix]
+		if err == nil {
+			for i, c := range cp.classes {
+				rep.Classes = append(rep.Classes, ClassResult{Class: c, Result: all[pp.matrix+i]})
+			}
+			rep.Completeness = &cp.completeness
+		}
+	}
+	return rep, err
 }
 
 // StartLab starts the lab for p with its ruleset loaded and the sentinel in
@@ -152,17 +184,17 @@ func startPlanned(ctx context.Context, lp labPlan, afterLoad func(context.Contex
 // ProbeAll runs p's whole matrix in lab, concurrently, and then checks that the
 // sentinel survived: if it did not, no "dropped" verdict can be trusted.
 func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*Report, error) {
+	pp := planProbes(p, opts)
+	return probePlanned(ctx, lab, pp, opts)
+}
+
+// probePlanned runs the cells pp holds in lab, as ProbeAll does.
+func probePlanned(ctx context.Context, lab *LabBench, pp probePlan, opts RunOptions) (*Report, error) {
 	if err := lab.CheckHarness(); err != nil {
 		return nil, err
 	}
-	// The results hold the matrix: a sweep keeps one copy of each probe.
-	results := make([]Result, 0, p.Size())
-	for pr := range p.Probes() {
-		if opts.Only == nil || opts.Only(pr) {
-			results = append(results, Result{Probe: pr})
-		}
-	}
-	explain, err := startExplaining(ctx, lab, p, traceDestinations(p), results, opts)
+	results := pp.cells
+	explain, err := startExplaining(ctx, lab, pp.sources, pp.traced, results, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +214,9 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 				if i >= len(results) {
 					return
 				}
+				if pp.skip != nil && pp.skip[i] {
+					continue
+				}
 				pr := results[i].Probe
 				explain.pace()
 				start := time.Now()
@@ -189,8 +224,8 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 				explain.record(i, flow)
 				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start),
 					Source: r.Facts.LeftAs.Addr()}
-				if opts.Progress != nil {
-					opts.Progress(int(done.Add(1)), len(results))
+				if opts.Progress != nil && i < pp.matrix {
+					opts.Progress(int(done.Add(1)), pp.matrix)
 				}
 			}
 		}()
@@ -199,7 +234,7 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 	if err := ctx.Err(); err != nil {
 		// The results so far: a probe that ran has its outcome (an
 		// interrupted one is an error); one that never ran has none.
-		return &Report{Policy: p.Name, File: p.File, Results: results}, err
+		return &Report{Policy: pp.policy, File: pp.file, Results: results}, err
 	}
 	if err := lab.evidenceErr(); err != nil {
 		return nil, err
@@ -210,5 +245,5 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 	if err := lab.CheckHarness(); err != nil {
 		return nil, fmt.Errorf("after probing: %w", err)
 	}
-	return &Report{Policy: p.Name, File: p.File, Results: results}, nil
+	return &Report{Policy: pp.policy, File: pp.file, Results: results}, nil
 }
