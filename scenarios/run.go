@@ -38,9 +38,6 @@ type RunOptions struct {
 	// Complete also probes every class of traffic the loaded ruleset can
 	// tell apart (verify --complete): Report.Classes.
 	Complete bool
-	// afterLoad runs once the candidate is loaded, before the lab's own
-	// tables go in; it returns more destinations to trace.
-	afterLoad func(context.Context, *LabBench) ([]trace.Destination, error)
 }
 
 // Run verifies p in a lab of its own: it starts the lab, serves every host,
@@ -55,7 +52,7 @@ type RunOptions struct {
 func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
 	lp, pp := planLab(p, opts), planProbes(p, opts)
 	var cp *classPlan
-	afterLoad := opts.afterLoad
+	var afterLoad func(context.Context, *LabBench) ([]trace.Destination, error)
 	if opts.Complete {
 		afterLoad = func(ctx context.Context, lab *LabBench) ([]trace.Destination, error) {
 			var err error
@@ -108,7 +105,7 @@ func StartLabWith(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, e
 // sentinel and the listing of the candidate's rules starts, for ProbeAll to use.
 func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error) {
 	lp := planLab(p, opts)
-	return startPlanned(ctx, lp, opts.afterLoad)
+	return startPlanned(ctx, lp, nil)
 }
 
 // startPlanned starts the lab lp describes: the namespaces, what is served,
