@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/egresslab/egresslab/internal/classes"
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/classes"
 	"github.com/egresslab/egresslab/scenarios/policy"
 )
 
@@ -217,7 +217,7 @@ func (r *Report) writeClasses(b *bytes.Buffer, paint func(code, s string) string
 				fmt.Fprintf(b, " (policy line %d)", c.Line)
 			}
 			if c.Decider != nil && c.Decider.Untraced == "" {
-				b.WriteString("\n      decided by " + c.Decider.String())
+				b.WriteString("\n      decided by " + DecidedBy(c.Decider))
 			}
 			b.WriteString("\n")
 		}
@@ -325,7 +325,7 @@ func (r *Report) junitClasses() (cases []junitCase, failures, errors int) {
 			text += fmt.Sprintf("\npolicy line %d", c.Line)
 		}
 		if c.Decider != nil {
-			text += "\ndecided by " + c.Decider.String()
+			text += "\ndecided by " + DecidedBy(c.Decider)
 		}
 		msg := &junitMessage{Message: c.Verdict(), Type: kindName(k), Text: text + "\nprobed as " + c.representative() + "/" + c.Port.Proto + "\n"}
 		jc := junitCase{Classname: fmt.Sprintf("%s.classes.%s", r.Policy, c.Class.Family), Name: "class " + c.Name(), Time: seconds(c.Duration)}
