@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/egresslab/egresslab/internal/classes"
+	"github.com/egresslab/egresslab/scenarios/classes"
 	"github.com/egresslab/egresslab/scenarios/report"
 )
 

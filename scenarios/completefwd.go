@@ -9,9 +9,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/egresslab/egresslab/internal/classes"
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/classes"
 	"github.com/egresslab/egresslab/scenarios/policy"
 )
 

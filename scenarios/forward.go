@@ -8,19 +8,6 @@ import (
 	"github.com/egresslab/egresslab/probe"
 )
 
-// labNetworks is the policy's networks as the lab builds them.
-func labNetworks(p *Policy) []netns.Network {
-	var nets []netns.Network
-	for _, n := range p.Networks {
-		ln := netns.Network{Name: n.Name, Addresses: n.Addresses}
-		for _, c := range n.Clients {
-			ln.Clients = append(ln.Clients, netns.Client{Name: c.Name, Addresses: c.Addresses})
-		}
-		nets = append(nets, ln)
-	}
-	return nets
-}
-
 // asClient is the bench as one of its clients probes it: sockets in the
 // client's namespace, as its root (made on the probing goroutine's thread
 // when it has one), and the forward path's evidence.

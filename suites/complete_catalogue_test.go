@@ -10,9 +10,9 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/egresslab/egresslab/internal/catalogue"
-	"github.com/egresslab/egresslab/internal/classes"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/classes"
 	"github.com/egresslab/egresslab/scenarios/policy/value"
 )
 

@@ -7,9 +7,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/egresslab/egresslab/internal/classes"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/classes"
 )
 
 func holdsUID(c classes.Class, uid uint32) bool {

@@ -6,8 +6,8 @@ import (
 	"io"
 	"net/netip"
 
-	"github.com/egresslab/egresslab/internal/classes"
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/classes"
 	"github.com/egresslab/egresslab/scenarios/report/complete"
 )
 
@@ -56,7 +56,7 @@ func (c ClassResult) row() complete.Row {
 		Evidence: evidenceJSON(c.Result), Rule: ruleOf(c.Result),
 	}
 	if d := c.Decider; d != nil {
-		row.DecidedBy, row.Untraced = d.String(), d.Untraced != ""
+		row.DecidedBy, row.Untraced = DecidedBy(d), d.Untraced != ""
 	}
 	return row
 }

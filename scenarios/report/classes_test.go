@@ -8,8 +8,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/egresslab/egresslab/internal/classes"
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/classes"
 	"github.com/egresslab/egresslab/scenarios/policy"
 	"github.com/egresslab/egresslab/scenarios/report"
 )

@@ -138,7 +138,7 @@ func decidedBy(r Result) string {
 	if r.Decider == nil {
 		return d
 	}
-	return r.Decider.String() + " — " + d
+	return DecidedBy(r.Decider) + " — " + d
 }
 
 type jsonFlipSide struct {

@@ -124,10 +124,12 @@ type jsonProbe struct {
 	Rule     *jsonRule     `json:"rule"` // the deciding rule, where the kernel can say it
 }
 
-// jsonRule is the deciding rule with, where known exactly, the file and
-// line of the candidate ruleset that wrote it.
+// jsonRule is the deciding rule, its verdict as a reader names it, what it
+// matched that a reader may not expect, and, where known exactly, the file
+// and line of the candidate ruleset that wrote it.
 type jsonRule struct {
 	*trace.Rule
+	Note string `json:"note,omitempty"`
 	File string `json:"file,omitempty"`
 	Line int    `json:"line,omitempty"`
 }
@@ -172,7 +174,9 @@ func ruleOf(res Result) *jsonRule {
 	if res.Decider == nil {
 		return nil
 	}
-	r := &jsonRule{Rule: res.Decider}
+	rule := *res.Decider // shared by the probes it decided: the verdict is this probe's
+	rule.Verdict = RuleVerdict(rule.Verdict, res.Observed)
+	r := &jsonRule{Rule: &rule, Note: ruleNote(res.Decider)}
 	if at := res.DeciderAt; at != nil {
 		r.File, r.Line = at.File, at.Line
 	}

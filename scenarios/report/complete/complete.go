@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/egresslab/egresslab/internal/classes"
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/classes"
 	"github.com/egresslab/egresslab/scenarios/policy"
 )
 

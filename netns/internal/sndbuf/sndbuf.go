@@ -1,4 +1,4 @@
-package netns
+package sndbuf
 
 import (
 	"encoding/binary"
@@ -24,8 +24,8 @@ import (
 // the buffer itself, bounded, as the host's root would have. The tool, its
 // input and its one transaction are unchanged; every other call runs as is.
 // The filter sits on the holder's thread that starts the lab root's processes
-// (spawn.go), so each of them inherits it, and its listener is egresslab's
-// for the lab's life.
+// (netns/internal/holder), so each of them inherits it, and its listener is
+// egresslab's for the lab's life.
 
 // maxForcedBuffer bounds a buffer granted on a tool's behalf (the kernel
 // doubles it). A 100,000-rule load asks for at most 54 MiB of send buffer
@@ -41,10 +41,10 @@ const maxForcedPerLab = 256 << 20
 // not written, and the tools then run unfiltered.
 var auditArch = map[string]uint32{"amd64": unix.AUDIT_ARCH_X86_64, "arm64": unix.AUDIT_ARCH_AARCH64}[runtime.GOARCH]
 
-// installBufFilter puts the filter on the calling thread, which the
+// InstallFilter puts the filter on the calling thread, which the
 // processes it forks inherit, and returns its listener (-1 where no filter
 // is written for this architecture).
-func installBufFilter() (int, error) {
+func InstallFilter() (int, error) {
 	if auditArch == 0 {
 		return -1, nil
 	}
@@ -141,10 +141,15 @@ func (b *bufBudget) forget() {
 	}
 }
 
-// serveBufForce answers the filter's notifications until stop closes or no
-// process uses the filter any more, then closes the listener (later calls
-// then fail with ENOSYS, as an unprivileged process's would with EPERM).
-func serveBufForce(listener int, budget *bufBudget, stop <-chan struct{}) {
+// Serve answers the filter's notifications for the lab whose network
+// namespace inLab runs in, until stop closes or no process uses the filter
+// any more, then closes the listener (later calls then fail with ENOSYS, as
+// an unprivileged process's would with EPERM).
+func Serve(listener int, inLab func(func() error) error, stop <-chan struct{}) {
+	serve(listener, newBufBudget(inLab), stop)
+}
+
+func serve(listener int, budget *bufBudget, stop <-chan struct{}) {
 	defer unix.Close(listener)
 	if budget.diag >= 0 {
 		defer unix.Close(budget.diag)

@@ -1,4 +1,4 @@
-package netns
+package confine
 
 import (
 	"fmt"
@@ -60,8 +60,9 @@ func (t labTmpfs) options() string {
 // private to this namespace).
 const buildDir = "/tmp"
 
-// makeLabRoot builds the lab's root and pivots the calling process into it.
-func makeLabRoot() error {
+// MakeRoot builds the lab's root and pivots the calling process (the
+// holder) into it.
+func MakeRoot() error {
 	// Nothing mounted here may propagate back to the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private in the lab: %w", err)

@@ -1,4 +1,4 @@
-package netns
+package holder
 
 import (
 	"bufio"
@@ -9,45 +9,28 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/egresslab/egresslab/netns/internal/confine"
+	"github.com/egresslab/egresslab/netns/internal/sndbuf"
 )
 
-// The holder is this same binary, re-executed by New into a fresh user +
-// network + mount namespace. It overlays the lab's /etc files, creates the
-// world's network namespace, reports ready and then does nothing but hold the
-// namespaces until its parent goes away (its stdin closes, or the parent's
-// death signal kills it). Everything of the lab dies with it.
-const (
-	holderEnv = "EGRESSLAB_LAB_HOLDER"
-)
-
-// initCalled records that Init ran: without it, a re-executed binary would
-// run its whole main (or test suite) inside the lab instead of holding it.
-var initCalled atomic.Bool
-
-// holderConfig is what New sends the holder on its stdin, as one JSON line.
-type holderConfig struct {
+// Config is what egresslab sends the holder on its stdin, as one JSON line.
+type Config struct {
 	Etc     map[string]string // file name under /etc -> content
 	Clients int               // how many client network namespaces to make
 	Forward bool              // the lab host routes for networks
 }
 
-// Init runs the lab holder when this process was started as one, and then
-// exits; otherwise it returns at once. Every program that opens labs calls it
-// first thing in main (tests: in TestMain), the way moby's reexec.Init works:
-// there is no package init that would turn an importer's binary into a holder.
-func Init() {
-	initCalled.Store(true)
-	if os.Getenv(holderEnv) == "" {
-		return
-	}
+// Main is the holder's whole life: it holds the lab until egresslab closes
+// its stdin or dies, and then exits; it never returns.
+func Main() {
 	// Nothing the lab starts may reach what the holder holds (its control
 	// socket, its pipes to egresslab): no inherited descriptor, and no
 	// ptrace, pidfd_getfd or /proc/1/fd of the holder from inside the lab,
-	// which the same uid would allow a dumpable process (containment.go).
-	closeInherited(spawnFD)
+	// which the same uid would allow a dumpable process (netns/internal/confine).
+	confine.CloseInherited(SpawnFD)
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		fmt.Fprintf(os.Stdout, "error make the lab's holder non-dumpable: %v\n", err)
 		os.Exit(1)
@@ -59,7 +42,7 @@ func Init() {
 	worldFD, clientFDs, err := holdLab(in)
 	listener := -1
 	if err == nil {
-		listener, err = serveSpawns(installBufFilter)
+		listener, err = serveSpawns(sndbuf.InstallFilter)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stdout, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
@@ -99,7 +82,7 @@ func holdLab(in *bufio.Reader) (int, []int, error) {
 	if err != nil {
 		return 0, nil, fmt.Errorf("read lab config: %w", err)
 	}
-	var cfg holderConfig
+	var cfg Config
 	if err := json.Unmarshal(line, &cfg); err != nil {
 		return 0, nil, fmt.Errorf("decode lab config: %w", err)
 	}
@@ -141,14 +124,14 @@ func holdLab(in *bufio.Reader) (int, []int, error) {
 }
 
 // holdLabFiles makes the lab's mounts, /etc files and settings.
-func holdLabFiles(cfg holderConfig) error {
-	// The lab's own root (labroot.go): private, bounded /tmp, /var/tmp,
+func holdLabFiles(cfg Config) error {
+	// The lab's own root (netns/internal/confine): private, bounded /tmp, /var/tmp,
 	// /dev/shm and /run (the lab's files, iptables-legacy's lock), its own
 	// /proc, and nothing of the host's that an unmount would reveal.
-	if err := makeLabRoot(); err != nil {
+	if err := confine.MakeRoot(); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(labEtcDir, 0o755); err != nil {
+	if err := os.MkdirAll(EtcDir, 0o755); err != nil {
 		return err
 	}
 	for name, content := range cfg.Etc {
@@ -165,14 +148,14 @@ func holdLabFiles(cfg holderConfig) error {
 	return nil
 }
 
-// labEtcDir is where the lab's own /etc files live, inside its private /run.
-const labEtcDir = "/run/egresslab/etc"
+// EtcDir is where the lab's own /etc files live, inside its private /run.
+const EtcDir = "/run/egresslab/etc"
 
 // overlayEtc makes /etc/NAME read content inside the lab only. A symlink (such
 // as resolv.conf pointing into /run) is followed: a target under the private
 // /run is written directly, any other target gets a bind mount.
 func overlayEtc(name, content string) error {
-	src := filepath.Join(labEtcDir, name)
+	src := filepath.Join(EtcDir, name)
 	if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil { // ssl/certs/...
 		return err
 	}
@@ -239,6 +222,12 @@ func labSysctls() error {
 		"net/ipv6/icmp/ratemask":              "\n", // an empty bitmap
 		"net/ipv4/ip_local_port_range":        "32768 60999",
 	})
+}
+
+// forwardSysctls make the lab host a router.
+var forwardSysctls = map[string]string{
+	"net/ipv4/ip_forward":          "1",
+	"net/ipv6/conf/all/forwarding": "1",
 }
 
 func writeSysctls(kv map[string]string) error {

@@ -1,4 +1,4 @@
-package netns
+package confine
 
 import (
 	"bufio"
@@ -15,25 +15,9 @@ import (
 // from the process that runs it: no descriptor of the caller's, no terminal,
 // no way into the holder (docs/security.md).
 
-// CloseInheritedFiles closes every descriptor above 2 that this process
-// inherited without close-on-exec (`egresslab verify 9>>/root/file`), so
-// that nothing started later (a lab, or anything inside it) can get one.
-// Descriptors this program opened itself are close-on-exec, as Go opens
-// everything, and stay: the Go runtime holds some from before main (its
-// cgroup CPU limit files), so a blind close_range would pull them from
-// under it. Programs that open labs call it first thing in main, before
-// Init (a test binary only where go test passes it nothing: fuzzing workers
-// talk to their coordinator over inherited descriptors).
-func CloseInheritedFiles() {
-	if os.Getenv(holderEnv) != "" {
-		closeInherited(spawnFD) // a holder keeps what its parent passed
-		return
-	}
-	closeInherited(-1)
-}
-
-// closeInherited closes the inherited descriptors above 2 except keep.
-func closeInherited(keep int) {
+// CloseInherited closes the descriptors above 2 that this process inherited
+// without close-on-exec, except keep.
+func CloseInherited(keep int) {
 	dir, err := os.Open("/proc/self/fd")
 	if err != nil {
 		// No /proc: mark them all close-on-exec, which is what matters.
@@ -58,13 +42,13 @@ func closeInherited(keep int) {
 	dir.Close()
 }
 
-// dropPtraceCapability takes CAP_SYS_PTRACE from the calling thread (its
+// DropPtraceCapability takes CAP_SYS_PTRACE from the calling thread (its
 // bounding, permitted, effective and inheritable sets), and with it from
 // every process forked from this thread: the lab's root keeps every other
 // capability its tools need in the lab's user namespace, but cannot trace,
 // read the memory of or take descriptors from the holder (with the holder
 // non-dumpable, the same uid no longer suffices either).
-func dropPtraceCapability() error {
+func DropPtraceCapability() error {
 	if err := unix.Prctl(unix.PR_CAPBSET_DROP, unix.CAP_SYS_PTRACE, 0, 0, 0); err != nil {
 		return err
 	}
@@ -86,12 +70,12 @@ func dropPtraceCapability() error {
 // there; what else arrives is not the holder's).
 const maxHolderStderr = 16 << 10
 
-// relayHolderStderr copies the holder's stderr to w until r ends: at most
+// RelayHolderStderr copies the holder's stderr to w until r ends: at most
 // maxHolderStderr bytes, each line prefixed, with control characters and
 // terminal escape sequences taken out, so that nothing written there can
 // drive the operator's terminal. Anything beyond the bound is read and
 // dropped, so that the holder never blocks on a full pipe.
-func relayHolderStderr(r io.Reader, w io.Writer, lab string) {
+func RelayHolderStderr(r io.Reader, w io.Writer, lab string) {
 	br := bufio.NewReaderSize(r, 4096)
 	left := maxHolderStderr
 	for {

@@ -9,7 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/egresslab/egresslab/internal/classes"
+	"github.com/egresslab/egresslab/scenarios/classes"
 )
 
 // fixture reads testdata/NAME, or nothing if it does not exist (a family

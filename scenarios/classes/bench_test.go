@@ -10,7 +10,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/egresslab/egresslab/internal/classes"
+	"github.com/egresslab/egresslab/scenarios/classes"
 )
 
 // tailsUsers are the eight identities Tails 1.5's rules name.

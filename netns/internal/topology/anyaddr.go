@@ -1,4 +1,4 @@
-package netns
+package topology
 
 import (
 	"fmt"
@@ -27,22 +27,16 @@ var anyAddrHalves = []netip.Prefix{
 	netip.MustParsePrefix("::/1"), netip.MustParsePrefix("8000::/1"),
 }
 
-// AnswerAnyAddress makes the world take every address as its own, except
-// those that are the lab's: its uplink addresses, its networks (the clients
-// behind it) and IPv6 link-local addresses, which keep routing out of the
-// uplink as before. Neighbour discovery of IPv6 (unlike ARP) answers only
-// for addresses the world holds: a destination the lab resolves on the link
-// itself (OnLink) still needs AddWorldAddress.
-func (l *Lab) AnswerAnyAddress() error {
-	if l.anyAddr {
-		return nil
-	}
-	world, err := netlink.NewHandleAt(vnetns.NsHandle(l.worldFD))
+// AnswerAnyAddress makes the world take every address as its own, but the
+// lab's uplink addresses, its networks and IPv6 link-local addresses
+// (netns.Lab.AnswerAnyAddress).
+func AnswerAnyAddress(l Lab) error {
+	world, err := netlink.NewHandleAt(vnetns.NsHandle(l.WorldNetNS))
 	if err != nil {
 		return fmt.Errorf("netlink in the world: %w", err)
 	}
 	defer world.Close()
-	peer, err := world.LinkByName(worldLink)
+	peer, err := world.LinkByName(WorldLink)
 	if err != nil {
 		return err
 	}
@@ -53,10 +47,10 @@ func (l *Lab) AnswerAnyAddress() error {
 	// the lab's own addresses first: while they are missing, the halves
 	// would take the world's answers to the lab for themselves
 	lab := []netlink.Route{{LinkIndex: peer.Attrs().Index, Dst: ipNet(netip.MustParsePrefix("fe80::/64")), Scope: netlink.SCOPE_LINK}}
-	for _, p := range l.cfg.UplinkAddrs {
+	for _, p := range l.UplinkAddrs {
 		lab = append(lab, netlink.Route{LinkIndex: peer.Attrs().Index, Dst: ipNet(netip.PrefixFrom(p.Addr(), p.Addr().BitLen())), Scope: netlink.SCOPE_LINK})
 	}
-	for _, n := range l.cfg.Networks {
+	for _, n := range l.Networks {
 		for _, p := range n.Addresses {
 			if via, ok := l.uplinkAddr(p.Addr().Is4()); ok {
 				lab = append(lab, netlink.Route{LinkIndex: peer.Attrs().Index, Dst: ipNet(p.Masked()), Gw: via.AsSlice()})
@@ -75,24 +69,7 @@ func (l *Lab) AnswerAnyAddress() error {
 			return fmt.Errorf("add local route %s in the world: %w", p, err)
 		}
 	}
-	l.anyAddr = true
 	return nil
-}
-
-// OnLink says whether the lab resolves dst's neighbour on the uplink itself
-// rather than sending to the world's gateway: dst lies in one of the lab's
-// uplink prefixes, or its family has no gateway.
-func (l *Lab) OnLink(dst netip.Addr) bool {
-	if dst.IsLoopback() {
-		return false
-	}
-	for _, p := range l.cfg.UplinkAddrs {
-		if p.Contains(dst) {
-			return true
-		}
-	}
-	_, gateway, _ := l.NextHop(dst)
-	return !gateway
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {

@@ -1,4 +1,4 @@
-package netns
+package confine
 
 import (
 	"bufio"
@@ -25,7 +25,7 @@ import (
 // neither can be used, the lab gets RLIMIT_NPROC, which counts per uid of the
 // lab's user namespace: it bounds each lab uid, not a lab root that switches
 // between uids, and bounds no memory. Every tmpfs the lab mounts has size=
-// and nr_inodes= (labroot.go) in any case.
+// and nr_inodes= (root.go) in any case.
 const (
 	// LabProcessLimit bounds the lab's processes and threads, the holder's
 	// included: a 100k-rule load peaked at 9.
@@ -36,15 +36,8 @@ const (
 	LabMemoryLimit = 2 << 30
 )
 
-// LimitError is a bound of the lab's that a candidate's tool or script hit.
-type LimitError struct {
-	Bound string // what was hit, with its value: "process limit (512 processes)"
-}
-
-func (e *LimitError) Error() string { return "hit the lab's " + e.Bound }
-
-// labLimits are the cgroups (or rlimit) that bound one lab.
-type labLimits struct {
+// Limits are the cgroups (or rlimit) that bound one lab.
+type Limits struct {
 	holder  int
 	dirs    []string // the lab's cgroups, removed at Close
 	pids    string   // the cgroup whose pids.events counts hits, or ""
@@ -61,9 +54,9 @@ var cgroupSeq atomic.Int64
 
 var sweepOnce sync.Once
 
-// confineLab puts the holder (pid) into cgroups of the lab's own, before it
+// New puts the holder (pid) into cgroups of the lab's own, before it
 // starts anything: every process of the lab descends from it.
-func confineLab(pid int) (*labLimits, error) {
+func New(pid int) (*Limits, error) {
 	self, start := os.Getpid(), processStart(os.Getpid())
 	name := fmt.Sprintf("egresslab-lab.%d.%d.%d", self, start, cgroupSeq.Add(1))
 	own, v2, err := ownCgroups()
@@ -71,18 +64,18 @@ func confineLab(pid int) (*labLimits, error) {
 		return nil, err
 	}
 	sweepOnce.Do(func() { sweepStaleCgroups(own) })
-	c := &labLimits{holder: pid, memV2: v2}
+	c := &Limits{holder: pid, memV2: v2}
 	if rel, ok := own["0"]; ok && v2 {
 		if err := c.makeV2(rel, name); err == nil {
 			return c, nil
 		}
-		_ = c.remove()
-		c = &labLimits{holder: pid}
+		_ = c.Remove()
+		c = &Limits{holder: pid}
 	} else if err := c.makeV1(own, name); err != nil {
 		// A cgroup file system this process may not write (a container's
 		// read-only one): the rlimit fallback, as where there is none.
-		_ = c.remove()
-		c = &labLimits{holder: pid}
+		_ = c.Remove()
+		c = &Limits{holder: pid}
 	}
 	if c.pids == "" {
 		lim := &unix.Rlimit{Cur: LabProcessLimit, Max: LabProcessLimit}
@@ -95,7 +88,7 @@ func confineLab(pid int) (*labLimits, error) {
 
 // makeV1 makes the lab's cgroups in the v1 pids and memory hierarchies,
 // under egresslab's own cgroup in each.
-func (c *labLimits) makeV1(own map[string]string, name string) error {
+func (c *Limits) makeV1(own map[string]string, name string) error {
 	if dir, ok := own["pids"]; ok {
 		cg, err := c.make(dir, name, map[string]string{"pids.max": strconv.Itoa(LabProcessLimit)})
 		if err != nil {
@@ -117,7 +110,7 @@ func (c *labLimits) makeV1(own map[string]string, name string) error {
 }
 
 // makeV2 makes the lab's cgroup under egresslab's own cgroup v2 (rel).
-func (c *labLimits) makeV2(rel, name string) error {
+func (c *Limits) makeV2(rel, name string) error {
 	parent := filepath.Join(cgroupRoot, rel)
 	// A cgroup with processes of its own cannot hand controllers down
 	// (EBUSY), except the root: then the rlimit fallback applies.
@@ -136,7 +129,7 @@ func (c *labLimits) makeV2(rel, name string) error {
 }
 
 // make creates parent/name with settings and moves the holder into it.
-func (c *labLimits) make(parent, name string, settings map[string]string) (string, error) {
+func (c *Limits) make(parent, name string, settings map[string]string) (string, error) {
 	cg := filepath.Join(parent, name)
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		return "", fmt.Errorf("make the lab's cgroup: %w", err)
@@ -153,9 +146,9 @@ func (c *labLimits) make(parent, name string, settings map[string]string) (strin
 	return cg, nil
 }
 
-// remove deletes the lab's cgroups; the holder has been reaped, and with it
+// Remove deletes the lab's cgroups; the holder has been reaped, and with it
 // (PID 1 of the lab's PID namespace) every process of the lab.
-func (c *labLimits) remove() error {
+func (c *Limits) Remove() error {
 	if c == nil {
 		return nil
 	}
@@ -259,14 +252,14 @@ func eventCount(file, key string) int64 {
 	return 0
 }
 
-func (c *labLimits) pidsHits() int64 {
+func (c *Limits) pidsHits() int64 {
 	if c == nil || c.pids == "" {
 		return 0
 	}
 	return eventCount(filepath.Join(c.pids, "pids.events"), "max")
 }
 
-func (c *labLimits) oomKills() int64 {
+func (c *Limits) oomKills() int64 {
 	if c == nil || c.memory == "" {
 		return 0
 	}
@@ -276,18 +269,19 @@ func (c *labLimits) oomKills() int64 {
 	return eventCount(filepath.Join(c.memory, "memory.oom_control"), "oom_kill")
 }
 
-// hit returns the bound the lab hit since the last call, or nil.
-func (c *labLimits) hit() *LimitError {
+// Hit returns the bound the lab hit since the last call, with its value
+// ("process limit (512 processes)"), or "".
+func (c *Limits) Hit() string {
 	if c == nil {
-		return nil
+		return ""
 	}
 	if n := c.pidsHits(); n > c.seenPID {
 		c.seenPID = n
-		return &LimitError{Bound: fmt.Sprintf("process limit (%d processes)", LabProcessLimit)}
+		return fmt.Sprintf("process limit (%d processes)", LabProcessLimit)
 	}
 	if n := c.oomKills(); n > c.seenOOM {
 		c.seenOOM = n
-		return &LimitError{Bound: fmt.Sprintf("memory limit (%d GiB)", LabMemoryLimit>>30)}
+		return fmt.Sprintf("memory limit (%d GiB)", LabMemoryLimit>>30)
 	}
 	for _, t := range labTmpfses {
 		var st unix.Statfs_t
@@ -296,18 +290,18 @@ func (c *labLimits) hit() *LimitError {
 		}
 		switch {
 		case st.Type == unix.TMPFS_MAGIC && st.Bavail == 0:
-			return &LimitError{Bound: fmt.Sprintf("size limit of its %s (%d MiB)", t.Path, t.Size>>20)}
+			return fmt.Sprintf("size limit of its %s (%d MiB)", t.Path, t.Size>>20)
 		case st.Type == unix.TMPFS_MAGIC && st.Ffree == 0:
-			return &LimitError{Bound: fmt.Sprintf("file limit of its %s (%d files)", t.Path, t.Inodes)}
+			return fmt.Sprintf("file limit of its %s (%d files)", t.Path, t.Inodes)
 		}
 	}
-	return nil
+	return ""
 }
 
-// watch returns a context that ends when the lab's processes hit their
+// Watch returns a context that ends when the lab's processes hit their
 // limit: a fork bomb need never end by itself. The v1 pids.events tells no
 // watcher of a change (only v2's does), so it is read every watchEvery.
-func (c *labLimits) watch(ctx context.Context) (context.Context, func()) {
+func (c *Limits) Watch(ctx context.Context) (context.Context, func()) {
 	wctx, cancel := context.WithCancel(ctx)
 	if c == nil || c.pids == "" {
 		return wctx, cancel
@@ -334,38 +328,3 @@ func (c *labLimits) watch(ctx context.Context) (context.Context, func()) {
 // watchEvery is how often a running candidate's process count is checked:
 // a read of one small file.
 const watchEvery = 50 * time.Millisecond
-
-// confineInBackground bounds the lab's holder beside its start-up: moving a
-// process into a cgroup waits for an RCU grace period (5 to 19 ms for the two
-// v1 hierarchies, measured), and the holder starts nothing of the lab's
-// before New returns. The returned func waits for it; startHolder calls it
-// before it returns, whatever happened.
-func (l *Lab) confineInBackground() func() error {
-	done := make(chan struct{})
-	var limits *labLimits
-	var err error
-	go func() {
-		limits, err = confineLab(l.pid)
-		close(done)
-	}()
-	return func() error {
-		<-done
-		l.limits = limits
-		return err
-	}
-}
-
-// RunCandidate runs a candidate's tool or script (runCandidateTool) and
-// returns a *LimitError when it hit a bound of the lab's, whatever its exit:
-// a tool that fails for want of a process or memory failed for the lab's
-// reason, and one that succeeded left the lab at its bound. A hit of the
-// process limit stops it at once.
-func (l *Lab) RunCandidate(ctx context.Context, stdin []byte, env []string, argv ...string) ([]byte, error) {
-	wctx, stop := l.limits.watch(ctx)
-	out, err := l.runCandidateTool(wctx, stdin, env, argv...)
-	stop()
-	if hit := l.limits.hit(); hit != nil && ctx.Err() == nil {
-		return out, hit
-	}
-	return out, err
-}

@@ -7,7 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/egresslab/egresslab/internal/classes"
+	"github.com/egresslab/egresslab/scenarios/classes"
 )
 
 func fwdBrief(c classes.Class) string {

@@ -1,4 +1,4 @@
-package netns
+package holder
 
 import (
 	"encoding/json"
@@ -13,10 +13,12 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/egresslab/egresslab/netns/internal/confine"
 )
 
 // The holder side of spawning: the holder starts and reaps the lab's
-// processes for the lab (spawn.go).
+// processes for the lab (spawner.go).
 
 // spawnServer starts and reaps the lab's processes inside the holder.
 type spawnServer struct {
@@ -37,8 +39,8 @@ type child struct {
 // buffer filter on the thread that starts the lab root's processes and
 // returns its listener; the listener's number goes into the ready line.
 func serveSpawns(filter func() (int, error)) (listener int, err error) {
-	f := os.NewFile(spawnFD, "egresslab-control")
-	unix.CloseOnExec(spawnFD) // no process of the lab's inherits it
+	f := os.NewFile(SpawnFD, "egresslab-control")
+	unix.CloseOnExec(SpawnFD) // no process of the lab's inherits it
 	c, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
@@ -48,7 +50,7 @@ func serveSpawns(filter func() (int, error)) (listener int, err error) {
 		running: map[int]*child{}, children: make(chan struct{}, 1)}
 	listener = -1
 	if err := startThread(s.root, func() error {
-		if err := dropPtraceCapability(); err != nil {
+		if err := confine.DropPtraceCapability(); err != nil {
 			return fmt.Errorf("drop CAP_SYS_PTRACE for the lab's root: %w", err)
 		}
 		var err error
@@ -57,7 +59,7 @@ func serveSpawns(filter func() (int, error)) (listener int, err error) {
 	}); err != nil {
 		return -1, err
 	}
-	if err := startThread(s.user, dropPtraceCapability); err != nil {
+	if err := startThread(s.user, confine.DropPtraceCapability); err != nil {
 		return -1, err
 	}
 	go s.reap()
@@ -83,7 +85,7 @@ func startThread(work chan func(), setup func() error) error {
 	return <-errc
 }
 
-func (s *spawnServer) reply(m spawnMsg) {
+func (s *spawnServer) reply(m Msg) {
 	b, _ := json.Marshal(m)
 	_, _, _ = s.conn.WriteMsgUnix(b, nil, nil)
 }
@@ -96,7 +98,7 @@ func (s *spawnServer) serve() {
 			return
 		}
 		fds := receivedFDs(oob[:oobn])
-		var m spawnMsg
+		var m Msg
 		if err := json.Unmarshal(buf[:n], &m); err != nil || (m.Op == "start" && (len(fds) != 2 || len(m.Argv) == 0)) {
 			closeAll(fds)
 			continue
@@ -149,12 +151,12 @@ func closeAll(fds []int) {
 
 // start forks and executes m on the calling (locked) thread: the child
 // inherits that thread's filter, or none.
-func (s *spawnServer) start(m spawnMsg, fds []int) {
+func (s *spawnServer) start(m Msg, fds []int) {
 	path, err := lookPath(m.Argv[0], m.Env)
 	if err != nil {
 		var errno syscall.Errno
 		errors.As(err, &errno)
-		s.reply(spawnMsg{ID: m.ID, Op: "error", Err: err.Error(), Errno: int(errno)})
+		s.reply(Msg{ID: m.ID, Op: "error", Err: err.Error(), Errno: int(errno)})
 		return
 	}
 	// A session of its own: no controlling terminal (/dev/tty fails with
@@ -174,12 +176,12 @@ func (s *spawnServer) start(m spawnMsg, fds []int) {
 		s.mu.Unlock()
 		var errno syscall.Errno
 		errors.As(err, &errno)
-		s.reply(spawnMsg{ID: m.ID, Op: "error", Err: err.Error(), Errno: int(errno)})
+		s.reply(Msg{ID: m.ID, Op: "error", Err: err.Error(), Errno: int(errno)})
 		return
 	}
 	s.running[pid] = &child{id: m.ID, pidfd: pidfd}
 	s.mu.Unlock()
-	s.reply(spawnMsg{ID: m.ID, Op: "started"})
+	s.reply(Msg{ID: m.ID, Op: "started"})
 	select {
 	case s.children <- struct{}{}:
 	default:
@@ -205,7 +207,7 @@ func (s *spawnServer) reap() {
 		s.mu.Unlock()
 		if ok {
 			unix.Close(c.pidfd)
-			s.reply(spawnMsg{ID: c.id, Op: "exited", Status: int(ws)})
+			s.reply(Msg{ID: c.id, Op: "exited", Status: int(ws)})
 		}
 	}
 }

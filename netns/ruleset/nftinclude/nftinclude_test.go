@@ -1,7 +1,7 @@
 package nftinclude_test
 
 import (
-	"github.com/egresslab/egresslab/internal/nftinclude"
+	"github.com/egresslab/egresslab/netns/ruleset/nftinclude"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )

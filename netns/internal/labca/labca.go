@@ -1,4 +1,4 @@
-package netns
+package labca
 
 import (
 	"crypto/ecdsa"
@@ -22,19 +22,21 @@ import (
 // lab's trust store holds this CA alone: nothing beyond the lab is reachable
 // from inside it, so nothing else needs trusting there.
 
-// labCAFile is the lab's trust store inside the lab (its private /run),
-// whether or not the host has /etc/ssl/certs/ca-certificates.crt to overlay.
-const labCAFile = labEtcDir + "/" + labCAEtcName
-
-// labCAEtcName is the trust store's name under /etc, as Debian's
+// EtcName is the trust store's name under /etc, as Debian's
 // ca-certificates and OpenSSL's default CA file have it.
-const labCAEtcName = "ssl/certs/ca-certificates.crt"
+const EtcName = "ssl/certs/ca-certificates.crt"
 
-// labCAEnv points OpenSSL, Go and curl at the lab's trust store; every process
+// Env points OpenSSL, Go and curl at the lab's trust store, EtcName under
+// etcDir (the lab's own /etc files, in its private /run: there whether or not
+// the host has /etc/ssl/certs/ca-certificates.crt to overlay); every process
 // the lab starts has it.
-var labCAEnv = []string{"SSL_CERT_FILE=" + labCAFile, "CURL_CA_BUNDLE=" + labCAFile}
+func Env(etcDir string) []string {
+	file := etcDir + "/" + EtcName
+	return []string{"SSL_CERT_FILE=" + file, "CURL_CA_BUNDLE=" + file}
+}
 
-type labCA struct {
+// CA is one lab's certificate authority.
+type CA struct {
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
 	pem  []byte
@@ -43,7 +45,8 @@ type labCA struct {
 	leaves map[string]*tls.Certificate // by server name or address
 }
 
-func newLabCA(lab string) (*labCA, error) {
+// New makes the CA of the lab called lab.
+func New(lab string) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("make the lab's CA key: %w", err)
@@ -67,7 +70,7 @@ func newLabCA(lab string) (*labCA, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &labCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+	return &CA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		leaves: map[string]*tls.Certificate{}}, nil
 }
 
@@ -76,9 +79,9 @@ func serial() *big.Int {
 	return n
 }
 
-// tlsConfig serves, for each connection, a certificate for the name the
+// TLSConfig serves, for each connection, a certificate for the name the
 // client asked for (SNI), or for the address it dialled when it named none.
-func (ca *labCA) tlsConfig() *tls.Config {
+func (ca *CA) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -94,7 +97,7 @@ func (ca *labCA) tlsConfig() *tls.Config {
 }
 
 // leaf is a certificate for name (a DNS name or an address), made once.
-func (ca *labCA) leaf(name string) (*tls.Certificate, error) {
+func (ca *CA) leaf(name string) (*tls.Certificate, error) {
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
 	if c, ok := ca.leaves[name]; ok {
@@ -126,6 +129,5 @@ func (ca *labCA) leaf(name string) (*tls.Certificate, error) {
 	return c, nil
 }
 
-// CACertificate is the PEM of the lab's CA, for a client outside the lab
-// (a Go test, say) that talks TLS to the lab's listeners.
-func (l *Lab) CACertificate() []byte { return l.ca.pem }
+// PEM is the CA's certificate, PEM-encoded.
+func (ca *CA) PEM() []byte { return ca.pem }
