@@ -115,16 +115,28 @@ type classPlan struct {
 }
 
 // planClasses reads the lab's ruleset and splits it.
-func planClasses(ctx context.Context, lab *LabBench, p *Policy) (*classPlan, error) {
+func planClasses(ctx context.Context, lab *LabBench, p *Policy, cross *crossSide) (*classPlan, error) {
 	l, unread := takeListings(ctx, lab)
 	rs, err := classes.Read(l)
 	if err != nil {
 		return nil, fmt.Errorf("read the loaded ruleset back for --complete: %w", err)
 	}
-	cs, err := classes.Split(rs, hints(p))
+	h, own := hints(p), rs
+	if cross != nil {
+		if rs, err = cross.union(ctx, rs); err != nil {
+			return nil, err
+		}
+		h = cross.hints
+	}
+	cs, err := classes.Split(rs, h)
 	if err != nil {
 		return nil, fmt.Errorf("--complete: %w", err)
 	}
+	fwd, fwdUnsplit, err := splitForward(rs, p, h)
+	if err != nil {
+		return nil, fmt.Errorf("--complete, forwarded traffic: %w", err)
+	}
+	cs = append(cs, fwd...)
 	// A class no unicast address of which exists (ff00::/8 from a rule's
 	// `ip6 daddr != ff00::/8`) is named, never served or probed.
 	var probed []classes.Class
@@ -136,7 +148,7 @@ func planClasses(ctx context.Context, lab *LabBench, p *Policy) (*classPlan, err
 		}
 		probed = append(probed, c)
 	}
-	plan := &classPlan{classes: probed, completeness: Completeness{Classes: len(cs), Unsplit: rs.Unsplit, Unread: unread, Unprobed: unprobed}}
+	plan := &classPlan{classes: probed, completeness: Completeness{Classes: len(cs), Forwarded: len(fwd), Unsplit: slices.Concat(own.Unsplit, fwdUnsplit), Unread: unread, Unprobed: unprobed}}
 	for _, c := range probed {
 		plan.cells = append(plan.cells, classCell(p, c))
 		plan.skip = append(plan.skip, !probeable(c))
@@ -238,6 +250,9 @@ func (cp *classPlan) destinations() []trace.Destination {
 
 // classProbe is the cell a class is probed at, with its expectation.
 func classProbe(p *Policy, c classes.Class) Probe {
+	if c.Network != "" {
+		return forwardClassProbe(p, c)
+	}
 	r := c.Representative
 	u := User{Name: r.User, UID: r.UID, GID: r.GID, Groups: r.Groups}
 	policyUser := ""

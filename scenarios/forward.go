@@ -40,8 +40,7 @@ func (b *LabBench) clientOf(on probe.Lab, name string) asClient {
 func (b *LabBench) dial(ctx context.Context, on probe.Lab, pr Probe, opts RunOptions) (probe.Result, netns.Flow) {
 	t := probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}
 	if pr.Client != nil {
-		c := b.clientOf(on, pr.Client.Name)
-		return probe.DialClient(ctx, c, t, opts.Backstop)
+		return probe.DialClient(ctx, b.clientLab(on, pr.Client), t, opts.Backstop)
 	}
 	return probe.DialFlow(ctx, on, Identity(pr.User), t, opts.Backstop)
 }

@@ -58,6 +58,9 @@ func planProbes(p *Policy, opts RunOptions) probePlan {
 func planLab(p *Policy, opts RunOptions) labPlan {
 	lp := labPlan{config: labConfig(p), ruleset: rulesetSet(p.Ruleset)}
 	lp.config.ToolTimeout = opts.ToolTimeout
+	if opts.Complete {
+		lp.config.Networks = withClassClients(lp.config.Networks)
+	}
 	lp.zone, lp.services, lp.ranges = served(p)
 	if lp.tracing = !opts.NoRule; lp.tracing {
 		lp.traced = traceDestinations(p)

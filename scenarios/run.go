@@ -38,6 +38,9 @@ type RunOptions struct {
 	// Complete also probes every class of traffic the loaded ruleset can
 	// tell apart (verify --complete): Report.Classes.
 	Complete bool
+	// cross: a side of diff --complete, which splits both rulesets' union
+	// (completediff.go).
+	cross *crossSide
 }
 
 // Run verifies p in a lab of its own: it starts the lab, serves every host,
@@ -56,10 +59,13 @@ func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
 	if opts.Complete {
 		afterLoad = func(ctx context.Context, lab *LabBench) ([]trace.Destination, error) {
 			var err error
-			if cp, err = planClasses(ctx, lab, p); err != nil {
+			if cp, err = planClasses(ctx, lab, p, opts.cross); err != nil {
 				return nil, err
 			}
 			if err := cp.serve(lab, p); err != nil {
+				return nil, err
+			}
+			if err := cp.placeSources(ctx, lab, p); err != nil {
 				return nil, err
 			}
 			return cp.destinations(), nil

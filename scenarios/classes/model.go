@@ -118,6 +118,12 @@ type Rule struct {
 	Notes       []Note
 	// never: a match nothing the lab probes can meet (another protocol).
 	never bool
+	// A forwarded packet's rule (Ruleset.Forward): the client's source
+	// addresses, its interface matches, and whether it is read as the
+	// answer's (whose source is the far end).
+	Src    *set
+	Ifaces []ifaceMatch
+	answer bool
 }
 
 // IDRange is a closed range of uids or gids.
@@ -201,6 +207,11 @@ type Representative struct {
 	Port   uint16
 	// Policy says which of user, address and port came from the policy.
 	PolicyUser, PolicyAddr, PolicyPort bool
+	// A forwarded class's: the policy client chosen ("" for a synthetic
+	// one), and the source address it sends from.
+	Client       string
+	Src          netip.Addr
+	PolicyClient bool
 }
 
 // Class is a set of cells no rule of the ruleset tells apart: every rule
@@ -218,4 +229,8 @@ type Class struct {
 	Unsplit []Unsplit
 	// Notes are the output-interface and other matches read but not split on.
 	Notes []Note
+	// Network is, for a class of forwarded traffic, the network its clients
+	// are in, and Sources their addresses ("" and nil for the host's own).
+	Network string
+	Sources []AddrRange
 }

@@ -48,16 +48,20 @@ func tableFamilies(family string) (Family, bool) {
 	return 0, false
 }
 
-// hookDirection is the way of a base chain's packets; forward sees none of
-// the lab's own.
+// hookDirection is the ways of a base chain's packets: forward sees none of
+// the lab's own, prerouting and postrouting see forwarded ones too.
 func hookDirection(hook string) (direction, bool) {
 	switch hook {
-	case "output", "postrouting":
+	case "output":
 		return dirOut, true
-	case "input", "prerouting":
+	case "input":
 		return dirIn, true
+	case "postrouting":
+		return dirOut | dirForwarded, true
+	case "prerouting":
+		return dirIn | dirForwarded, true
 	}
-	return 0, hook == "forward"
+	return dirForwarded, hook == "forward"
 }
 
 // readNFT adds the rules of every table in listing except those skip names.
@@ -111,7 +115,7 @@ func (rs *Ruleset) readNFT(listing []byte, skip map[tableKey]bool) error {
 		}
 		ck := [3]string{r.Family, r.Table, r.Chain}
 		ref := RuleRef{Tool: "nft", Family: r.Family, Table: r.Table, Chain: r.Chain, Handle: r.Handle, Text: exprText(r.Expr)}
-		for _, d := range []direction{dirOut, dirIn} {
+		for _, d := range directions {
 			if dirs[ck]&d == 0 {
 				continue
 			}
@@ -149,7 +153,7 @@ func chainDirections(dirs map[[3]string]direction, base map[[3]string]bool, jump
 	}
 	for k := range jumps {
 		if !reached[k] {
-			walk(k, dirOut|dirIn)
+			walk(k, dirOut|dirIn|dirForwarded)
 		}
 	}
 	return dirs
@@ -215,7 +219,9 @@ func (b *ruleBuilder) nftMatch(m map[string]any, sets func(string) ([]any, strin
 			case "ipv6":
 				b.families(IPv6)
 			}
-		case "oif", "oifname", "iif", "iifname", "oiftype", "iiftype":
+		case "oif", "oifname", "iif", "iifname":
+			b.nftIface(strings.HasPrefix(key, "i"), right, negate, fmt.Sprintf("meta %s %s %v", key, op, right))
+		case "oiftype", "iiftype":
 			b.iface(fmt.Sprintf("meta %s %s %v", key, op, right))
 		case "pkttype", "secpath", "len":
 			b.unsplit("meta " + key)

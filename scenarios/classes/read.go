@@ -21,6 +21,10 @@ type Listings struct {
 // Ruleset is every rule of the listings, by what it matches.
 type Ruleset struct {
 	Rules []Rule
+	// Forward are the rules as a forwarded packet meets them (forward.go):
+	// split only for a lab that routes for networks.
+	Forward        []Rule
+	ForwardUnsplit []Unsplit
 	// Unsplit lists every match that cannot be split, with its rule.
 	Unsplit []Unsplit
 	// Notes are matches read but not split on, and rules no probe can meet.
@@ -76,12 +80,22 @@ func Read(l Listings) (*Ruleset, error) {
 // add keeps a rule some probe can meet, and what it could not split.
 func (rs *Ruleset) add(b *ruleBuilder) {
 	r, notes, ok := b.done()
-	rs.Notes = append(rs.Notes, notes...)
+	if b.dir&dirForwarded == 0 {
+		rs.Notes = append(rs.Notes, notes...)
+	}
 	if !ok {
 		return
 	}
 	r.Notes = notes
 	r.Unsplit = slices.Compact(r.Unsplit)
+	if b.dir&dirForwarded != 0 {
+		r.answer = b.dir == dirFwdAnswer
+		for _, u := range r.Unsplit {
+			rs.ForwardUnsplit = append(rs.ForwardUnsplit, Unsplit{Match: u, Rule: r.Ref})
+		}
+		rs.Forward = append(rs.Forward, r)
+		return
+	}
 	for _, u := range r.Unsplit {
 		rs.Unsplit = append(rs.Unsplit, Unsplit{Match: u, Rule: r.Ref})
 	}

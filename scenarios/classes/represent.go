@@ -60,6 +60,13 @@ func (s *splitter) represent(l leaf, hints Hints) Representative {
 		rep.UID = uint32(l.box[dimUID][0].first.lo)
 		rep.GID = uint32(l.box[dimGID][0].first.lo)
 	}
+	destination(l, hints, &rep)
+	return rep
+}
+
+// destination picks a class's address and port: the hints' where the class
+// holds one.
+func destination(l leaf, hints Hints, rep *Representative) {
 	for _, a := range hints.Addrs {
 		if (a.Is4() || a.Is4In6()) == (l.family == IPv4) && l.box[dimAddr].contains(addrPoint(a)) {
 			rep.Addr, rep.PolicyAddr = a.Unmap(), true
@@ -78,7 +85,6 @@ func (s *splitter) represent(l leaf, hints Hints) Representative {
 	if !rep.PolicyPort {
 		rep.Port = uint16(l.box[dimPort][0].first.lo)
 	}
-	return rep
 }
 
 // userNeutral is groupsNeutral of hint user i, computed once.

@@ -16,7 +16,14 @@ type direction uint8
 const (
 	dirOut direction = 1 << iota
 	dirIn
+	dirFwd       // a client's packet forwarded by the lab host (forward.go)
+	dirFwdAnswer // the answer to it
+
+	dirForwarded = dirFwd | dirFwdAnswer
 )
+
+// directions are the ways a rule is read, one Rule each.
+var directions = []direction{dirOut, dirIn, dirFwd, dirFwdAnswer}
 
 // The kernel picks a client's source port from net.ipv4.ip_local_port_range
 // (32768-60999 unless changed): a rule on that side of the port cannot be
@@ -91,6 +98,10 @@ func maybeNegate(s set, whole span, negate bool) set {
 
 // uids, gids, ports: a match on that dimension.
 func (b *ruleBuilder) uids(s set, negate bool) {
+	if b.dir&dirForwarded != 0 {
+		b.noSocket(negate, "owner")
+		return
+	}
 	if b.dir == dirIn {
 		b.unsplit("socket owner of an answer")
 		return
@@ -99,6 +110,10 @@ func (b *ruleBuilder) uids(s set, negate bool) {
 }
 
 func (b *ruleBuilder) gids(s set, negate bool) {
+	if b.dir&dirForwarded != 0 {
+		b.noSocket(negate, "owner")
+		return
+	}
 	if b.dir == dirIn {
 		b.unsplit("socket owner of an answer")
 		return
@@ -109,7 +124,7 @@ func (b *ruleBuilder) gids(s set, negate bool) {
 // port is a match on the destination port (dst true) or the source port of
 // a packet going b's way.
 func (b *ruleBuilder) port(s set, negate, dst bool, what string) {
-	theirs := dst == (b.dir == dirOut) // the far end's port: the probe's destination
+	theirs := dst == b.dir.outward() // the far end's port: the probe's destination
 	if !theirs {
 		matched := maybeNegate(s, span{num(0), num(MaxPort)}, negate)
 		if len(matched.intersect(ephemeral)) > 0 {
@@ -126,7 +141,11 @@ func (b *ruleBuilder) port(s set, negate, dst bool, what string) {
 // packet going b's way, in family f.
 func (b *ruleBuilder) addrs(f Family, s set, negate, dst bool, what string) {
 	b.families(f)
-	theirs := dst == (b.dir == dirOut)
+	theirs := dst == b.dir.outward()
+	if !theirs && b.dir&dirForwarded != 0 {
+		b.rule.Src = and(b.rule.Src, maybeNegate(s, wholeAddr(f), negate))
+		return
+	}
 	if !theirs {
 		b.note(what + " (the lab's own address)")
 		return

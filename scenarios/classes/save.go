@@ -131,7 +131,7 @@ func (rs *Ruleset) readSave(tool string, fam Family, text []byte, ipsets map[str
 		for _, l := range rules {
 			ck := [3]string{family, table, l.chain}
 			ref := RuleRef{Tool: tool, Family: family, Table: table, Chain: l.chain, Line: l.n, Text: l.text}
-			for _, d := range []direction{dirOut, dirIn} {
+			for _, d := range directions {
 				if dirs[ck]&d != 0 {
 					b := newRuleBuilder(ref, fam, d)
 					b.saveArgs(l.words, ipsets)
@@ -225,7 +225,7 @@ func (b *ruleBuilder) saveArgs(w []string, ipsets map[string]*ipset) {
 			if negate {
 				neg = "! "
 			}
-			b.iface(neg + word + " " + arg(i+1))
+			b.ifaceName(word == "-i" || word == "--in-interface", arg(i+1), negate, neg+word+" "+arg(i+1))
 			i++
 		case "-f", "--fragment":
 			b.unsplit("-f")

@@ -74,9 +74,15 @@ type splitter struct {
 	// neutral caches groupsNeutral per hint user: it reads every rule, and
 	// every class asks it.
 	neutral map[int]bool
+	// forward: a split of forwarded traffic, whose uid dimension holds the
+	// client's source address (forward.go).
+	forward bool
 }
 
 func (s *splitter) whole(d int) span {
+	if s.forward && d == dimSrc {
+		return wholeAddr(s.family)
+	}
 	switch d {
 	case dimPort:
 		return wholePort

@@ -14,6 +14,7 @@ import (
 	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios/policy"
+	"github.com/egresslab/egresslab/scenarios/report/complete"
 )
 
 // Result is one probe with what was observed.
@@ -96,8 +97,8 @@ type jsonReport struct {
 	Parity  []ParityCell `json:"parity,omitempty"`
 	Shard   *Shard       `json:"shard,omitempty"`
 	// verify --complete
-	Classes      []jsonClass       `json:"classes,omitempty"`
-	Completeness *jsonCompleteness `json:"completeness,omitempty"`
+	Classes      []complete.JSONClass       `json:"classes,omitempty"`
+	Completeness *complete.JSONCompleteness `json:"completeness,omitempty"`
 }
 
 // A user's probe has user and uid; a client's has client, network and
