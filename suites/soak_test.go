@@ -173,8 +173,8 @@ var notSoaked = map[string]string{
 	"sweep/sweep.yaml":            "8,492 cells: a fresh lab for each is half an hour per round",
 	"harness/escape.yaml":         "attacks the host from its lab; the harness and safety specs judge it",
 	"harness/hostile.yaml":        "attacks the host from its lab; the harness spec judges it",
-	"truth/tamper.yaml":           "its script races the lab's sentinel on purpose; the truth spec judges it",
-	"truth/tamper-forward.yaml":   "its script flushes the sentinel's forward chain on purpose; the truth spec judges it",
+	"truth/tamper.yaml":           "refused on purpose, in every run (exit 3: it changes the sentinel): no verdicts to compare; the truth specs judge it",
+	"truth/tamper-forward.yaml":   "refused on purpose, in every run (exit 3: it changes the sentinel's forward chain): no verdicts to compare; the truth spec judges it",
 	"warnings/three-typos.yaml":   "bad input on purpose",
 	"warnings/unknown-owner.yaml": "bad input on purpose",
 }
