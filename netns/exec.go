@@ -105,14 +105,18 @@ var ErrToolTimeout = errors.New("still running")
 
 // runCandidateTool runs a tool or script of the candidate's inside the lab,
 // bounded in time (the lab's ToolTimeout) and output (MaxToolOutput), with the netlink
-// buffers a host's root would get (netns/internal/sndbuf).
+// buffers a host's root would get (netns/internal/sndbuf). It returns only
+// once every process the tool started is gone: a background job or daemon it
+// left behind is killed when it ends. The verdicts are those of the ruleset
+// as loaded; a process that went on changing rules while the lab installs
+// its sentinel and probes would make them depend on timing.
 func (l *Lab) runCandidateTool(ctx context.Context, stdin []byte, env []string, argv ...string) ([]byte, error) {
 	tctx, cancel := context.WithTimeout(ctx, l.cfg.ToolTimeout)
 	defer cancel()
 	if stdin == nil {
 		stdin = []byte{} // a file, never a terminal or a pipe: nothing waits on input left unread
 	}
-	out, err := l.run(tctx, runSpec{argv: argv, env: env, stdin: stdin, limit: MaxToolOutput})
+	out, err := l.run(tctx, runSpec{argv: argv, env: env, stdin: stdin, limit: MaxToolOutput, candidate: true})
 	if err != nil && ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
 		return out, ErrToolTimeout
 	}

@@ -77,6 +77,9 @@ type runSpec struct {
 	stdinOpen bool
 	as        *Identity // nil: the lab's root
 	limit     int64     // output kept; the tool's writes beyond fail
+	// candidate: a tool or script of the candidate's, whose run ends only
+	// once every process it started is gone (holder.Msg.OwnPIDNamespace).
+	candidate bool
 }
 
 // run runs s inside the lab, in every one of its namespaces, and returns its
@@ -117,7 +120,7 @@ func (l *Lab) run(ctx context.Context, s runSpec) ([]byte, error) {
 		return nil, ErrHolderGone
 	}
 	defer l.spawn.Forget(id)
-	req := holder.Msg{ID: id, Op: "start", Argv: s.argv, Env: mergeEnv(baseEnv, s.env), As: (*holder.Creds)(s.as)}
+	req := holder.Msg{ID: id, Op: "start", Argv: s.argv, Env: mergeEnv(baseEnv, s.env), As: (*holder.Creds)(s.as), OwnPIDNamespace: s.candidate}
 	if err := l.spawn.Send(req, in, out); err != nil {
 		return nil, fmt.Errorf("ask the lab's holder to run %s: %w", s.argv[0], err)
 	}

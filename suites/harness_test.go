@@ -106,13 +106,14 @@ var _ = Describe("the harness's own guarantees", Label("harness"), Serial, func(
 	It("leaves no namespace, mount or process behind when the process is killed with SIGKILL mid-run", func(ctx SpecContext) {
 		before := hostState()
 		bin := egresslabBinary()
-		// The hostile policy's script leaves a background process in the lab;
-		// verify waits on the return path of a probe, so it is mid-run when killed.
+		// The hostile policy's script leaves a background process, which
+		// the lab ends when the script ends; verify then waits on the
+		// return path of a probe, so it is mid-run when killed.
 		cmd := exec.CommandContext(ctx, bin, "verify", "-f", "../testdata/harness/hostile.yaml", "--timeout", "1m")
 		Expect(cmd.Start()).To(Succeed())
-		// Lab processes of this run appearing (the holder and the script's
-		// background job) are the signal that the run is under way. Other
-		// labs on the machine are not ours to watch.
+		// This run's lab holder appearing, and then the lab's sentinel (it
+		// goes in once the load is over), are the signal that the run is
+		// under way. Other labs on the machine are not ours to watch.
 		others := map[int]bool{}
 		for _, pid := range labHolders() {
 			others[pid] = true
@@ -126,7 +127,24 @@ var _ = Describe("the harness's own guarantees", Label("harness"), Serial, func(
 			}
 			return pids
 		}
-		Eventually(ours).WithContext(ctx).Should(HaveLen(2), "the holder and the script's background sleep")
+		holder := func() int {
+			for _, pid := range ours() {
+				if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.HasPrefix(string(cmdline), "egresslab-lab-holder-of-") {
+					return pid
+				}
+			}
+			return 0
+		}
+		Eventually(holder).WithContext(ctx).ShouldNot(BeZero(), "the run's lab holder")
+		pid := holder()
+		sentinelIn := func() error {
+			return exec.CommandContext(ctx, "nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", pid), "nft", "list", "table", "inet", "egresslab_sentinel").Run()
+		}
+		Eventually(sentinelIn).WithContext(ctx).Should(Succeed(), "the lab's sentinel: the load is over")
+		for _, p := range ours() {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+			Expect(string(cmdline)).NotTo(Equal("sleep\x003600\x00"), "the script's background sleep ended with the script")
+		}
 		Expect(cmd.Process.Signal(syscall.SIGKILL)).To(Succeed())
 		_ = cmd.Wait() // killed: its status says only that
 		Eventually(ours).WithContext(ctx).Should(BeEmpty(), "a lab process outlived its parent")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/internal/catalogue"
+	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/scenarios"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -173,11 +174,35 @@ var notSoaked = map[string]string{
 	"sweep/sweep.yaml":            "8,492 cells: a fresh lab for each is half an hour per round",
 	"harness/escape.yaml":         "attacks the host from its lab; the harness and safety specs judge it",
 	"harness/hostile.yaml":        "attacks the host from its lab; the harness spec judges it",
-	"truth/tamper.yaml":           "its script races the lab's sentinel on purpose; the truth spec judges it",
-	"truth/tamper-forward.yaml":   "its script flushes the sentinel's forward chain on purpose; the truth spec judges it",
+	"truth/tamper.yaml":           "refused on purpose (exit 3): no verdicts to compare; refusedEveryRun soaks it",
+	"truth/tamper-forward.yaml":   "refused on purpose (exit 3): no verdicts to compare; refusedEveryRun soaks it",
 	"warnings/three-typos.yaml":   "bad input on purpose",
 	"warnings/unknown-owner.yaml": "bad input on purpose",
 }
+
+// refusedEveryRun are the testdata policies whose candidate changes the
+// lab's own machinery: every run must refuse them, naming the same change.
+var refusedEveryRun = []string{"truth/tamper.yaml", "truth/tamper-forward.yaml"}
+
+var _ = Describe("refusals that depend on nothing but the ruleset", Label("soak"), func() {
+	It("refuses each tamper policy in every run, naming the same change", func(ctx SpecContext) {
+		runs := soakRuns()
+		for _, name := range refusedEveryRun {
+			p, err := scenarios.Load(filepath.Join("../testdata", name))
+			Expect(err).NotTo(HaveOccurred())
+			var first string
+			for i := range runs {
+				_, err := scenarios.Run(ctx, p, scenarios.RunOptions{})
+				var tamper *netns.TamperError
+				Expect(errors.As(err, &tamper)).To(BeTrue(), "%s run %d: %v", name, i+1, err)
+				if i == 0 {
+					first = tamper.What
+				}
+				Expect(tamper.What).To(Equal(first), "%s run %d", name, i+1)
+			}
+		}
+	})
+})
 
 // The regimes of determinism_test.go on every catalogue variant and every
 // testdata policy, max(1, SOAK_RUNS/10) rounds each.

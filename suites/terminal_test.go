@@ -119,21 +119,34 @@ var _ = Describe("containment of a hostile candidate", Label("safety"), func() {
 		Expect(os.ReadFile(target)).To(BeEmpty())
 	})
 
-	It("a script cannot take the holder's descriptors (pidfd_getfd), read them (/proc/1/fd) or ptrace it", func(ctx SpecContext) {
-		dir := attackDir(fmt.Sprintf(`perl -e '
+	// A process in the lab's PID namespace (an exec session) can name the
+	// holder, PID 1 there; a candidate's script cannot even do that (below).
+	It("a process of the lab's root cannot take the holder's descriptors (pidfd_getfd), read them (/proc/1/fd) or ptrace it", func(ctx SpecContext) {
+		dir := attackDir("exit 0\n")
+		r := egresslab(ctx, dir, "exec", "-f", "policy.yaml", "--user", "root", "--", "perl", "-e", fmt.Sprintf(`
 $pidfd = syscall(%d, 1, 0); die "pidfd_open: $!\n" if $pidfd < 0;
+open(my $c, "<", "/proc/1/cmdline"); print "pid 1: ", <$c>, "\n";
 for $fd (0, 1, 2, 3) { $r = syscall(%d, $pidfd, $fd, 0); print "getfd $fd: ", ($r < 0 ? "$!" : "GOT $r"), "\n" }
 $r = syscall(%d, 16, 1, 0, 0); print "ptrace: ", ($r < 0 ? "$!" : "ATTACHED"), "\n";
 print "fd link: ", (defined(readlink("/proc/1/fd/2")) ? "READ" : "$!"), "\n";
-' >&2
-exit 1
 `, unix.SYS_PIDFD_OPEN, unix.SYS_PIDFD_GETFD, unix.SYS_PTRACE))
+		Expect(r.status).To(Equal(0), r.stderr)
+		Expect(r.stdout).To(ContainSubstring("pid 1: egresslab-lab-holder-of-"), "the attack is on the holder")
+		for _, fd := range []string{"0", "1", "2", "3"} {
+			Expect(r.stdout).To(ContainSubstring("getfd "+fd+": Operation not permitted"), r.stdout)
+		}
+		Expect(r.stdout).To(ContainSubstring("ptrace: Operation not permitted"))
+		Expect(r.stdout).To(ContainSubstring("fd link: Permission denied"))
+	})
+
+	It("a script cannot name the holder: it is PID 1 of a namespace of its own, and the lab's /proc/1/fd is closed to it", func(ctx SpecContext) {
+		dir := attackDir(`echo "script pid: $$" >&2
+perl -e 'print "fd link: ", (defined(readlink("/proc/1/fd/2")) ? "READ" : "$!"), "\n"' >&2
+exit 1
+`)
 		r := egresslab(ctx, dir, "verify", "-f", "policy.yaml")
 		Expect(r.status).To(Equal(2), r.stderr)
-		for _, fd := range []string{"0", "1", "2", "3"} {
-			Expect(r.stderr).To(ContainSubstring("getfd "+fd+": Operation not permitted"), r.stderr)
-		}
-		Expect(r.stderr).To(ContainSubstring("ptrace: Operation not permitted"))
+		Expect(r.stderr).To(ContainSubstring("script pid: 1"))
 		Expect(r.stderr).To(ContainSubstring("fd link: Permission denied"))
 	})
 

@@ -1,1 +1,13 @@
-( until nft delete table inet egresslab_sentinel 2>/dev/null; do :; done ) >/dev/null 2>&1 &
+# A candidate that plants a rule of its own in the lab's drop sentinel: it
+# makes the sentinel's table and egress chain before the lab does, so the
+# chain the lab installs comes out with one rule more than the lab put in.
+# (A process left behind to delete the sentinel later would never act: the
+# lab ends it when the script ends.)
+nft -f - <<'EOF_NFT'
+table inet egresslab_sentinel {
+	chain post {
+		type filter hook postrouting priority 2147483647; policy accept;
+		counter
+	}
+}
+EOF_NFT

@@ -3,7 +3,9 @@
 // netns.New into the lab's fresh namespaces (netns.Init calls Main there):
 // it makes the lab's root, /etc files and settings, the world's and the
 // clients' network namespaces, reports ready, and then starts and reaps the
-// lab's processes on request (spawnserver.go) until egresslab goes away.
+// lab's processes on request (spawnserver.go) until egresslab goes away. A
+// candidate's tool or script starts as PID 1 of a PID namespace of its own,
+// so that nothing it leaves behind outlives it (Msg.OwnPIDNamespace).
 // Spawner is egresslab's end of that request socket (spawner.go).
 //
 // Thread and namespace rules: everything but Spawner runs in the holder,

@@ -35,6 +35,11 @@ type Msg struct {
 	Argv []string `json:"argv,omitempty"`
 	Env  []string `json:"env,omitempty"`
 	As   *Creds   `json:"as,omitempty"` // nil: the lab's root
+	// OwnPIDNamespace starts the process as PID 1 of a PID namespace of
+	// its own, inside the lab's: when it exits, the kernel kills whatever
+	// it left behind (background jobs, daemons), and its "exited" comes
+	// only once they are all gone. For the candidate's tools and scripts.
+	OwnPIDNamespace bool `json:"ownpidns,omitempty"`
 
 	Status int    `json:"status,omitempty"` // exited: the wait status
 	Err    string `json:"err,omitempty"`    // error: why it did not start

@@ -165,6 +165,14 @@ func (s *spawnServer) start(m Msg, fds []int) {
 	if m.As != nil {
 		sys.Credential = &syscall.Credential{Uid: m.As.UID, Gid: m.As.GID, Groups: m.As.Groups}
 	}
+	if m.OwnPIDNamespace {
+		// When its PID 1 exits, the kernel kills every process left in the
+		// namespace and lets that exit be waited for only after they are
+		// gone (zap_pid_ns_processes, kernel/pid_namespace.c); nothing
+		// leaves a PID namespace, and its init may not clone a sibling
+		// (CLONE_PARENT) outside it.
+		sys.Cloneflags = unix.CLONE_NEWPID
+	}
 	pidfd := -1
 	sys.PidFD = &pidfd
 	attr := &syscall.ProcAttr{Dir: "/", Env: m.Env, Files: []uintptr{uintptr(fds[0]), uintptr(fds[1]), uintptr(fds[1])}, Sys: sys}
