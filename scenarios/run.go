@@ -166,7 +166,11 @@ func startPlanned(ctx context.Context, lp labPlan, afterLoad func(context.Contex
 		tb, err = trace.Queue(c, dsts)
 	}
 	if err == nil {
-		err = c.Flush()
+		if err = c.Flush(); err != nil {
+			if tamper := sentinel.PreMade(lab.Lab, err); tamper != nil {
+				return nil, tamper
+			}
+		}
 	}
 	if err == nil && tb != nil {
 		err = tb.Installed(ctx, lab.Lab, c)

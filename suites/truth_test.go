@@ -115,8 +115,8 @@ var _ = Describe("the lab as a real host", Label("truth"), func() {
 	})
 
 	// The candidate's scripts plant a rule in a chain of the lab's sentinel,
-	// made before the lab makes it: the check after the load finds the
-	// chain with one rule more than the lab put in, in every run.
+	// made before the lab makes it: the lab creates its table rather than
+	// merging into the candidate's, so the install is refused, every run.
 	It("refuses to give verdicts when the candidate changed the lab's own machinery: exit 3, not verdicts", func(ctx SpecContext) {
 		p, err := scenarios.Load("../testdata/truth/tamper.yaml")
 		Expect(err).NotTo(HaveOccurred())
@@ -124,17 +124,32 @@ var _ = Describe("the lab as a real host", Label("truth"), func() {
 		Expect(lab).To(BeNil())
 		var tamper *netns.TamperError
 		Expect(errors.As(err, &tamper)).To(BeTrue(), "%v", err)
-		Expect(tamper.What).To(MatchRegexp(`^the drop sentinel's chain post \(\d+ rules, want \d+\)$`))
+		Expect(tamper.What).To(Equal("the drop sentinel (the candidate made a table inet egresslab_sentinel before the lab did)"))
 	})
 
-	It("refuses to give verdicts when the candidate changed the sentinel's forward chain, naming the chain", SpecTimeout(time.Minute), func(ctx SpecContext) {
+	It("refuses to give verdicts when the candidate made the sentinel's forward chain first", SpecTimeout(time.Minute), func(ctx SpecContext) {
 		p, err := scenarios.Load("../testdata/truth/tamper-forward.yaml")
 		Expect(err).NotTo(HaveOccurred())
 		lab, err := scenarios.StartLab(ctx, p)
 		Expect(lab).To(BeNil())
 		var tamper *netns.TamperError
 		Expect(errors.As(err, &tamper)).To(BeTrue(), "%v", err)
-		Expect(tamper.What).To(MatchRegexp(`^the drop sentinel's chain fwd_last \(\d+ rules, want \d+\)$`))
+		Expect(tamper.What).To(Equal("the drop sentinel (the candidate made a table inet egresslab_sentinel before the lab did)"))
+	})
+
+	It("counts a chain added to the sentinel's table as tampering, not as the candidate's ruleset", func(ctx SpecContext) {
+		p, err := scenarios.Load("../testdata/truth/answers.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		lab, err := scenarios.StartLab(ctx, p)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(lab.Close)
+		Expect(lab.CheckHarness()).To(Succeed())
+		out, err := lab.Command(ctx, "nft", "add", "chain", "inet", "egresslab_sentinel", "planted", "{ type filter hook output priority 0; }").CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "%s", out)
+		err = lab.CheckHarness()
+		var tamper *netns.TamperError
+		Expect(errors.As(err, &tamper)).To(BeTrue(), "%v", err)
+		Expect(tamper.What).To(Equal("the drop sentinel (a chain planted that is not the lab's)"))
 	})
 
 	It("keys evidence by the whole flow: 200,000 probes through one lab, every verdict right", Label("long"), func(ctx SpecContext) {

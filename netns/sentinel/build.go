@@ -119,9 +119,12 @@ type sentinelChain struct {
 const flowSetTimeout = 10 * time.Minute
 
 // buildSentinel queues the sentinel's table, sets, chains and rules on c;
-// c.Flush() sends them as one transaction.
+// c.Flush() sends them as one transaction. The table is created, never
+// merged into: a table of that name the candidate made first (with sets
+// already holding flows, or chains of its own) fails the transaction with
+// EEXIST, which the caller reports as tampering (PreMade).
 func buildSentinel(c *nftables.Conn) error {
-	table := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: sentinelTable})
+	table := c.CreateTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: sentinelTable})
 	specs, chains := sentinelSpec()
 	sets := map[string]*nftables.Set{}
 	// In a fixed order: the kernel lists sets as they were added.

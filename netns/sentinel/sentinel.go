@@ -84,6 +84,16 @@ type Sentinel struct {
 // flush everything).
 func Queue(c *nftables.Conn) error { return buildSentinel(c) }
 
+// PreMade is the tampering a failed install means when the candidate made a
+// table of the sentinel's name before the lab did: the lab never merges its
+// evidence into a table the candidate could have filled.
+func PreMade(lab *netns.Lab, flushErr error) error {
+	if !errors.Is(flushErr, unix.EEXIST) {
+		return nil
+	}
+	return &netns.TamperError{Lab: lab.Name(), What: "the drop sentinel (the candidate made a table inet " + sentinelTable + " before the lab did)"}
+}
+
 // Start takes up the sentinel the caller's flushed batch installed in lab,
 // and checks it. It closes with the lab.
 func Start(lab *netns.Lab) (*Sentinel, error) {
@@ -143,9 +153,12 @@ func (s *Sentinel) Check() error {
 	}
 	found := 0
 	for _, c := range chains {
-		want, ok := wanted[c.Name]
-		if c.Table.Name != sentinelTable || !ok {
+		if c.Table.Name != sentinelTable {
 			continue
+		}
+		want, ok := wanted[c.Name]
+		if !ok {
+			return &netns.TamperError{Lab: l.Name(), What: fmt.Sprintf("the drop sentinel (a chain %s that is not the lab's)", c.Name)}
 		}
 		if c.Hooknum == nil || *c.Hooknum != want.hook ||
 			c.Priority == nil || int32(*c.Priority) != want.priority ||
