@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -19,9 +20,15 @@ const readyTimeout = 10 * time.Second
 // WaitReady waits until the uplink can carry every address's packets: both
 // ends of the veth are operationally up with their transmit queues attached
 // (the kernel does that later, in its link-watch work; until then packets go
-// to a discarding qdisc), and no IPv6 address on either end is still
-// tentative (even nodad addresses wait for the link, and until then have no
-// local route). It waits on netlink notifications, not on a clock; call it
+// to a discarding qdisc), and every IPv6 address on either end is live: not
+// tentative, and with its local route. A nodad address is listed, never
+// tentative, from the moment it is added, but the kernel makes it live later,
+// in its addrconf work (addrconf_dad_work: it joins the address's
+// solicited-node group, then addrconf_dad_completed inserts the local
+// route), which waits for the RTNL lock on a loaded host. Until then the
+// world drops the lab's neighbour solicitation for it, or a SYN to it, and
+// the lab's first IPv6 probes get their answer only from the retransmission a
+// second later. It waits on netlink notifications, not on a clock; call it
 // after every address has been added and before probing.
 func (l *Lab) WaitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
@@ -33,14 +40,21 @@ func (l *Lab) WaitReady(ctx context.Context) error {
 		ns := vnetns.NsHandle(fd)
 		links := make(chan netlink.LinkUpdate, 16)
 		addrs := make(chan netlink.AddrUpdate, 16)
+		routes := make(chan netlink.RouteUpdate, 16)
 		if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{Namespace: &ns}); err != nil {
 			return fmt.Errorf("watch links in lab %s: %w", l.cfg.Name, err)
 		}
 		if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{Namespace: &ns}); err != nil {
 			return fmt.Errorf("watch addresses in lab %s: %w", l.cfg.Name, err)
 		}
+		// An address becomes live with its local route, a notification of
+		// its own that follows the address's.
+		if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{Namespace: &ns}); err != nil {
+			return fmt.Errorf("watch routes in lab %s: %w", l.cfg.Name, err)
+		}
 		go forward(links, wake)
 		go forward(addrs, wake)
+		go forward(routes, wake)
 	}
 	for {
 		ready, why, err := l.ready()
@@ -115,5 +129,36 @@ func linkReady(h *netlink.Handle, name string) (bool, string, error) {
 			return false, fmt.Sprintf("%s's address %s is still tentative", name, a.IP), nil
 		}
 	}
+	live, err := localRoutes(h)
+	if errors.Is(err, netlink.ErrDumpInterrupted) {
+		return false, fmt.Sprintf("%s's routes were changing", name), nil
+	}
+	if err != nil {
+		return false, "", err
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); !ok || !live[ip] {
+			return false, fmt.Sprintf("%s's address %s has no local route yet", name, a.IP), nil
+		}
+	}
 	return true, "", nil
+}
+
+// localRoutes is the set of IPv6 addresses the local routing table delivers
+// to this host: the addresses that are live.
+func localRoutes(h *netlink.Handle) (map[netip.Addr]bool, error) {
+	routes, err := h.RouteListFiltered(netlink.FAMILY_V6, &netlink.Route{Table: unix.RT_TABLE_LOCAL}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, err
+	}
+	live := make(map[netip.Addr]bool, len(routes))
+	for _, r := range routes {
+		if r.Type != unix.RTN_LOCAL || r.Dst == nil {
+			continue
+		}
+		if ip, ok := netip.AddrFromSlice(r.Dst.IP); ok {
+			live[ip] = true
+		}
+	}
+	return live, nil
 }
