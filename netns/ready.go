@@ -31,13 +31,32 @@ const readyTimeout = 10 * time.Second
 // second later. It waits on netlink notifications, not on a clock; call it
 // after every address has been added and before probing.
 func (l *Lab) WaitReady(ctx context.Context) error {
+	return l.waitLive(ctx, uplinkEnd{l.labFD, l.cfg.Uplink}, uplinkEnd{l.worldFD, topology.WorldLink})
+}
+
+// WaitWorldReady is WaitReady for the world's end alone: for addresses added
+// to the world once the candidate is loaded (--complete's representatives),
+// whose rules and state do not reach the world.
+func (l *Lab) WaitWorldReady(ctx context.Context) error {
+	return l.waitLive(ctx, uplinkEnd{l.worldFD, topology.WorldLink})
+}
+
+// uplinkEnd is one end of the uplink: its network namespace and link name.
+type uplinkEnd struct {
+	fd   int
+	name string
+}
+
+// waitLive waits until every end is ready (linkReady), on netlink
+// notifications of links, addresses and routes in their namespaces.
+func (l *Lab) waitLive(ctx context.Context, ends ...uplinkEnd) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	done := make(chan struct{})
 	defer close(done)
 	wake := make(chan struct{}, 1)
-	for _, fd := range []int{l.labFD, l.worldFD} {
-		ns := vnetns.NsHandle(fd)
+	for _, end := range ends {
+		ns := vnetns.NsHandle(end.fd)
 		links := make(chan netlink.LinkUpdate, 16)
 		addrs := make(chan netlink.AddrUpdate, 16)
 		routes := make(chan netlink.RouteUpdate, 16)
@@ -57,7 +76,7 @@ func (l *Lab) WaitReady(ctx context.Context) error {
 		go forward(routes, wake)
 	}
 	for {
-		ready, why, err := l.ready()
+		ready, why, err := l.ready(ends)
 		if err != nil || ready {
 			return err
 		}
@@ -78,12 +97,9 @@ func forward[T any](in <-chan T, wake chan<- struct{}) {
 	}
 }
 
-// ready checks both ends of the uplink once.
-func (l *Lab) ready() (bool, string, error) {
-	for _, end := range []struct {
-		fd   int
-		name string
-	}{{l.labFD, l.cfg.Uplink}, {l.worldFD, topology.WorldLink}} {
+// ready checks each end once.
+func (l *Lab) ready(ends []uplinkEnd) (bool, string, error) {
+	for _, end := range ends {
 		h, err := netlink.NewHandleAt(vnetns.NsHandle(end.fd))
 		if err != nil {
 			return false, "", err

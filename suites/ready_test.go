@@ -56,9 +56,13 @@ var _ = Describe("a lab's readiness", Label("determinism"), func() {
 		done, cancel := context.WithCancel(ctx)
 		cancel()
 		Expect(lab.WaitReady(done)).To(MatchError(ContainSubstring(dst.String() + " has no local route yet")))
+		// The same for an address added once the candidate is loaded
+		// (--complete's representatives), which only the world's end waits for.
+		Expect(lab.WaitWorldReady(done)).To(MatchError(ContainSubstring(dst.String() + " has no local route yet")))
 
 		// Ready once the route is there (as the addrconf work leaves it).
 		Expect(world.RouteAdd(local)).To(Succeed())
 		Expect(lab.WaitReady(ctx)).To(Succeed())
+		Expect(lab.WaitWorldReady(ctx)).To(Succeed())
 	})
 })
