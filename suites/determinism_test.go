@@ -100,15 +100,25 @@ func cpuHog() (stop func()) {
 	}
 }
 
-// realClientWaits runs nc as the policy's first user to every address of
-// every host (first port), each bounded at 3 s, all at once, and waits: a real
-// client that waited out a timeout in the lab, leaving whatever kernel state
-// it leaves (neighbour entries FAILED, conntrack entries).
-func realClientWaits(ctx SpecContext, lab *scenarios.LabBench, p *scenarios.Policy) {
-	GinkgoHelper()
-	Expect(p.Users).NotTo(BeEmpty())
-	id := scenarios.Identity(p.Users[0])
+// realClientWaits runs nc as the policy's first user (or, in a policy of
+// clients only, from its first client) to every address of every host (first
+// port), each bounded at 3 s, all at once, and waits: a real client that
+// waited out a timeout in the lab, leaving whatever kernel state it leaves
+// (neighbour entries FAILED, conntrack entries).
+func realClientWaits(ctx SpecContext, lab *scenarios.LabBench, p *scenarios.Policy) error {
+	command := func(argv ...string) (*exec.Cmd, error) {
+		if len(p.Users) > 0 {
+			return lab.CommandAs(ctx, scenarios.Identity(p.Users[0]), argv...), nil
+		}
+		for _, n := range p.Networks {
+			for _, c := range n.Clients {
+				return lab.ClientCommand(ctx, c.Name, argv...)
+			}
+		}
+		return nil, fmt.Errorf("policy %s has neither users nor clients to run a real client as", p.Name)
+	}
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	for _, h := range p.Hosts {
 		if len(h.Ports) == 0 {
 			continue
@@ -120,13 +130,16 @@ func realClientWaits(ctx SpecContext, lab *scenarios.LabBench, p *scenarios.Poli
 				argv = append(argv, "-u")
 			}
 			argv = append(argv, a.String(), strconv.Itoa(int(port.First)))
-			cmd := lab.CommandAs(ctx, id, argv...)
+			cmd, err := command(argv...)
+			if err != nil {
+				return err
+			}
 			cmd.Stdin = strings.NewReader("egresslab\n")
 			wg.Add(1)
 			go func() { defer wg.Done(); _ = cmd.Run() }() // its verdict is not what is tested
 		}
 	}
-	wg.Wait()
+	return nil
 }
 
 var regimes = []regime{
@@ -169,7 +182,9 @@ var regimes = []regime{
 			return nil, err
 		}
 		defer lab.Close()
-		realClientWaits(ctx, lab, p)
+		if err := realClientWaits(ctx, lab, p); err != nil {
+			return nil, err
+		}
 		rep, err := scenarios.ProbeAll(ctx, lab, p, scenarios.RunOptions{NoRule: true})
 		if err != nil {
 			return nil, err
