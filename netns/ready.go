@@ -30,21 +30,65 @@ const readyTimeout = 10 * time.Second
 // the lab's first IPv6 probes get their answer only from the retransmission a
 // second later. It waits on netlink notifications, not on a clock; call it
 // after every address has been added and before probing.
+//
+// A lab with networks waits the same for each client's link and the bridge
+// ports in the lab (the clients' first packets cross them) and for the
+// addresses of each bridge (the clients' gateways), whose carrier needs no
+// client.
 func (l *Lab) WaitReady(ctx context.Context) error {
-	return l.waitLive(ctx, uplinkEnd{l.labFD, l.cfg.Uplink}, uplinkEnd{l.worldFD, topology.WorldLink})
+	ends := []uplinkEnd{{fd: l.labFD, name: l.cfg.Uplink}, {fd: l.worldFD, name: topology.WorldLink}}
+	if l.Forwarding() {
+		more, err := l.networkEnds()
+		if err != nil {
+			return err
+		}
+		ends = append(ends, more...)
+	}
+	return l.waitLive(ctx, ends...)
+}
+
+// networkEnds are the links of the lab's networks: the bridges (their
+// addresses only), their ports, and each client's link.
+func (l *Lab) networkEnds() ([]uplinkEnd, error) {
+	h, err := netlink.NewHandleAt(vnetns.NsHandle(l.labFD))
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list the links of lab %s: %w", l.cfg.Name, err)
+	}
+	var ends []uplinkEnd
+	for _, link := range links {
+		a := link.Attrs()
+		switch {
+		case link.Type() == "bridge":
+			ends = append(ends, uplinkEnd{fd: l.labFD, name: a.Name, addressesOnly: true})
+		case a.MasterIndex != 0:
+			ends = append(ends, uplinkEnd{fd: l.labFD, name: a.Name})
+		}
+	}
+	for _, fd := range l.clientFDs {
+		ends = append(ends, uplinkEnd{fd: fd, name: topology.ClientLink})
+	}
+	return ends, nil
 }
 
 // WaitWorldReady is WaitReady for the world's end alone: for addresses added
 // to the world once the candidate is loaded (--complete's representatives),
 // whose rules and state do not reach the world.
 func (l *Lab) WaitWorldReady(ctx context.Context) error {
-	return l.waitLive(ctx, uplinkEnd{l.worldFD, topology.WorldLink})
+	return l.waitLive(ctx, uplinkEnd{fd: l.worldFD, name: topology.WorldLink})
 }
 
-// uplinkEnd is one end of the uplink: its network namespace and link name.
+// uplinkEnd is one end of the uplink (or of a network's link): its network
+// namespace and link name; addressesOnly checks only that its IPv6
+// addresses are live.
 type uplinkEnd struct {
-	fd   int
-	name string
+	fd            int
+	name          string
+	addressesOnly bool
 }
 
 // waitLive waits until every end is ready (linkReady), on netlink
@@ -55,7 +99,12 @@ func (l *Lab) waitLive(ctx context.Context, ends ...uplinkEnd) error {
 	done := make(chan struct{})
 	defer close(done)
 	wake := make(chan struct{}, 1)
+	watched := map[int]bool{}
 	for _, end := range ends {
+		if watched[end.fd] {
+			continue
+		}
+		watched[end.fd] = true
 		ns := vnetns.NsHandle(end.fd)
 		links := make(chan netlink.LinkUpdate, 16)
 		addrs := make(chan netlink.AddrUpdate, 16)
@@ -104,7 +153,7 @@ func (l *Lab) ready(ends []uplinkEnd) (bool, string, error) {
 		if err != nil {
 			return false, "", err
 		}
-		ok, why, err := linkReady(h, end.name)
+		ok, why, err := linkReady(h, end.name, end.addressesOnly)
 		h.Close()
 		if err != nil || !ok {
 			return false, why, err
@@ -113,10 +162,13 @@ func (l *Lab) ready(ends []uplinkEnd) (bool, string, error) {
 	return true, "", nil
 }
 
-func linkReady(h *netlink.Handle, name string) (bool, string, error) {
+func linkReady(h *netlink.Handle, name string, addressesOnly bool) (bool, string, error) {
 	link, err := h.LinkByName(name)
 	if err != nil {
 		return false, "", err
+	}
+	if addressesOnly {
+		return addressesLive(h, link, name)
 	}
 	if link.Attrs().OperState != netlink.OperUp {
 		return false, fmt.Sprintf("%s is not up (%s)", name, link.Attrs().OperState), nil
@@ -130,6 +182,12 @@ func linkReady(h *netlink.Handle, name string) (bool, string, error) {
 			return false, fmt.Sprintf("%s has no transmit queue yet", name), nil
 		}
 	}
+	return addressesLive(h, link, name)
+}
+
+// addressesLive checks that every IPv6 address on link is live: not
+// tentative, and with its local route.
+func addressesLive(h *netlink.Handle, link netlink.Link, name string) (bool, string, error) {
 	addrs, err := h.AddrList(link, netlink.FAMILY_V6)
 	if errors.Is(err, netlink.ErrDumpInterrupted) {
 		// The addresses changed while the kernel listed them (thousands of

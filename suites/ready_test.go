@@ -65,4 +65,47 @@ var _ = Describe("a lab's readiness", Label("determinism"), func() {
 		Expect(lab.WaitReady(ctx)).To(Succeed())
 		Expect(lab.WaitWorldReady(ctx)).To(Succeed())
 	})
+
+	It("waits the same for a network's bridge and each client's link, whose IPv6 addresses are the clients' gateways and sources", func(ctx SpecContext) {
+		lab, err := netns.New(ctx, netns.Config{Name: "ready-networks",
+			UplinkAddrs: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/24"), netip.MustParsePrefix("2001:db8:1::10/64")},
+			Networks: []netns.Network{{Name: "docker0",
+				Addresses: []netip.Prefix{netip.MustParsePrefix("172.17.0.1/16"), netip.MustParsePrefix("fd00:db8:17::1/64")},
+				Clients:   []netns.Client{{Name: "web", Addresses: []netip.Addr{netip.MustParseAddr("172.17.0.2"), netip.MustParseAddr("fd00:db8:17::2")}}}}}})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(lab.Close)
+		Expect(lab.WaitReady(ctx)).To(Succeed())
+		clientFD, ok := lab.ClientNetNSFD("web")
+		Expect(ok).To(BeTrue())
+
+		for _, c := range []struct {
+			fd   int
+			addr netip.Addr
+		}{{lab.NetNSFD(), netip.MustParseAddr("fd00:db8:17::1")}, {clientFD, netip.MustParseAddr("fd00:db8:17::2")}} {
+			h, err := netlink.NewHandleAt(vnetns.NsHandle(c.fd))
+			Expect(err).NotTo(HaveOccurred())
+			local := localRoute(h, c.addr)
+			Expect(h.RouteDel(local)).To(Succeed())
+			done, cancel := context.WithCancel(ctx)
+			cancel()
+			Expect(lab.WaitReady(done)).To(MatchError(ContainSubstring(c.addr.String() + " has no local route yet")))
+			Expect(h.RouteAdd(local)).To(Succeed())
+			Expect(lab.WaitReady(ctx)).To(Succeed())
+			h.Close()
+		}
+	})
 })
+
+// localRoute is h's local route for addr, which must exist.
+func localRoute(h *netlink.Handle, addr netip.Addr) *netlink.Route {
+	GinkgoHelper()
+	routes, err := h.RouteListFiltered(netlink.FAMILY_V6, &netlink.Route{Table: unix.RT_TABLE_LOCAL}, netlink.RT_FILTER_TABLE)
+	Expect(err).NotTo(HaveOccurred())
+	for _, r := range routes {
+		if r.Type == unix.RTN_LOCAL && r.Dst != nil && r.Dst.IP.Equal(net.IP(addr.AsSlice())) {
+			return &r
+		}
+	}
+	Fail("no local route for " + addr.String())
+	return nil
+}
