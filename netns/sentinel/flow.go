@@ -16,9 +16,15 @@ func flowKey(f netns.Flow) []byte {
 	if f.Proto == "udp" {
 		proto = unix.IPPROTO_UDP
 	}
-	var k []byte
+	k := make([]byte, 0, 2*(16+4)+4) // one allocation: a key is made per probe
 	for _, ap := range []netip.AddrPort{f.Src, f.Dst} {
-		k = append(k, ap.Addr().Unmap().AsSlice()...)
+		if a := ap.Addr().Unmap(); a.Is4() {
+			b := a.As4()
+			k = append(k, b[:]...)
+		} else {
+			b := a.As16()
+			k = append(k, b[:]...)
+		}
 		k = append(k, byte(ap.Port()>>8), byte(ap.Port()), 0, 0)
 	}
 	return append(k, proto, 0, 0, 0)
