@@ -230,8 +230,8 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 				start := time.Now()
 				r, flow := lab.dial(ctx, on, pr, opts)
 				explain.record(i, flow)
-				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start),
-					Source: r.Facts.LeftAs.Addr()}
+				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start)}.
+					WithSource(r.Facts.LeftAs.Addr())
 				if opts.Progress != nil {
 					opts.Progress(int(done.Add(1)), len(results))
 				}

@@ -194,8 +194,8 @@ type jsonEvidence struct {
 // evidenceJSON words a result's evidence for the JSON report; a result read
 // back from a report keeps the words it was read with.
 func evidenceJSON(res Result) jsonEvidence {
-	if res.reported != nil {
-		return *res.reported
+	if res.apart != nil && res.apart.reported != nil {
+		return *res.apart.reported
 	}
 	ev := res.Evidence
 	return jsonEvidence{Kind: ev.Kind, Where: ev.Where, Packet: ev.Packet, ICMP: ev.ICMP, Errno: ev.Errno,
