@@ -3,6 +3,8 @@ package netns
 import (
 	"fmt"
 	"strings"
+
+	"github.com/egresslab/egresslab/netns/internal/labca"
 )
 
 // etcFiles are the lab's own /etc files: passwd and group list root and the
@@ -40,6 +42,6 @@ func (l *Lab) etcFiles() map[string]string {
 		"group":       group.String(),
 		"hosts":       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
 		"resolv.conf": "# the lab's own DNS (egresslab)\nnameserver " + DNSServers()[0].String() + "\nnameserver " + DNSServers()[1].String() + "\noptions timeout:1 attempts:1\n",
-		labCAEtcName:  string(l.ca.pem),
+		labca.EtcName: string(l.ca.PEM()),
 	}
 }

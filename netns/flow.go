@@ -31,3 +31,19 @@ func (l *Lab) NextHop(dst netip.Addr) (hop netip.Addr, gateway bool, ok bool) {
 	}
 	return dst, false, true
 }
+
+// OnLink says whether the lab resolves dst's neighbour on the uplink itself
+// rather than sending to the world's gateway: dst lies in one of the lab's
+// uplink prefixes, or its family has no gateway.
+func (l *Lab) OnLink(dst netip.Addr) bool {
+	if dst.IsLoopback() {
+		return false
+	}
+	for _, p := range l.cfg.UplinkAddrs {
+		if p.Contains(dst) {
+			return true
+		}
+	}
+	_, gateway, _ := l.NextHop(dst)
+	return !gateway
+}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
+
+	"github.com/egresslab/egresslab/netns/internal/topology"
 )
 
 // CheckWorld verifies that the world beyond the uplink, which a real host
@@ -28,7 +30,7 @@ func (l *Lab) CheckWorld() error {
 		return fmt.Errorf("netlink in the world of lab %s: %w", l.cfg.Name, err)
 	}
 	defer world.Close()
-	peer, err := world.LinkByName(worldLink)
+	peer, err := world.LinkByName(topology.WorldLink)
 	if err != nil {
 		return &TamperError{Lab: l.cfg.Name, What: "the world beyond the uplink (its link is gone)"}
 	}

@@ -18,6 +18,12 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/egresslab/egresslab/netns/internal/confine"
+	"github.com/egresslab/egresslab/netns/internal/holder"
+	"github.com/egresslab/egresslab/netns/internal/labca"
+	"github.com/egresslab/egresslab/netns/internal/sndbuf"
+	"github.com/egresslab/egresslab/netns/internal/topology"
 )
 
 // IDBase is the host uid and gid that a lab's uid and gid 0 map to: a lab's ids
@@ -25,9 +31,6 @@ import (
 // A socket opened as lab uid 107 carries kernel uid IDBase+107, which is what
 // the lab's `--uid-owner 107` matches.
 const IDBase = 0x70000000
-
-// worldLink is the name of the uplink's peer, in the world's namespace.
-const worldLink = "lab"
 
 // Identity is a set of credentials as the lab sees them: what a socket's owner
 // match reads (fsuid, fsgid, supplementary groups).
@@ -95,11 +98,11 @@ type Lab struct {
 
 	poolOnce sync.Once
 	pool     *socketPool
-	spawn    *spawner // starts the lab's processes, through the holder
+	spawn    *holder.Spawner // starts the lab's processes, through the holder
 
-	limits *labLimits // the lab's cgroups (limits.go)
+	limits *confine.Limits // the lab's cgroups
 
-	ca *labCA // signs the certificates of the lab's TLS listeners
+	ca *labca.CA // signs the certificates of the lab's TLS listeners
 }
 
 // New starts a lab: namespaces, /etc overlays, the uplink, addresses and
@@ -123,14 +126,14 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	l := &Lab{cfg: cfg, labFD: -1, worldFD: -1, done: make(chan struct{})}
 	l.life, l.endLife = context.WithCancel(context.Background())
 	var err error
-	if l.ca, err = newLabCA(cfg.Name); err != nil {
+	if l.ca, err = labca.New(cfg.Name); err != nil {
 		return nil, fmt.Errorf("start lab %s: %w", cfg.Name, err)
 	}
 	if err := l.startHolder(ctx); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("start lab %s: %w", cfg.Name, err)
 	}
-	if err := l.wire(); err != nil {
+	if l.gateways, err = topology.Wire(l.topology()); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("wire lab %s: %w", cfg.Name, err)
 	}
@@ -138,7 +141,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 }
 
 func (l *Lab) startHolder(ctx context.Context) (err error) {
-	etc, err := json.Marshal(holderConfig{Etc: l.etcFiles(), Clients: l.cfg.clientCount(), Forward: l.Forwarding()})
+	etc, err := json.Marshal(holder.Config{Etc: l.etcFiles(), Clients: l.cfg.clientCount(), Forward: l.Forwarding()})
 	if err != nil {
 		return err
 	}
@@ -147,14 +150,14 @@ func (l *Lab) startHolder(ctx context.Context) (err error) {
 	cmd.Args = []string{fmt.Sprintf("egresslab-lab-holder-of-%d", os.Getpid())}
 	cmd.Env = []string{holderEnv + "=1"}
 	// Never our stderr itself, which may be the operator's terminal: what
-	// the holder writes is relayed, cleaned and bounded (containment.go).
+	// the holder writes is relayed, cleaned and bounded (netns/internal/confine).
 	errRead, errWrite, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("the lab holder's stderr: %w", err)
 	}
 	defer errWrite.Close()
 	go func() {
-		relayHolderStderr(errRead, os.Stderr, l.cfg.Name)
+		confine.RelayHolderStderr(errRead, os.Stderr, l.cfg.Name)
 		errRead.Close()
 	}()
 	cmd.Stderr = errWrite
@@ -178,11 +181,11 @@ func (l *Lab) startHolder(ctx context.Context) (err error) {
 	}
 	ours, theirs := os.NewFile(uintptr(pair[0]), "egresslab-control"), os.NewFile(uintptr(pair[1]), "egresslab-control")
 	defer theirs.Close()
-	if l.spawn, err = newSpawner(ours); err != nil {
+	if l.spawn, err = holder.NewSpawner(ours); err != nil {
 		return err
 	}
-	l.addCloser(l.spawn.close)
-	cmd.ExtraFiles = []*os.File{theirs} // the holder's spawnFD
+	l.addCloser(l.spawn.Close)
+	cmd.ExtraFiles = []*os.File{theirs} // the holder's SpawnFD
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -210,7 +213,7 @@ func (l *Lab) startHolder(ctx context.Context) (err error) {
 		return fmt.Errorf("start the lab's holder process: %w", err)
 	}
 	l.holder, l.stdin, l.pid = cmd, stdin, cmd.Process.Pid
-	// Bounded beside its start-up, before it runs anything (limits.go).
+	// Bounded beside its start-up, before it runs anything (confineInBackground).
 	confined := l.confineInBackground()
 	defer func() { err = errors.Join(err, confined()) }()
 	if _, err := stdin.Write(append(etc, '\n')); err != nil {
@@ -254,7 +257,7 @@ func (l *Lab) startHolder(ctx context.Context) (err error) {
 	return nil
 }
 
-// serveBufFilter takes the holder's filter listener (bufforce.go) and
+// serveBufFilter takes the holder's filter listener (netns/internal/sndbuf) and
 // answers it until the lab closes.
 func (l *Lab) serveBufFilter(inHolder int) error {
 	pidfd, err := unix.PidfdOpen(l.pid, 0)
@@ -268,7 +271,7 @@ func (l *Lab) serveBufFilter(inHolder int) error {
 	}
 	stop := make(chan struct{})
 	l.addCloser(func() error { close(stop); return nil })
-	go serveBufForce(listener, newBufBudget(l.inLab), stop)
+	go sndbuf.Serve(listener, l.inLab, stop)
 	return nil
 }
 
@@ -307,7 +310,7 @@ func (l *Lab) Close() error {
 			_ = l.holder.Process.Kill()
 			<-l.done
 		}
-		if err := l.limits.remove(); err != nil {
+		if err := l.limits.Remove(); err != nil {
 			errs = append(errs, err)
 		}
 	})

@@ -45,7 +45,11 @@ func (l *Lab) Closing() bool { return l.closed.Load() }
 
 // TLSConfig serves TLS with certificates of the lab's own CA, which the
 // lab's trust store holds.
-func (l *Lab) TLSConfig() *tls.Config { return l.ca.tlsConfig() }
+func (l *Lab) TLSConfig() *tls.Config { return l.ca.TLSConfig() }
+
+// CACertificate is the PEM of the lab's CA, for a client outside the lab
+// (a Go test, say) that talks TLS to the lab's listeners.
+func (l *Lab) CACertificate() []byte { return l.ca.PEM() }
 
 // Uplink is the name of the lab's uplink inside the lab.
 func (l *Lab) Uplink() string { return l.cfg.Uplink }

@@ -9,6 +9,8 @@ import (
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/egresslab/egresslab/netns/internal/topology"
 )
 
 // readyTimeout bounds the wait for the kernel to finish bringing the lab up.
@@ -67,7 +69,7 @@ func (l *Lab) ready() (bool, string, error) {
 	for _, end := range []struct {
 		fd   int
 		name string
-	}{{l.labFD, l.cfg.Uplink}, {l.worldFD, worldLink}} {
+	}{{l.labFD, l.cfg.Uplink}, {l.worldFD, topology.WorldLink}} {
 		h, err := netlink.NewHandleAt(vnetns.NsHandle(end.fd))
 		if err != nil {
 			return false, "", err

@@ -2,138 +2,20 @@ package netns
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/egresslab/egresslab/netns/internal/holder"
+	"github.com/egresslab/egresslab/netns/internal/labca"
 )
 
-// The lab's own processes (the candidate's tools and scripts, the harness's
-// listings, a real client as a user) are started by the holder, which is
-// already inside every namespace of the lab: a fork of a running process,
-// where nsenter would cost an exec of its own and a Go shim (for the buffer
-// filter) another, each paying this machine's page faults (about 8 and 25 ms
-// per tool, measured with strace on `egresslab verify`).
-//
-// The parent asks over a SOCK_SEQPACKET socket (the holder's fd 3): one JSON
-// message per request, with the process's stdin and output passed as
-// descriptors. The holder answers "started" (or "error") and later "exited"
-// with the wait status. Processes run as the lab's root start from one thread
-// of the holder that carries the buffer filter (bufforce.go); a user's start
-// from another, unfiltered, as a user on a host would be.
-
-// spawnFD is the holder's end of the control socket.
-const spawnFD = 3
-
-// spawnMsg is a request (start, kill) or a reply (started, error, exited).
-type spawnMsg struct {
-	ID   uint64    `json:"id"`
-	Op   string    `json:"op"`
-	Argv []string  `json:"argv,omitempty"`
-	Env  []string  `json:"env,omitempty"`
-	As   *Identity `json:"as,omitempty"` // nil: the lab's root
-
-	Status int    `json:"status,omitempty"` // exited: the wait status
-	Err    string `json:"err,omitempty"`    // error: why it did not start
-	Errno  int    `json:"errno,omitempty"`
-}
-
-// spawner is the parent's end of the control socket.
-type spawner struct {
-	conn *net.UnixConn
-
-	mu      sync.Mutex
-	next    uint64
-	waiting map[uint64]chan spawnMsg
-	gone    bool
-}
-
-func newSpawner(f *os.File) (*spawner, error) {
-	c, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("the holder's control socket: %w", err)
-	}
-	s := &spawner{conn: c.(*net.UnixConn), waiting: map[uint64]chan spawnMsg{}}
-	go s.read()
-	return s, nil
-}
-
-func (s *spawner) read() {
-	buf := make([]byte, 64<<10)
-	for {
-		n, _, _, _, err := s.conn.ReadMsgUnix(buf, nil) // a descriptor sent here is dropped
-		if err != nil || n == 0 {
-			break
-		}
-		var m spawnMsg
-		if json.Unmarshal(buf[:n], &m) != nil {
-			continue
-		}
-		s.mu.Lock()
-		if ch, ok := s.waiting[m.ID]; ok {
-			select {
-			case ch <- m:
-			default: // more replies than a run reads: the holder is not ours
-			}
-		}
-		s.mu.Unlock()
-	}
-	s.mu.Lock()
-	s.gone = true
-	for id, ch := range s.waiting {
-		close(ch)
-		delete(s.waiting, id)
-	}
-	s.mu.Unlock()
-}
-
-func (s *spawner) send(m spawnMsg, files ...*os.File) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	var oob []byte
-	if len(files) > 0 {
-		fds := make([]int, len(files))
-		for i, f := range files {
-			fds[i] = int(f.Fd())
-		}
-		oob = unix.UnixRights(fds...)
-	}
-	_, _, err = s.conn.WriteMsgUnix(b, oob, nil)
-	runtime.KeepAlive(files)
-	return err
-}
-
-func (s *spawner) register() (uint64, chan spawnMsg, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.gone {
-		return 0, nil, ErrHolderGone
-	}
-	s.next++
-	ch := make(chan spawnMsg, 2)
-	s.waiting[s.next] = ch
-	return s.next, ch, nil
-}
-
-func (s *spawner) forget(id uint64) {
-	s.mu.Lock()
-	delete(s.waiting, id)
-	s.mu.Unlock()
-}
-
-func (s *spawner) close() error { return s.conn.Close() }
+// The lab's own processes are started by the holder, asked over its control
+// socket (netns/internal/holder).
 
 // ErrHolderGone is what a run meets when the lab went away under it.
 var ErrHolderGone = errors.New("the lab's holder process has exited")
@@ -166,7 +48,7 @@ func (e *ExitError) ExitCode() int {
 }
 
 // baseEnv is what every process of the lab's starts with.
-var baseEnv = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C"}, labCAEnv...)
+var baseEnv = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C"}, labca.Env(holder.EtcDir)...)
 
 // mergeEnv is base with extra's settings, a later one of a name replacing an
 // earlier (execve keeps both, and getenv would read the first).
@@ -230,13 +112,13 @@ func (l *Lab) run(ctx context.Context, s runSpec) ([]byte, error) {
 		return nil, err
 	}
 	defer out.Close()
-	id, replies, err := l.spawn.register()
-	if err != nil {
-		return nil, err
+	id, replies, ok := l.spawn.Register()
+	if !ok {
+		return nil, ErrHolderGone
 	}
-	defer l.spawn.forget(id)
-	req := spawnMsg{ID: id, Op: "start", Argv: s.argv, Env: mergeEnv(baseEnv, s.env), As: s.as}
-	if err := l.spawn.send(req, in, out); err != nil {
+	defer l.spawn.Forget(id)
+	req := holder.Msg{ID: id, Op: "start", Argv: s.argv, Env: mergeEnv(baseEnv, s.env), As: (*holder.Creds)(s.as)}
+	if err := l.spawn.Send(req, in, out); err != nil {
 		return nil, fmt.Errorf("ask the lab's holder to run %s: %w", s.argv[0], err)
 	}
 	runErr := l.await(ctx, id, replies, s.argv[0])
@@ -253,7 +135,7 @@ func (l *Lab) run(ctx context.Context, s runSpec) ([]byte, error) {
 }
 
 // await waits for the process's end; if ctx ends first, it kills it.
-func (l *Lab) await(ctx context.Context, id uint64, replies chan spawnMsg, name string) error {
+func (l *Lab) await(ctx context.Context, id uint64, replies chan holder.Msg, name string) error {
 	var killed <-chan time.Time
 	done := ctx.Done()
 	for {
@@ -280,7 +162,7 @@ func (l *Lab) await(ctx context.Context, id uint64, replies chan spawnMsg, name 
 			}
 		case <-done:
 			done = nil
-			_ = l.spawn.send(spawnMsg{ID: id, Op: "kill"})
+			_ = l.spawn.Send(holder.Msg{ID: id, Op: "kill"})
 			// The holder kills at once; a holder that does not answer is
 			// not one to wait on.
 			killed = time.After(2 * time.Second)

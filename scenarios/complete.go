@@ -9,13 +9,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
 
-	"github.com/egresslab/egresslab/internal/classes"
 	"github.com/egresslab/egresslab/netns/serve"
 	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
+	"github.com/egresslab/egresslab/scenarios/classes"
 	"github.com/egresslab/egresslab/scenarios/policy"
 	"github.com/egresslab/egresslab/scenarios/report"
 )
@@ -107,21 +105,38 @@ func hints(p *Policy) classes.Hints {
 
 // classPlan is the classes of one lab's ruleset and what their probes need.
 type classPlan struct {
-	classes      []classes.Class
+	classes []classes.Class
+	// cells are the cells the classes are probed at, with the policy's
+	// expectation of each, in the classes' order; skip marks those no lab
+	// identity can probe, their results already given.
+	cells        []Result
+	skip         []bool
 	completeness Completeness
 }
 
 // planClasses reads the lab's ruleset and splits it.
-func planClasses(ctx context.Context, lab *LabBench, p *Policy) (*classPlan, error) {
+func planClasses(ctx context.Context, lab *LabBench, p *Policy, cross *crossSide) (*classPlan, error) {
 	l, unread := takeListings(ctx, lab)
 	rs, err := classes.Read(l)
 	if err != nil {
 		return nil, fmt.Errorf("read the loaded ruleset back for --complete: %w", err)
 	}
-	cs, err := classes.Split(rs, hints(p))
+	h, own := hints(p), rs
+	if cross != nil {
+		if rs, err = cross.union(ctx, rs); err != nil {
+			return nil, err
+		}
+		h = cross.hints
+	}
+	cs, err := classes.Split(rs, h)
 	if err != nil {
 		return nil, fmt.Errorf("--complete: %w", err)
 	}
+	fwd, fwdUnsplit, err := splitForward(rs, p, h)
+	if err != nil {
+		return nil, fmt.Errorf("--complete, forwarded traffic: %w", err)
+	}
+	cs = append(cs, fwd...)
 	// A class no unicast address of which exists (ff00::/8 from a rule's
 	// `ip6 daddr != ff00::/8`) is named, never served or probed.
 	var probed []classes.Class
@@ -133,7 +148,12 @@ func planClasses(ctx context.Context, lab *LabBench, p *Policy) (*classPlan, err
 		}
 		probed = append(probed, c)
 	}
-	return &classPlan{classes: probed, completeness: Completeness{Classes: len(cs), Unsplit: rs.Unsplit, Unread: unread, Unprobed: unprobed}}, nil
+	plan := &classPlan{classes: probed, completeness: Completeness{Classes: len(cs), Forwarded: len(fwd), Unsplit: slices.Concat(own.Unsplit, fwdUnsplit), Unread: unread, Unprobed: unprobed}}
+	for _, c := range probed {
+		plan.cells = append(plan.cells, classCell(p, c))
+		plan.skip = append(plan.skip, !probeable(c))
+	}
+	return plan, nil
 }
 
 // served are the cells the policy's hosts and the lab's DNS already answer.
@@ -230,6 +250,9 @@ func (cp *classPlan) destinations() []trace.Destination {
 
 // classProbe is the cell a class is probed at, with its expectation.
 func classProbe(p *Policy, c classes.Class) Probe {
+	if c.Network != "" {
+		return forwardClassProbe(p, c)
+	}
 	r := c.Representative
 	u := User{Name: r.User, UID: r.UID, GID: r.GID, Groups: r.Groups}
 	policyUser := ""
@@ -253,96 +276,15 @@ func classProbe(p *Policy, c classes.Class) Probe {
 	return pr
 }
 
-// runComplete is Run with --complete: the policy's cells, then every class.
-func runComplete(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
-	var plan *classPlan
-	opts.afterLoad = func(ctx context.Context, lab *LabBench) ([]trace.Destination, error) {
-		var err error
-		if plan, err = planClasses(ctx, lab, p); err != nil {
-			return nil, err
-		}
-		if err := plan.serve(lab, p); err != nil {
-			return nil, err
-		}
-		return plan.destinations(), nil
-	}
-	lab, err := StartLabWith(ctx, p, opts)
-	if err != nil {
-		return nil, err
-	}
-	defer lab.Close()
-	rep, err := ProbeAll(ctx, lab, p, opts)
-	if err != nil {
-		return rep, err
-	}
-	rep.Classes, err = probeClasses(ctx, lab, p, plan, opts)
-	if err != nil {
-		return nil, err
-	}
-	rep.Completeness = &plan.completeness
-	return rep, nil
-}
-
-// probeClasses probes every class's representative in lab, as ProbeAll
-// probes cells, and checks the lab's harness afterwards.
-func probeClasses(ctx context.Context, lab *LabBench, p *Policy, plan *classPlan, opts RunOptions) ([]ClassResult, error) {
-	out := make([]ClassResult, len(plan.classes))
-	results := make([]Result, len(plan.classes))
-	var todo []int
-	for i, c := range plan.classes {
-		out[i].Class = c
-		results[i].Probe = classProbe(p, c)
-		if probeable(c) {
-			todo = append(todo, i)
-			continue
-		}
+// classCell is the cell a class is probed at; a class no lab identity can
+// probe has its result already.
+func classCell(p *Policy, c classes.Class) Result {
+	res := Result{Probe: classProbe(p, c)}
+	if !probeable(c) {
 		r := c.Representative
-		results[i].Observed = probe.Error
-		results[i].Evidence = probe.Evidence{Kind: probe.Failure}
-		results[i].Detail = fmt.Sprintf("no identity of this class can be probed: the lab maps uids and gids 0-%d, and the class's lowest are uid %d, gid %d", maxLabID, r.UID, r.GID)
+		res.Observed = probe.Error
+		res.Evidence = probe.Evidence{Kind: probe.Failure}
+		res.Detail = fmt.Sprintf("no identity of this class can be probed: the lab maps uids and gids 0-%d, and the class's lowest are uid %d, gid %d", maxLabID, r.UID, r.GID)
 	}
-	explain, err := startExplaining(ctx, lab, p, plan.destinations(), results, opts)
-	if err != nil {
-		return nil, err
-	}
-	defer explain.stop()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < min(probeWorkers, len(todo)); w++ {
-		wg.Go(func() {
-			on, leave := lab.prober()
-			defer leave()
-			for ctx.Err() == nil {
-				k := int(next.Add(1)) - 1
-				if k >= len(todo) {
-					return
-				}
-				i := todo[k]
-				pr := results[i].Probe
-				explain.pace()
-				start := time.Now()
-				r, flow := probe.DialFlow(ctx, on, Identity(pr.User),
-					probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}, opts.Backstop)
-				explain.record(i, flow)
-				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start)}
-			}
-		})
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := lab.evidenceErr(); err != nil {
-		return nil, err
-	}
-	if err := explain.finish(results); err != nil {
-		return nil, err
-	}
-	if err := lab.CheckHarness(); err != nil {
-		return nil, fmt.Errorf("after probing the classes: %w", err)
-	}
-	for i := range out {
-		out[i].Result = results[i]
-	}
-	return out, nil
+	return res
 }

@@ -24,7 +24,9 @@ type explainer struct {
 	sources report.RuleSources
 }
 
-func startExplaining(ctx context.Context, lab *LabBench, p *Policy, dsts []trace.Destination, probes []Result, opts RunOptions) (*explainer, error) {
+// startExplaining starts tracing probes to dsts; sources place the rules it
+// names in the candidate's files.
+func startExplaining(ctx context.Context, lab *LabBench, sources report.RuleSources, dsts []trace.Destination, probes []Result, opts RunOptions) (*explainer, error) {
 	e := &explainer{}
 	if opts.NoRule {
 		return e, nil
@@ -44,22 +46,9 @@ func startExplaining(ctx context.Context, lab *LabBench, p *Policy, dsts []trace
 	default:
 		e.trace = tr
 		e.srcs = make([]netip.AddrPort, len(probes))
-		e.sources = report.SourcesOf(p)
+		e.sources = sources
 	}
 	return e, nil
-}
-
-// traceDestinations are every address and port range of p's hosts.
-func traceDestinations(p *Policy) []trace.Destination {
-	var dsts []trace.Destination
-	for _, h := range p.Hosts {
-		for _, a := range h.Addresses {
-			for _, r := range h.Ports {
-				dsts = append(dsts, trace.Destination{Addr: a, First: r.First, Last: r.Last})
-			}
-		}
-	}
-	return dsts
 }
 
 // finish reads the trace to its end and gives each result its rule.

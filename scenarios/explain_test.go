@@ -2,10 +2,12 @@ package scenarios_test
 
 import (
 	"fmt"
+	"strings"
 	"testing/fstest"
 
 	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/report"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -28,7 +30,7 @@ func deciders(rep *scenarios.Report) map[string]decider {
 			continue
 		}
 		d := r.Decider
-		out[key] = decider{d.Family, d.Table, d.Chain, d.Position, d.Verdict, d.Policy, d.Text + d.Untraced}
+		out[key] = decider{d.Family, d.Table, d.Chain, d.Position, report.RuleVerdict(d.Verdict, r.Observed), d.Policy, d.Text + d.Untraced}
 	}
 	return out
 }
@@ -117,7 +119,8 @@ expect:
 		notes := map[string]string{}
 		for _, r := range rep.Results {
 			Expect(r.Decider).NotTo(BeNil(), r.Probe.String())
-			notes[fmt.Sprintf("%s %d", r.Family(), r.Port.Number)] = r.Decider.Note
+			// The report's words: the rule, then what it matched on that a reader may not expect.
+			notes[fmt.Sprintf("%s %d", r.Family(), r.Port.Number)] = strings.TrimPrefix(strings.TrimPrefix(report.DecidedBy(r.Decider), r.Decider.String()), " — ")
 		}
 		Expect(notes).To(Equal(map[string]string{
 			"ipv4 80":  "a group owner match sees the socket's primary group only, not supplementary groups",

@@ -8,19 +8,6 @@ import (
 	"github.com/egresslab/egresslab/probe"
 )
 
-// labNetworks is the policy's networks as the lab builds them.
-func labNetworks(p *Policy) []netns.Network {
-	var nets []netns.Network
-	for _, n := range p.Networks {
-		ln := netns.Network{Name: n.Name, Addresses: n.Addresses}
-		for _, c := range n.Clients {
-			ln.Clients = append(ln.Clients, netns.Client{Name: c.Name, Addresses: c.Addresses})
-		}
-		nets = append(nets, ln)
-	}
-	return nets
-}
-
 // asClient is the bench as one of its clients probes it: sockets in the
 // client's namespace, as its root (made on the probing goroutine's thread
 // when it has one), and the forward path's evidence.
@@ -53,7 +40,7 @@ func (b *LabBench) clientOf(on probe.Lab, name string) asClient {
 func (b *LabBench) dial(ctx context.Context, on probe.Lab, pr Probe, opts RunOptions) (probe.Result, netns.Flow) {
 	t := probe.Target{Addr: pr.Address, Port: pr.Port.Number, Proto: pr.Port.Proto}
 	if pr.Client != nil {
-		return probe.DialClient(ctx, b.clientOf(on, pr.Client.Name), t, opts.Backstop)
+		return probe.DialClient(ctx, b.clientLab(on, pr.Client), t, opts.Backstop)
 	}
 	return probe.DialFlow(ctx, on, Identity(pr.User), t, opts.Backstop)
 }

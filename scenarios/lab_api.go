@@ -99,7 +99,7 @@ func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result,
 		dsts = append(dsts, trace.Destination{Addr: a, First: pt.Number, Last: pt.Number})
 	}
 	// The deciding rule, from the lab's trace, as ProbeAll gives it.
-	explain, err := startExplaining(ctx, s.lab, s.policy, dsts, results, RunOptions{})
+	explain, err := startExplaining(ctx, s.lab, report.SourcesOf(s.policy), dsts, results, RunOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/google/nftables"
-
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/netns/sentinel"
 	"github.com/egresslab/egresslab/netns/serve"
@@ -23,7 +21,7 @@ import (
 type LabBench struct {
 	*netns.Lab
 	*serve.Server
-	*sentinel.Sentinel // nil until InstallSentinel
+	*sentinel.Sentinel // nil until the lab is started (startPlanned)
 	// traceTable went in with the sentinel, for the next StartTrace.
 	traceTable *trace.Table
 }
@@ -33,37 +31,6 @@ var _ probe.ClientLab = (*LabBench)(nil)
 // newLabBench puts lab's instruments around it; they close with it.
 func newLabBench(lab *netns.Lab) *LabBench {
 	return &LabBench{Lab: lab, Server: serve.New(lab)}
-}
-
-// InstallSentinel adds the lab's drop sentinel and, with destinations to
-// trace, the trace table, in one netlink transaction. Call it after the
-// candidate ruleset has loaded (which may flush everything); the first
-// StartTrace for the same destinations uses that table.
-func (b *LabBench) InstallSentinel(ctx context.Context, dsts []trace.Destination) error {
-	c, err := nftables.New(nftables.WithNetNSFd(b.NetNSFD()))
-	if err != nil {
-		return fmt.Errorf("nftables netlink in lab %s: %w", b.Name(), err)
-	}
-	err = sentinel.Queue(c)
-	var tb *trace.Table
-	if err == nil && dsts != nil && b.Backend() != "legacy" {
-		tb, err = trace.Queue(c, dsts) // in the same transaction
-	}
-	if err == nil {
-		err = c.Flush()
-	}
-	if err == nil && tb != nil {
-		err = tb.Installed(ctx, b.Lab, c)
-	}
-	if err != nil {
-		return fmt.Errorf("install the drop sentinel in lab %s: %w", b.Name(), err)
-	}
-	b.traceTable = tb
-	if err := sentinel.InstallForward(ctx, b.Lab); err != nil {
-		return err
-	}
-	b.Sentinel, err = sentinel.Start(b.Lab)
-	return err
 }
 
 // StartTrace starts following the probes' packets to dsts through the

@@ -28,6 +28,9 @@ type (
 // RunDiff verifies both policies, each in a lab of its own and in parallel,
 // and compares them cell by cell (report.CompareRuns).
 func RunDiff(ctx context.Context, oldPolicy, newPolicy *Policy, opts RunOptions) (*Diff, error) {
+	if opts.Complete {
+		return runDiffComplete(ctx, oldPolicy, newPolicy, opts)
+	}
 	var reps [2]*Report
 	var errs [2]error
 	var wg sync.WaitGroup

@@ -3,14 +3,15 @@ package scenarios
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/google/nftables"
+
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/netns/ruleset"
-	"github.com/egresslab/egresslab/netns/serve"
+	"github.com/egresslab/egresslab/netns/sentinel"
 	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/scenarios/report"
 )
@@ -37,9 +38,9 @@ type RunOptions struct {
 	// Complete also probes every class of traffic the loaded ruleset can
 	// tell apart (verify --complete): Report.Classes.
 	Complete bool
-	// afterLoad runs once the candidate is loaded, before the lab's own
-	// tables go in; it returns more destinations to trace.
-	afterLoad func(context.Context, *LabBench) ([]trace.Destination, error)
+	// cross: a side of diff --complete, which splits both rulesets' union
+	// (completediff.go).
+	cross *crossSide
 }
 
 // Run verifies p in a lab of its own: it starts the lab, serves every host,
@@ -47,16 +48,51 @@ type RunOptions struct {
 // the whole matrix concurrently and compares. A ruleset the tools reject is
 // a *ruleset.RulesetError; a lab that cannot start is a *netns.UnavailableError
 // or another error.
+//
+// With opts.Complete, once the candidate is loaded its ruleset is read back
+// and split into classes (complete.go), and each class's representative is
+// probed with the matrix, in the same pass: Report.Classes.
 func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
+	lp, pp := planLab(p, opts), planProbes(p, opts)
+	var cp *classPlan
+	var afterLoad func(context.Context, *LabBench) ([]trace.Destination, error)
 	if opts.Complete {
-		return runComplete(ctx, p, opts)
+		afterLoad = func(ctx context.Context, lab *LabBench) ([]trace.Destination, error) {
+			var err error
+			if cp, err = planClasses(ctx, lab, p, opts.cross); err != nil {
+				return nil, err
+			}
+			if err := cp.serve(lab, p); err != nil {
+				return nil, err
+			}
+			if err := cp.placeSources(ctx, lab, p); err != nil {
+				return nil, err
+			}
+			return cp.destinations(), nil
+		}
 	}
-	lab, err := StartLabWith(ctx, p, opts)
+	lab, err := startPlanned(ctx, lp, afterLoad)
 	if err != nil {
 		return nil, err
 	}
 	defer lab.Close()
-	return ProbeAll(ctx, lab, p, opts)
+	if cp != nil {
+		pp.cells = append(pp.cells, cp.cells...)
+		pp.skip = append(make([]bool, pp.matrix), cp.skip...)
+		pp.traced = append(pp.traced, cp.destinations()...)
+	}
+	rep, err := probePlanned(ctx, lab, pp, opts)
+	if cp != nil && rep != nil {
+		all := rep.Results
+		rep.Results = all[:pp.matrix]
+		if err == nil {
+			for i, c := range cp.classes {
+				rep.Classes = append(rep.Classes, ClassResult{Class: c, Result: all[pp.matrix+i]})
+			}
+			rep.Completeness = &cp.completeness
+		}
+	}
+	return rep, err
 }
 
 // StartLab starts the lab for p with its ruleset loaded and the sentinel in
@@ -74,138 +110,94 @@ func StartLabWith(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, e
 // startLab is StartLab; unless opts.NoRule, the trace table goes in with the
 // sentinel and the listing of the candidate's rules starts, for ProbeAll to use.
 func startLab(ctx context.Context, p *Policy, opts RunOptions) (*LabBench, error) {
-	cfg := labConfig(p)
-	cfg.ToolTimeout = opts.ToolTimeout
-	core, err := netns.New(ctx, cfg)
+	lp := planLab(p, opts)
+	return startPlanned(ctx, lp, nil)
+}
+
+// startPlanned starts the lab lp describes: the namespaces, what is served,
+// the candidate's ruleset, then the lab's own tables. afterLoad, if set, runs
+// once the candidate is loaded and gives more destinations to trace.
+func startPlanned(ctx context.Context, lp labPlan, afterLoad func(context.Context, *LabBench) ([]trace.Destination, error)) (_ *LabBench, err error) {
+	core, err := netns.New(ctx, lp.config)
 	if err != nil {
 		return nil, err
 	}
 	lab := newLabBench(core)
-	if err := serveHosts(lab, p); err != nil {
-		lab.Close()
+	defer func() {
+		if err != nil {
+			lab.Close()
+		}
+	}()
+	if err := lab.Serve(lp.services); err != nil {
+		return nil, err
+	}
+	if err := lab.ServeRanges(lp.ranges); err != nil {
+		return nil, err
+	}
+	if err := lab.ServeDNS(lp.zone); err != nil {
 		return nil, err
 	}
 	if err := lab.WaitReady(ctx); err != nil {
-		lab.Close()
 		return nil, err
 	}
-	if err := loadRuleset(ctx, lab, p.Ruleset); err != nil {
-		lab.Close()
+	if err := ruleset.Load(ctx, lab.Lab, lp.ruleset); err != nil {
 		return nil, err
 	}
-	var dsts []trace.Destination
-	if !opts.NoRule {
-		dsts = traceDestinations(p)
-	}
-	if opts.afterLoad != nil {
-		more, err := opts.afterLoad(ctx, lab)
+	dsts := lp.traced
+	if afterLoad != nil {
+		more, err := afterLoad(ctx, lab)
 		if err != nil {
-			lab.Close()
 			return nil, err
 		}
-		if !opts.NoRule {
+		if lp.tracing {
 			dsts = append(dsts, more...)
 		}
 	}
-	if err := lab.InstallSentinel(ctx, dsts); err != nil {
-		lab.Close()
+	// The lab's own tables go in after the candidate (which may flush
+	// everything): the drop sentinel and, with destinations to trace, the
+	// trace table, in one netlink transaction.
+	c, err := nftables.New(nftables.WithNetNSFd(lab.NetNSFD()))
+	if err != nil {
+		return nil, fmt.Errorf("nftables netlink in lab %s: %w", lab.Name(), err)
+	}
+	err = sentinel.Queue(c)
+	var tb *trace.Table
+	if err == nil && dsts != nil && lab.Backend() != "legacy" {
+		tb, err = trace.Queue(c, dsts)
+	}
+	if err == nil {
+		err = c.Flush()
+	}
+	if err == nil && tb != nil {
+		err = tb.Installed(ctx, lab.Lab, c)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("install the drop sentinel in lab %s: %w", lab.Name(), err)
+	}
+	lab.traceTable = tb // for the first StartTrace
+	if err := sentinel.InstallForward(ctx, lab.Lab); err != nil {
+		return nil, err
+	}
+	if lab.Sentinel, err = sentinel.Start(lab.Lab); err != nil {
 		return nil, err
 	}
 	return lab, nil
 }
 
-func labConfig(p *Policy) netns.Config {
-	cfg := netns.Config{Name: p.Name, Uplink: p.Lab.Uplink, UplinkAddrs: p.Lab.Addresses, Backend: p.Lab.Backend, Networks: labNetworks(p)}
-	for _, u := range p.Users {
-		cfg.Accounts = append(cfg.Accounts, netns.Account{Name: u.Name, Identity: Identity(u)})
-	}
-	for _, g := range p.Groups {
-		cfg.Groups = append(cfg.Groups, netns.Group{Name: g.Name, GID: g.GID})
-	}
-	return cfg
-}
-
-// Identity is the lab identity a policy user probes as.
-func Identity(u User) netns.Identity {
-	return netns.Identity{UID: u.UID, GID: u.GID, Groups: u.Groups}
-}
-
-func serveHosts(lab *LabBench, p *Policy) error {
-	zone := serve.Zone{Hosts: map[string][]netip.Addr{}, MX: map[string]string{}}
-	var services []serve.Service
-	var ranges []serve.RangeService
-	for _, h := range p.Hosts {
-		zone.Hosts[h.Name] = h.Addresses
-		for _, a := range h.Addresses {
-			for _, r := range h.Ports {
-				if r.First == r.Last {
-					services = append(services, serve.Service{Host: h.Name, Addr: a, Port: r.First, Proto: r.Proto, ServedBy: servedBy(p, h)})
-				} else {
-					ranges = append(ranges, serve.RangeService{Host: h.Name, Addr: a, First: r.First, Last: r.Last, Proto: r.Proto, ServedBy: servedBy(p, h)})
-				}
-			}
-		}
-	}
-	for _, mx := range p.MX {
-		zone.MX[mx.Domain] = mx.Host
-	}
-	if err := lab.Serve(services); err != nil {
-		return err
-	}
-	if err := lab.ServeRanges(ranges); err != nil {
-		return err
-	}
-	return lab.ServeDNS(zone)
-}
-
-// servedBy is the identity h's listeners run as: its served-by user, or the
-// lab's root.
-func servedBy(p *Policy, h Host) netns.Identity {
-	if u, ok := p.User(h.ServedBy); ok {
-		return Identity(u)
-	}
-	return netns.Identity{}
-}
-
-// loadRuleset loads the parts in SPEC.md's order: iptables, ip6tables, nft, script.
-func loadRuleset(ctx context.Context, lab *LabBench, rs Ruleset) error {
-	if f := rs.IPTables; f != nil {
-		if err := ruleset.LoadIPTables(ctx, lab.Lab, false, f.Path, f.Data); err != nil {
-			return err
-		}
-	}
-	if f := rs.IP6Tables; f != nil {
-		if err := ruleset.LoadIPTables(ctx, lab.Lab, true, f.Path, f.Data); err != nil {
-			return err
-		}
-	}
-	if f := rs.NFT; f != nil {
-		if err := ruleset.LoadNFT(ctx, lab.Lab, f.Path, f.Data, f.Includes...); err != nil {
-			return err
-		}
-	}
-	if f := rs.Script; f != nil {
-		if err := ruleset.RunScript(ctx, lab.Lab, f.Path, f.Data); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // ProbeAll runs p's whole matrix in lab, concurrently, and then checks that the
 // sentinel survived: if it did not, no "dropped" verdict can be trusted.
 func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*Report, error) {
+	pp := planProbes(p, opts)
+	return probePlanned(ctx, lab, pp, opts)
+}
+
+// probePlanned runs the cells pp holds in lab, as ProbeAll does.
+func probePlanned(ctx context.Context, lab *LabBench, pp probePlan, opts RunOptions) (*Report, error) {
 	if err := lab.CheckHarness(); err != nil {
 		return nil, err
 	}
-	// The results hold the matrix: a sweep keeps one copy of each probe.
-	results := make([]Result, 0, p.Size())
-	for pr := range p.Probes() {
-		if opts.Only == nil || opts.Only(pr) {
-			results = append(results, Result{Probe: pr})
-		}
-	}
-	explain, err := startExplaining(ctx, lab, p, traceDestinations(p), results, opts)
+	results := pp.cells
+	explain, err := startExplaining(ctx, lab, pp.sources, pp.traced, results, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -225,6 +217,9 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 				if i >= len(results) {
 					return
 				}
+				if pp.skip != nil && pp.skip[i] {
+					continue
+				}
 				pr := results[i].Probe
 				explain.pace()
 				start := time.Now()
@@ -232,8 +227,8 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 				explain.record(i, flow)
 				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start)}.
 					WithSource(r.Facts.LeftAs.Addr())
-				if opts.Progress != nil {
-					opts.Progress(int(done.Add(1)), len(results))
+				if opts.Progress != nil && i < pp.matrix {
+					opts.Progress(int(done.Add(1)), pp.matrix)
 				}
 			}
 		}()
@@ -242,7 +237,7 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 	if err := ctx.Err(); err != nil {
 		// The results so far: a probe that ran has its outcome (an
 		// interrupted one is an error); one that never ran has none.
-		return &Report{Policy: p.Name, File: p.File, Results: results}, err
+		return &Report{Policy: pp.policy, File: pp.file, Results: results}, err
 	}
 	if err := lab.evidenceErr(); err != nil {
 		return nil, err
@@ -253,5 +248,5 @@ func ProbeAll(ctx context.Context, lab *LabBench, p *Policy, opts RunOptions) (*
 	if err := lab.CheckHarness(); err != nil {
 		return nil, fmt.Errorf("after probing: %w", err)
 	}
-	return &Report{Policy: p.Name, File: p.File, Results: results}, nil
+	return &Report{Policy: pp.policy, File: pp.file, Results: results}, nil
 }

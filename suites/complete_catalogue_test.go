@@ -10,24 +10,13 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/egresslab/egresslab/internal/catalogue"
-	"github.com/egresslab/egresslab/internal/classes"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
+	"github.com/egresslab/egresslab/scenarios/classes"
 	"github.com/egresslab/egresslab/scenarios/policy/value"
 )
 
-// forwardedByDesign are the entries whose bypass is a client's traffic
-// through the host: classes are about the host's own users, so --complete
-// has nothing to say about them.
-var forwardedByDesign = map[string]bool{
-	"docker-user-ipv4-only":       true,
-	"inet-forward-ip-saddr":       true,
-	"php-container-mail":          true,
-	"podman-orphaned-docker-user": true,
-	"vpn-gateway-ipv6-leak":       true,
-}
-
-// cannotHold are the host-user bypass cells ("entry/variant: cell") whose
+// cannotHold are the bypass cells ("entry/variant: cell") whose
 // reduced policy does not show the bypass under --complete, each with why
 // and the load error that stops it ("" when it runs and shows nothing).
 var cannotHold = map[string]struct{ reason, loadError string }{
@@ -42,13 +31,16 @@ var cannotHold = map[string]struct{ reason, loadError string }{
 		`Bad value for "--uid-owner" option: "postfix"`},
 }
 
-// bypassCell is one documented bypass of a host user, located: the user, the
-// host's address of the cell's family and the port it connects on.
+// bypassCell is one documented bypass, located: the host user, or the client
+// behind the host and its address of the cell's family, the host's address
+// of the cell's family and the port it connects on.
 type bypassCell struct {
 	entry, variant string
 	cell           catalogue.Cell
 	policy         *scenarios.Policy
 	user           scenarios.User
+	client         *scenarios.Client
+	clientAddr     netip.Addr
 	host           scenarios.Host
 	addr           netip.Addr
 	port           scenarios.Port
@@ -61,8 +53,20 @@ func (b bypassCell) name() string { return fmt.Sprintf("%s/%s: %s", b.entry, b.v
 // first port stands for them.
 func locate(entry string, v catalogue.Variant, c catalogue.Cell) (bypassCell, error) {
 	b := bypassCell{entry: entry, variant: v.Name, cell: c, policy: v.Policy}
-	var ok bool
-	if b.user, ok = v.Policy.User(c.User); !ok {
+	if c.Client != "" {
+		cl, ok := v.Policy.Client(c.Client)
+		if !ok {
+			return b, fmt.Errorf("no client %q", c.Client)
+		}
+		b.client = &cl
+		k := slices.IndexFunc(cl.Addresses, func(a netip.Addr) bool { return familyOf(a) == c.Family })
+		if k < 0 {
+			return b, fmt.Errorf("client %q has no %s address", c.Client, c.Family)
+		}
+		b.clientAddr = cl.Addresses[k]
+	} else if u, ok := v.Policy.User(c.User); ok {
+		b.user = u
+	} else {
 		return b, fmt.Errorf("no user %q", c.User)
 	}
 	i := slices.IndexFunc(v.Policy.Hosts, func(h scenarios.Host) bool { return h.Name == c.Host })
@@ -97,12 +101,16 @@ func familyOf(a netip.Addr) string {
 }
 
 // reduced is the variant's policy cut down to the cell: its ruleset, its one
-// user and one host, and an expect that says what the variant's own entry
+// user (or one client, and no user: its networks keep no other client) and
+// one host, and an expect that says what the variant's own entry
 // covering the cell says, for that port on every family and host (its host
 // and family restrictions would hide the other family and the addresses no
 // host names), then allows the rest.
 func (b bypassCell) reduced() (*scenarios.Policy, error) {
 	i, ok := b.policy.Match(b.user.Name, b.host.Name, b.addr, b.port)
+	if b.client != nil {
+		i, ok = b.policy.MatchClient(b.client.Name, b.host.Name, b.addr, b.port)
+	}
 	if !ok {
 		return nil, fmt.Errorf("no expectation covers %s", b.name())
 	}
@@ -116,6 +124,16 @@ func (b bypassCell) reduced() (*scenarios.Policy, error) {
 	}
 	q := *b.policy
 	q.Users = []scenarios.User{b.user}
+	if b.client != nil {
+		q.Users = nil
+		q.Networks = slices.Clone(q.Networks)
+		for k, n := range q.Networks {
+			q.Networks[k].Clients = nil
+			if n.Name == b.client.Network {
+				q.Networks[k].Clients = []scenarios.Client{*b.client}
+			}
+		}
+	}
 	q.Hosts = []scenarios.Host{b.host}
 	q.MX, q.Warnings = nil, nil
 	q.Expect = []scenarios.Expectation{intent, {Verb: scenarios.Allow, Line: intent.Line}}
@@ -123,8 +141,11 @@ func (b bypassCell) reduced() (*scenarios.Policy, error) {
 }
 
 // holdsCell says whether class c holds the cell's family, protocol, address
-// and port.
+// and port, and for a client's cell its network and source address.
 func (b bypassCell) holdsCell(c classes.Class) bool {
+	if b.client == nil && c.Network != "" || b.client != nil && (c.Network != b.client.Network || !holdsSource(c, b.clientAddr)) {
+		return false
+	}
 	fam := classes.IPv4
 	if familyOf(b.addr) == "ipv6" {
 		fam = classes.IPv6
@@ -136,19 +157,14 @@ func (b bypassCell) holdsCell(c classes.Class) bool {
 		slices.ContainsFunc(c.Addresses, func(r classes.AddrRange) bool { return r.First.Compare(b.addr) <= 0 && b.addr.Compare(r.Last) <= 0 })
 }
 
-// catalogueBypasses is every documented bypass of a host user, and the names
-// of the entries it leaves out as forwarded; an entry's cell that cannot be
-// located fails the spec that lists them.
-func catalogueBypasses() (cells []bypassCell, forwarded []string, bad []string) {
+// catalogueBypasses is every documented bypass, a host user's or a client's;
+// an entry's cell that cannot be located fails the spec that lists them.
+func catalogueBypasses() (cells []bypassCell, bad []string) {
 	all, err := catalogue.All()
 	if err != nil {
-		return nil, nil, []string{err.Error()}
+		return nil, []string{err.Error()}
 	}
 	for _, s := range all {
-		if forwardedByDesign[s.Name] {
-			forwarded = append(forwarded, s.Name)
-			continue
-		}
 		for _, v := range s.Variants {
 			for _, c := range v.Bypass {
 				b, err := locate(s.Name, v, c)
@@ -160,37 +176,21 @@ func catalogueBypasses() (cells []bypassCell, forwarded []string, bad []string) 
 			}
 		}
 	}
-	return cells, forwarded, bad
+	return cells, bad
 }
 
 var _ = Describe("verify --complete on every catalogue entry", Label("complete"), func() {
-	cells, _, _ := catalogueBypasses()
+	cells, _ := catalogueBypasses()
 
-	It("leaves out only forwarded entries, and none of their bypasses is a host user's", func() {
+	It("locates every entry's bypasses, the forwarded entries' clients included", func() {
 		all, err := catalogue.All()
 		Expect(err).NotTo(HaveOccurred())
-		_, forwarded, bad := catalogueBypasses()
+		_, bad := catalogueBypasses()
 		Expect(bad).To(BeEmpty())
-		var names []string
 		for _, s := range all {
-			names = append(names, s.Name)
-			if !forwardedByDesign[s.Name] {
-				continue
-			}
-			Expect(s.Forwarded()).To(BeTrue(), "%s is listed as forwarded but has no networks", s.Name)
-			for _, v := range s.Variants {
-				for _, c := range v.Bypass {
-					Expect(c.Client).NotTo(BeEmpty(), "%s/%s: %s is a host user's bypass, which --complete must show", s.Name, v.Name, c)
-				}
-			}
-		}
-		for name := range forwardedByDesign {
-			Expect(names).To(ContainElement(name), "forwardedByDesign names an entry the catalogue does not have")
-		}
-		Expect(forwarded).To(HaveLen(len(forwardedByDesign)))
-		for _, s := range all {
-			if !forwardedByDesign[s.Name] {
-				Expect(s.Forwarded()).To(BeFalse(), "%s forwards: list it in forwardedByDesign or give it a host user's bypass", s.Name)
+			if s.Forwarded() {
+				Expect(slices.ContainsFunc(cells, func(b bypassCell) bool { return b.entry == s.Name && b.client != nil })).To(BeTrue(),
+					"%s forwards but no client's bypass of it is located", s.Name)
 			}
 		}
 		var located []string
@@ -219,7 +219,7 @@ var _ = Describe("verify --complete on every catalogue entry", Label("complete")
 			})
 			continue
 		}
-		It(b.name()+": a policy of one user and one host shows the bypass", func(ctx SpecContext) {
+		It(b.name()+": a policy of one source and one host shows the bypass", func(ctx SpecContext) {
 			p, err := b.reduced()
 			Expect(err).NotTo(HaveOccurred())
 			rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{Complete: true})
@@ -234,7 +234,7 @@ var _ = Describe("verify --complete on every catalogue entry", Label("complete")
 			}
 			Expect(slices.ContainsFunc(failingClasses(rep), func(c scenarios.ClassResult) bool {
 				return b.holdsCell(c.Class) && c.Observed == probe.Connected
-			})).To(BeTrue(), "no failing class connects %s [%s]:%s; classes:\n%s", b.user.Name, b.addr, b.port, strings.Join(seen, "\n"))
+			})).To(BeTrue(), "no failing class connects %s [%s]:%s; classes:\n%s", b.cell.Client+b.user.Name, b.addr, b.port, strings.Join(seen, "\n"))
 		})
 	}
 })

@@ -13,9 +13,9 @@ import (
 	"sort"
 
 	"github.com/egresslab/egresslab/internal/lint/nftlines"
-	"github.com/egresslab/egresslab/internal/nftinclude"
 	"github.com/egresslab/egresslab/internal/nftlist"
 	"github.com/egresslab/egresslab/netns/ruleset"
+	"github.com/egresslab/egresslab/netns/ruleset/nftinclude"
 	"golang.org/x/sys/unix"
 )
 

@@ -12,8 +12,8 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/egresslab/egresslab/internal/nftinclude"
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/netns/ruleset/nftinclude"
 )
 
 // RulesetError is a ruleset that its tool rejected: bad input, not a broken lab.

@@ -3,9 +3,7 @@ package trace
 import (
 	"cmp"
 	"hash/maphash"
-	"regexp"
 	"slices"
-	"strings"
 
 	"github.com/egresslab/egresslab/internal/nftlist"
 
@@ -172,39 +170,5 @@ func (t *Trace) newRule(ev traceEvent, packet string) *Rule {
 	if ir, ok := t.index[nftlist.Key(ev.where.family, ev.where.table, ev.where.chain, ev.handle)]; ok {
 		r.Position, r.Text = ir.position, ir.text
 	}
-	// The kernel reports a reject as the drop that follows its answer; the
-	// rule's own text says which it is. This names what the rule does (the
-	// probe's verdict is decided elsewhere, from the sentinel's evidence),
-	// and Verdict is part of the JSON report, so it stays here: moving it
-	// up would change the output or need a second pass over shared rules.
-	if ev.verdict == "drop" && (strings.Contains(r.Text, "reject") || strings.Contains(r.Text, "-j REJECT")) {
-		r.Verdict = "reject"
-	}
-	// Note is in the JSON and table output, made once per shared rule.
-	r.Note = surprise(r)
 	return r
-}
-
-var (
-	ipv4Only = regexp.MustCompile(`\bip (saddr|daddr|protocol)\b|meta nfproto ipv4|reject with icmp `)
-	ipv6Only = regexp.MustCompile(`\bip6 (saddr|daddr|nexthdr)\b|meta nfproto ipv6|reject with icmpv6 `)
-	loopback = regexp.MustCompile(`\b[oi]ifname "lo"|-[oi] lo\b`)
-)
-
-// surprise says what a rule matched on that a reader may not expect.
-func surprise(r *Rule) string {
-	var notes []string
-	if strings.Contains(r.Text, "skgid") || strings.Contains(r.Text, "--gid-owner") && !strings.Contains(r.Text, "--suppl-groups") {
-		notes = append(notes, "a group owner match sees the socket's primary group only, not supplementary groups")
-	}
-	if r.Family == "inet" && ipv4Only.MatchString(r.Text) {
-		notes = append(notes, "an IPv4-only match in an inet table: IPv6 packets pass this rule by")
-	}
-	if r.Family == "inet" && ipv6Only.MatchString(r.Text) {
-		notes = append(notes, "an IPv6-only match in an inet table: IPv4 packets pass this rule by")
-	}
-	if loopback.MatchString(r.Text) {
-		notes = append(notes, "it matched on the loopback interface")
-	}
-	return strings.Join(notes, "; ")
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/egresslab/egresslab/internal/nftlist"
 	"github.com/egresslab/egresslab/netns"
 )
 
@@ -35,5 +36,25 @@ func TestSharedFlowsMarksExactlyTheRepeatedFlows(t *testing.T) {
 			}
 		}
 		t.Fatalf("shared flows at %v, want [5000 5001]", marked)
+	}
+}
+
+// The trace names the rule and the kernel's verdict on the packet: a REJECT
+// rule's is the drop that follows its answer, and the trace reports that
+// drop as it is (the report says what a reader calls it), with no advice.
+func TestARejectRuleIsNamedWithTheKernelsVerdict(t *testing.T) {
+	for _, c := range []struct{ family, chain, text string }{
+		{"ip", "OUTPUT", "-A OUTPUT -p tcp -m tcp --dport 25 -j REJECT --reject-with icmp-port-unreachable"},
+		{"inet", "output", "ip daddr 192.0.2.25 tcp dport 25 reject"},
+	} {
+		tr := &Trace{index: ruleIndex{nftlist.Key(c.family, "filter", c.chain, 7): {position: 4, text: c.text}}}
+		got := tr.newRule(traceEvent{where: &traceChain{c.family, "filter", c.chain}, handle: 7, verdict: "drop"}, "request")
+		want := Rule{Family: c.family, Table: "filter", Chain: c.chain, Position: 4, Handle: 7, Text: c.text, Verdict: "drop", Packet: "request"}
+		if *got != want {
+			t.Errorf("%s: the trace named %+v, want %+v", c.text, *got, want)
+		}
+		if s, w := got.String(), c.family+" filter "+c.chain+" rule 4: "+c.text; s != w {
+			t.Errorf("the trace's name for the rule is %q, want %q (no advice)", s, w)
+		}
 	}
 }

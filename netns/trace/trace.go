@@ -44,12 +44,13 @@ type Rule struct {
 	Handle   int    `json:"handle,omitempty"`
 	// Text is the rule as nft prints it, or iptables-save's line for a rule of
 	// iptables-nft; "policy drop" when no rule matched.
-	Text    string `json:"text,omitempty"`
-	Verdict string `json:"verdict,omitempty"` // accept, drop or reject
-	Policy  bool   `json:"policy,omitempty"`  // the chain's policy decided: no rule matched
-	Packet  string `json:"packet,omitempty"`  // "request", "answer" or "neighbour-discovery": the packet it decided
-	// Note says what the rule matched on that a reader may not expect.
-	Note string `json:"note,omitempty"`
+	Text string `json:"text,omitempty"`
+	// Verdict is the kernel's verdict on the packet as the trace reported it
+	// (accept, drop, ...). A reject rule's is drop: the kernel reports the
+	// drop that follows its answer. The report says what a reader calls it.
+	Verdict string `json:"verdict,omitempty"`
+	Policy  bool   `json:"policy,omitempty"` // the chain's policy decided: no rule matched
+	Packet  string `json:"packet,omitempty"` // "request", "answer" or "neighbour-discovery": the packet it decided
 	// Untraced says why no rule can be named; every other field is empty.
 	Untraced string `json:"untraced,omitempty"`
 }
@@ -68,9 +69,6 @@ func (r *Rule) String() string {
 		s += " (on the answer)"
 	case "neighbour-discovery":
 		s += " (on neighbour discovery)"
-	}
-	if r.Note != "" {
-		s += " — " + r.Note
 	}
 	return s
 }

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/egresslab/egresslab/internal/nftinclude"
+	"github.com/egresslab/egresslab/netns/ruleset/nftinclude"
 	"github.com/egresslab/egresslab/scenarios/policy/rulesetfile"
 	"github.com/egresslab/egresslab/scenarios/policy/value"
 	"github.com/egresslab/egresslab/scenarios/policy/yamlnode"

@@ -31,3 +31,27 @@ func (p *Policy) MatchClass(user string, addr netip.Addr, port Port) (int, bool)
 	}
 	return -1, false
 }
+
+// MatchClientClass is MatchClass for a class of forwarded traffic: client
+// is the policy client that represents it, or "" for a synthetic one, which
+// only entries naming no client cover.
+func (p *Policy) MatchClientClass(client string, addr netip.Addr, port Port) (int, bool) {
+	var hosts []string
+	for _, h := range p.Hosts {
+		if slices.Contains(h.Addresses, addr) {
+			hosts = append(hosts, h.Name)
+		}
+	}
+	for i, x := range p.Expect {
+		if x.Sources == UserSource ||
+			x.Clients != nil && (client == "" || !slices.Contains(x.Clients, client)) ||
+			x.Hosts != nil && !slices.ContainsFunc(hosts, func(h string) bool { return slices.Contains(x.Hosts, h) }) ||
+			!x.matchesAddress(addr) ||
+			x.Ports != nil && !slices.ContainsFunc(x.Ports, func(r PortRange) bool { return r.Contains(port) }) ||
+			x.Family != "" && x.Family != Family(addr) {
+			continue
+		}
+		return i, true
+	}
+	return -1, false
+}

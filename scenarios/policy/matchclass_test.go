@@ -35,3 +35,26 @@ expect:
 	Entry("a named user does not", `deny: {user: postfix}`, "", "198.51.100.7", 1),
 	Entry("a client entry never covers the host's own traffic", `deny: {client: "*"}`, "postfix", "192.0.2.25", 1),
 )
+
+// A class of clients' forwarded traffic is represented by a policy client
+// or by a synthetic one (""), which only entries naming no client cover.
+var _ = DescribeTable("which expectation covers a class of clients' forwarded traffic",
+	func(expect, client string, want int) {
+		p := load(`version: 1
+users: {postfix: {uid: 107}}
+hosts: {mx.example.test: {addresses: [192.0.2.25, "2001:db8::25"], ports: [25]}}
+networks: {docker0: {addresses: [172.17.0.1/16], clients: {web: {addresses: [172.17.0.2]}}}}
+expect:
+  - ` + expect + `
+  - allow: {}
+`)
+		got, ok := p.MatchClientClass(client, netip.MustParseAddr("192.0.2.25"), policy.Port{Number: 25, Proto: "tcp"})
+		Expect(ok).To(BeTrue())
+		Expect(got).To(Equal(want))
+	},
+	Entry("a named client covers its own class", `deny: {client: web}`, "web", 0),
+	Entry("a named client does not cover a synthetic one", `deny: {client: web}`, "", 1),
+	Entry("client \"*\" covers a synthetic one", `deny: {client: "*"}`, "", 0),
+	Entry("an entry naming no source covers a synthetic one", `deny: {host: mx.example.test}`, "", 0),
+	Entry("a user entry never covers a client's class", `deny: {user: "*"}`, "web", 1),
+)

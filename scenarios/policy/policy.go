@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/egresslab/egresslab/internal/nftinclude"
+	"github.com/egresslab/egresslab/netns/ruleset/nftinclude"
 	"github.com/egresslab/egresslab/scenarios/policy/rulesetfile"
 	"github.com/egresslab/egresslab/scenarios/policy/value"
 	"github.com/egresslab/egresslab/scenarios/policy/yamlnode"

@@ -9,6 +9,7 @@ import (
 	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios/policy"
+	"github.com/egresslab/egresslab/scenarios/report/complete"
 )
 
 // Flip is one probe whose outcome changed between two rulesets: the rollout
@@ -137,7 +138,7 @@ func decidedBy(r Result) string {
 	if r.Decider == nil {
 		return d
 	}
-	return r.Decider.String() + " — " + d
+	return DecidedBy(r.Decider) + " — " + d
 }
 
 type jsonFlipSide struct {
@@ -163,11 +164,11 @@ type jsonFlip struct {
 // WriteJSON writes {"old", "new", "regressions", "flips": [...]}, indented.
 func (d *Diff) WriteJSON(w io.Writer) error {
 	doc := struct {
-		Old         string          `json:"old"`
-		New         string          `json:"new"`
-		Regressions int             `json:"regressions"`
-		Flips       []jsonFlip      `json:"flips"`
-		Classes     []jsonClassFlip `json:"classes,omitempty"` // --complete
+		Old         string              `json:"old"`
+		New         string              `json:"new"`
+		Regressions int                 `json:"regressions"`
+		Flips       []jsonFlip          `json:"flips"`
+		Classes     []complete.JSONFlip `json:"classes,omitempty"` // --complete
 	}{d.Old.Policy, d.New.Policy, d.Regressions(), []jsonFlip{}, d.jsonClassFlips()}
 	side := func(r Result) jsonFlipSide {
 		return jsonFlipSide{Observed: r.Observed, Expected: r.Expect, Pass: r.Pass(), Detail: r.Detail, Evidence: evidenceJSON(r), Rule: r.Decider}

@@ -96,7 +96,7 @@ func (r Result) failureLine() string {
 		line += fmt.Sprintf(" (policy line %d)", r.Line)
 	}
 	if r.Decider != nil {
-		line += "\n      decided by " + r.Decider.String()
+		line += "\n      decided by " + DecidedBy(r.Decider)
 		if r.DeciderAt != nil {
 			line += ", written at " + r.DeciderAt.String()
 		}

@@ -69,7 +69,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 				text += fmt.Sprintf("\npolicy line %d", res.Line)
 			}
 			if res.Decider != nil {
-				text += "\ndecided by " + res.Decider.String()
+				text += "\ndecided by " + DecidedBy(res.Decider)
 			}
 			if res.DeciderAt != nil {
 				text += "\nwritten at " + res.DeciderAt.String()

@@ -14,6 +14,7 @@ import (
 	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios/policy"
+	"github.com/egresslab/egresslab/scenarios/report/complete"
 )
 
 // Result is one probe with what was observed.
@@ -150,8 +151,8 @@ type jsonReport struct {
 	Parity  []ParityCell `json:"parity,omitempty"`
 	Shard   *Shard       `json:"shard,omitempty"`
 	// verify --complete
-	Classes      []jsonClass       `json:"classes,omitempty"`
-	Completeness *jsonCompleteness `json:"completeness,omitempty"`
+	Classes      []complete.JSONClass       `json:"classes,omitempty"`
+	Completeness *complete.JSONCompleteness `json:"completeness,omitempty"`
 }
 
 // A user's probe has user and uid; a client's has client, network and
@@ -177,10 +178,12 @@ type jsonProbe struct {
 	Rule     *jsonRule     `json:"rule"` // the deciding rule, where the kernel can say it
 }
 
-// jsonRule is the deciding rule with, where known exactly, the file and
-// line of the candidate ruleset that wrote it.
+// jsonRule is the deciding rule, its verdict as a reader names it, what it
+// matched that a reader may not expect, and, where known exactly, the file
+// and line of the candidate ruleset that wrote it.
 type jsonRule struct {
 	*trace.Rule
+	Note string `json:"note,omitempty"`
 	File string `json:"file,omitempty"`
 	Line int    `json:"line,omitempty"`
 }
@@ -225,7 +228,9 @@ func ruleOf(res Result) *jsonRule {
 	if res.Decider == nil {
 		return nil
 	}
-	r := &jsonRule{Rule: res.Decider}
+	rule := *res.Decider // shared by the probes it decided: the verdict is this probe's
+	rule.Verdict = RuleVerdict(rule.Verdict, res.Observed)
+	r := &jsonRule{Rule: &rule, Note: ruleNote(res.Decider)}
 	if at := res.DeciderAt; at != nil {
 		r.File, r.Line = at.File, at.Line
 	}

@@ -2,7 +2,7 @@
 # big20k.sh DIR: writes the 20,000-rules-per-family ruleset of `verify
 # --complete`'s speed target (issue 19) to DIR, with a policy of one user and
 # one host: DIR/big20k.yaml, DIR/big20k.v4.rules, DIR/big20k.v6.rules. The
-# rules have the shape of internal/classes' bigRuleset (bench_test.go): a
+# rules have the shape of scenarios/classes' bigRuleset (bench_test.go): a
 # blocklist of /24s (/64s) and per-host service rules for one uid each, under
 # OUTPUT DROP. The generated files are not committed: run this, then
 #   time bin/egresslab verify --complete -f DIR/big20k.yaml

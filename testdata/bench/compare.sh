@@ -150,7 +150,7 @@ echo "   $sweep ms; $(tail -1 "$tmp/sweep.out")"
 
 # verify --complete (issue 19): the class counts and whole-process times.
 nclasses() { python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["classes"]))' "$1"; }
-tailsyaml=internal/classes/testdata/tails/egresslab.yaml
+tailsyaml=scenarios/classes/testdata/tails/egresslab.yaml
 echo "== egresslab verify --complete -f $tailsyaml"
 timed "$tmp/tails.json" "$egresslab" verify --complete -f "$tailsyaml" --format json
 # exit 1: Tails lets more out than its one-line deny says (44 classes, 2 cells)

@@ -5,12 +5,12 @@ import (
 	"path"
 	"strings"
 
-	"github.com/egresslab/egresslab/internal/nftinclude"
+	"github.com/egresslab/egresslab/netns/ruleset/nftinclude"
 )
 
 // nft reads the files an nft ruleset includes itself, as the lab's root, and
 // would look in the host's /etc first. So that it reads nothing the policy
-// does not name, every include is found here first (internal/nftinclude
+// does not name, every include is found here first (netns/ruleset/nftinclude
 // scans as nft does): it must name a file beside the nft file or below it,
 // which is read under the same rules as the ruleset; the lab stages it and
 // points the include at the staged copy (ruleset.LoadNFT).

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/egresslab/egresslab/internal/nftinclude"
+	"github.com/egresslab/egresslab/netns/ruleset/nftinclude"
 	"golang.org/x/sys/unix"
 )
 

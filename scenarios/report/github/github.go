@@ -65,7 +65,7 @@ func Annotations(r *report.Report) []Annotation {
 				msg = append(msg, "answered: "+d)
 			}
 			if res.Decider != nil {
-				msg = append(msg, "decided by "+res.Decider.String())
+				msg = append(msg, "decided by "+report.DecidedBy(res.Decider))
 			}
 			if res.Line > 0 {
 				msg = append(msg, fmt.Sprintf("policy %s line %d", r.File, res.Line))
@@ -141,7 +141,7 @@ func WriteSummary(w io.Writer, r *report.Report) error {
 				}
 				decider, at := "", ""
 				if res.Decider != nil {
-					decider = res.Decider.String()
+					decider = report.DecidedBy(res.Decider)
 				}
 				if res.DeciderAt != nil {
 					at = res.DeciderAt.String()

@@ -60,10 +60,16 @@ func (s Sources) Of(r *trace.Rule) (Source, bool) {
 		return Source{}, false
 	}
 	at := lines[pos]
-	if v := r.Verdict; v != "" && !strings.Contains(strings.ToLower(at.text), v) {
+	if v := r.Verdict; v != "" && !carries(strings.ToLower(at.text), v) {
 		return Source{}, false
 	}
 	return at, true
+}
+
+// carries reports whether a line of the ruleset can give the verdict the
+// kernel traced: a reject rule's is the drop that follows its answer.
+func carries(line, verdict string) bool {
+	return strings.Contains(line, verdict) || verdict == "drop" && strings.Contains(line, "reject")
 }
 
 // replayRestore follows an iptables-restore file: each table it names is

@@ -56,7 +56,7 @@ insert rule inet egress output ct state established accept
 		},
 		Entry("an inserted rule is first", trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 1, Verdict: "accept"}, 7),
 		Entry("the rules it went before move down", trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 3, Verdict: "accept"}, 6),
-		Entry("a rule after counters", trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 4, Verdict: "reject"}, 8),
+		Entry("a REJECT rule after counters (the kernel's verdict is the drop after its answer)", trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Position: 4, Verdict: "drop"}, 8),
 		Entry("the chain's policy", trace.Rule{Family: "ip6", Table: "filter", Chain: "OUTPUT", Policy: true, Verdict: "drop"}, 4),
 	)
 
@@ -69,7 +69,7 @@ insert rule inet egress output ct state established accept
 		Entry("an inserted rule is first", trace.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 1, Verdict: "accept"}, 15),
 		Entry("a rule after the chain's type line", trace.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 2, Verdict: "accept"}, 8),
 		Entry("a rule over two lines is its first", trace.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 3, Verdict: "accept"}, 9),
-		Entry("a reject", trace.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 4, Verdict: "reject"}, 11),
+		Entry("a reject (the kernel's verdict is the drop after its answer)", trace.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 4, Verdict: "drop"}, 11),
 		Entry("an added rule is last", trace.Rule{Family: "inet", Table: "egress", Chain: "output", Position: 5, Verdict: "accept"}, 14),
 		Entry("the policy on the type line", trace.Rule{Family: "inet", Table: "egress", Chain: "output", Policy: true, Verdict: "drop"}, 7),
 	)
