@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"time"
@@ -37,23 +38,39 @@ type dialer struct {
 	t        Target
 	deadline time.Time
 	ctx      context.Context
+	// stopCancel ends the cancellation's hold on file (nil: no file yet).
+	stopCancel func() bool
 }
 
 // socketFile is the probe's socket as an *os.File, for waits with a deadline.
+// It is made only for a probe that waits (most probes are decided without):
+// from then on a cancelled context ends every wait at once, since the
+// socket's deadline moves to the past, and the verdict is the context's error.
 func (p *dialer) socketFile() *os.File {
 	if p.file == nil {
-		p.file = os.NewFile(uintptr(p.fd), "probe")
+		f := os.NewFile(uintptr(p.fd), "probe")
+		p.file = f
+		p.stopCancel = context.AfterFunc(p.ctx, func() { _ = f.SetDeadline(time.Unix(1, 0)) })
 	}
 	return p.file
 }
 
 // Close closes the probe's socket.
-func (p *dialer) Close() error {
+func (p *dialer) Close() error { return p.socket().Close() }
+
+// socket is the probe's socket to close, apart from the dialer (which is
+// reused once the probe is decided).
+func (p *dialer) socket() io.Closer {
 	if p.file != nil {
-		return p.file.Close()
+		return p.file
 	}
-	return unix.Close(p.fd)
+	return socketFD(p.fd)
 }
+
+// socketFD is a socket that no wait has made into an *os.File.
+type socketFD int
+
+func (s socketFD) Close() error { return unix.Close(int(s)) }
 
 func (p *dialer) fail(err error) { p.f.Err = err }
 

@@ -229,8 +229,8 @@ func probePlanned(ctx context.Context, lab *LabBench, pp probePlan, opts RunOpti
 				start := time.Now()
 				r, flow := lab.dial(ctx, on, pr, opts)
 				explain.record(i, flow)
-				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start),
-					Source: r.Facts.LeftAs.Addr()}
+				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start)}.
+					WithSource(r.Facts.LeftAs.Addr())
 				if opts.Progress != nil && i < pp.matrix {
 					opts.Progress(int(done.Add(1)), pp.matrix)
 				}

@@ -55,7 +55,7 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		nd := 0
 		for _, r := range rep.Results {
 			if r.User.Name == "postfix" && r.Host == "mx.example.test" && r.Family() == "ipv6" {
-				Expect(r.Evidence).To(Equal(probe.Evidence{Kind: probe.NeighbourDiscovery, Where: "output", Packet: "solicitation", Neighbour: "2001:db8:1::1"}))
+				Expect(r.Evidence).To(Equal(probe.Evidence{Kind: probe.NeighbourDiscovery, Where: probe.Output, Packet: probe.Solicitation, Neighbour: "2001:db8:1::1"}))
 				nd++
 			}
 		}
@@ -105,7 +105,7 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		for _, r := range rep.Results {
 			if r.User.Name == "www-data" && r.Family() == "ipv4" {
 				Expect(r.Observed).To(Equal(dropped))
-				Expect(r.Evidence).To(Equal(probe.Evidence{Kind: probe.Egress, Where: "output"}))
+				Expect(r.Evidence).To(Equal(probe.Evidence{Kind: probe.Egress, Where: probe.Output}))
 				seen++
 			}
 		}
@@ -119,7 +119,7 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		for _, r := range rep.Results {
 			if r.User.Name == "postfix" && r.Host == "relay.localhost" {
 				Expect(r.Observed).To(Equal(dropped))
-				Expect(r.Evidence).To(Equal(probe.Evidence{Kind: probe.ReturnPath, Where: "output", Packet: "answer"}))
+				Expect(r.Evidence).To(Equal(probe.Evidence{Kind: probe.ReturnPath, Where: probe.Output, Packet: probe.Answer}))
 				seen++
 			}
 		}

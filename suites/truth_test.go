@@ -82,7 +82,7 @@ var _ = Describe("the lab as a real host", Label("truth"), func() {
 
 		relay2 := result(rep, "www-data", "127.0.0.2")
 		Expect(relay2.Observed).To(Equal(probe.Dropped))
-		Expect(relay2.Evidence).To(Equal(probe.Evidence{Kind: probe.ReturnPath, Where: "output", Packet: "answer"}))
+		Expect(relay2.Evidence).To(Equal(probe.Evidence{Kind: probe.ReturnPath, Where: probe.Output, Packet: probe.Answer}))
 		code, _ = realDial(ctx, lab, p, "www-data", "exec 3<>/dev/tcp/127.0.0.2/2525")
 		Expect(code).To(Equal(124), "the real client must hang: postfix's SYN-ACK is dropped")
 

@@ -112,7 +112,8 @@ func (s *Sentinel) Recycled(f netns.Flow, mark uint64) bool {
 	if mark+recentForgets < q.forgotten.Load() {
 		return true // too old to tell
 	}
-	return q.latest[string(flowKey(f))] > mark
+	var key [flowKeyMax]byte
+	return q.latest[string(appendFlowKey(key[:0], f))] > mark
 }
 
 // AwaitHeldPorts waits until the sockets of every flow released so far are

@@ -41,10 +41,23 @@ func flowKey(src, dst netip.AddrPort, proto string) traceKey {
 
 // flowTrace is what decides a probe from one direction's reports: whether
 // the candidate's rules saw it at all, its first drop, its first accept by a
-// rule and its first by a chain's policy. A sweep keeps one per probe.
+// rule and its first by a chain's policy. A sweep keeps one per probe: the
+// verdicts are numbers into Trace.met, half the size of pointers.
 type flowTrace struct {
 	seen                       bool
-	drop, accept, policyAccept *traceEvent
+	drop, accept, policyAccept eventRef
+}
+
+// eventRef is 1 + the index of a verdict in Trace.met; 0 is none.
+type eventRef uint32
+
+// event is the verdict r refers to (nil for none). Call it with t.mu held,
+// or once the reader has stopped.
+func (t *Trace) event(r eventRef) *traceEvent {
+	if r == 0 {
+		return nil
+	}
+	return t.met[r-1]
 }
 
 // packetIDs maps a trace id to the packet it follows. Ids are reused by
@@ -127,8 +140,8 @@ func (t *Trace) read() {
 	defer close(t.done)
 	defer t.setBacklog(0) // no probe waits on a reader that is gone
 	ids := &packetIDs{current: map[uint32]traceKey{}}
-	chains := map[[3]string]*traceChain{}    // one copy of each chain's names
-	verdicts := map[traceEvent]*traceEvent{} // and of each verdict
+	chains := map[[3]string]*traceChain{} // one copy of each chain's names
+	verdicts := map[traceEvent]eventRef{} // and of each verdict
 	buf := make([]byte, traceBatch*traceSlot)
 	msgs := make([]mmsghdr, traceBatch)
 	iovs := make([]unix.Iovec, traceBatch)
@@ -192,7 +205,7 @@ func attrs(b []byte, fn func(typ uint16, v []byte)) {
 }
 
 // report files one trace report under its packet's flow.
-func (t *Trace) report(typ uint16, data []byte, ids *packetIDs, chains map[[3]string]*traceChain, verdicts map[traceEvent]*traceEvent) {
+func (t *Trace) report(typ uint16, data []byte, ids *packetIDs, chains map[[3]string]*traceChain, verdicts map[traceEvent]eventRef) {
 	if typ != unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_TRACE || len(data) < 4 {
 		return
 	}
@@ -255,14 +268,16 @@ func (t *Trace) report(typ uint16, data []byte, ids *packetIDs, chains map[[3]st
 		ev.where = &traceChain{family: name[0], table: string(table), chain: string(chain)}
 		chains[name] = ev.where
 	}
-	v := verdicts[ev]
-	if v == nil {
-		v = &traceEvent{}
-		*v = ev
-		verdicts[ev] = v
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	ref := verdicts[ev]
+	if ref == 0 {
+		v := ev
+		t.met = append(t.met, &v)
+		ref = eventRef(len(t.met))
+		verdicts[ev] = ref
+	}
+	v := t.event(ref)
 	if key == ndKey {
 		if v.verdict == "drop" && !slices.Contains(t.ndDrops, v) {
 			t.ndDrops = append(t.ndDrops, v)
@@ -272,12 +287,12 @@ func (t *Trace) report(typ uint16, data []byte, ids *packetIDs, chains map[[3]st
 	ft := t.events[key]
 	ft.seen = true
 	switch {
-	case v.verdict == "drop" && ft.drop == nil:
-		ft.drop = v
-	case v.verdict == "accept" && !v.policy && ft.accept == nil:
-		ft.accept = v
-	case v.verdict == "accept" && v.policy && ft.policyAccept == nil:
-		ft.policyAccept = v
+	case v.verdict == "drop" && ft.drop == 0:
+		ft.drop = ref
+	case v.verdict == "accept" && !v.policy && ft.accept == 0:
+		ft.accept = ref
+	case v.verdict == "accept" && v.policy && ft.policyAccept == 0:
+		ft.policyAccept = ref
 	}
 	t.events[key] = ft
 }

@@ -180,14 +180,14 @@ func (s *Summary) add(res Result) {
 }
 
 // ExecCommand is the command that replays r with a real client, as r's user
-// inside a lab of policyFile (when empty: r.PolicyFile, else
+// inside a lab of policyFile (when empty: r.PolicyFile(), else
 // "egresslab.yaml", verify's default): nc dials the same address and port
 // and says what it saw.
 func (r Result) ExecCommand(policyFile string) string {
 	switch {
 	case policyFile != "":
-	case r.PolicyFile != "":
-		policyFile = r.PolicyFile
+	case r.PolicyFile() != "":
+		policyFile = r.PolicyFile()
 	default:
 		policyFile = "egresslab.yaml"
 	}

@@ -181,30 +181,35 @@ func AnsweredBy(ev probe.Evidence) string {
 // the report's words for the host's state ("cause") and the service that
 // answered ("answered_by").
 type jsonEvidence struct {
-	Kind       probe.Kind   `json:"kind"`
-	Where      probe.Hook   `json:"where,omitempty"`
-	Packet     probe.Packet `json:"packet,omitempty"`
-	ICMP       *probe.ICMP  `json:"icmp,omitempty"`
-	Errno      string       `json:"errno,omitempty"`
-	Cause      string       `json:"cause,omitempty"`
-	Neighbour  string       `json:"neighbour,omitempty"`
-	AnsweredBy string       `json:"answered_by,omitempty"`
+	Kind       string      `json:"kind"`
+	Where      string      `json:"where,omitempty"`
+	Packet     string      `json:"packet,omitempty"`
+	ICMP       *probe.ICMP `json:"icmp,omitempty"`
+	Errno      string      `json:"errno,omitempty"`
+	Cause      string      `json:"cause,omitempty"`
+	Neighbour  string      `json:"neighbour,omitempty"`
+	AnsweredBy string      `json:"answered_by,omitempty"`
 }
 
 // evidenceJSON words a result's evidence for the JSON report; a result read
 // back from a report keeps the words it was read with.
 func evidenceJSON(res Result) jsonEvidence {
-	if res.reported != nil {
-		return *res.reported
+	if res.apart != nil && res.apart.reported != nil {
+		return *res.apart.reported
 	}
 	ev := res.Evidence
-	return jsonEvidence{Kind: ev.Kind, Where: ev.Where, Packet: ev.Packet, ICMP: ev.ICMP, Errno: ev.Errno,
+	return jsonEvidence{Kind: ev.Kind.String(), Where: ev.Where.String(), Packet: ev.Packet.String(), ICMP: ev.ICMP, Errno: ev.Errno,
 		Cause: Cause(ev), Neighbour: ev.Neighbour, AnsweredBy: AnsweredBy(ev)}
 }
 
-// typed is the evidence's typed part, read back from a report.
+// typed is the evidence's typed part, read back from a report. A word this
+// version does not know stays zero there (the result keeps its words).
 func (j jsonEvidence) typed() probe.Evidence {
-	return probe.Evidence{Kind: j.Kind, Where: j.Where, Packet: j.Packet, ICMP: j.ICMP, Errno: j.Errno, Neighbour: j.Neighbour}
+	ev := probe.Evidence{ICMP: j.ICMP, Errno: j.Errno, Neighbour: j.Neighbour}
+	_ = ev.Kind.UnmarshalText([]byte(j.Kind))
+	_ = ev.Where.UnmarshalText([]byte(j.Where))
+	_ = ev.Packet.UnmarshalText([]byte(j.Packet))
+	return ev
 }
 
 // WriteTelnet prints a client's view as telnet would have shown it.
