@@ -13,7 +13,7 @@ import (
 	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/netns/sentinel"
 	"github.com/egresslab/egresslab/netns/trace"
-	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/words"
 )
 
 // probeWorkers is how many probes of one lab run at once.
@@ -229,7 +229,7 @@ func probePlanned(ctx context.Context, lab *LabBench, pp probePlan, opts RunOpti
 				start := time.Now()
 				r, flow := lab.dial(ctx, on, pr, opts)
 				explain.record(i, flow)
-				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start)}.
+				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: words.Detail(r), Duration: time.Since(start)}.
 					WithSource(r.Facts.LeftAs.Addr())
 				if opts.Progress != nil && i < pp.matrix {
 					opts.Progress(int(done.Add(1)), pp.matrix)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/words"
 	"github.com/egresslab/egresslab/suites/matchers"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -139,7 +139,7 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		Expect(view.Attempts[0].Addr.String()).To(Equal("2001:db8::25"))
 		Expect(view.Attempts[0].Result.Outcome).To(Equal(connected))
 		var out bytes.Buffer
-		report.WriteTelnet(&out, view)
+		words.WriteTelnet(&out, view)
 		Expect(out.String()).To(HavePrefix("Trying 2001:db8::25...\nConnected to mx.example.test.\n"))
 		Expect(out.String()).To(ContainSubstring("220 mx.example.test ESMTP"))
 

@@ -13,7 +13,7 @@ import (
 	"github.com/egresslab/egresslab/internal/catalogue"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/words"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -63,7 +63,7 @@ func cells(p *scenarios.Policy) []scenarios.Probe {
 // forward path, never from the host as a user (which would test OUTPUT).
 func dialCell(ctx SpecContext, lab *scenarios.LabBench, pr scenarios.Probe) verdict {
 	r := lab.Dial(ctx, pr, 0)
-	return verdict{r.Outcome, r.Evidence.Kind, report.Detail(r)}
+	return verdict{r.Outcome, r.Evidence.Kind, words.Detail(r)}
 }
 
 func startLab(ctx SpecContext, p *scenarios.Policy) *scenarios.LabBench {

@@ -12,7 +12,7 @@ import (
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/words"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -107,7 +107,7 @@ var _ = Describe("the lab as a real host", Label("truth"), func() {
 			Expect(r.Observed).To(Equal(c.outcome), c.addr)
 			Expect(r.Evidence.Kind).To(Equal(probe.HostState), c.addr)
 			Expect(r.Evidence.Errno).To(Equal(c.errno), c.addr)
-			Expect(report.Cause(r.Evidence)).To(HavePrefix(c.cause), c.addr)
+			Expect(words.Cause(r.Evidence)).To(HavePrefix(c.cause), c.addr)
 			code, out := realDial(ctx, lab, p, "www-data", fmt.Sprintf("exec 3<>/dev/tcp/%s/80", c.addr))
 			Expect(code).To(Equal(1), out)
 			Expect(out).To(ContainSubstring(c.real))

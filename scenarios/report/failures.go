@@ -1,6 +1,8 @@
 package report
 
 import (
+	"github.com/egresslab/egresslab/scenarios/report/words"
+
 	"bytes"
 	"fmt"
 	"strings"
@@ -96,7 +98,7 @@ func (r Result) failureLine() string {
 		line += fmt.Sprintf(" (policy line %d)", r.Line)
 	}
 	if r.Decider != nil {
-		line += "\n      decided by " + DecidedBy(r.Decider)
+		line += "\n      decided by " + words.DecidedBy(r.Decider)
 		if r.DeciderAt != nil {
 			line += ", written at " + r.DeciderAt.String()
 		}

@@ -1,6 +1,8 @@
 package report
 
 import (
+	"github.com/egresslab/egresslab/scenarios/report/words"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -229,8 +231,8 @@ func ruleOf(res Result) *jsonRule {
 		return nil
 	}
 	rule := *res.Decider // shared by the probes it decided: the verdict is this probe's
-	rule.Verdict = RuleVerdict(rule.Verdict, res.Observed)
-	r := &jsonRule{Rule: &rule, Note: ruleNote(res.Decider)}
+	rule.Verdict = words.RuleVerdict(rule.Verdict, res.Observed)
+	r := &jsonRule{Rule: &rule, Note: words.RuleNote(res.Decider)}
 	if at := res.DeciderAt; at != nil {
 		r.File, r.Line = at.File, at.Line
 	}
