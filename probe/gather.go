@@ -59,8 +59,17 @@ func (p *dialer) socketFile() *os.File {
 func (p *dialer) Close() error { return p.socket().Close() }
 
 // socket is the probe's socket to close, apart from the dialer (which is
-// reused once the probe is decided).
+// reused once the probe is decided). A connection whose handshake completed
+// ends with a reset (SO_LINGER 0), not the FIN exchange: its verdict and
+// evidence are known by now, and each packet it sends crosses the
+// candidate's chains again (a FIN and the ACK of the peer's FIN are two, a
+// reset one). Not to an address of the lab's own: the sentinel records a
+// reset leaving the lab under its flow read backwards, which a later probe
+// from that address could take for its own.
 func (p *dialer) socket() io.Closer {
+	if p.f.Handshake && !p.t.Addr.IsLoopback() && p.flow.Src.Addr() != p.t.Addr {
+		_ = unix.SetsockoptLinger(p.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
+	}
 	if p.file != nil {
 		return p.file
 	}
