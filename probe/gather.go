@@ -211,14 +211,42 @@ func (p *dialer) seenAs() string {
 	return p.flow.Src.String()
 }
 
+// seenAt is the probe's destination as the lab's services see it: where
+// the candidate's nat sent it (the sentinel's record), else where it was
+// dialled. ok is false when the sentinel could not be read (p failed).
+func (p *dialer) seenAt() (dst string, ok bool) {
+	to, rewritten, err := p.lab.RewrittenTo(p.flow)
+	if err != nil {
+		p.fail(fmt.Errorf("read where the candidate's nat sent the probe: %w", err))
+		return "", false
+	}
+	if rewritten {
+		return to.String(), true
+	}
+	return p.flow.Dst.String(), true
+}
+
 // answeredBy names the lab's service that saw this probe, if it was one of
-// them. A UDP echo is recorded before it is sent; a TCP handshake completes
-// in the kernel before the listener accepts, so that record is awaited.
+// them: the one that saw this very connection, both its ends, since another
+// probe may share its source. A UDP echo is recorded before it is sent; a
+// TCP handshake completes in the kernel before the listener accepts, so that
+// record is awaited. Most probes reach the address they dialled, so that is
+// asked first, and the sentinel only when it found nothing.
 func (p *dialer) answeredBy() *Service {
-	client := p.seenAs()
-	s, ok := p.lab.WhoAnswered(p.t.Proto, client)
+	client, server := p.seenAs(), p.flow.Dst.String()
+	s, ok := p.lab.WhoAnswered(p.t.Proto, client, server)
+	if !ok {
+		to, known := p.seenAt()
+		if !known {
+			return nil
+		}
+		if to != server {
+			server = to
+			s, ok = p.lab.WhoAnswered(p.t.Proto, client, server)
+		}
+	}
 	if !ok && p.t.Proto == "tcp" {
-		s, ok = p.lab.AwaitAnswered(p.t.Proto, client, p.deadline)
+		s, ok = p.lab.AwaitAnswered(p.t.Proto, client, server, p.deadline)
 	}
 	if !ok {
 		return nil
