@@ -26,11 +26,11 @@ type Lab interface {
 	HostRefusal(dst netip.Addr) (sentinel.Refusal, bool, error)
 	// WhoAnswered, AwaitAnswered and AwaitGreeted name a connection by both
 	// its ends as the lab's service saw them ("ip:port"): after the
-	// candidate's nat, which RewrittenTo tells for the destination.
+	// candidate's nat, which AfterNAT tells.
 	WhoAnswered(proto, client, server string) (serve.Service, bool)
 	AwaitAnswered(proto, client, server string, deadline time.Time) (serve.Service, bool)
 	AwaitGreeted(client, server string, deadline time.Time) bool
-	RewrittenTo(f netns.Flow) (dst netip.AddrPort, ok bool, err error)
+	AfterNAT(f netns.Flow) (netns.Flow, error)
 	Release(f netns.Flow, sock io.Closer)
 	ForgetMark() uint64
 	Recycled(f netns.Flow, mark uint64) bool

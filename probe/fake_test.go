@@ -90,9 +90,7 @@ func (l *fakeLab) AwaitAnswered(proto, client, server string, _ time.Time) (serv
 	return l.WhoAnswered(proto, client, server)
 }
 func (l *fakeLab) AwaitGreeted(string, string, time.Time) bool { return false }
-func (l *fakeLab) RewrittenTo(netns.Flow) (netip.AddrPort, bool, error) {
-	return netip.AddrPort{}, false, nil
-}
+func (l *fakeLab) AfterNAT(f netns.Flow) (netns.Flow, error)   { return f, nil }
 func (l *fakeLab) Release(f netns.Flow, sock io.Closer) {
 	l.mu.Lock()
 	l.released = append(l.released, f)

@@ -149,8 +149,7 @@ func (p *dialer) greeting() {
 		// Only a greeting the lab's server wrote and the client never got
 		// is a drop; a server that has not written it yet is the lab's own
 		// lag (a loaded machine), which is waited out, and never a verdict.
-		client := p.seenAs()
-		server, known := p.seenAt()
+		client, server, known := p.connEnds()
 		if !known {
 			return
 		}

@@ -95,15 +95,9 @@ expect:
 		}))
 	})
 
-	It("names the service a candidate's DNAT sent a probe to, not the one it dialled", func(ctx SpecContext) {
-		lab, p := start(ctx, `*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A OUTPUT -d 192.0.2.80 -p tcp --dport 80 -j DNAT --to-destination 192.0.2.81:80
-COMMIT
-`+accept6)
+	// answeredBy probes every cell of the lab and names who answered each.
+	answeredBy := func(ctx SpecContext, lab *scenarios.LabBench, p *scenarios.Policy) map[string]string {
+		GinkgoHelper()
 		rep, err := scenarios.ProbeAll(ctx, lab, p, scenarios.RunOptions{NoRule: true})
 		Expect(err).NotTo(HaveOccurred())
 		by := map[string]string{}
@@ -112,8 +106,22 @@ COMMIT
 			s := r.Evidence.AnsweredBy
 			by[r.Address.String()] = fmt.Sprintf("%s %s/%s", s.Host, netip.AddrPortFrom(s.Addr, s.Port), s.Proto)
 		}
-		Expect(by).To(Equal(map[string]string{
+		return by
+	}
+	const nat = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+
+	It("names the service a candidate's DNAT sent a probe to, not the one it dialled", func(ctx SpecContext) {
+		lab, p := start(ctx, nat+"-A OUTPUT -d 192.0.2.80 -p tcp --dport 80 -j DNAT --to-destination 192.0.2.81:80\nCOMMIT\n"+accept6)
+		Expect(answeredBy(ctx, lab, p)).To(Equal(map[string]string{
 			"192.0.2.80": "web2.example.test 192.0.2.81:80/tcp",
+			"192.0.2.81": "web2.example.test 192.0.2.81:80/tcp",
+		}))
+	})
+
+	It("names the service of a probe whose source port the candidate's nat rewrote", func(ctx SpecContext) {
+		lab, p := start(ctx, nat+"-A POSTROUTING -d 192.0.2.81 -p tcp -j MASQUERADE --to-ports 61000-61010\nCOMMIT\n"+accept6)
+		Expect(answeredBy(ctx, lab, p)).To(Equal(map[string]string{
+			"192.0.2.80": "web.example.test 192.0.2.80:80/tcp",
 			"192.0.2.81": "web2.example.test 192.0.2.81:80/tcp",
 		}))
 	})

@@ -40,16 +40,13 @@ func installLeftAs(lab *netns.Lab) error {
 type natEnd struct {
 	addrAt [2]uint32 // the address's offset in the network header, IPv4 and IPv6
 	portAt uint32    // the port's offset in the transport header
-	// dnatOnly records only a connection the candidate's nat sent
-	// elsewhere (conntrack's IPS_DST_NAT): a map every probe fills would
-	// cost each of them an element.
-	dnatOnly bool
+	// status, if not 0, records only a connection with this conntrack
+	// status bit (one the candidate's nat rewrote): a map every probe
+	// fills would cost each of them an element.
+	status uint32
 }
 
-var (
-	natSource      = natEnd{addrAt: [2]uint32{12, 8}, portAt: 0}
-	natDestination = natEnd{addrAt: [2]uint32{16, 24}, portAt: 2, dnatOnly: true}
-)
+var natSource = natEnd{addrAt: [2]uint32{12, 8}, portAt: 0}
 
 // installNATMaps adds maps (IPv4's, IPv6's) and the rules that fill them
 // with the end of each packet to the sentinel's table in lab, at the end of
@@ -159,12 +156,12 @@ func natMapRule(chain, m string, v6 bool, addrLen, addrAt uint32, end natEnd) ([
 	if err != nil {
 		return nil, err
 	}
-	if end.dnatOnly {
+	if end.status != 0 {
 		// ct status is in the host's byte order.
-		dnat, none := binary.NativeEndian.AppendUint32(nil, ipsDstNAT), make([]byte, 4)
+		bit, none := binary.NativeEndian.AppendUint32(nil, end.status), make([]byte, 4)
 		if err := add(
 			&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: dnat, Xor: none},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: bit, Xor: none},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: none}); err != nil {
 			return nil, err
 		}

@@ -110,7 +110,7 @@ func Start(lab *netns.Lab) (*Sentinel, error) {
 	if s.host, err = vnetlink.NewHandleAt(vnetns.NsHandle(lab.NetNSFD())); err != nil {
 		return nil, fmt.Errorf("rtnetlink in lab %s: %w", lab.Name(), err)
 	}
-	if err := installNATDest(lab); err != nil {
+	if err := installAfterNAT(lab); err != nil {
 		return nil, err
 	}
 	s.forgets.init()
@@ -145,7 +145,7 @@ func (s *Sentinel) Check() error {
 		wanted[c.name] = want{*c.hook, c.priority, len(c.rules)}
 	}
 	post := wanted["post"]
-	post.rules += natDestRules
+	post.rules += natRules
 	wanted["post"] = post
 	if l.Forwarding() {
 		hooks := map[string]nftables.ChainHook{"forward": *nftables.ChainHookForward, "postrouting": *nftables.ChainHookPostrouting}
