@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/internal/classes"
+	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/netns/serve"
 	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
@@ -24,9 +25,13 @@ import (
 // classes of traffic it can tell apart (package classes), and one
 // representative of each class is probed through the kernel like any cell.
 
-// maxLabID is the highest uid and gid the lab maps: a class whose ids all
-// lie above it has no identity the lab can probe as.
-const maxLabID = 65535
+// maxLabIDs are the highest uid and gid the lab maps (65535, or less
+// rootless): a class whose ids all lie above them has no identity the lab
+// can probe as.
+func maxLabIDs() (uid, gid uint32) {
+	uids, gids := netns.MappedIDs()
+	return uids - 1, gids - 1
+}
 
 // listingTools are the listings the classes are read from, in
 // classes.Listings' order.
@@ -164,7 +169,8 @@ func servedCells(p *Policy) func(servedCell) bool {
 // identity must be one the lab maps.
 func probeable(c classes.Class) bool {
 	r := c.Representative
-	return r.UID <= maxLabID && r.GID <= maxLabID
+	maxUID, maxGID := maxLabIDs()
+	return r.UID <= maxUID && r.GID <= maxGID
 }
 
 // serve makes the world (or lo) answer every representative the policy's
@@ -299,7 +305,8 @@ func probeClasses(ctx context.Context, lab *LabBench, p *Policy, plan *classPlan
 		r := c.Representative
 		results[i].Observed = probe.Error
 		results[i].Evidence = probe.Evidence{Kind: probe.Failure}
-		results[i].Detail = fmt.Sprintf("no identity of this class can be probed: the lab maps uids and gids 0-%d, and the class's lowest are uid %d, gid %d", maxLabID, r.UID, r.GID)
+		maxUID, maxGID := maxLabIDs()
+		results[i].Detail = fmt.Sprintf("no identity of this class can be probed: the lab maps uids 0-%d and gids 0-%d, and the class's lowest are uid %d, gid %d", maxUID, maxGID, r.UID, r.GID)
 	}
 	explain, err := startExplaining(ctx, lab, p, plan.destinations(), results, opts)
 	if err != nil {

@@ -132,3 +132,44 @@ func tryRootlessIDs(ctx context.Context, env Env) error {
 	}
 	return nil
 }
+
+// rootless is what SetRootless recorded.
+var rootless struct {
+	user       string
+	uids, gids int
+}
+
+// SetRootless tells the steps that this process is a rootless start's,
+// root of a user namespace of its own that maps uids and gids ids of
+// user's: the steps then try what such a process can.
+func SetRootless(user string, uids, gids int) {
+	rootless.user, rootless.uids, rootless.gids = user, uids, gids
+}
+
+// rootlessHelpers checks that newuidmap and newgidmap can write a map: they
+// are set-user-ID root, or carry file capabilities (as Fedora ships them).
+func rootlessHelpers() error {
+	var missing []Tool
+	for _, t := range RootlessTools {
+		p, ok := lookTool(t.Command)
+		if !ok {
+			missing = append(missing, t)
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return fmt.Errorf("look at %s: %w", p, err)
+		}
+		if st.Mode&unix.S_ISUID != 0 && st.Uid == 0 {
+			continue
+		}
+		if _, err := unix.Getxattr(p, "security.capability", nil); err == nil {
+			continue
+		}
+		return &HelperError{Path: p}
+	}
+	if len(missing) > 0 {
+		return &ToolError{Missing: missing}
+	}
+	return nil
+}
