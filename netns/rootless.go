@@ -184,7 +184,10 @@ func StartRootless() (int, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{goRead} // rootlessFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: unix.CLONE_NEWUSER,
+		// A network namespace of its own too: a thread that entered a lab's
+		// must come back to one its user namespace owns, which the host's
+		// is not (setns needs CAP_SYS_ADMIN over the target's owner).
+		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET,
 		Pdeathsig:  syscall.SIGKILL,
 		// A process group of its own: a signal to ours (a CI runner's kill
 		// of the job) reaches it once, forwarded, not twice.
