@@ -61,7 +61,6 @@ type IDRangeError struct {
 	MappedUIDs uint32
 	MappedGIDs uint32
 	User       string // whose /etc/subuid and /etc/subgid ranges these are
-	Need       uint32 // the highest id the lab uses, plus one
 }
 
 func (e *IDRangeError) Error() string {
@@ -72,28 +71,24 @@ func (e *IDRangeError) Error() string {
 	if len(e.GIDs) > 0 {
 		uses = append(uses, "gid "+strings.Join(e.GIDs, ", "))
 	}
-	need := max(e.Need, LabIDs) - 1 // a whole range: what the catalogue uses too
 	return fmt.Sprintf("running rootless, the lab maps uids 0-%d and gids 0-%d (user %s's own id and its ranges in /etc/subuid and /etc/subgid), and the policy uses %s: "+
-		"give %s at least %d subordinate uids and gids, e.g. `sudo usermod --add-subuids 100000-%d --add-subgids 100000-%d %s` (a range no other line of /etc/subuid and /etc/subgid uses), or run egresslab as root",
-		e.MappedUIDs-1, e.MappedGIDs-1, e.User, strings.Join(uses, " and "), e.User, need, 100000+need-1, 100000+need-1, e.User)
+		"give %s a range of %d subordinate uids and gids (what every policy and the catalogue fit in): `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s` (pick a range no other line of /etc/subuid and /etc/subgid uses), or run egresslab as root",
+		e.MappedUIDs-1, e.MappedGIDs-1, e.User, strings.Join(uses, " and "), e.User, LabIDs, e.User)
 }
 
 // checkIDsFit refuses a lab whose accounts or groups use ids the map does
 // not reach, before anything starts.
 func checkIDsFit(cfg Config) error {
 	var uids, gids []string
-	need := uint32(0)
 	addGID := func(gid uint32, what string) {
 		s := fmt.Sprintf("%d (%s)", gid, what)
 		if gid >= labIDs.gids && !slices.Contains(gids, s) {
 			gids = append(gids, s)
-			need = max(need, gid+1)
 		}
 	}
 	for _, a := range cfg.Accounts {
 		if a.UID >= labIDs.uids {
 			uids = append(uids, fmt.Sprintf("%d (user %s)", a.UID, a.Name))
-			need = max(need, a.UID+1)
 		}
 		addGID(a.GID, "user "+a.Name+"'s group")
 		for _, g := range a.Groups {
@@ -106,5 +101,5 @@ func checkIDsFit(cfg Config) error {
 	if len(uids) == 0 && len(gids) == 0 {
 		return nil
 	}
-	return &IDRangeError{UIDs: uids, GIDs: gids, MappedUIDs: labIDs.uids, MappedGIDs: labIDs.gids, User: rootlessUser, Need: need}
+	return &IDRangeError{UIDs: uids, GIDs: gids, MappedUIDs: labIDs.uids, MappedGIDs: labIDs.gids, User: rootlessUser}
 }
