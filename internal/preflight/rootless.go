@@ -173,3 +173,47 @@ func rootlessHelpers() error {
 	}
 	return nil
 }
+
+// Notes are what works differently here without failing a step: rootless,
+// how the lab's processes are bounded and how large a ruleset loads.
+func Notes(env Env) []string {
+	if env.Root {
+		return nil
+	}
+	notes := []string{"rootless, one netlink batch of more than about 400 rules does not load (only the host's CAP_NET_ADMIN can enlarge the tools' netlink buffers): run egresslab as root for larger rulesets"}
+	if dir, ok := writableCgroup(); ok {
+		return append(notes, "rootless, "+env.User+" may write egresslab's own cgroup ("+dir+", delegated): labs are bounded there as under root")
+	}
+	return append(notes, "rootless, the lab's processes are bounded by RLIMIT_NPROC (per lab uid) instead of a cgroup, and its memory is not bounded: egresslab's own cgroup is not writable by "+env.User+" (a systemd user session delegates one: `systemd-run --user --scope egresslab ...`)")
+}
+
+// writableCgroup is the cgroup a lab's would be made under, when this user
+// may write it: cgroup v2's own, else v1's pids hierarchy's.
+func writableCgroup() (string, bool) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", false
+	}
+	for _, ln := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		parts := strings.SplitN(ln, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var dir string
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			dir = "/sys/fs/cgroup" + parts[2]
+			if _, err := os.Stat(dir + "/cgroup.subtree_control"); err != nil {
+				continue // v1's hierarchies hold /sys/fs/cgroup
+			}
+		case parts[1] == "pids":
+			dir = "/sys/fs/cgroup/pids" + parts[2]
+		default:
+			continue
+		}
+		if unix.Access(dir, unix.W_OK) == nil {
+			return dir, true
+		}
+	}
+	return "", false
+}
