@@ -279,56 +279,67 @@ var _ = Describe("rootless labs", Ordered, ContinueOnFailure, Label("rootless"),
 		Expect(out).To(HaveSuffix("labs can run here\n"))
 	})
 
-	It("leaves no process of the lab behind when the rootless egresslab is killed (SIGKILL)", func(ctx SpecContext) {
-		cmd := userCommand(dir, 65536, "./egresslab", "exec", "-f", "mail-ipt46.yaml", "--user", "www-data", "--", "sh", "-c", "echo up; exec cat")
-		stdout, err := cmd.StdoutPipe()
-		Expect(err).NotTo(HaveOccurred())
-		stdin, err := cmd.StdinPipe() // cat holds the lab until it is killed
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func() { _ = stdin.Close() })
-		var errb bytes.Buffer
-		cmd.Stderr = &errb
-		// A process left behind would hold stderr open: Wait does not wait
-		// for it past this, and the spec fails for it below.
-		cmd.WaitDelay = time.Second
-		Expect(cmd.Start()).To(Succeed())
-		DeferCleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		Expect(err).NotTo(HaveOccurred(), errb.String())
-		Expect(line).To(Equal("up\n"))
-
-		// unshare executed the script, which executed setpriv, which
-		// executed egresslab: cmd's pid is the rootless egresslab's.
-		tree := descendants(cmd.Process.Pid)
-		Expect(len(tree)).To(BeNumerically(">=", 3), "the rootless egresslab, the lab's holder, the command in the lab: %v", tree)
-		holders := 0
-		pidfds := map[int]int{}
-		for _, pid := range tree {
-			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); bytes.HasPrefix(comm, []byte("egresslab-lab-holder-of-")) {
-				holders++
-			}
-			fd, err := unix.PidfdOpen(pid, 0)
-			Expect(err).NotTo(HaveOccurred(), "pidfd of %d", pid)
-			pidfds[pid] = fd
-			DeferCleanup(func() {
-				// whatever outlived the kill, the spec having failed for
-				// it, goes now: the machine is shared
-				_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
-				unix.Close(fd)
-			})
-		}
-		Expect(holders).To(Equal(1), "one lab holder among %v", tree)
-
-		Expect(cmd.Process.Signal(syscall.SIGKILL)).To(Succeed())
-		// A pidfd becomes readable when its process exits: every process
-		// of the tree must, with no signal but the kernel's death signals.
-		for pid, fd := range pidfds {
-			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-			n, err := unix.Poll(fds, 20000)
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		It(fmt.Sprintf("leaves no process of the lab behind when the rootless egresslab gets %s", unix.SignalName(sig)), func(ctx SpecContext) {
+			cmd := userCommand(dir, 65536, "./egresslab", "exec", "-f", "mail-ipt46.yaml", "--user", "www-data", "--", "sh", "-c", "echo up; exec cat")
+			stdout, err := cmd.StdoutPipe()
 			Expect(err).NotTo(HaveOccurred())
-			Expect(n == 1 && fds[0].Revents&unix.POLLIN != 0).To(BeTrue(), "process %d outlived the rootless egresslab's SIGKILL", pid)
-		}
-	})
+			stdin, err := cmd.StdinPipe() // cat holds the lab until it is killed
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(func() { _ = stdin.Close() })
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			// A process left behind would hold stderr open: Wait does not
+			// wait for it past this, and the spec fails for it below.
+			cmd.WaitDelay = time.Second
+			Expect(cmd.Start()).To(Succeed())
+			DeferCleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			line, err := bufio.NewReader(stdout).ReadString('\n')
+			Expect(err).NotTo(HaveOccurred(), errb.String())
+			Expect(line).To(Equal("up\n"))
+
+			// unshare executed the script, which executed setpriv, which
+			// executed egresslab: cmd's pid is the rootless egresslab's.
+			tree := descendants(cmd.Process.Pid)
+			Expect(len(tree)).To(BeNumerically(">=", 3), "the rootless egresslab, the lab's holder, the command in the lab: %v", tree)
+			holders := 0
+			pidfds := map[int]int{}
+			for _, pid := range tree {
+				if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); bytes.HasPrefix(comm, []byte("egresslab-lab-holder-of-")) {
+					holders++
+				}
+				fd, err := unix.PidfdOpen(pid, 0)
+				Expect(err).NotTo(HaveOccurred(), "pidfd of %d", pid)
+				pidfds[pid] = fd
+				DeferCleanup(func() {
+					// whatever outlived the signal, the spec having failed
+					// for it, goes now: the machine is shared
+					_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+					unix.Close(fd)
+				})
+			}
+			// (more than one: the holder forking what the lab runs)
+			Expect(holders).To(BeNumerically(">=", 1), "a lab holder among %v", tree)
+
+			Expect(cmd.Process.Signal(sig)).To(Succeed())
+			// A pidfd becomes readable when its process exits: every
+			// process of the tree must, the rootless egresslab passing a
+			// SIGTERM on, the kernel's death signals doing the rest.
+			for pid, fd := range pidfds {
+				fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+				n, err := unix.Poll(fds, 20000)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(n == 1 && fds[0].Revents&unix.POLLIN != 0).To(BeTrue(), "process %d outlived the rootless egresslab's %s", pid, unix.SignalName(sig))
+			}
+			err = cmd.Wait()
+			if sig == syscall.SIGTERM {
+				// passed on, and ended as a run interrupted under root does
+				Expect(cmd.ProcessState.ExitCode()).To(Equal(143), "%v: %s", err, errb.String())
+				Expect(errb.String()).To(Equal("egresslab: interrupted by SIGTERM\n"))
+			}
+		})
+	}
+
 })
 
 // descendants are pid and every process below it, from /proc.
