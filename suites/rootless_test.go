@@ -325,11 +325,9 @@ var _ = Describe("rootless labs", Ordered, ContinueOnFailure, Label("rootless"),
 			// A pidfd becomes readable when its process exits: every
 			// process of the tree must, the rootless egresslab passing a
 			// SIGTERM on, the kernel's death signals doing the rest.
+			deadline := time.Now().Add(20 * time.Second)
 			for pid, fd := range pidfds {
-				fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-				n, err := unix.Poll(fds, 20000)
-				Expect(err).NotTo(HaveOccurred())
-				Expect(n == 1 && fds[0].Revents&unix.POLLIN != 0).To(BeTrue(), "process %d outlived the rootless egresslab's %s", pid, unix.SignalName(sig))
+				Expect(exited(fd, deadline)).To(BeTrue(), "process %d outlived the rootless egresslab's %s", pid, unix.SignalName(sig))
 			}
 			err = cmd.Wait()
 			if sig == syscall.SIGTERM {
@@ -369,4 +367,23 @@ func descendants(pid int) []int {
 		out = append(out, children[out[i]]...)
 	}
 	return out
+}
+
+// exited waits until the process of pidfd exits (its pidfd becomes
+// readable), at most until deadline.
+func exited(pidfd int, deadline time.Time) bool {
+	GinkgoHelper()
+	for {
+		left := time.Until(deadline)
+		if left < 0 {
+			left = 0
+		}
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, int(left.Milliseconds()))
+		if errors.Is(err, unix.EINTR) {
+			continue // the runtime's own signals interrupt a poll
+		}
+		Expect(err).NotTo(HaveOccurred())
+		return n == 1 && fds[0].Revents&unix.POLLIN != 0
+	}
 }
