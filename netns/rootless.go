@@ -2,6 +2,7 @@ package netns
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -264,4 +265,16 @@ func takeForeground() {
 	signal.Ignore(syscall.SIGTTOU)
 	defer signal.Reset(syscall.SIGTTOU)
 	_ = unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, unix.Getpgrp())
+}
+
+// RootlessBPF is err, from making a BPF map or program for what (port
+// ranges, --complete), as a rootless lab explains it: BPF maps and sk_lookup
+// programs need CAP_BPF and CAP_NET_ADMIN on the host, which no user
+// namespace gives. Other errors, and any as root, pass as they are.
+func RootlessBPF(err error, what string) error {
+	if err == nil || !Rootless() || !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	return &UnavailableError{What: "BPF programs for " + what + " (CAP_BPF and CAP_NET_ADMIN on the host)",
+		Fix: "rootless, egresslab cannot load them: run egresslab as root for this"}
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/egresslab/egresslab/internal/classes"
-	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/netns/serve"
 	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/probe"
@@ -25,13 +24,9 @@ import (
 // classes of traffic it can tell apart (package classes), and one
 // representative of each class is probed through the kernel like any cell.
 
-// maxLabIDs are the highest uid and gid the lab maps (65535, or less
-// rootless): a class whose ids all lie above them has no identity the lab
-// can probe as.
-func maxLabIDs() (uid, gid uint32) {
-	uids, gids := netns.MappedIDs()
-	return uids - 1, gids - 1
-}
+// maxLabID is the highest uid and gid the lab maps: a class whose ids all
+// lie above it has no identity the lab can probe as.
+const maxLabID = 65535
 
 // listingTools are the listings the classes are read from, in
 // classes.Listings' order.
@@ -169,8 +164,7 @@ func servedCells(p *Policy) func(servedCell) bool {
 // identity must be one the lab maps.
 func probeable(c classes.Class) bool {
 	r := c.Representative
-	maxUID, maxGID := maxLabIDs()
-	return r.UID <= maxUID && r.GID <= maxGID
+	return r.UID <= maxLabID && r.GID <= maxLabID
 }
 
 // serve makes the world (or lo) answer every representative the policy's
@@ -305,8 +299,7 @@ func probeClasses(ctx context.Context, lab *LabBench, p *Policy, plan *classPlan
 		r := c.Representative
 		results[i].Observed = probe.Error
 		results[i].Evidence = probe.Evidence{Kind: probe.Failure}
-		maxUID, maxGID := maxLabIDs()
-		results[i].Detail = fmt.Sprintf("no identity of this class can be probed: the lab maps uids 0-%d and gids 0-%d, and the class's lowest are uid %d, gid %d", maxUID, maxGID, r.UID, r.GID)
+		results[i].Detail = fmt.Sprintf("no identity of this class can be probed: the lab maps uids and gids 0-%d, and the class's lowest are uid %d, gid %d", maxLabID, r.UID, r.GID)
 	}
 	explain, err := startExplaining(ctx, lab, p, plan.destinations(), results, opts)
 	if err != nil {

@@ -252,6 +252,12 @@ var _ = Describe("rootless labs", Ordered, ContinueOnFailure, Label("rootless"),
 			"give " + rootlessName + " a range of 65536 subordinate uids and gids (what every policy and the catalogue fit in): `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 " + rootlessName + "` (pick a range no other line of /etc/subuid and /etc/subgid uses), or run egresslab as root\n"))
 	})
 
+	It("stops what needs BPF on the host (verify --complete), exit 3, saying root runs it: never a raw operation not permitted", func(ctx SpecContext) {
+		out, errOut, code := runAsUser(ctx, dir, 65536, "./egresslab", "verify", "--complete", "-f", "mail-ipt46.yaml")
+		Expect(code).To(Equal(3), "%s%s", out, errOut)
+		Expect(errOut).To(Equal("egresslab: the lab needs BPF programs for the addresses and ports --complete probes (CAP_BPF and CAP_NET_ADMIN on the host): rootless, egresslab cannot load them: run egresslab as root for this\n"))
+	})
+
 	It("explains, to a user without a subordinate range, what to add: doctor and verify alike, exit 3, no raw operation not permitted", func(ctx SpecContext) {
 		out, errOut, code := runAsUser(ctx, dir, 0, "./egresslab", "doctor")
 		Expect(code).To(Equal(3), "%s%s", out, errOut)
@@ -309,6 +315,9 @@ var _ = Describe("rootless labs", Ordered, ContinueOnFailure, Label("rootless"),
 					holders++
 				}
 				fd, err := unix.PidfdOpen(pid, 0)
+				if errors.Is(err, unix.ESRCH) {
+					continue // a short-lived process of the lab's start, gone already
+				}
 				Expect(err).NotTo(HaveOccurred(), "pidfd of %d", pid)
 				pidfds[pid] = fd
 				DeferCleanup(func() {

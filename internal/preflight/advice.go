@@ -206,7 +206,7 @@ func containerFix(e Env, missing []string) []string {
 
 func idsFix(e Env, ids *IDRangeError) []string {
 	if ids.Rootless > 0 {
-		return []string{fmt.Sprintf("give %s a range of %d subordinate uids and gids: `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s` (pick a range no other line of /etc/subuid and /etc/subgid uses), or run egresslab as root", e.User, LabIDs-1, e.User)}
+		return []string{fmt.Sprintf("give %s a range of %d subordinate uids and gids: `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s` (pick a range no other line of /etc/subuid and /etc/subgid uses), or run egresslab as root", e.User, LabIDs, e.User)}
 	}
 	if ids.NestedMap != "" {
 		return []string{fmt.Sprintf("egresslab is running inside a user namespace that maps only part of the ids (as `unshare --user --map-root-user` makes): as root a lab maps host ids %d-%d, so run egresslab as real root, outside that namespace", IDBase, IDBase+LabIDs-1)}

@@ -180,7 +180,10 @@ func Notes(env Env) []string {
 	if env.Root {
 		return nil
 	}
-	notes := []string{"rootless, one netlink batch of more than about 400 rules does not load (only the host's CAP_NET_ADMIN can enlarge the tools' netlink buffers): run egresslab as root for larger rulesets"}
+	notes := []string{
+		"rootless, one netlink batch of more than about 400 rules does not load (only the host's CAP_NET_ADMIN can enlarge the tools' netlink buffers): run egresslab as root for larger rulesets",
+		"rootless, hosts with port ranges and verify --complete do not run: they need BPF programs, which only the host's CAP_BPF loads: run egresslab as root for those",
+	}
 	if dir, ok := writableCgroup(); ok {
 		return append(notes, "rootless, "+env.User+" may write egresslab's own cgroup ("+dir+", delegated): labs are bounded there as under root")
 	}
