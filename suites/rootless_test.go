@@ -119,8 +119,9 @@ func runAsUser(ctx SpecContext, dir string, subIDs int, argv ...string) (stdout,
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
 }
 
-// cellOutcome is what a cell of a verify --format json report came to.
-type cellOutcome struct{ Observed, Evidence, Failure string }
+// cellOutcome is what a cell of a verify --format json report came to: the
+// outcome, how it was known, and the rule that decided (as the trace names it).
+type cellOutcome struct{ Observed, Evidence, Failure, Rule string }
 
 // reportCells reads verify's JSON report: each probe's identity (every field
 // that names the cell) -> its outcome.
@@ -145,6 +146,10 @@ func reportCells(data string) (map[string]cellOutcome, error) {
 		if ev, ok := p["evidence"].(map[string]any); ok {
 			o.Evidence, _ = ev["kind"].(string)
 		}
+		if r, ok := p["rule"]; ok {
+			b, _ := json.Marshal(r) // its keys sorted: one string per rule
+			o.Rule = string(b)
+		}
 		k := strings.Join(key, " ")
 		if _, dup := cells[k]; dup {
 			return nil, fmt.Errorf("two probes of one cell: %s", k)
@@ -165,7 +170,7 @@ var _ = Describe("rootless labs", Ordered, ContinueOnFailure, Label("rootless"),
 		Expect(err).NotTo(HaveOccurred())
 	})
 
-	It("give every catalogue entry's every variant, forwarded ones included, the same outcome and evidence in every cell as root does", func(ctx SpecContext) {
+	It("give every catalogue entry's every variant, forwarded ones included, the same outcome, evidence and deciding rule in every cell as root does", func(ctx SpecContext) {
 		entries, err := catalogue.All()
 		Expect(err).NotTo(HaveOccurred())
 		catDir, err := os.MkdirTemp(dir, "catalogue-")
