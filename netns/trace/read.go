@@ -357,7 +357,8 @@ func headerKey(nfproto uint32, nh, th []byte) (key traceKey, ok, marker bool) {
 const traceReadBuffer = 64 << 20
 
 // traceSocket joins the lab's trace group, with a receive buffer forced past
-// the namespace's default (this process is root on the host).
+// the namespace's default (as root on the host; rootless, as far as
+// net.core.rmem_max allows).
 func traceSocket(l *netns.Lab) (int, error) {
 	fd := -1
 	err := l.Do(func() (err error) {
