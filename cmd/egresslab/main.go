@@ -39,8 +39,12 @@ func (e *exitError) Error() string {
 }
 
 func main() {
+	netns.InitRootless()        // a rootless start's middle stage (rootless.go) never returns
 	netns.CloseInheritedFiles() // `egresslab verify 9>>FILE`: nothing of the caller's reaches a lab
 	netns.Init()                // a lab's holder is this binary, re-executed
+	if status, started := startRootless(os.Args[1:]); started {
+		os.Exit(status)
+	}
 	if os.Getenv("GOGC") == "" {
 		// A sweep holds its 131,070 results: at the default (100) the heap
 		// may grow to twice what is live, 138 MB peak RSS; at 50 it peaks at

@@ -116,7 +116,7 @@ func (sv *Server) serveRanges(nsFD int, ranges []RangeService) error {
 		Type: ebpf.SockMap, KeySize: 4, ValueSize: 8, MaxEntries: uint32(len(ranges)),
 	})
 	if err != nil {
-		return fmt.Errorf("create the socket map (BPF, needs CAP_BPF on the host): %w", err)
+		return netns.RootlessBPF(fmt.Errorf("create the socket map (BPF, needs CAP_BPF on the host): %w", err), "a host's port ranges")
 	}
 	sv.lab.OnClose(sockets.Close)
 	for i, r := range ranges {
