@@ -3,6 +3,8 @@
 package main
 
 import (
+	"github.com/egresslab/egresslab/internal/labterm"
+
 	"context"
 	"errors"
 	"fmt"
@@ -129,10 +131,7 @@ the policy expected next to what happened, per address family.`,
 }
 
 // isTerminal reports whether f is a terminal (colour and progress go only there).
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
+func isTerminal(f *os.File) bool { return labterm.IsTerminal(f) }
 
 // terminalWidth is f's width in columns when f is a terminal, else 0 (no limit).
 func terminalWidth(f *os.File) int {
