@@ -54,7 +54,7 @@ func (b *ruleBuilder) ifaceName(in bool, name string, negate bool, what string) 
 		b.iface(what)
 		return
 	}
-	b.rule.Ifaces = append(b.rule.Ifaces, ifaceMatch{in: in, pattern: name, negate: negate})
+	b.rule.ifaces = append(b.rule.ifaces, ifaceMatch{in: in, pattern: name, negate: negate})
 }
 
 // nftIface is ifaceName for nft's meta iifname/oifname: a name or an
@@ -78,7 +78,7 @@ func (b *ruleBuilder) nftIface(in bool, right any, negate bool, what string) {
 			for _, el := range asSlice(v["set"]) {
 				names = append(names, fmt.Sprint(el))
 			}
-			b.rule.Ifaces = append(b.rule.Ifaces, ifaceMatch{in: in, pattern: "{" + strings.Join(names, ",") + "}"})
+			b.rule.ifaces = append(b.rule.ifaces, ifaceMatch{in: in, pattern: "{" + strings.Join(names, ",") + "}"})
 			return
 		}
 	}
@@ -89,7 +89,7 @@ func (b *ruleBuilder) nftIface(in bool, right any, negate bool, what string) {
 // network's clients: the client's packet comes in on the network's bridge
 // and leaves by the uplink, the answer the other way.
 func (r *Rule) MeetsNetwork(network, uplink string) bool {
-	for _, m := range r.Ifaces {
+	for _, m := range r.ifaces {
 		name := uplink
 		if m.in != r.answer {
 			name = network

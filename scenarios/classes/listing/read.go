@@ -87,7 +87,7 @@ type Rule struct {
 	// addresses, its interface matches, and whether it is read as the
 	// answer's (whose source is the far end).
 	Src    *space.Set
-	Ifaces []ifaceMatch
+	ifaces []ifaceMatch
 	answer bool
 }
 
