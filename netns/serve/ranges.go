@@ -79,8 +79,11 @@ func (sv *Server) ServeRanges(ranges []RangeService) error {
 			}
 		}
 		serve := sv.serveRanges
-		if x.ns == sv.lab.WorldNetNSFD() && steersByTProxy() {
+		if steersByTProxy() {
 			serve = sv.tproxyRanges
+			if x.ns == sv.lab.NetNSFD() {
+				serve = sv.loopbackRanges
+			}
 		}
 		if err := serve(x.ns, x.ranges); err != nil {
 			return fmt.Errorf("serve port ranges in lab %s: %w", sv.lab.Name(), err)

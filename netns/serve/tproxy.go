@@ -264,3 +264,25 @@ func (sv *Server) tproxyRanges(_ int, ranges []RangeService) error {
 	}
 	return nil
 }
+
+// loopbackRanges is serveRanges on the lab's loopback, rootless: TPROXY
+// there would be rules in the candidate's namespace, so only a range of one
+// port (what --complete serves a loopback representative with) is served,
+// by its own socket, which needs no steering. A longer range still needs
+// BPF, which rootless labs do not have.
+func (sv *Server) loopbackRanges(nsFD int, ranges []RangeService) error {
+	var longer []RangeService
+	for _, r := range ranges {
+		if r.First != r.Last {
+			longer = append(longer, r)
+			continue
+		}
+		if _, _, err := sv.listenRange(r, false); err != nil {
+			return err
+		}
+	}
+	if len(longer) == 0 {
+		return nil
+	}
+	return sv.serveRanges(nsFD, longer)
+}
