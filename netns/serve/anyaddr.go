@@ -10,7 +10,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/egresslab/egresslab/netns"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
@@ -46,7 +45,7 @@ func (sv *Server) ServeAnyAddress() error {
 		Type: ebpf.Hash, KeySize: cellKeySize, ValueSize: 1, MaxEntries: uint32(len(sv.worldCells)) + anyServedRoom,
 	})
 	if err != nil {
-		return netns.RootlessBPF(fmt.Errorf("create the map of served cells (BPF, needs CAP_BPF on the host): %w", err), "the addresses and ports --complete probes")
+		return fmt.Errorf("create the map of served cells (BPF, needs CAP_BPF on the host): %w", err)
 	}
 	sv.lab.OnClose(served.Close)
 	for _, s := range sv.worldCells {
@@ -56,7 +55,7 @@ func (sv *Server) ServeAnyAddress() error {
 	}
 	sockets, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.SockMap, KeySize: 4, ValueSize: 8, MaxEntries: 4})
 	if err != nil {
-		return netns.RootlessBPF(fmt.Errorf("create the socket map (BPF, needs CAP_BPF on the host): %w", err), "the addresses and ports --complete probes")
+		return fmt.Errorf("create the socket map (BPF, needs CAP_BPF on the host): %w", err)
 	}
 	sv.lab.OnClose(sockets.Close)
 	for i, network := range anySockets {
