@@ -45,7 +45,7 @@ type worldTProxy struct {
 
 // steersByTProxy says whether the world steers with TPROXY (rootless) rather
 // than BPF sk_lookup (as root).
-func steersByTProxy() bool { return netns.Rootless() }
+var steersByTProxy = netns.Rootless
 
 // transparent is a ListenConfig.Control that makes the socket IP_TRANSPARENT
 // (IPV6_TRANSPARENT) before it binds: nf_tproxy assigns packets only to
