@@ -44,7 +44,8 @@ type worldTProxy struct {
 }
 
 // steersByTProxy says whether the world steers with TPROXY (rootless) rather
-// than BPF sk_lookup (as root).
+// than BPF sk_lookup (as root). A variable: this package's tests switch it
+// on as root.
 var steersByTProxy = netns.Rootless
 
 // transparent is a ListenConfig.Control that makes the socket IP_TRANSPARENT
@@ -195,8 +196,13 @@ func familyAndProto(addr netip.Addr, proto string) []expr.Any {
 // tproxyTo assigns the packet to the transparent socket at to and accepts
 // it (TPROXY itself is no verdict: a later rule would assign it again). A
 // packet TPROXY finds no transparent socket for goes on to the next rule.
+// Only a packet for one of the world's own addresses: sk_lookup runs only
+// where a packet is delivered locally, and the world forwards a packet
+// with a socket attached nowhere (ip_forward drops it).
 func tproxyTo(to netip.AddrPort) []expr.Any {
 	return []expr.Any{
+		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, unix.RTN_LOCAL)},
 		&expr.Immediate{Register: 2, Data: to.Addr().AsSlice()},
 		&expr.Immediate{Register: 3, Data: binary.BigEndian.AppendUint16(nil, to.Port())},
 		&expr.TProxy{Family: nfproto(to.Addr()), TableFamily: byte(nftables.TableFamilyINet), RegAddr: 2, RegPort: 3},
