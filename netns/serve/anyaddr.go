@@ -25,7 +25,8 @@ import (
 // with Serve first where its protocol matters.
 //
 // Port ranges steer first, as their programs were attached first: call
-// ServeRanges for the world before this, never after.
+// ServeRanges for the world before this, never after. Rootless, TPROXY rules
+// in the world steer instead of the program (tproxyAnyAddress).
 func (sv *Server) ServeAnyAddress() error {
 	if sv.anyAddr {
 		return nil

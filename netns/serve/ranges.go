@@ -30,6 +30,7 @@ import (
 // the ruleset, which the candidate may flush. The answer leaves from the port
 // that was dialled. nft redirect or tproxy would do in the world, which is the
 // harness's; on the lab's lo they would be rules in the candidate's namespace.
+// Rootless labs cannot load BPF: the world steers with tproxy (tproxy.go).
 
 // RangeService is a range of ports on one address that the lab serves.
 type RangeService struct {
