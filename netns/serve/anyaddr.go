@@ -183,8 +183,8 @@ func anyAddrProgram(served, sockets int) asm.Instructions {
 }
 
 // listenAny opens one catch-all socket in the world and serves it; it
-// returns the socket's descriptor for the socket map and its address, for
-// TPROXY, which wants it transparent.
+// returns the socket's descriptor, for the socket map, and its address, for
+// TPROXY rules, which steer only to a transparent one (transparentSocket).
 func (sv *Server) listenAny(network string, transparentSocket bool) (int, netip.AddrPort, error) {
 	loopback := "127.0.0.1:0"
 	if network[3] == '6' {
