@@ -37,8 +37,9 @@ func InitRootless() {
 // ranges, and returns its exit status once it has exited.
 func StartRootless() (int, error) { return rootless.Start(LabIDs - 1) }
 
-// RootlessBPF is err, from making a BPF map or program for what (port
-// ranges, --complete), as a rootless lab explains it: BPF maps and sk_lookup
+// RootlessBPF is err, from making a BPF map or program for what (a port
+// range on the lab's loopback: beyond the uplink, rootless labs steer with
+// TPROXY instead), as a rootless lab explains it: BPF maps and sk_lookup
 // programs need CAP_BPF and CAP_NET_ADMIN on the host, which no user
 // namespace gives. Other errors, and any as root, pass as they are.
 func RootlessBPF(err error, what string) error {

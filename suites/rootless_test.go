@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,10 +82,21 @@ func setUpRootless() (string, error) {
 	if err := os.WriteFile(filepath.Join(dir, "asuser.sh"), []byte(script), 0o755); err != nil {
 		return dir, err
 	}
-	for _, f := range []string{"mail-ipt46.yaml", "mail.v4", "mail.v6"} {
-		data, err := os.ReadFile(filepath.Join("../testdata/examples", f))
+	if err := os.Mkdir(filepath.Join(dir, "tails"), 0o755); err != nil {
+		return dir, err
+	}
+	for _, f := range []string{
+		"../testdata/examples/mail-ipt46.yaml", "../testdata/examples/mail.v4", "../testdata/examples/mail.v6",
+		"../testdata/rootless/ranges-nft.yaml", "../testdata/rootless/ranges.nft", "../testdata/rootless/loopback-range.yaml",
+		tailsDir + "/egresslab.yaml", tailsDir + "/tails-1.5.iptables-save",
+	} {
+		to := filepath.Join(dir, filepath.Base(f))
+		if strings.HasPrefix(f, tailsDir) {
+			to = filepath.Join(dir, "tails", filepath.Base(f))
+		}
+		data, err := os.ReadFile(f)
 		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, f), data, 0o644)
+			err = os.WriteFile(to, data, 0o644)
 		}
 		if err != nil {
 			return dir, err
@@ -92,6 +104,9 @@ func setUpRootless() (string, error) {
 	}
 	return dir, nil
 }
+
+// tailsDir holds Tails 1.5's published ruleset and its policy.
+const tailsDir = "../scenarios/classes/testdata/tails"
 
 // userCommand is argv run as the test user, whose subordinate ranges hold
 // subIDs ids (none when 0), in the test user's private mount namespace.
@@ -120,8 +135,83 @@ func runAsUser(ctx SpecContext, dir string, subIDs int, argv ...string) (stdout,
 }
 
 // cellOutcome is what a cell of a verify --format json report came to: the
-// outcome, how it was known, and the rule that decided (as the trace names it).
-type cellOutcome struct{ Observed, Evidence, Failure, Rule string }
+// outcome, how it was known and who answered, and the rule that decided (as
+// the trace names it).
+type cellOutcome struct{ Observed, Evidence, AnsweredBy, Failure, Rule string }
+
+// verdict is the outcome without who answered, which root and rootless runs
+// alike sometimes misname today: the record of who answered is keyed by the
+// client's address and port alone, which two concurrent probes to different
+// destinations may share.
+func (o cellOutcome) verdict() cellOutcome {
+	o.AnsweredBy = ""
+	return o
+}
+
+// outcomeOf reads a probe's or a class's outcome from the JSON report.
+func outcomeOf(p map[string]any) cellOutcome {
+	var o cellOutcome
+	o.Observed, _ = p["observed"].(string)
+	o.Failure, _ = p["failure"].(string)
+	if ev, ok := p["evidence"].(map[string]any); ok {
+		o.Evidence, _ = ev["kind"].(string)
+		o.AnsweredBy, _ = ev["answered_by"].(string)
+	}
+	if r, ok := p["rule"]; ok {
+		b, _ := json.Marshal(r) // its keys sorted: one string per rule
+		o.Rule = string(b)
+	}
+	return o
+}
+
+// reportClasses reads verify --complete's JSON report: each class (every
+// field that names it: source, addresses, ports, protocol, family,
+// representative, expectation) -> its outcome.
+func reportClasses(data string) (map[string]cellOutcome, error) {
+	var rep struct {
+		Classes []map[string]any `json:"classes"`
+	}
+	if err := json.Unmarshal([]byte(data), &rep); err != nil {
+		return nil, fmt.Errorf("read the JSON report: %w\n%s", err, data)
+	}
+	classes := map[string]cellOutcome{}
+	for _, c := range rep.Classes {
+		o := outcomeOf(c)
+		for _, f := range []string{"observed", "pass", "failure", "detail", "evidence", "rule"} {
+			delete(c, f)
+		}
+		b, _ := json.Marshal(c) // its keys sorted
+		if _, dup := classes[string(b)]; dup {
+			return nil, fmt.Errorf("two classes alike: %s", b)
+		}
+		classes[string(b)] = o
+	}
+	return classes, nil
+}
+
+// sameAsRoot runs verify with args as root and rootless and expects the same
+// exit status and, read by outcomes, the same outcome in every cell (or
+// class); it returns the rootless run's cells.
+func sameAsRoot(ctx SpecContext, dir string, outcomes func(string) (map[string]cellOutcome, error), args ...string) map[string]cellOutcome {
+	GinkgoHelper()
+	argv := append([]string{"verify", "--format", "json"}, args...)
+	root, rootErr, rootCode := runBinary(ctx, append([]string{filepath.Join(dir, "egresslab")}, argv...)...)
+	Expect(rootCode).To(BeNumerically("<=", 1), "%v as root: %s", args, rootErr)
+	user, userErr, userCode := runAsUser(ctx, dir, 65536, append([]string{"./egresslab"}, argv...)...)
+	Expect(userCode).To(Equal(rootCode), "%v rootless exits %d, as root %d: %s", args, userCode, rootCode, userErr)
+	rootCells, err := outcomes(root)
+	Expect(err).NotTo(HaveOccurred())
+	userCells, err := outcomes(user)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(rootCells).NotTo(BeEmpty(), "%v", args)
+	for cell, want := range rootCells {
+		got, ok := userCells[cell]
+		Expect(ok).To(BeTrue(), "%v: %s has no rootless probe", args, cell)
+		Expect(got.verdict()).To(Equal(want.verdict()), "%v: %s differs: rootless %+v, root %+v", args, cell, got, want)
+	}
+	Expect(userCells).To(HaveLen(len(rootCells)), "%v: rootless probes what root does not", args)
+	return userCells
+}
 
 // reportCells reads verify's JSON report: each probe's identity (every field
 // that names the cell) -> its outcome.
@@ -140,16 +230,7 @@ func reportCells(data string) (map[string]cellOutcome, error) {
 				key = append(key, fmt.Sprintf("%s=%v", f, v))
 			}
 		}
-		var o cellOutcome
-		o.Observed, _ = p["observed"].(string)
-		o.Failure, _ = p["failure"].(string)
-		if ev, ok := p["evidence"].(map[string]any); ok {
-			o.Evidence, _ = ev["kind"].(string)
-		}
-		if r, ok := p["rule"]; ok {
-			b, _ := json.Marshal(r) // its keys sorted: one string per rule
-			o.Rule = string(b)
-		}
+		o := outcomeOf(p)
 		k := strings.Join(key, " ")
 		if _, dup := cells[k]; dup {
 			return nil, fmt.Errorf("two probes of one cell: %s", k)
@@ -236,7 +317,7 @@ var _ = Describe("rootless labs", Ordered, ContinueOnFailure, Label("rootless"),
 			for cell, want := range rootCells {
 				got, ok := userCells[cell]
 				Expect(ok).To(BeTrue(), "%s: cell %s has no rootless probe", name, cell)
-				Expect(got).To(Equal(want), "%s: cell %s differs: rootless %+v, root %+v", name, cell, got, want)
+				Expect(got.verdict()).To(Equal(want.verdict()), "%s: cell %s differs: rootless %+v, root %+v", name, cell, got, want)
 				compared++
 			}
 			Expect(userCells).To(HaveLen(len(rootCells)), "%s: rootless probes cells root does not", name)
@@ -257,10 +338,50 @@ var _ = Describe("rootless labs", Ordered, ContinueOnFailure, Label("rootless"),
 			"give " + rootlessName + " a range of 65536 subordinate uids and gids (what every policy and the catalogue fit in): `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 " + rootlessName + "` (pick a range no other line of /etc/subuid and /etc/subgid uses), or run egresslab as root\n"))
 	})
 
-	It("stops what needs BPF on the host (verify --complete), exit 3, saying root runs it: never a raw operation not permitted", func(ctx SpecContext) {
-		out, errOut, code := runAsUser(ctx, dir, 65536, "./egresslab", "verify", "--complete", "-f", "mail-ipt46.yaml")
+	It("serves a host's port ranges beyond the uplink (TPROXY in the world, not BPF): the same outcome, evidence and deciding rule in every cell as root", func(ctx SpecContext) {
+		cells := sameAsRoot(ctx, dir, reportCells, "-f", filepath.Join(dir, "ranges-nft.yaml"))
+		// 661 TCP ports and 11 UDP ports, 2 users, 2 families
+		Expect(cells).To(HaveLen(2688))
+		// Nothing but a range's socket answers those ports: unsteered, a SYN
+		// would be reset (refused) and a datagram answered port unreachable.
+		connected := map[string]int{}
+		for cell, o := range cells {
+			if o.Observed == "connected" {
+				connected[cell[strings.LastIndex(cell, "proto="):]]++
+			}
+		}
+		// www-data: TCP 440-700 (443 by its own HTTPS server), UDP 5000-5004
+		Expect(connected).To(Equal(map[string]int{"proto=tcp expected=allow": 2 * 261, "proto=udp expected=allow": 2 * 5}))
+	}, NodeTimeout(2*time.Minute))
+
+	It("runs verify --complete (TPROXY in the world, not BPF) with the same classes, each with the same outcome, evidence and deciding rule, as root: catalogue variants, a forwarded one among them, and Tails", func(ctx SpecContext) {
+		catDir, err := os.MkdirTemp(dir, "complete-")
+		Expect(err).NotTo(HaveOccurred())
+		policies := []string{filepath.Join(dir, "tails", "egresslab.yaml")}
+		for _, v := range []string{"telnet-surprise/both-families", "quic-udp-443/tcp-and-udp", "sidecar-redirect-v4-only/ipv4-redirect", "php-container-mail/docker-user-ipv4"} {
+			entry, _, _ := strings.Cut(v, "/")
+			out, errOut, code := runBinary(ctx, filepath.Join(dir, "egresslab"), "scenarios", "--export", entry, filepath.Join(catDir, entry))
+			Expect(code).To(Equal(0), "%s%s", out, errOut)
+			policies = append(policies, filepath.Join(catDir, v+".yaml"))
+		}
+		Expect(exec.Command("chmod", "-R", "a+rX", catDir).Run()).To(Succeed())
+		caughtAll := 0
+		for _, p := range policies {
+			for _, o := range sameAsRoot(ctx, dir, reportClasses, "--complete", "-f", p) {
+				// the world's catch-all answers as the address dialled
+				host, _, _ := strings.Cut(o.AnsweredBy, " ")
+				if a, err := netip.ParseAddr(host); err == nil && !a.IsLoopback() && o.Observed == "connected" {
+					caughtAll++
+				}
+			}
+		}
+		Expect(caughtAll).To(BeNumerically(">=", 10), "classes the world's any-address sockets answered")
+	}, NodeTimeout(3*time.Minute))
+
+	It("still stops a port range on the lab's loopback, which needs BPF on the host: exit 3, saying root runs it, never a raw operation not permitted", func(ctx SpecContext) {
+		out, errOut, code := runAsUser(ctx, dir, 65536, "./egresslab", "verify", "-f", "loopback-range.yaml")
 		Expect(code).To(Equal(3), "%s%s", out, errOut)
-		Expect(errOut).To(Equal("egresslab: the lab needs BPF programs for the addresses and ports --complete probes (CAP_BPF and CAP_NET_ADMIN on the host): rootless, egresslab cannot load them: run egresslab as root for this\n"))
+		Expect(errOut).To(Equal("egresslab: serve port ranges in lab loopback-range: the lab needs BPF programs for port ranges on the lab's loopback (CAP_BPF and CAP_NET_ADMIN on the host): rootless, egresslab cannot load them: run egresslab as root for this\n"))
 	})
 
 	It("explains, to a user without a subordinate range, what to add: doctor and verify alike, exit 3, no raw operation not permitted", func(ctx SpecContext) {

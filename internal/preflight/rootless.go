@@ -182,7 +182,7 @@ func Notes(env Env) []string {
 	}
 	notes := []string{
 		"rootless, one netlink batch of more than about 400 rules does not load (only the host's CAP_NET_ADMIN can enlarge the tools' netlink buffers): run egresslab as root for larger rulesets",
-		"rootless, hosts with port ranges and verify --complete do not run: they need BPF programs, which only the host's CAP_BPF loads: run egresslab as root for those",
+		"rootless, a port range on the lab's loopback (a host at 127.0.0.1 or ::1 with ports: [N-M]) does not run: it needs a BPF program, which only the host's CAP_BPF loads: run egresslab as root for those (ranges beyond the uplink and verify --complete run rootless)",
 	}
 	if dir, ok := writableCgroup(); ok {
 		return append(notes, "rootless, "+env.User+" may write egresslab's own cgroup ("+dir+", delegated): labs are bounded there as under root")
