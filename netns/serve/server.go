@@ -18,10 +18,13 @@ type Server struct {
 	answered answered
 	zone     atomic.Value // func(*dns.Msg) *dns.Msg: what ServeDNS answers, for a host's port 53 too
 	lost     atomic.Value // a listener the candidate closed under the lab (its name)
-	// worldCells are the cells of the world's own listeners (Serve), which
-	// ServeAnyAddress's program leaves to them through anyServed.
-	worldCells [][]byte
+	// worldCells are the world's own listeners (Serve), which
+	// ServeAnyAddress's program leaves to them through anyServed (rootless,
+	// through tproxy's set of served cells).
+	worldCells []Service
 	anyServed  *ebpf.Map
+	anyAddr    bool         // the world answers any address (ServeAnyAddress)
+	tproxy     *worldTProxy // rootless, the world's steering (tproxy.go)
 }
 
 // New is a server for lab's destinations; it listens on nothing until Serve,
