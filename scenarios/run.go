@@ -203,6 +203,10 @@ func probePlanned(ctx context.Context, lab *LabBench, pp probePlan, opts RunOpti
 	results := pp.cells
 	explain, err := startExplaining(ctx, lab, pp.sources, pp.traced, results, opts)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Cancelled before any probe ran: the results it has are none.
+			return &Report{Policy: pp.policy, File: pp.file, Results: results}, err
+		}
 		return nil, err
 	}
 	defer explain.stop()
