@@ -24,9 +24,13 @@ type Lab interface {
 	NeighbourDiscovery(dst netip.Addr) (sentinel.Discovery, error)
 	NextHop(dst netip.Addr) (hop netip.Addr, gateway bool, ok bool)
 	HostRefusal(dst netip.Addr) (sentinel.Refusal, bool, error)
-	WhoAnswered(proto, client string) (serve.Service, bool)
-	AwaitAnswered(proto, client string, deadline time.Time) (serve.Service, bool)
-	AwaitGreeted(client string, deadline time.Time) bool
+	// WhoAnswered, AwaitAnswered and AwaitGreeted name a connection by both
+	// its ends as the lab's service saw them ("ip:port"): after the
+	// candidate's nat, which AfterNAT tells.
+	WhoAnswered(proto, client, server string) (serve.Service, bool)
+	AwaitAnswered(proto, client, server string, deadline time.Time) (serve.Service, bool)
+	AwaitGreeted(client, server string, deadline time.Time) bool
+	AfterNAT(f netns.Flow) (netns.Flow, error)
 	Release(f netns.Flow, sock io.Closer)
 	ForgetMark() uint64
 	Recycled(f netns.Flow, mark uint64) bool

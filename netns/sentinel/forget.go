@@ -165,8 +165,8 @@ func (s *Sentinel) Release(f netns.Flow, sock io.Closer) {
 		return
 	}
 	key := flowKey(f)
-	elems := make([]setElem, 0, len(flowSets)+1)
-	elems = append(elems, setElem{setOf(f, icmpSets[f.Proto]), icmpKey(f)})
+	elems := make([]setElem, 0, len(flowSets)+3)
+	elems = append(elems, setElem{setOf(f, icmpSets[f.Proto]), icmpKey(f)}, setElem{setOf(f, "nat_dst"), key}, setElem{setOf(f, "nat_src"), key})
 	for _, name := range flowSets {
 		elems = append(elems, setElem{setOf(f, name), key})
 	}

@@ -265,7 +265,7 @@ func (sv *Server) acceptAny(ln net.Listener) {
 			return
 		}
 		local := c.LocalAddr().(*net.TCPAddr).AddrPort()
-		sv.answered.record("tcp", c.RemoteAddr(), anyService(local, "tcp"))
+		sv.answered.record("tcp", c.RemoteAddr(), endpoint(c.LocalAddr()), anyService(local, "tcp"))
 		go func() {
 			_, _ = io.Copy(io.Discard, c)
 			c.Close()
@@ -289,7 +289,7 @@ func (sv *Server) echoAny(pc *net.UDPConn) {
 		if !ok {
 			continue
 		}
-		sv.answered.record("udp", net.UDPAddrFromAddrPort(from), anyService(dst, "udp"))
+		sv.answered.record("udp", net.UDPAddrFromAddrPort(from), dst.String(), anyService(dst, "udp"))
 		_ = sv.lab.DoWorld(func() error { return replyFrom(dst, from, buf[:n]) })
 	}
 }

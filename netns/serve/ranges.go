@@ -278,7 +278,7 @@ func (sv *Server) acceptRange(ln net.Listener, r RangeService) {
 			return
 		}
 		local := c.LocalAddr().(*net.TCPAddr).AddrPort()
-		sv.answered.record("tcp", c.RemoteAddr(), Service{Host: r.Host, Addr: r.Addr, Port: local.Port(), Proto: "tcp"})
+		sv.answered.record("tcp", c.RemoteAddr(), endpoint(c.LocalAddr()), Service{Host: r.Host, Addr: r.Addr, Port: local.Port(), Proto: "tcp"})
 		go func() {
 			_, _ = io.Copy(io.Discard, c)
 			c.Close()
@@ -317,23 +317,19 @@ func (sv *Server) echoRange(pc *net.UDPConn, in func(func() error) error, r Rang
 			}
 			continue
 		}
-		port, ok := origDstPort(oob[:oobn])
+		dst, ok := origDst(oob[:oobn])
 		if !ok {
 			continue
 		}
+		port := dst.Port()
 		s := Service{Host: r.Host, Addr: r.Addr, Port: port, Proto: "udp"}
-		sv.answered.record("udp", net.UDPAddrFromAddrPort(from), s)
+		sv.answered.record("udp", net.UDPAddrFromAddrPort(from), dst.String(), s)
 		if port == r.First { // the socket's own port
 			_, _ = pc.WriteToUDPAddrPort(buf[:n], from)
 			continue
 		}
 		_ = in(func() error { return replyFrom(netip.AddrPortFrom(r.Addr, port), from, buf[:n]) })
 	}
-}
-
-func origDstPort(oob []byte) (uint16, bool) {
-	dst, ok := origDst(oob)
-	return dst.Port(), ok
 }
 
 // origDst is a datagram's destination as received (IP_ORIGDSTADDR,

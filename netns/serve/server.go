@@ -46,9 +46,14 @@ func (sv *Server) Lost() (string, bool) {
 	return what, ok
 }
 
-// Forget drops the record of who answered the client at clientAddr, once its
-// probe is done with it.
-func (sv *Server) Forget(proto, clientAddr string) { sv.answered.forget(proto, clientAddr) }
+// Forget drops the record of who answered the connection from clientAddr to
+// serverAddr, once its probe is done with it. A probe the candidate's NAT
+// sent elsewhere was recorded under its rewritten ends, which its flow does
+// not name: that record stays until the next connection of the same ends
+// replaces it (it names the same service, which its local end decides).
+func (sv *Server) Forget(proto, clientAddr, serverAddr string) {
+	sv.answered.forget(proto, clientAddr, serverAddr)
+}
 
 // connFD is the descriptor under a Go socket, for the socket map.
 func connFD(c syscall.Conn) (int, error) {

@@ -45,7 +45,7 @@ var _ = Describe("TPROXY steering in the world (rootless labs' way instead of BP
 			return Service{}, err
 		}
 		defer c.Close()
-		s, ok := sv.AwaitAnswered("tcp", c.LocalAddr().String(), time.Now().Add(5*time.Second))
+		s, ok := sv.AwaitAnswered("tcp", c.LocalAddr().String(), c.RemoteAddr().String(), time.Now().Add(5*time.Second))
 		if !ok {
 			return Service{}, net.ErrClosed
 		}
@@ -75,7 +75,7 @@ var _ = Describe("TPROXY steering in the world (rootless labs' way instead of BP
 			return netip.AddrPort{}, Service{}, err
 		}
 		Expect(string(buf[:n])).To(Equal("ping"))
-		s, _ := sv.WhoAnswered("udp", c.LocalAddr().String())
+		s, _ := sv.WhoAnswered("udp", c.LocalAddr().String(), c.RemoteAddr().String())
 		return from, s, nil
 	}
 
