@@ -11,7 +11,7 @@ GINKGO  := $(GO) tool ginkgo
 NEEDS   := iptables-nft-restore:iptables iptables-legacy-restore:iptables nft:nftables \
            ip:iproute2 nsenter:util-linux setpriv:util-linux telnet:telnet \
            swaks:swaks curl:curl nc:netcat-openbsd \
-           ipset:ipset sysctl:procps newuidmap:uidmap useradd:passwd dig:bind9-dnsutils
+           ipset:ipset sysctl:procps newuidmap:uidmap dig:bind9-dnsutils
 # and python3-junitparser: the specs read --junit files with it, a real JUnit consumer
 
 # each fuzz target as package:target; make test runs each for FUZZTIME. A

@@ -123,6 +123,9 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := checkPrivileges(); err != nil {
 		return nil, err
 	}
+	if err := checkIDsFit(cfg); err != nil {
+		return nil, err
+	}
 	l := &Lab{cfg: cfg, labFD: -1, worldFD: -1, done: make(chan struct{})}
 	l.life, l.endLife = context.WithCancel(context.Background())
 	var err error
@@ -168,10 +171,11 @@ func (l *Lab) startHolder(ctx context.Context) (err error) {
 		Setsid: true,
 		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
 			unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
-		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: IDBase, Size: 65536}},
-		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: IDBase, Size: 65536}},
+		UidMappings:                labIDs.uidMappings(), // idmap.go
+		GidMappings:                labIDs.gidMappings(),
 		GidMappingsEnableSetgroups: true,
-		// Become the lab's root (host IDBase): root in the lab, nobody outside.
+		// Become the lab's root (host IDBase, or rootless the caller's own
+		// id): root in the lab, nobody outside.
 		Credential: &syscall.Credential{Uid: 0, Gid: 0},
 		Pdeathsig:  syscall.SIGKILL,
 	}
@@ -326,7 +330,7 @@ var ErrClosed = errors.New("the lab is closed")
 // checkPrivileges fails early, with what to do, where a lab cannot start.
 func checkPrivileges() error {
 	if os.Geteuid() != 0 {
-		return &UnavailableError{What: "root privileges (effective uid 0, with CAP_SYS_ADMIN and CAP_NET_ADMIN)", Fix: fmt.Sprintf("this process runs as uid %d; run the program or test binary that starts the lab as root", os.Geteuid())}
+		return &UnavailableError{What: "root privileges (effective uid 0, with CAP_SYS_ADMIN and CAP_NET_ADMIN)", Fix: fmt.Sprintf("this process runs as uid %d; run the program or test binary that starts the lab as root (the egresslab command itself starts rootless labs for a user with a subordinate id range)", os.Geteuid())}
 	}
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		return &UnavailableError{What: "nsenter", Fix: "install util-linux (apt-get install util-linux)"}

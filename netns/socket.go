@@ -159,19 +159,19 @@ func (c *threadCreds) become(id Identity) error {
 	}
 	kgroups := make([]uint32, len(id.Groups))
 	for i, g := range id.Groups {
-		kgroups[i] = IDBase + g
+		kgroups[i] = labIDs.base + g
 	}
 	c.switched = false
 	if err := c.setGroups(kgroups); err != nil {
 		return errors.Join(fmt.Errorf("set supplementary groups %v: %w", id.Groups, err), c.restore())
 	}
-	unix.Setfsgid(int(IDBase + id.GID))
-	unix.Setfsuid(int(IDBase + id.UID))
+	unix.Setfsgid(int(labIDs.base + id.GID))
+	unix.Setfsuid(int(labIDs.base + id.UID))
 	// setfsuid and setfsgid report the previous value: asking again with an
 	// invalid id (-1) both checks that the switch took and changes nothing.
 	gotUID, _ := unix.SetfsuidRetUid(-1)
 	gotGID, _ := unix.SetfsgidRetGid(-1)
-	if gotUID != int(IDBase+id.UID) || gotGID != int(IDBase+id.GID) {
+	if gotUID != int(labIDs.base+id.UID) || gotGID != int(labIDs.base+id.GID) {
 		err := fmt.Errorf("switch a probe thread to uid %d gid %d: the kernel kept fsuid %d fsgid %d", id.UID, id.GID, gotUID, gotGID)
 		return errors.Join(err, c.restore())
 	}

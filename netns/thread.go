@@ -44,8 +44,8 @@ func asLabRoot(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		unix.Setfsgid(IDBase)
-		unix.Setfsuid(IDBase)
+		unix.Setfsgid(int(labIDs.base))
+		unix.Setfsuid(int(labIDs.base))
 		err := fn()
 		unix.Setfsuid(0)
 		unix.Setfsgid(0)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/egresslab/egresslab/netns"
@@ -23,9 +24,13 @@ type Lab interface {
 	NeighbourDiscovery(dst netip.Addr) (sentinel.Discovery, error)
 	NextHop(dst netip.Addr) (hop netip.Addr, gateway bool, ok bool)
 	HostRefusal(dst netip.Addr) (sentinel.Refusal, bool, error)
-	WhoAnswered(proto, client string) (serve.Service, bool)
-	AwaitAnswered(proto, client string, deadline time.Time) (serve.Service, bool)
-	AwaitGreeted(client string, deadline time.Time) bool
+	// WhoAnswered, AwaitAnswered and AwaitGreeted name a connection by both
+	// its ends as the lab's service saw them ("ip:port"): after the
+	// candidate's nat, which AfterNAT tells.
+	WhoAnswered(proto, client, server string) (serve.Service, bool)
+	AwaitAnswered(proto, client, server string, deadline time.Time) (serve.Service, bool)
+	AwaitGreeted(client, server string, deadline time.Time) bool
+	AfterNAT(f netns.Flow) (netns.Flow, error)
 	Release(f netns.Flow, sock io.Closer)
 	ForgetMark() uint64
 	Recycled(f netns.Flow, mark uint64) bool
@@ -146,18 +151,20 @@ func dialOnce(ctx context.Context, lab Lab, fwd ForwardLab, id netns.Identity, t
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	p := &dialer{lab: lab, fwd: fwd, fd: fd, t: t, deadline: deadline, ctx: ctx, mark: mark,
+	// A sweep dials hundreds of thousands of probes: their dialers are
+	// recycled rather than left to the collector.
+	p := dialers.Get().(*dialer)
+	defer func() { *p = dialer{}; dialers.Put(p) }()
+	*p = dialer{lab: lab, fwd: fwd, fd: fd, t: t, deadline: deadline, ctx: ctx, mark: mark,
 		f: Facts{Proto: t.Proto, SMTP: t.Proto == "tcp" && serve.SMTPPort(t.Port), Backstop: backstop, Forwarded: fwd != nil}}
-	// A cancelled context ends every wait at once: the socket's deadline
-	// moves to the past, and the verdict is the context's error.
-	f := p.socketFile()
-	stop := context.AfterFunc(ctx, func() { _ = f.SetDeadline(time.Unix(1, 0)) })
 	if t.Proto == "udp" {
 		p.udp()
 	} else {
 		p.tcp()
 	}
-	stop()
+	if p.stopCancel != nil {
+		p.stopCancel()
+	}
 	if fwd != nil && !p.f.LeftAs.IsValid() {
 		p.readLeftAs()
 	}
@@ -166,9 +173,11 @@ func dialOnce(ctx context.Context, lab Lab, fwd ForwardLab, id netns.Identity, t
 	// open, the kernel cannot give its flow to another probe. A packet that
 	// never left and drew no answer left no evidence: nothing to remove.
 	if p.flow.Src.IsValid() && (p.again == recycled || !p.unrecorded) {
-		lab.Release(p.flow, p)
+		lab.Release(p.flow, p.socket())
 	} else {
 		p.Close()
 	}
 	return verdict(p.f), p.flow, p.again
 }
+
+var dialers = sync.Pool{New: func() any { return new(dialer) }}

@@ -79,17 +79,18 @@ func (l *fakeLab) HostRefusal(netip.Addr) (sentinel.Refusal, bool, error) {
 	}
 	return *l.refusal, true, nil
 }
-func (l *fakeLab) WhoAnswered(string, string) (serve.Service, bool) {
+func (l *fakeLab) WhoAnswered(string, string, string) (serve.Service, bool) {
 	l.ask("who")
 	if l.service == nil {
 		return serve.Service{}, false
 	}
 	return *l.service, true
 }
-func (l *fakeLab) AwaitAnswered(proto, client string, _ time.Time) (serve.Service, bool) {
-	return l.WhoAnswered(proto, client)
+func (l *fakeLab) AwaitAnswered(proto, client, server string, _ time.Time) (serve.Service, bool) {
+	return l.WhoAnswered(proto, client, server)
 }
-func (l *fakeLab) AwaitGreeted(string, time.Time) bool { return false }
+func (l *fakeLab) AwaitGreeted(string, string, time.Time) bool { return false }
+func (l *fakeLab) AfterNAT(f netns.Flow) (netns.Flow, error)   { return f, nil }
 func (l *fakeLab) Release(f netns.Flow, sock io.Closer) {
 	l.mu.Lock()
 	l.released = append(l.released, f)

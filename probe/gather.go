@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"time"
@@ -37,23 +38,48 @@ type dialer struct {
 	t        Target
 	deadline time.Time
 	ctx      context.Context
+	// stopCancel ends the cancellation's hold on file (nil: no file yet).
+	stopCancel func() bool
 }
 
 // socketFile is the probe's socket as an *os.File, for waits with a deadline.
+// It is made only for a probe that waits (most probes are decided without):
+// from then on a cancelled context ends every wait at once, since the
+// socket's deadline moves to the past, and the verdict is the context's error.
 func (p *dialer) socketFile() *os.File {
 	if p.file == nil {
-		p.file = os.NewFile(uintptr(p.fd), "probe")
+		f := os.NewFile(uintptr(p.fd), "probe")
+		p.file = f
+		p.stopCancel = context.AfterFunc(p.ctx, func() { _ = f.SetDeadline(time.Unix(1, 0)) })
 	}
 	return p.file
 }
 
 // Close closes the probe's socket.
-func (p *dialer) Close() error {
-	if p.file != nil {
-		return p.file.Close()
+func (p *dialer) Close() error { return p.socket().Close() }
+
+// socket is the probe's socket to close, apart from the dialer (which is
+// reused once the probe is decided). A connection whose handshake completed
+// ends with a reset (SO_LINGER 0), not the FIN exchange: its verdict and
+// evidence are known by now, and each packet it sends crosses the
+// candidate's chains again (a FIN and the ACK of the peer's FIN are two, a
+// reset one). Not to an address of the lab's own: the sentinel records a
+// reset leaving the lab under its flow read backwards, which a later probe
+// from that address could take for its own.
+func (p *dialer) socket() io.Closer {
+	if p.f.Handshake && !p.t.Addr.IsLoopback() && p.flow.Src.Addr() != p.t.Addr {
+		_ = unix.SetsockoptLinger(p.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
 	}
-	return unix.Close(p.fd)
+	if p.file != nil {
+		return p.file
+	}
+	return socketFD(p.fd)
 }
+
+// socketFD is a socket that no wait has made into an *os.File.
+type socketFD int
+
+func (s socketFD) Close() error { return unix.Close(int(s)) }
 
 func (p *dialer) fail(err error) { p.f.Err = err }
 
@@ -185,14 +211,45 @@ func (p *dialer) seenAs() string {
 	return p.flow.Src.String()
 }
 
+// connEnds is the probe's connection as the lab's services see it: its
+// source and destination after the candidate's nat (the sentinel's record
+// of what the nat rewrote). ok is false when the sentinel could not be read
+// (p failed).
+func (p *dialer) connEnds() (client, server string, ok bool) {
+	after, err := p.lab.AfterNAT(p.flow)
+	if err != nil {
+		p.fail(fmt.Errorf("read what the candidate's nat made of the probe: %w", err))
+		return "", "", false
+	}
+	client = p.seenAs()
+	if p.fwd == nil {
+		client = after.Src.String()
+	}
+	return client, after.Dst.String(), true
+}
+
 // answeredBy names the lab's service that saw this probe, if it was one of
-// them. A UDP echo is recorded before it is sent; a TCP handshake completes
-// in the kernel before the listener accepts, so that record is awaited.
+// them: the one that saw this very connection, both its ends, since another
+// probe may share its source. A UDP echo is recorded before it is sent; a
+// TCP handshake completes in the kernel before the listener accepts, so that
+// record is awaited. Most probes reach the address they dialled from the
+// one they were given, so those are asked first, and the sentinel only when
+// they found nothing.
 func (p *dialer) answeredBy() *Service {
-	client := p.seenAs()
-	s, ok := p.lab.WhoAnswered(p.t.Proto, client)
+	client, server := p.seenAs(), p.flow.Dst.String()
+	s, ok := p.lab.WhoAnswered(p.t.Proto, client, server)
+	if !ok {
+		c, sv, known := p.connEnds()
+		if !known {
+			return nil
+		}
+		if c != client || sv != server {
+			client, server = c, sv
+			s, ok = p.lab.WhoAnswered(p.t.Proto, client, server)
+		}
+	}
 	if !ok && p.t.Proto == "tcp" {
-		s, ok = p.lab.AwaitAnswered(p.t.Proto, client, p.deadline)
+		s, ok = p.lab.AwaitAnswered(p.t.Proto, client, server, p.deadline)
 	}
 	if !ok {
 		return nil

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"context"
 	"errors"
 	"os"
 	"time"
@@ -19,7 +20,7 @@ var _ = Describe("a wait that ran out", func() {
 		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(unix.Close, pair[1])
-		p := &dialer{fd: pair[0]}
+		p := &dialer{fd: pair[0], ctx: context.Background()}
 		DeferCleanup(p.Close)
 		_, err = unix.Write(pair[1], []byte("reply"))
 		Expect(err).NotTo(HaveOccurred())

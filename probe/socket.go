@@ -149,9 +149,12 @@ func (p *dialer) greeting() {
 		// Only a greeting the lab's server wrote and the client never got
 		// is a drop; a server that has not written it yet is the lab's own
 		// lag (a loaded machine), which is waited out, and never a verdict.
-		client := p.seenAs()
-		if !p.lab.AwaitGreeted(client, time.Now()) {
-			if !p.lab.AwaitGreeted(client, time.Now().Add(serverLag)) {
+		client, server, known := p.connEnds()
+		if !known {
+			return
+		}
+		if !p.lab.AwaitGreeted(client, server, time.Now()) {
+			if !p.lab.AwaitGreeted(client, server, time.Now().Add(serverLag)) {
 				p.fail(fmt.Errorf("the lab's SMTP server did not greet within %s: the machine is too loaded", serverLag))
 				return
 			}

@@ -21,7 +21,7 @@ import (
 	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/words"
 )
 
 // benchDir holds the benchmark's policies; go test runs in the package's directory.
@@ -160,7 +160,7 @@ func BenchmarkProbe(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if r := probe.Dial(ctx, lab, id, t, 0); r.Outcome != c.want {
-					b.Fatalf("%s as %s: %s (%s), want %s", t, c.user, r.Outcome, report.Detail(r), c.want)
+					b.Fatalf("%s as %s: %s (%s), want %s", t, c.user, r.Outcome, words.Detail(r), c.want)
 				}
 			}
 		})

@@ -248,29 +248,37 @@ func (cp *classPlan) destinations() []trace.Destination {
 	return dsts
 }
 
-// classProbe is the cell a class is probed at, with its expectation.
+// classProbe is the cell a class is probed at, with its expectation: its
+// policy user or client, or a synthetic one (named by its uid, or by its
+// address), which only entries naming no user or client cover.
 func classProbe(p *Policy, c classes.Class) Probe {
-	if c.Network != "" {
-		return forwardClassProbe(p, c)
-	}
 	r := c.Representative
-	u := User{Name: r.User, UID: r.UID, GID: r.GID, Groups: r.Groups}
-	policyUser := ""
-	if r.PolicyUser {
-		policyUser = r.User
-	} else {
-		u.Name = fmt.Sprintf("uid %d", r.UID)
-	}
-	host := ""
+	pr := Probe{Address: r.Addr, Port: Port{Number: r.Port, Proto: c.Proto.String()}, Rule: -1}
 	for _, h := range p.Hosts {
 		if slices.Contains(h.Addresses, r.Addr) {
-			host = h.Name
+			pr.Host = h.Name
 			break
 		}
 	}
-	port := Port{Number: r.Port, Proto: c.Proto.String()}
-	pr := Probe{User: u, Host: host, Address: r.Addr, Port: port, Rule: -1}
-	if rule, ok := p.MatchClass(policyUser, r.Addr, port); ok {
+	var rule int
+	var ok bool
+	if c.Network != "" {
+		pr.Client = &policy.Client{Name: r.Client, Network: c.Network, Addresses: []netip.Addr{r.Src}}
+		if !r.PolicyClient {
+			pr.Client.Name = r.Src.String()
+		}
+		rule, ok = p.MatchClientClass(r.Client, r.Addr, pr.Port)
+	} else {
+		pr.User = User{Name: r.User, UID: r.UID, GID: r.GID, Groups: r.Groups}
+		policyUser := ""
+		if r.PolicyUser {
+			policyUser = r.User
+		} else {
+			pr.User.Name = fmt.Sprintf("uid %d", r.UID)
+		}
+		rule, ok = p.MatchClass(policyUser, r.Addr, pr.Port)
+	}
+	if ok {
 		pr.Expect, pr.Rule, pr.Line = p.Expect[rule].Verb, rule, p.Expect[rule].Line
 	}
 	return pr

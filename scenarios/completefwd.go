@@ -108,31 +108,6 @@ func (cp *classPlan) placeSources(ctx context.Context, lab *LabBench, p *Policy)
 	return nil
 }
 
-// forwardClassProbe is the cell a forwarded class is probed at: its policy
-// client, or a synthetic one named by its address, with the expectation
-// that covers it (an entry naming no client covers a synthetic one).
-func forwardClassProbe(p *Policy, c classes.Class) Probe {
-	r := c.Representative
-	client := &policy.Client{Name: r.Client, Network: c.Network, Addresses: []netip.Addr{r.Src}}
-	policyClient := r.Client
-	if !r.PolicyClient {
-		client.Name = r.Src.String()
-	}
-	host := ""
-	for _, h := range p.Hosts {
-		if slices.Contains(h.Addresses, r.Addr) {
-			host = h.Name
-			break
-		}
-	}
-	port := Port{Number: r.Port, Proto: c.Proto.String()}
-	pr := Probe{Client: client, Host: host, Address: r.Addr, Port: port, Rule: -1}
-	if rule, ok := p.MatchClientClass(policyClient, r.Addr, port); ok {
-		pr.Expect, pr.Rule, pr.Line = p.Expect[rule].Verb, rule, p.Expect[rule].Line
-	}
-	return pr
-}
-
 // clientLab is the prober on as client c: a client of the lab's, or a
 // synthetic one (a class's, named by its address), which the class client
 // of its network speaks as, bound to that address.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/egresslab/egresslab/netns/trace"
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/words"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -30,7 +30,7 @@ func deciders(rep *scenarios.Report) map[string]decider {
 			continue
 		}
 		d := r.Decider
-		out[key] = decider{d.Family, d.Table, d.Chain, d.Position, report.RuleVerdict(d.Verdict, r.Observed), d.Policy, d.Text + d.Untraced}
+		out[key] = decider{d.Family, d.Table, d.Chain, d.Position, words.RuleVerdict(d.Verdict, r.Observed), d.Policy, d.Text + d.Untraced}
 	}
 	return out
 }
@@ -120,7 +120,7 @@ expect:
 		for _, r := range rep.Results {
 			Expect(r.Decider).NotTo(BeNil(), r.Probe.String())
 			// The report's words: the rule, then what it matched on that a reader may not expect.
-			notes[fmt.Sprintf("%s %d", r.Family(), r.Port.Number)] = strings.TrimPrefix(strings.TrimPrefix(report.DecidedBy(r.Decider), r.Decider.String()), " — ")
+			notes[fmt.Sprintf("%s %d", r.Family(), r.Port.Number)] = strings.TrimPrefix(strings.TrimPrefix(words.DecidedBy(r.Decider), r.Decider.String()), " — ")
 		}
 		Expect(notes).To(Equal(map[string]string{
 			"ipv4 80":  "a group owner match sees the socket's primary group only, not supplementary groups",

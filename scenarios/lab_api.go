@@ -15,6 +15,7 @@ import (
 	"github.com/egresslab/egresslab/scenarios/policy"
 	"github.com/egresslab/egresslab/scenarios/policy/value"
 	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/words"
 )
 
 // ErrClosed is what a closed Session returns; it never panics. It is the
@@ -111,7 +112,7 @@ func (s *Session) Probe(ctx context.Context, user, host, port string) ([]Result,
 		start := time.Now()
 		d, flow := probe.DialFlow(ctx, s.lab, Identity(u), probe.Target{Addr: r.Address, Port: pt.Number, Proto: pt.Proto}, s.Backstop)
 		explain.record(i, flow)
-		results[i] = Result{Probe: r.Probe, Observed: d.Outcome, Evidence: d.Evidence, Detail: report.Detail(d), Duration: time.Since(start), PolicyFile: s.policy.File}
+		results[i] = Result{Probe: r.Probe, Observed: d.Outcome, Evidence: d.Evidence, Detail: words.Detail(d), Duration: time.Since(start)}.WithPolicyFile(s.policy.File)
 	}
 	if err := ctx.Err(); err != nil {
 		return results, err

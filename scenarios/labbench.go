@@ -64,7 +64,7 @@ func (b *LabBench) CheckHarness() error {
 // evidence, who answered it) and then closes sock, the probe's socket, in the
 // background.
 func (b *LabBench) Release(f netns.Flow, sock io.Closer) {
-	b.Sentinel.Release(f, closeAfter(sock, func() { b.Server.Forget(f.Proto, f.Src.String()) }))
+	b.Sentinel.Release(f, closeAfter(sock, func() { b.Server.Forget(f.Proto, f.Src.String(), f.Dst.String()) }))
 }
 
 // onThread is the bench with sockets made on a probing goroutine's own thread

@@ -13,7 +13,7 @@ import (
 	"github.com/egresslab/egresslab/netns/ruleset"
 	"github.com/egresslab/egresslab/netns/sentinel"
 	"github.com/egresslab/egresslab/netns/trace"
-	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/words"
 )
 
 // probeWorkers is how many probes of one lab run at once.
@@ -208,6 +208,10 @@ func probePlanned(ctx context.Context, lab *LabBench, pp probePlan, opts RunOpti
 	results := pp.cells
 	explain, err := startExplaining(ctx, lab, pp.sources, pp.traced, results, opts)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Cancelled before any probe ran: the results it has are none.
+			return &Report{Policy: pp.policy, File: pp.file, Results: results}, err
+		}
 		return nil, err
 	}
 	defer explain.stop()
@@ -234,8 +238,8 @@ func probePlanned(ctx context.Context, lab *LabBench, pp probePlan, opts RunOpti
 				start := time.Now()
 				r, flow := lab.dial(ctx, on, pr, opts)
 				explain.record(i, flow)
-				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: report.Detail(r), Duration: time.Since(start),
-					Source: r.Facts.LeftAs.Addr()}
+				results[i] = Result{Probe: pr, Observed: r.Outcome, Evidence: r.Evidence, Detail: words.Detail(r), Duration: time.Since(start)}.
+					WithSource(r.Facts.LeftAs.Addr())
 				if opts.Progress != nil && i < pp.matrix {
 					opts.Progress(int(done.Add(1)), pp.matrix)
 				}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/words"
 	"github.com/egresslab/egresslab/suites/matchers"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -55,7 +55,7 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		nd := 0
 		for _, r := range rep.Results {
 			if r.User.Name == "postfix" && r.Host == "mx.example.test" && r.Family() == "ipv6" {
-				Expect(r.Evidence).To(Equal(probe.Evidence{Kind: probe.NeighbourDiscovery, Where: "output", Packet: "solicitation", Neighbour: "2001:db8:1::1"}))
+				Expect(r.Evidence).To(Equal(probe.Evidence{Kind: probe.NeighbourDiscovery, Where: probe.Output, Packet: probe.Solicitation, Neighbour: "2001:db8:1::1"}))
 				nd++
 			}
 		}
@@ -105,7 +105,7 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		for _, r := range rep.Results {
 			if r.User.Name == "www-data" && r.Family() == "ipv4" {
 				Expect(r.Observed).To(Equal(dropped))
-				Expect(r.Evidence).To(Equal(probe.Evidence{Kind: probe.Egress, Where: "output"}))
+				Expect(r.Evidence).To(Equal(probe.Evidence{Kind: probe.Egress, Where: probe.Output}))
 				seen++
 			}
 		}
@@ -119,7 +119,7 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		for _, r := range rep.Results {
 			if r.User.Name == "postfix" && r.Host == "relay.localhost" {
 				Expect(r.Observed).To(Equal(dropped))
-				Expect(r.Evidence).To(Equal(probe.Evidence{Kind: probe.ReturnPath, Where: "output", Packet: "answer"}))
+				Expect(r.Evidence).To(Equal(probe.Evidence{Kind: probe.ReturnPath, Where: probe.Output, Packet: probe.Answer}))
 				seen++
 			}
 		}
@@ -139,7 +139,7 @@ var _ = Describe("the telnet surprise", Label("catalogue", "nft"), func() {
 		Expect(view.Attempts[0].Addr.String()).To(Equal("2001:db8::25"))
 		Expect(view.Attempts[0].Result.Outcome).To(Equal(connected))
 		var out bytes.Buffer
-		report.WriteTelnet(&out, view)
+		words.WriteTelnet(&out, view)
 		Expect(out.String()).To(HavePrefix("Trying 2001:db8::25...\nConnected to mx.example.test.\n"))
 		Expect(out.String()).To(ContainSubstring("220 mx.example.test ESMTP"))
 

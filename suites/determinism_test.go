@@ -3,6 +3,7 @@ package suites_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -13,26 +14,38 @@ import (
 	"github.com/egresslab/egresslab/internal/catalogue"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/words"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
 
 // A verdict is a function of the ruleset, not of timing or history (issue
-// 16): each cell's outcome and evidence kind must be the same in every
-// regime below. A difference names the cell, both regimes and both
+// 16): each cell's outcome, evidence kind and the service that answered it
+// must be the same in every regime below. A difference names the cell, both regimes and both
 // evidences.
 
 const determinismDir = "../testdata/determinism"
 
-// verdict is what a regime compares: the outcome and how it was known.
+// verdict is what a regime compares: the outcome, how it was known and who
+// answered.
 type verdict struct {
-	outcome probe.Outcome
-	kind    probe.Kind
-	detail  string
+	outcome    probe.Outcome
+	kind       probe.Kind
+	answeredBy string
+	detail     string
 }
 
-func (v verdict) same(w verdict) bool { return v.outcome == w.outcome && v.kind == w.kind }
+func (v verdict) same(w verdict) bool {
+	return v.outcome == w.outcome && v.kind == w.kind && v.answeredBy == w.answeredBy
+}
+
+// answeredBy names the lab's service in e, "" for none.
+func answeredBy(e probe.Evidence) string {
+	if s := e.AnsweredBy; s != nil {
+		return fmt.Sprintf("%s %s/%s", s.Host, netip.AddrPortFrom(s.Addr, s.Port), s.Proto)
+	}
+	return ""
+}
 
 func (v verdict) String() string { return fmt.Sprintf("%s (%s: %s)", v.outcome, v.kind, v.detail) }
 
@@ -47,7 +60,7 @@ type regime struct {
 func cellVerdicts(rep *scenarios.Report) map[string]verdict {
 	out := make(map[string]verdict, len(rep.Results))
 	for _, r := range rep.Results {
-		out[r.Probe.String()] = verdict{r.Observed, r.Evidence.Kind, r.Detail}
+		out[r.Probe.String()] = verdict{r.Observed, r.Evidence.Kind, answeredBy(r.Evidence), r.Detail}
 	}
 	return out
 }
@@ -64,7 +77,7 @@ func cells(p *scenarios.Policy) []scenarios.Probe {
 // forward path, never from the host as a user (which would test OUTPUT).
 func dialCell(ctx SpecContext, lab *scenarios.LabBench, pr scenarios.Probe) verdict {
 	r := lab.Dial(ctx, pr, 0)
-	return verdict{r.Outcome, r.Evidence.Kind, report.Detail(r)}
+	return verdict{r.Outcome, r.Evidence.Kind, answeredBy(r.Evidence), words.Detail(r)}
 }
 
 func startLab(ctx SpecContext, p *scenarios.Policy) *scenarios.LabBench {

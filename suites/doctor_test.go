@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -72,32 +69,6 @@ var _ = Describe("egresslab doctor", Label("doctor"), func() {
 		Expect(errOut).To(ContainSubstring("this machine cannot run a lab (egresslab doctor tries each step):\n  a user namespace with the lab's ids (uids and gids 0-65535): FAILED: "))
 		Expect(errOut).To(ContainSubstring("    fix: egresslab is running inside a user namespace that maps only part of the ids"))
 	})
-
-	It("explains, as a user without a subordinate id range, what to add and that labs need root", func(ctx SpecContext) {
-		name := fmt.Sprintf("egl-doctor-%d", GinkgoParallelProcess())
-		out, err := exec.CommandContext(ctx, "useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
-			"-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name).CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), "useradd: %s", out)
-		DeferCleanup(func() {
-			out, err := exec.Command("userdel", name).CombinedOutput()
-			Expect(err).NotTo(HaveOccurred(), "userdel: %s", out)
-		})
-		// The suite's binary sits in a directory only root may enter.
-		dir, err := os.MkdirTemp("", "egresslab-doctor-")
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(os.RemoveAll, dir)
-		Expect(os.Chmod(dir, 0o755)).To(Succeed())
-		bin := filepath.Join(dir, "egresslab")
-		data, err := os.ReadFile(egresslabBinary())
-		Expect(err).NotTo(HaveOccurred())
-		Expect(os.WriteFile(bin, data, 0o755)).To(Succeed())
-
-		stdout, stderr, code := runBinary(ctx, "setpriv", "--reuid", name, "--regid", name, "--clear-groups", "--reset-env", bin, "doctor")
-		Expect(code).To(Equal(3), "%s%s", stdout, stderr)
-		Expect(stdout).To(ContainSubstring("as user " + name + " (not root)\n"))
-		Expect(stdout).To(ContainSubstring("FAILED  privileges to run a lab: not root"))
-		Expect(stdout).To(ContainSubstring("FAILED  a user namespace with the lab's ids (uids and gids 0-65535): user " + name + " has 0 subordinate uids in /etc/subuid; a lab needs 65535\n"))
-		Expect(stdout).To(ContainSubstring("fix: give " + name + " a range of 65536 subordinate uids and gids: `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 " + name + "`"))
-		Expect(strings.Count(stdout, "FAILED")).To(Equal(2), stdout)
-	})
+	// As a user (rootless): rootless_test.go, whose test user exists only in
+	// a private mount namespace's /etc.
 })

@@ -17,10 +17,10 @@ func results() []scenarios.Result {
 	www := scenarios.User{Name: "www-data", UID: 33}
 	port := scenarios.Port{Number: 25, Proto: "tcp"}
 	return []scenarios.Result{
-		{Probe: scenarios.Probe{User: www, Host: "mx.example.test", Address: netip.MustParseAddr("192.0.2.25"), Port: port},
-			Observed: probe.Dropped, PolicyFile: "ci/mail.yaml"},
-		{Probe: scenarios.Probe{User: www, Host: "mx.example.test", Address: netip.MustParseAddr("2001:db8::25"), Port: port},
-			Observed: probe.Connected, Detail: "220 mx.example.test ESMTP", PolicyFile: "ci/mail.yaml"},
+		scenarios.Result{Probe: scenarios.Probe{User: www, Host: "mx.example.test", Address: netip.MustParseAddr("192.0.2.25"), Port: port},
+			Observed: probe.Dropped}.WithPolicyFile("ci/mail.yaml"),
+		scenarios.Result{Probe: scenarios.Probe{User: www, Host: "mx.example.test", Address: netip.MustParseAddr("2001:db8::25"), Port: port},
+			Observed: probe.Connected, Detail: "220 mx.example.test ESMTP"}.WithPolicyFile("ci/mail.yaml"),
 	}
 }
 

@@ -105,7 +105,7 @@ var _ = Describe("the forwarded lab", Label("forward"), func() {
 					continue
 				}
 				cell := fmt.Sprintf("%s %s %d/%s", r.Client.Name, r.Address, r.Port.Number, r.Port.Proto)
-				got[cell] = r.Source.String()
+				got[cell] = r.Source().String()
 				Expect(r.Evidence.AnsweredBy).NotTo(BeNil(), "who answered %s", cell)
 				Expect(r.Evidence.AnsweredBy.Addr).To(Equal(r.Address), cell)
 			}

@@ -12,7 +12,7 @@ import (
 	"github.com/egresslab/egresslab/netns"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
-	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/words"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -82,7 +82,7 @@ var _ = Describe("the lab as a real host", Label("truth"), func() {
 
 		relay2 := result(rep, "www-data", "127.0.0.2")
 		Expect(relay2.Observed).To(Equal(probe.Dropped))
-		Expect(relay2.Evidence).To(Equal(probe.Evidence{Kind: probe.ReturnPath, Where: "output", Packet: "answer"}))
+		Expect(relay2.Evidence).To(Equal(probe.Evidence{Kind: probe.ReturnPath, Where: probe.Output, Packet: probe.Answer}))
 		code, _ = realDial(ctx, lab, p, "www-data", "exec 3<>/dev/tcp/127.0.0.2/2525")
 		Expect(code).To(Equal(124), "the real client must hang: postfix's SYN-ACK is dropped")
 
@@ -107,7 +107,7 @@ var _ = Describe("the lab as a real host", Label("truth"), func() {
 			Expect(r.Observed).To(Equal(c.outcome), c.addr)
 			Expect(r.Evidence.Kind).To(Equal(probe.HostState), c.addr)
 			Expect(r.Evidence.Errno).To(Equal(c.errno), c.addr)
-			Expect(report.Cause(r.Evidence)).To(HavePrefix(c.cause), c.addr)
+			Expect(words.Cause(r.Evidence)).To(HavePrefix(c.cause), c.addr)
 			code, out := realDial(ctx, lab, p, "www-data", fmt.Sprintf("exec 3<>/dev/tcp/%s/80", c.addr))
 			Expect(code).To(Equal(1), out)
 			Expect(out).To(ContainSubstring(c.real))

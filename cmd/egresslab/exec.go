@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/egresslab/egresslab/internal/labterm"
+
 	"context"
 	"errors"
 	"fmt"
@@ -125,11 +127,11 @@ func runInLab(ctx context.Context, file string, as runAs, argv []string, env []s
 	}
 	// Our terminal, if we have one, is never the lab's: the command gets a
 	// pty of the lab's own (pty.go); pipes and files are passed as they are.
-	term, err := attachTerminal(c)
+	term, err := labterm.Attach(c)
 	if err != nil {
 		return err
 	}
-	defer term.close()
+	defer term.Close()
 	if t := os.Getenv("TERM"); t != "" {
 		c.Env = append(c.Env, "TERM="+t)
 	}
@@ -137,13 +139,13 @@ func runInLab(ctx context.Context, file string, as runAs, argv []string, env []s
 	if err := c.Start(); err != nil {
 		return fmt.Errorf("start %s in lab %s: %w", argv[0], p.Name, err)
 	}
-	term.started()
+	term.Started()
 	done := make(chan error, 1)
 	go func() { done <- c.Wait() }()
 	select {
 	case err = <-done:
 	case sig := <-sigs:
-		term.close() // first: a second signal exits at once
+		term.Close() // first: a second signal exits at once
 		sess.Close()
 		<-done
 		return &exitError{code: 128 + int(sig.(syscall.Signal))}
@@ -151,7 +153,7 @@ func runInLab(ctx context.Context, file string, as runAs, argv []string, env []s
 	// What the command's background jobs still hold of the lab's terminal
 	// goes with the lab; then the last of its output reaches ours.
 	sess.Close()
-	term.finish()
+	term.Finish()
 	return &exitError{code: exitStatus(c, err)}
 }
 

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"github.com/egresslab/egresslab/internal/labterm"
+
 	"context"
 	"errors"
 	"fmt"
@@ -39,8 +41,12 @@ func (e *exitError) Error() string {
 }
 
 func main() {
+	netns.InitRootless()        // a rootless start's middle stage (rootless.go) never returns
 	netns.CloseInheritedFiles() // `egresslab verify 9>>FILE`: nothing of the caller's reaches a lab
 	netns.Init()                // a lab's holder is this binary, re-executed
+	if status, started := startRootless(os.Args[1:]); started {
+		os.Exit(status)
+	}
 	if os.Getenv("GOGC") == "" {
 		// A sweep holds its 131,070 results: at the default (100) the heap
 		// may grow to twice what is live, 138 MB peak RSS; at 50 it peaks at
@@ -125,10 +131,7 @@ the policy expected next to what happened, per address family.`,
 }
 
 // isTerminal reports whether f is a terminal (colour and progress go only there).
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
+func isTerminal(f *os.File) bool { return labterm.IsTerminal(f) }
 
 // terminalWidth is f's width in columns when f is a terminal, else 0 (no limit).
 func terminalWidth(f *os.File) int {

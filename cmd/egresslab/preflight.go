@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/internal/preflight"
+	"github.com/egresslab/egresslab/netns"
 	"github.com/spf13/cobra"
 )
 
@@ -100,7 +101,8 @@ func labAdvice(ctx context.Context, err error) error {
 		return err // a run that happened, or a status of its own
 	}
 	var said *preflight.Error
-	if errors.As(err, &said) {
+	var ids *netns.IDRangeError // says what to add itself
+	if errors.As(err, &said) || errors.As(err, &ids) {
 		return err
 	}
 	if bad := preflight.Failed(preflight.Run(ctx)); len(bad) > 0 {
@@ -111,6 +113,9 @@ func labAdvice(ctx context.Context, err error) error {
 
 func quickCheck() error {
 	if os.Geteuid() != 0 {
+		if rootlessFailure != nil {
+			return fmt.Errorf("as a user, egresslab runs its labs rootless, and could not: %w", rootlessFailure)
+		}
 		return errors.New("the lab needs root privileges: run egresslab as root (sudo egresslab ...)")
 	}
 	if missing := preflight.MissingCapabilities(); len(missing) > 0 {
@@ -120,7 +125,7 @@ func quickCheck() error {
 	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil && strings.TrimSpace(string(b)) == "0" {
 		return errors.New("user namespaces are switched off on this machine (user.max_user_namespaces = 0): the lab needs them; set it above 0")
 	}
-	if preflight.RunsNested() {
+	if preflight.RunsNested() && !netns.Rootless() {
 		return errors.New("egresslab runs inside a user namespace that does not map the ids a lab needs (as `unshare --user --map-root-user` makes)")
 	}
 	path := os.Getenv("PATH") + ":/usr/local/sbin:/usr/sbin:/sbin"

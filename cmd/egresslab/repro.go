@@ -12,6 +12,7 @@ import (
 	"github.com/egresslab/egresslab/internal/catalogue"
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/words"
 	"github.com/spf13/cobra"
 )
 
@@ -157,7 +158,7 @@ func printRun(w io.Writer, r catalogue.Run) error {
 		} else {
 			fmt.Fprintf(w, "$ telnet %s %d        # as %s (uid %d), from probe results\n", c.Name, c.Port, r.ClientUser.Name, r.ClientUser.UID)
 		}
-		report.WriteTelnet(w, *r.Client)
+		words.WriteTelnet(w, *r.Client)
 		fmt.Fprintln(w)
 	}
 	if err := r.Report.WriteTable(w, useColor(os.Stdout)); err != nil {
@@ -186,7 +187,7 @@ func printRun(w io.Writer, r catalogue.Run) error {
 	for _, c := range r.Variant.Answered {
 		for _, res := range r.Report.Results {
 			if res.User.Name == c.User && res.Host == c.Host && res.Family() == c.Family {
-				fmt.Fprintf(w, "  ANSWERED: %s by %s\n", res.Probe, report.AnsweredBy(res.Evidence))
+				fmt.Fprintf(w, "  ANSWERED: %s by %s\n", res.Probe, words.AnsweredBy(res.Evidence))
 			}
 		}
 	}

@@ -11,14 +11,18 @@ import (
 // Env is where egresslab runs, as far as the fix for a failed step depends
 // on it.
 type Env struct {
-	Root      bool
-	User      string // the caller's name
-	Binary    string // this executable, for an AppArmor profile
-	Container string // "docker", "podman", "kubernetes", "a container", or "" on a host or VM
-	GitHub    bool   // a GitHub Actions job
-	GitLab    bool   // a GitLab CI job
-	OSID      string // /etc/os-release ID: ubuntu, debian, ...
-	OSVersion string // /etc/os-release VERSION_ID: 24.04, 12, ...
+	Root bool   // real root (not root of a rootless start's own user namespace)
+	User string // the caller's name
+	// Rootless: this process is a rootless start's, as root of a user
+	// namespace that maps RootlessIDs uids and gids (SetRootless).
+	Rootless    bool
+	RootlessIDs int
+	Binary      string // this executable, for an AppArmor profile
+	Container   string // "docker", "podman", "kubernetes", "a container", or "" on a host or VM
+	GitHub      bool   // a GitHub Actions job
+	GitLab      bool   // a GitLab CI job
+	OSID        string // /etc/os-release ID: ubuntu, debian, ...
+	OSVersion   string // /etc/os-release VERSION_ID: 24.04, 12, ...
 
 	AppArmorRestrictsUserNS bool // kernel.apparmor_restrict_unprivileged_userns = 1 (Ubuntu 23.10+)
 	UserNSCloneOff          bool // kernel.unprivileged_userns_clone = 0 (Debian's older kernels)
@@ -30,6 +34,9 @@ func Detect() Env {
 	e := Env{Root: os.Geteuid() == 0, GitHub: os.Getenv("GITHUB_ACTIONS") == "true", GitLab: os.Getenv("GITLAB_CI") == "true"}
 	if u, err := user.Current(); err == nil {
 		e.User = u.Username
+	}
+	if rootless.user != "" {
+		e.Root, e.User, e.Rootless, e.RootlessIDs = false, rootless.user, true, min(rootless.uids, rootless.gids)
 	}
 	if exe, err := os.Executable(); err == nil {
 		e.Binary = exe
@@ -61,7 +68,10 @@ func (e Env) String() string {
 		parts = append(parts, "a GitLab CI job")
 	}
 	who := "root"
-	if !e.Root {
+	switch {
+	case e.Rootless:
+		who = "user " + e.User + " (rootless)"
+	case !e.Root:
 		who = "user " + e.User + " (not root)"
 	}
 	return strings.Join(parts, ", ") + ", as " + who
@@ -128,7 +138,7 @@ func osRelease() (id, version string) {
 // advise says what to change, where this runs, for a step that failed with err.
 func advise(e Env, err error) []string {
 	var (
-		notRoot NotRootError
+		helpers *HelperError
 		caps    *CapabilitiesError
 		ns      *NamespaceError
 		ids     *IDRangeError
@@ -136,11 +146,12 @@ func advise(e Env, err error) []string {
 		refused *RefusedError
 	)
 	switch {
-	case errors.As(err, &notRoot):
+	case errors.As(err, &helpers):
+		fix := []string{fmt.Sprintf("rootless labs need newuidmap and newgidmap set-user-ID root: `%sapt-get install --reinstall uidmap` (or `sudo chmod u+s %s`)", sudoFor(e), helpers.Path)}
 		if e.GitHub {
-			return []string{"GitHub's hosted runners have passwordless sudo: run `sudo egresslab ...` in the step"}
+			fix = append(fix, "or, on GitHub's hosted runners (passwordless sudo), run `sudo egresslab ...` in the step")
 		}
-		return []string{"run it as root: `sudo egresslab ...`"}
+		return fix
 	case errors.As(err, &caps):
 		return containerFix(e, caps.Missing)
 	case errors.As(err, &ids):
@@ -161,11 +172,14 @@ func installFix(e Env, missing []Tool) string {
 			pkgs = append(pkgs, t.Package)
 		}
 	}
-	sudo := ""
-	if !e.Root {
-		sudo = "sudo "
+	return fmt.Sprintf("install %s: `%sapt-get install %s` (Debian and Ubuntu package names)", strings.Join(cmds, ", "), sudoFor(e), strings.Join(pkgs, " "))
+}
+
+func sudoFor(e Env) string {
+	if e.Root {
+		return ""
 	}
-	return fmt.Sprintf("install %s: `%sapt-get install %s` (Debian and Ubuntu package names)", strings.Join(cmds, ", "), sudo, strings.Join(pkgs, " "))
+	return "sudo "
 }
 
 // containerFix is for root without the capabilities a lab needs.
@@ -191,6 +205,9 @@ func containerFix(e Env, missing []string) []string {
 }
 
 func idsFix(e Env, ids *IDRangeError) []string {
+	if ids.Rootless > 0 {
+		return []string{fmt.Sprintf("give %s a range of %d subordinate uids and gids: `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s` (pick a range no other line of /etc/subuid and /etc/subgid uses), or run egresslab as root", e.User, LabIDs, e.User)}
+	}
 	if ids.NestedMap != "" {
 		return []string{fmt.Sprintf("egresslab is running inside a user namespace that maps only part of the ids (as `unshare --user --map-root-user` makes): as root a lab maps host ids %d-%d, so run egresslab as real root, outside that namespace", IDBase, IDBase+LabIDs-1)}
 	}

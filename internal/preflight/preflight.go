@@ -106,8 +106,9 @@ func Check(ctx context.Context) error {
 // A step's failure, typed so that advise words the fix without reading
 // messages.
 type (
-	// NotRootError: this version runs labs as root only.
-	NotRootError struct{}
+	// HelperError: newuidmap or newgidmap, which a rootless lab needs, is
+	// not set-user-ID root (nor has file capabilities).
+	HelperError struct{ Path string }
 	// CapabilitiesError: root, without capabilities a lab needs.
 	CapabilitiesError struct{ Missing []string }
 	// NamespaceError: the kernel refused a namespace (or a mapping) to a child.
@@ -118,6 +119,9 @@ type (
 	// IDRangeError: the ids a lab needs are not there to map.
 	IDRangeError struct {
 		Why string
+		// Rootless is how many ids a rootless start maps, when fewer than
+		// the lab's (0 otherwise).
+		Rootless int
 		// NestedMap is this process's own uid_map when it runs in a user
 		// namespace that maps fewer ids than the lab needs ("" otherwise).
 		NestedMap string
@@ -136,8 +140,8 @@ type (
 	}
 )
 
-func (NotRootError) Error() string {
-	return "not root: this version of egresslab runs labs as root only (rootless labs are not built yet)"
+func (e *HelperError) Error() string {
+	return e.Path + " is neither set-user-ID root nor has file capabilities: it cannot write a rootless lab's id map"
 }
 func (e *CapabilitiesError) Error() string {
 	return "root without " + strings.Join(e.Missing, ", ")
@@ -191,9 +195,14 @@ func lookTool(name string) (string, bool) {
 	return "", false
 }
 
+// tryPrivileges: root needs its capabilities; a user runs labs rootless,
+// through the set-user-ID helpers newuidmap and newgidmap.
 func tryPrivileges(_ context.Context, env Env) error {
+	if env.Rootless {
+		return nil // the helpers did map this process's namespace
+	}
 	if !env.Root {
-		return NotRootError{}
+		return rootlessHelpers()
 	}
 	if missing := MissingCapabilities(); len(missing) > 0 {
 		return &CapabilitiesError{Missing: missing}
@@ -239,6 +248,15 @@ func MissingCapabilities() []string {
 // tryLabIDs makes a user namespace that maps the lab's 65,536 ids, as a lab
 // would: as root onto IDBase, rootless onto the user's subordinate ranges.
 func tryLabIDs(ctx context.Context, env Env) error {
+	if env.Rootless {
+		// root of the rootless start's own namespace: the lab's ids are its
+		// ids 0-65535, which it maps itself
+		if env.RootlessIDs < LabIDs {
+			return &IDRangeError{Why: fmt.Sprintf("running rootless, egresslab's user namespace maps ids 0-%d only (user %s's own id and subordinate ranges)", env.RootlessIDs-1, env.User), Rootless: env.RootlessIDs}
+		}
+		_, err := runIn(ctx, env, nsOptions{flags: unix.CLONE_NEWUSER, labIDs: true}, "cat", "/proc/self/uid_map")
+		return err
+	}
 	if env.Root {
 		if m := nestedMap(); m != "" {
 			return &IDRangeError{Why: fmt.Sprintf("this process runs in a user namespace that does not map host ids %d-%d (its uid_map: %s)", IDBase, IDBase+LabIDs-1, m), NestedMap: m}
@@ -313,7 +331,7 @@ func tryIPTablesLegacyOwner(ctx context.Context, env Env) error {
 
 func tryTools(_ context.Context, env Env) error {
 	tools := append(append([]Tool{}, LabTools...), doctorTools...)
-	if !env.Root {
+	if !env.Root && !env.Rootless {
 		tools = append(append([]Tool{}, tools...), RootlessTools...)
 	}
 	var missing []Tool

@@ -132,3 +132,91 @@ func tryRootlessIDs(ctx context.Context, env Env) error {
 	}
 	return nil
 }
+
+// rootless is what SetRootless recorded.
+var rootless struct {
+	user       string
+	uids, gids int
+}
+
+// SetRootless tells the steps that this process is a rootless start's,
+// root of a user namespace of its own that maps uids and gids ids of
+// user's: the steps then try what such a process can.
+func SetRootless(user string, uids, gids int) {
+	rootless.user, rootless.uids, rootless.gids = user, uids, gids
+}
+
+// rootlessHelpers checks that newuidmap and newgidmap can write a map: they
+// are set-user-ID root, or carry file capabilities (as Fedora ships them).
+func rootlessHelpers() error {
+	var missing []Tool
+	for _, t := range RootlessTools {
+		p, ok := lookTool(t.Command)
+		if !ok {
+			missing = append(missing, t)
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return fmt.Errorf("look at %s: %w", p, err)
+		}
+		if st.Mode&unix.S_ISUID != 0 && st.Uid == 0 {
+			continue
+		}
+		if _, err := unix.Getxattr(p, "security.capability", nil); err == nil {
+			continue
+		}
+		return &HelperError{Path: p}
+	}
+	if len(missing) > 0 {
+		return &ToolError{Missing: missing}
+	}
+	return nil
+}
+
+// Notes are what works differently here without failing a step: rootless,
+// how the lab's processes are bounded and how large a ruleset loads.
+func Notes(env Env) []string {
+	if env.Root {
+		return nil
+	}
+	notes := []string{
+		"rootless, one netlink batch of more than about 400 rules does not load (only the host's CAP_NET_ADMIN can enlarge the tools' netlink buffers): run egresslab as root for larger rulesets",
+		"rootless, a port range on the lab's loopback (a host at 127.0.0.1 or ::1 with ports: [N-M]) does not run: it needs a BPF program, which only the host's CAP_BPF loads: run egresslab as root for those (ranges beyond the uplink and verify --complete run rootless)",
+	}
+	if dir, ok := writableCgroup(); ok {
+		return append(notes, "rootless, "+env.User+" may write egresslab's own cgroup ("+dir+", delegated): labs are bounded there as under root")
+	}
+	return append(notes, "rootless, the lab's processes are bounded by RLIMIT_NPROC (per lab uid) instead of a cgroup, and its memory is not bounded: egresslab's own cgroup is not writable by "+env.User+" (a systemd user session delegates one: `systemd-run --user --scope egresslab ...`)")
+}
+
+// writableCgroup is the cgroup a lab's would be made under, when this user
+// may write it: cgroup v2's own, else v1's pids hierarchy's.
+func writableCgroup() (string, bool) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", false
+	}
+	for _, ln := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		parts := strings.SplitN(ln, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var dir string
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			dir = "/sys/fs/cgroup" + parts[2]
+			if _, err := os.Stat(dir + "/cgroup.subtree_control"); err != nil {
+				continue // v1's hierarchies hold /sys/fs/cgroup
+			}
+		case parts[1] == "pids":
+			dir = "/sys/fs/cgroup/pids" + parts[2]
+		default:
+			continue
+		}
+		if unix.Access(dir, unix.W_OK) == nil {
+			return dir, true
+		}
+	}
+	return "", false
+}

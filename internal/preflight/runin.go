@@ -45,6 +45,12 @@ func runIn(ctx context.Context, env Env, o nsOptions, argv ...string) ([]byte, e
 	gidmap := []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}}
 	if o.labIDs {
 		idmap = []syscall.SysProcIDMap{{ContainerID: 0, HostID: IDBase, Size: LabIDs}}
+		if env.Rootless {
+			// a rootless start's namespace: its own ids 0-65535, in its two
+			// ranges (one range of a child's map must lie in one of its
+			// parent's)
+			idmap = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: 1, HostID: 1, Size: LabIDs - 1}}
+		}
 		gidmap = idmap
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{

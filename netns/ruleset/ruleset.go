@@ -203,7 +203,13 @@ func toolFailure(ctx context.Context, lab *netns.Lab, err error, out []byte, nam
 	case pkg != "" && errors.As(err, &start) && start.Errno == syscall.ENOENT:
 		return &netns.UnavailableError{What: execName, Fix: fmt.Sprintf("install %s (apt-get install %s)", pkg, pkg)}
 	case bytes.Contains(out, []byte("Message too long")):
-		return &LabLimitError{Tool: label, Msg: "the kernel refused a netlink batch as too long inside the lab's user namespace"}
+		msg := "the kernel refused a netlink batch as too long inside the lab's user namespace"
+		if netns.Rootless() {
+			// egresslab lends the tools a bigger netlink buffer
+			// (SO_SNDBUFFORCE), which needs CAP_NET_ADMIN on the host
+			msg += ": rootless, egresslab cannot enlarge the tools' netlink buffers, so a batch of more than about 400 rules does not load; run egresslab as root for this ruleset"
+		}
+		return &LabLimitError{Tool: label, Msg: msg}
 	}
 	return nil
 }

@@ -12,13 +12,27 @@ import (
 // flowKey lays the flow out as the sentinel's sets store it: each part of the
 // concatenation padded to 4 bytes, ports in network order.
 func flowKey(f netns.Flow) []byte {
+	return appendFlowKey(make([]byte, 0, flowKeyMax), f)
+}
+
+// flowKeyMax is the longest key, an IPv6 flow's.
+const flowKeyMax = 2*(16+4) + 4
+
+// appendFlowKey is flowKey appended to k: with room on the stack for a key
+// that is only looked up, a probe's questions allocate nothing.
+func appendFlowKey(k []byte, f netns.Flow) []byte {
 	proto := byte(unix.IPPROTO_TCP)
 	if f.Proto == "udp" {
 		proto = unix.IPPROTO_UDP
 	}
-	var k []byte
 	for _, ap := range []netip.AddrPort{f.Src, f.Dst} {
-		k = append(k, ap.Addr().Unmap().AsSlice()...)
+		if a := ap.Addr().Unmap(); a.Is4() {
+			b := a.As4()
+			k = append(k, b[:]...)
+		} else {
+			b := a.As16()
+			k = append(k, b[:]...)
+		}
 		k = append(k, byte(ap.Port()>>8), byte(ap.Port()), 0, 0)
 	}
 	return append(k, proto, 0, 0, 0)
@@ -64,8 +78,10 @@ func (s *Sentinel) Egress(f netns.Flow) (left, answered bool, err error) {
 	if s == nil {
 		return false, false, errors.New("the drop sentinel is not installed")
 	}
-	a, err := s.query.has(elemReq{setOf(f, "out"), flowKey(f)}, elemReq{setOf(f, "rst"), flowKey(f)},
-		elemReq{setOf(f, icmpSets[f.Proto]), icmpKey(f)})
+	key := flowKey(f) // one for the three questions, which only read it
+	icmp := key[: len(key)-4 : len(key)-4]
+	a, err := s.query.has(elemReq{setOf(f, "out"), key}, elemReq{setOf(f, "rst"), key},
+		elemReq{setOf(f, icmpSets[f.Proto]), icmp})
 	if err != nil {
 		return false, false, err
 	}

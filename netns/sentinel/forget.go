@@ -112,7 +112,8 @@ func (s *Sentinel) Recycled(f netns.Flow, mark uint64) bool {
 	if mark+recentForgets < q.forgotten.Load() {
 		return true // too old to tell
 	}
-	return q.latest[string(flowKey(f))] > mark
+	var key [flowKeyMax]byte
+	return q.latest[string(appendFlowKey(key[:0], f))] > mark
 }
 
 // AwaitHeldPorts waits until the sockets of every flow released so far are
@@ -164,8 +165,8 @@ func (s *Sentinel) Release(f netns.Flow, sock io.Closer) {
 		return
 	}
 	key := flowKey(f)
-	elems := make([]setElem, 0, len(flowSets)+1)
-	elems = append(elems, setElem{setOf(f, icmpSets[f.Proto]), icmpKey(f)})
+	elems := make([]setElem, 0, len(flowSets)+3)
+	elems = append(elems, setElem{setOf(f, icmpSets[f.Proto]), icmpKey(f)}, setElem{setOf(f, "nat_dst"), key}, setElem{setOf(f, "nat_src"), key})
 	for _, name := range flowSets {
 		elems = append(elems, setElem{setOf(f, name), key})
 	}

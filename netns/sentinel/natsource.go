@@ -32,6 +32,26 @@ var leftAsMaps = []string{"fwd_src4", "fwd_src6"}
 // installLeftAs adds the fwd_src maps and the rules that fill them to the
 // sentinel's table in lab, whose fwd_post chain is there already.
 func installLeftAs(lab *netns.Lab) error {
+	return installNATMaps(lab, "fwd_post", leftAsMaps, natSource)
+}
+
+// natEnd is which end of a packet a nat map records: its source (where a
+// client's flow left from) or its destination (where a flow went).
+type natEnd struct {
+	addrAt [2]uint32 // the address's offset in the network header, IPv4 and IPv6
+	portAt uint32    // the port's offset in the transport header
+	// status, if not 0, records only a connection with this conntrack
+	// status bit (one the candidate's nat rewrote): a map every probe
+	// fills would cost each of them an element.
+	status uint32
+}
+
+var natSource = natEnd{addrAt: [2]uint32{12, 8}, portAt: 0}
+
+// installNATMaps adds maps (IPv4's, IPv6's) and the rules that fill them
+// with the end of each packet to the sentinel's table in lab, at the end of
+// its chain.
+func installNATMaps(lab *netns.Lab, chain string, maps []string, end natEnd) error {
 	c, err := nftables.New(nftables.WithNetNSFd(lab.NetNSFD()))
 	if err != nil {
 		return err
@@ -39,10 +59,9 @@ func installLeftAs(lab *netns.Lab) error {
 	table := &nftables.Table{Family: nftables.TableFamilyINet, Name: sentinelTable}
 	var rules [][]byte
 	for i, fam := range []struct {
-		v6     bool
-		addr   nftables.SetDatatype
-		addrAt uint32 // the source address's offset in the network header
-	}{{false, nftables.TypeIPAddr, 12}, {true, nftables.TypeIP6Addr, 8}} {
+		v6   bool
+		addr nftables.SetDatatype
+	}{{false, nftables.TypeIPAddr}, {true, nftables.TypeIP6Addr}} {
 		keyType, err := nftables.ConcatSetType(fam.addr, nftables.TypeInetService, fam.addr, nftables.TypeInetService, nftables.TypeInetProto)
 		if err != nil {
 			return err
@@ -51,19 +70,19 @@ func installLeftAs(lab *netns.Lab) error {
 		if err != nil {
 			return err
 		}
-		m := &nftables.Set{Table: table, Name: leftAsMaps[i], IsMap: true, Dynamic: true, Concatenation: true,
+		m := &nftables.Set{Table: table, Name: maps[i], IsMap: true, Dynamic: true, Concatenation: true,
 			KeyType: keyType, DataType: dataType, HasTimeout: true, Timeout: flowSetTimeout, Size: 4194304}
 		if err := c.AddSet(m, nil); err != nil {
 			return fmt.Errorf("the sentinel's map %s: %w", m.Name, err)
 		}
-		r, err := leftAsRule(m.Name, fam.v6, fam.addr.Bytes, fam.addrAt)
+		r, err := natMapRule(chain, m.Name, fam.v6, fam.addr.Bytes, end.addrAt[i], end)
 		if err != nil {
 			return err
 		}
 		rules = append(rules, r)
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("add the maps %v: %w", leftAsMaps, err)
+		return fmt.Errorf("add the maps %v: %w", maps, err)
 	}
 	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: lab.NetNSFD()})
 	if err != nil {
@@ -87,13 +106,13 @@ func installLeftAs(lab *netns.Lab) error {
 	})
 	sent, err := conn.SendMessages(batch)
 	if err != nil {
-		return fmt.Errorf("add the rules filling %v: %w", leftAsMaps, err)
+		return fmt.Errorf("add the rules filling %v: %w", maps, err)
 	}
 	last := sent[len(sent)-2].Header.Sequence
 	for {
 		msgs, err := conn.Receive()
 		if err != nil {
-			return fmt.Errorf("add the rules filling %v: %w", leftAsMaps, err)
+			return fmt.Errorf("add the rules filling %v: %w", maps, err)
 		}
 		for _, m := range msgs {
 			if m.Header.Sequence == last {
@@ -103,10 +122,10 @@ func installLeftAs(lab *netns.Lab) error {
 	}
 }
 
-// leftAsRule is a NEWRULE's body for fwd_post: a packet of the original
+// natMapRule is a NEWRULE's body for chain: a packet of the original
 // direction, of the family v6 says, adds its conntrack's original tuple and
-// its own source address and port to map m.
-func leftAsRule(m string, v6 bool, addrLen, addrAt uint32) ([]byte, error) {
+// its own address and port at end (at addrAt) to map m.
+func natMapRule(chain, m string, v6 bool, addrLen, addrAt uint32, end natEnd) ([]byte, error) {
 	nfproto, srcKey, dstKey := byte(unix.NFPROTO_IPV4), uint32(unix.NFT_CT_SRC_IP), uint32(unix.NFT_CT_DST_IP)
 	if v6 {
 		nfproto, srcKey, dstKey = unix.NFPROTO_IPV6, unix.NFT_CT_SRC_IP6, unix.NFT_CT_DST_IP6
@@ -137,19 +156,29 @@ func leftAsRule(m string, v6 bool, addrLen, addrAt uint32) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if end.status != 0 {
+		// ct status is in the host's byte order.
+		bit, none := binary.NativeEndian.AppendUint32(nil, end.status), make([]byte, 4)
+		if err := add(
+			&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: bit, Xor: none},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: none}); err != nil {
+			return nil, err
+		}
+	}
 	elems = append(elems, ctOriginal(srcKey, key), ctOriginal(unix.NFT_CT_PROTO_SRC, sport),
 		ctOriginal(dstKey, daddr), ctOriginal(unix.NFT_CT_PROTO_DST, dport))
 	err = add(
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: proto},
 		&expr.Payload{DestRegister: data, Base: expr.PayloadBaseNetworkHeader, Offset: addrAt, Len: addrLen},
-		&expr.Payload{DestRegister: data + regs, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+		&expr.Payload{DestRegister: data + regs, Base: expr.PayloadBaseTransportHeader, Offset: end.portAt, Len: 2},
 		&expr.Dynset{SrcRegKey: key, SrcRegData: data, SetName: m, Operation: unix.NFT_DYNSET_OP_ADD})
 	if err != nil {
 		return nil, err
 	}
 	ae := netlink.NewAttributeEncoder()
 	ae.String(unix.NFTA_RULE_TABLE, sentinelTable)
-	ae.String(unix.NFTA_RULE_CHAIN, "fwd_post")
+	ae.String(unix.NFTA_RULE_CHAIN, chain)
 	ae.Nested(unix.NFTA_RULE_EXPRESSIONS, func(ae *netlink.AttributeEncoder) error {
 		for _, e := range elems {
 			ae.Bytes(unix.NFTA_LIST_ELEM|unix.NLA_F_NESTED, e)
@@ -185,20 +214,26 @@ func (s *Sentinel) LeftAs(f netns.Flow) (src netip.AddrPort, ok bool, err error)
 	if s == nil {
 		return src, false, fmt.Errorf("the drop sentinel is not installed")
 	}
-	m := leftAsMaps[0]
+	return s.natEnd(f, leftAsMaps)
+}
+
+// natEnd reads the address and port a nat map (maps: IPv4's, IPv6's) holds
+// for f.
+func (s *Sentinel) natEnd(f netns.Flow, maps []string) (netip.AddrPort, bool, error) {
+	m := maps[0]
 	if f.IPv6() {
-		m = leftAsMaps[1]
+		m = maps[1]
 	}
 	data, ok, err := s.query.value(elemReq{m, flowKey(f)})
 	if err != nil || !ok {
-		return src, false, err
+		return netip.AddrPort{}, false, err
 	}
 	if len(data) < 8 {
-		return src, false, fmt.Errorf("read the drop sentinel: %s holds %d bytes", m, len(data))
+		return netip.AddrPort{}, false, fmt.Errorf("read the drop sentinel: %s holds %d bytes", m, len(data))
 	}
 	a, ok := netip.AddrFromSlice(data[:len(data)-4])
 	if !ok {
-		return src, false, fmt.Errorf("read the drop sentinel: %s holds %d bytes for an address", m, len(data)-4)
+		return netip.AddrPort{}, false, fmt.Errorf("read the drop sentinel: %s holds %d bytes for an address", m, len(data)-4)
 	}
 	port := data[len(data)-4:]
 	return netip.AddrPortFrom(a, uint16(port[0])<<8|uint16(port[1])), true, nil

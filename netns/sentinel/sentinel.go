@@ -110,6 +110,9 @@ func Start(lab *netns.Lab) (*Sentinel, error) {
 	if s.host, err = vnetlink.NewHandleAt(vnetns.NsHandle(lab.NetNSFD())); err != nil {
 		return nil, fmt.Errorf("rtnetlink in lab %s: %w", lab.Name(), err)
 	}
+	if err := installAfterNAT(lab); err != nil {
+		return nil, err
+	}
 	s.forgets.init()
 	go s.forgets.run(s)
 	return s, s.Check()
@@ -141,6 +144,9 @@ func (s *Sentinel) Check() error {
 	for _, c := range spec {
 		wanted[c.name] = want{*c.hook, c.priority, len(c.rules)}
 	}
+	post := wanted["post"]
+	post.rules += natRules
+	wanted["post"] = post
 	if l.Forwarding() {
 		hooks := map[string]nftables.ChainHook{"forward": *nftables.ChainHookForward, "postrouting": *nftables.ChainHookPostrouting}
 		for _, c := range forwardChainSpec() {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,13 +25,21 @@ import (
 // with Serve first where its protocol matters.
 //
 // Port ranges steer first, as their programs were attached first: call
-// ServeRanges for the world before this, never after.
+// ServeRanges for the world before this, never after. Rootless, TPROXY rules
+// in the world steer instead of the program (tproxyAnyAddress).
 func (sv *Server) ServeAnyAddress() error {
-	if sv.anyServed != nil {
+	if sv.anyAddr {
 		return nil
 	}
 	if err := sv.lab.AnswerAnyAddress(); err != nil {
 		return fmt.Errorf("make the world answer any address in lab %s: %w", sv.lab.Name(), err)
+	}
+	if steersByTProxy() {
+		if err := sv.tproxyAnyAddress(); err != nil {
+			return fmt.Errorf("serve any address in lab %s: %w", sv.lab.Name(), err)
+		}
+		sv.anyAddr = true
+		return nil
 	}
 	// room for the services served after this one: each is added as it goes
 	served, err := ebpf.NewMap(&ebpf.MapSpec{
@@ -40,8 +49,8 @@ func (sv *Server) ServeAnyAddress() error {
 		return fmt.Errorf("create the map of served cells (BPF, needs CAP_BPF on the host): %w", err)
 	}
 	sv.lab.OnClose(served.Close)
-	for _, k := range sv.worldCells {
-		if err := served.Put(k, uint8(1)); err != nil {
+	for _, s := range sv.worldCells {
+		if err := served.Put(cellKey(s.Addr, s.Port, s.Proto), uint8(1)); err != nil {
 			return fmt.Errorf("add a served cell to the map: %w", err)
 		}
 	}
@@ -51,7 +60,7 @@ func (sv *Server) ServeAnyAddress() error {
 	}
 	sv.lab.OnClose(sockets.Close)
 	for i, network := range anySockets {
-		fd, err := sv.listenAny(network)
+		fd, _, err := sv.listenAny(network, false)
 		if err != nil {
 			return fmt.Errorf("serve any address in lab %s: %w", sv.lab.Name(), err)
 		}
@@ -63,6 +72,7 @@ func (sv *Server) ServeAnyAddress() error {
 		return err
 	}
 	sv.anyServed = served
+	sv.anyAddr = true
 	return nil
 }
 
@@ -98,12 +108,17 @@ func cellKey(addr netip.Addr, port uint16, proto string) []byte {
 // noteWorldCell keeps a service's cell in the world out of the catch-all:
 // its own listener answers it.
 func (sv *Server) noteWorldCell(s Service) error {
-	k := cellKey(s.Addr, s.Port, s.Proto)
-	sv.worldCells = append(sv.worldCells, k)
-	if sv.anyServed == nil {
+	sv.worldCells = append(sv.worldCells, s)
+	if !sv.anyAddr {
 		return nil
 	}
-	if err := sv.anyServed.Put(k, uint8(1)); err != nil {
+	if sv.anyServed == nil { // rootless
+		if err := sv.tproxy.noteServed(s); err != nil {
+			return fmt.Errorf("keep %s out of the any-address socket: %w", s, err)
+		}
+		return nil
+	}
+	if err := sv.anyServed.Put(cellKey(s.Addr, s.Port, s.Proto), uint8(1)); err != nil {
 		return fmt.Errorf("keep %s out of the any-address socket: %w", s, err)
 	}
 	return nil
@@ -168,16 +183,22 @@ func anyAddrProgram(served, sockets int) asm.Instructions {
 }
 
 // listenAny opens one catch-all socket in the world and serves it; it
-// returns the socket's descriptor for the socket map.
-func (sv *Server) listenAny(network string) (int, error) {
+// returns the socket's descriptor, for the socket map, and its address, for
+// TPROXY rules, which steer only to a transparent one (transparentSocket).
+func (sv *Server) listenAny(network string, transparentSocket bool) (int, netip.AddrPort, error) {
 	loopback := "127.0.0.1:0"
 	if network[3] == '6' {
 		loopback = "[::1]:0"
 	}
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false) // an MPTCP socket cannot go in a socket map
+	if transparentSocket {
+		lc.Control = transparent
+	}
 	if network[:3] == "udp" {
 		var pc *net.UDPConn
 		err := sv.lab.DoWorld(func() error {
-			c, err := net.ListenPacket(network, loopback)
+			c, err := lc.ListenPacket(context.Background(), network, loopback)
 			if err != nil {
 				return err
 			}
@@ -185,15 +206,14 @@ func (sv *Server) listenAny(network string) (int, error) {
 			return recvOrigDst(pc, network == "udp6")
 		})
 		if err != nil {
-			return -1, err
+			return -1, netip.AddrPort{}, err
 		}
 		sv.lab.OnClose(pc.Close)
 		go sv.echoAny(pc)
-		return connFD(pc)
+		fd, err := connFD(pc)
+		return fd, pc.LocalAddr().(*net.UDPAddr).AddrPort(), err
 	}
 	var ln *net.TCPListener
-	var lc net.ListenConfig
-	lc.SetMultipathTCP(false) // an MPTCP socket cannot go in a socket map
 	if err := sv.lab.DoWorld(func() error {
 		x, err := lc.Listen(context.Background(), network, loopback)
 		if err == nil {
@@ -201,11 +221,39 @@ func (sv *Server) listenAny(network string) (int, error) {
 		}
 		return err
 	}); err != nil {
-		return -1, err
+		return -1, netip.AddrPort{}, err
 	}
 	sv.lab.OnClose(ln.Close)
 	go sv.acceptAny(ln)
-	return connFD(ln)
+	fd, err := connFD(ln)
+	return fd, ln.Addr().(*net.TCPAddr).AddrPort(), err
+}
+
+// tproxyAnyAddress is ServeAnyAddress rootless: the same catch-all sockets,
+// made transparent, and the world's TPROXY rules in anyAddrProgram's place,
+// after any range's (ServeRanges comes first).
+func (sv *Server) tproxyAnyAddress() error {
+	w, err := sv.worldSteering()
+	if err != nil {
+		return err
+	}
+	if len(sv.worldCells) > 0 {
+		if err := w.noteServed(sv.worldCells...); err != nil {
+			return fmt.Errorf("keep the world's own listeners out of the any-address sockets: %w", err)
+		}
+	}
+	rules := [][]expr.Any{w.servedRule(netip.IPv4Unspecified()), w.servedRule(netip.IPv6Unspecified())}
+	for _, network := range anySockets {
+		_, at, err := sv.listenAny(network, true)
+		if err != nil {
+			return err
+		}
+		rules = append(rules, anyRule(network[:3], at))
+	}
+	if err := w.steer(rules...); err != nil {
+		return fmt.Errorf("steer any address to its sockets (nft tproxy in the world): %w", err)
+	}
+	return nil
 }
 
 // acceptAny accepts and holds each connection, recording the address and
@@ -217,7 +265,7 @@ func (sv *Server) acceptAny(ln net.Listener) {
 			return
 		}
 		local := c.LocalAddr().(*net.TCPAddr).AddrPort()
-		sv.answered.record("tcp", c.RemoteAddr(), anyService(local, "tcp"))
+		sv.answered.record("tcp", c.RemoteAddr(), endpoint(c.LocalAddr()), anyService(local, "tcp"))
 		go func() {
 			_, _ = io.Copy(io.Discard, c)
 			c.Close()
@@ -241,7 +289,7 @@ func (sv *Server) echoAny(pc *net.UDPConn) {
 		if !ok {
 			continue
 		}
-		sv.answered.record("udp", net.UDPAddrFromAddrPort(from), anyService(dst, "udp"))
+		sv.answered.record("udp", net.UDPAddrFromAddrPort(from), dst.String(), anyService(dst, "udp"))
 		_ = sv.lab.DoWorld(func() error { return replyFrom(dst, from, buf[:n]) })
 	}
 }

@@ -159,7 +159,7 @@ func (r *recordingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.lab.answered.record("tcp", c.RemoteAddr(), r.service)
+	r.lab.answered.record("tcp", c.RemoteAddr(), endpoint(c.LocalAddr()), r.service)
 	return &greetingConn{Conn: c, answered: &r.lab.answered}, nil
 }
 
@@ -173,7 +173,7 @@ type greetingConn struct {
 func (c *greetingConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	if n > 0 {
-		c.once.Do(func() { c.answered.greet(c.RemoteAddr().String()) })
+		c.once.Do(func() { c.answered.greet(c.RemoteAddr(), c.LocalAddr()) })
 	}
 	return n, err
 }
@@ -203,7 +203,7 @@ func (sv *Server) echo(pc net.PacketConn, s Service) {
 			}
 			continue
 		}
-		sv.answered.record("udp", from, s)
+		sv.answered.record("udp", from, netip.AddrPortFrom(s.Addr, s.Port).String(), s)
 		reply := buf[:n]
 		if s.Port == DNSPort {
 			reply = sv.answerDNS(reply)

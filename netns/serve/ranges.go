@@ -30,6 +30,7 @@ import (
 // the ruleset, which the candidate may flush. The answer leaves from the port
 // that was dialled. nft redirect or tproxy would do in the world, which is the
 // harness's; on the lab's lo they would be rules in the candidate's namespace.
+// Rootless labs cannot load BPF: the world steers with tproxy (tproxy.go).
 
 // RangeService is a range of ports on one address that the lab serves.
 type RangeService struct {
@@ -69,7 +70,7 @@ func (sv *Server) ServeRanges(ranges []RangeService) error {
 		if len(x.ranges) == 0 {
 			continue
 		}
-		if x.ns == sv.lab.WorldNetNSFD() && sv.anyServed != nil {
+		if x.ns == sv.lab.WorldNetNSFD() && sv.anyAddr {
 			// its program would run after the catch-all's, which picks first
 			return fmt.Errorf("serve port ranges in lab %s: the world already answers any address; serve ranges before it", sv.lab.Name())
 		}
@@ -78,7 +79,14 @@ func (sv *Server) ServeRanges(ranges []RangeService) error {
 				return err
 			}
 		}
-		if err := sv.serveRanges(x.ns, x.ranges); err != nil {
+		serve := sv.serveRanges
+		if steersByTProxy() {
+			serve = sv.tproxyRanges
+			if x.ns == sv.lab.NetNSFD() {
+				serve = sv.loopbackRanges
+			}
+		}
+		if err := serve(x.ns, x.ranges); err != nil {
 			return fmt.Errorf("serve port ranges in lab %s: %w", sv.lab.Name(), err)
 		}
 	}
@@ -116,11 +124,11 @@ func (sv *Server) serveRanges(nsFD int, ranges []RangeService) error {
 		Type: ebpf.SockMap, KeySize: 4, ValueSize: 8, MaxEntries: uint32(len(ranges)),
 	})
 	if err != nil {
-		return fmt.Errorf("create the socket map (BPF, needs CAP_BPF on the host): %w", err)
+		return netns.RootlessBPF(fmt.Errorf("create the socket map (BPF, needs CAP_BPF on the host): %w", err), "port ranges on the lab's loopback")
 	}
 	sv.lab.OnClose(sockets.Close)
 	for i, r := range ranges {
-		fd, err := sv.listenRange(r)
+		fd, _, err := sv.listenRange(r, false)
 		if err != nil {
 			return err
 		}
@@ -199,19 +207,27 @@ func steerProgram(ranges []RangeService, sockets int) asm.Instructions {
 
 // listenRange opens the range's socket (bound to its first port) and serves
 // it: TCP accepts and holds, UDP echoes from the port that was dialled. It
-// returns the socket's descriptor, which stays the lab's until it closes.
-func (sv *Server) listenRange(r RangeService) (int, error) {
+// returns the socket's descriptor, which stays the lab's until it closes,
+// and its address. transparentSocket makes it one TPROXY may steer to.
+func (sv *Server) listenRange(r RangeService, transparentSocket bool) (int, netip.AddrPort, error) {
 	// As Serve: the world's sockets belong to the harness, those on the
 	// lab's loopback answer as their identity.
 	in := sv.lab.DoWorld
 	if r.Addr.IsLoopback() {
 		in = sv.listenAs(r.ServedBy)
 	}
-	addr := netip.AddrPortFrom(r.Addr, r.First).String()
+	at := netip.AddrPortFrom(r.Addr, r.First)
+	// Plain TCP: Go listens with MPTCP by default, and an MPTCP socket cannot
+	// go in a socket map.
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	if transparentSocket {
+		lc.Control = transparent
+	}
 	if r.Proto == "udp" {
 		var pc *net.UDPConn
 		err := in(func() error {
-			c, err := net.ListenPacket("udp", addr)
+			c, err := lc.ListenPacket(context.Background(), "udp", at.String())
 			if err != nil {
 				return err
 			}
@@ -219,41 +235,38 @@ func (sv *Server) listenRange(r RangeService) (int, error) {
 			return recvOrigDst(pc, r.Addr.Is6())
 		})
 		if err != nil {
-			return -1, fmt.Errorf("listen on %s: %w", r, err)
+			return -1, at, fmt.Errorf("listen on %s: %w", r, err)
 		}
 		sv.lab.OnClose(pc.Close)
 		go sv.echoRange(pc, in, r)
-		return connFD(pc)
+		fd, err := connFD(pc)
+		return fd, at, err
 	}
 	var ln *net.TCPListener
-	// Plain TCP: Go listens with MPTCP by default, and an MPTCP socket cannot
-	// go in a socket map.
-	var lc net.ListenConfig
-	lc.SetMultipathTCP(false)
 	if err := in(func() error {
-		x, err := lc.Listen(context.Background(), "tcp", addr)
+		x, err := lc.Listen(context.Background(), "tcp", at.String())
 		if err == nil {
 			ln = x.(*net.TCPListener)
 		}
 		return err
 	}); err != nil {
-		return -1, fmt.Errorf("listen on %s: %w", r, err)
+		return -1, at, fmt.Errorf("listen on %s: %w", r, err)
 	}
 	fd, err := connFD(ln)
 	if err != nil {
 		ln.Close()
-		return -1, err
+		return -1, at, err
 	}
 	var accept net.Listener = ln
 	if r.Addr.IsLoopback() {
 		if accept, err = sv.acceptAs(ln, r.ServedBy); err != nil {
 			ln.Close()
-			return -1, fmt.Errorf("listen on %s: %w", r, err)
+			return -1, at, fmt.Errorf("listen on %s: %w", r, err)
 		}
 	}
 	sv.lab.OnClose(accept.Close)
 	go sv.acceptRange(accept, r)
-	return fd, nil
+	return fd, at, nil
 }
 
 // acceptRange accepts and holds each connection, recording which port of the
@@ -265,7 +278,7 @@ func (sv *Server) acceptRange(ln net.Listener, r RangeService) {
 			return
 		}
 		local := c.LocalAddr().(*net.TCPAddr).AddrPort()
-		sv.answered.record("tcp", c.RemoteAddr(), Service{Host: r.Host, Addr: r.Addr, Port: local.Port(), Proto: "tcp"})
+		sv.answered.record("tcp", c.RemoteAddr(), endpoint(c.LocalAddr()), Service{Host: r.Host, Addr: r.Addr, Port: local.Port(), Proto: "tcp"})
 		go func() {
 			_, _ = io.Copy(io.Discard, c)
 			c.Close()
@@ -304,23 +317,19 @@ func (sv *Server) echoRange(pc *net.UDPConn, in func(func() error) error, r Rang
 			}
 			continue
 		}
-		port, ok := origDstPort(oob[:oobn])
+		dst, ok := origDst(oob[:oobn])
 		if !ok {
 			continue
 		}
+		port := dst.Port()
 		s := Service{Host: r.Host, Addr: r.Addr, Port: port, Proto: "udp"}
-		sv.answered.record("udp", net.UDPAddrFromAddrPort(from), s)
+		sv.answered.record("udp", net.UDPAddrFromAddrPort(from), dst.String(), s)
 		if port == r.First { // the socket's own port
 			_, _ = pc.WriteToUDPAddrPort(buf[:n], from)
 			continue
 		}
 		_ = in(func() error { return replyFrom(netip.AddrPortFrom(r.Addr, port), from, buf[:n]) })
 	}
-}
-
-func origDstPort(oob []byte) (uint16, bool) {
-	dst, ok := origDst(oob)
-	return dst.Port(), ok
 }
 
 // origDst is a datagram's destination as received (IP_ORIGDSTADDR,

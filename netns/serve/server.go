@@ -18,10 +18,13 @@ type Server struct {
 	answered answered
 	zone     atomic.Value // func(*dns.Msg) *dns.Msg: what ServeDNS answers, for a host's port 53 too
 	lost     atomic.Value // a listener the candidate closed under the lab (its name)
-	// worldCells are the cells of the world's own listeners (Serve), which
-	// ServeAnyAddress's program leaves to them through anyServed.
-	worldCells [][]byte
+	// worldCells are the world's own listeners (Serve), which
+	// ServeAnyAddress's program leaves to them through anyServed (rootless,
+	// through tproxy's set of served cells).
+	worldCells []Service
 	anyServed  *ebpf.Map
+	anyAddr    bool         // the world answers any address (ServeAnyAddress)
+	tproxy     *worldTProxy // rootless, the world's steering (tproxy.go)
 }
 
 // New is a server for lab's destinations; it listens on nothing until Serve,
@@ -43,9 +46,14 @@ func (sv *Server) Lost() (string, bool) {
 	return what, ok
 }
 
-// Forget drops the record of who answered the client at clientAddr, once its
-// probe is done with it.
-func (sv *Server) Forget(proto, clientAddr string) { sv.answered.forget(proto, clientAddr) }
+// Forget drops the record of who answered the connection from clientAddr to
+// serverAddr, once its probe is done with it. A probe the candidate's NAT
+// sent elsewhere was recorded under its rewritten ends, which its flow does
+// not name: that record stays until the next connection of the same ends
+// replaces it (it names the same service, which its local end decides).
+func (sv *Server) Forget(proto, clientAddr, serverAddr string) {
+	sv.answered.forget(proto, clientAddr, serverAddr)
+}
 
 // connFD is the descriptor under a Go socket, for the socket map.
 func connFD(c syscall.Conn) (int, error) {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/egresslab/egresslab/internal/nftlist"
 	"github.com/google/nftables"
@@ -115,24 +116,14 @@ func rulePositions(l *netns.Lab) (map[string]int, error) {
 		return nil, fmt.Errorf("list the rules in lab %s: %w", l.Name(), err)
 	}
 	defer c.Close()
-	msgs, err := c.Execute(netlink.Message{
-		Header: netlink.Header{
-			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETRULE),
-			Flags: netlink.Request | netlink.Dump,
-		},
-		Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list the rules in lab %s: %w", l.Name(), err)
-	}
 	positions, counts := map[string]int{}, map[string]int{}
-	for _, m := range msgs {
-		if len(m.Data) < 4 {
-			continue
+	err = dumpRules(c, func(data []byte) {
+		if len(data) < 4 {
+			return
 		}
-		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		ad, err := netlink.NewAttributeDecoder(data[4:])
 		if err != nil {
-			continue
+			return
 		}
 		ad.ByteOrder = binary.BigEndian
 		var table, chain string
@@ -148,14 +139,77 @@ func rulePositions(l *netns.Lab) (map[string]int, error) {
 			}
 		}
 		if table == "" || chain == "" || handle < 0 {
-			continue
+			return
 		}
-		fam := tableFamily(m.Data[0])
+		fam := tableFamily(data[0])
 		where := fam + " " + table + " " + chain
 		counts[where]++
 		positions[nftlist.Key(fam, table, chain, handle)] = counts[where]
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the rules in lab %s: %w", l.Name(), err)
 	}
 	return positions, nil
+}
+
+// dumpBuffer is the receive buffer of a rule dump. The kernel fills each
+// part of a dump up to the largest receive the socket has made (at most
+// 32 KiB), and every part walks its chain from the first rule to where the
+// last one stopped: with netlink.Conn's one-page receives, a chain of
+// 20,000 rules took some 1,500 parts and seconds of the kernel's time.
+const dumpBuffer = 64 << 10
+
+// dumpRules dumps every nf_tables rule on c, handing each message's payload
+// to fn.
+func dumpRules(c *netlink.Conn, fn func(data []byte)) error {
+	req := netlink.Message{Header: netlink.Header{
+		Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETRULE),
+		Flags: netlink.Request | netlink.Dump,
+	}, Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0}}
+	sent, err := c.Send(req)
+	if err != nil {
+		return err
+	}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, dumpBuffer)
+	for {
+		var n int
+		var rerr error
+		if err := raw.Read(func(fd uintptr) bool {
+			n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			return !errors.Is(rerr, unix.EAGAIN)
+		}); err != nil {
+			return err
+		}
+		if rerr != nil {
+			return rerr
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != sent.Header.Sequence {
+				continue
+			}
+			if m.Header.Flags&unix.NLM_F_DUMP_INTR != 0 {
+				return errors.New("the rules changed while they were listed")
+			}
+			if m.Header.Type == unix.NLMSG_DONE || m.Header.Type == unix.NLMSG_ERROR {
+				// both carry the dump's error number, 0 when it is whole
+				if len(m.Data) >= 4 {
+					if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
+						return unix.Errno(-errno)
+					}
+				}
+				return nil
+			}
+			fn(m.Data)
+		}
+	}
 }
 
 // ruleIndex joins the positions and the listing.

@@ -3,10 +3,10 @@ package trace
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -41,10 +41,23 @@ func flowKey(src, dst netip.AddrPort, proto string) traceKey {
 
 // flowTrace is what decides a probe from one direction's reports: whether
 // the candidate's rules saw it at all, its first drop, its first accept by a
-// rule and its first by a chain's policy. A sweep keeps one per probe.
+// rule and its first by a chain's policy. A sweep keeps one per probe: the
+// verdicts are numbers into Trace.met, half the size of pointers.
 type flowTrace struct {
 	seen                       bool
-	drop, accept, policyAccept *traceEvent
+	drop, accept, policyAccept eventRef
+}
+
+// eventRef is 1 + the index of a verdict in Trace.met; 0 is none.
+type eventRef uint32
+
+// event is the verdict r refers to (nil for none). Call it with t.mu held,
+// or once the reader has stopped.
+func (t *Trace) event(r eventRef) *traceEvent {
+	if r == 0 {
+		return nil
+	}
+	return t.met[r-1]
 }
 
 // packetIDs maps a trace id to the packet it follows. Ids are reused by
@@ -127,8 +140,8 @@ func (t *Trace) read() {
 	defer close(t.done)
 	defer t.setBacklog(0) // no probe waits on a reader that is gone
 	ids := &packetIDs{current: map[uint32]traceKey{}}
-	chains := map[[3]string]*traceChain{}    // one copy of each chain's names
-	verdicts := map[traceEvent]*traceEvent{} // and of each verdict
+	chains := map[[3]string]*traceChain{} // one copy of each chain's names
+	verdicts := map[traceEvent]eventRef{} // and of each verdict
 	buf := make([]byte, traceBatch*traceSlot)
 	msgs := make([]mmsghdr, traceBatch)
 	iovs := make([]unix.Iovec, traceBatch)
@@ -192,7 +205,7 @@ func attrs(b []byte, fn func(typ uint16, v []byte)) {
 }
 
 // report files one trace report under its packet's flow.
-func (t *Trace) report(typ uint16, data []byte, ids *packetIDs, chains map[[3]string]*traceChain, verdicts map[traceEvent]*traceEvent) {
+func (t *Trace) report(typ uint16, data []byte, ids *packetIDs, chains map[[3]string]*traceChain, verdicts map[traceEvent]eventRef) {
 	if typ != unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_TRACE || len(data) < 4 {
 		return
 	}
@@ -255,14 +268,16 @@ func (t *Trace) report(typ uint16, data []byte, ids *packetIDs, chains map[[3]st
 		ev.where = &traceChain{family: name[0], table: string(table), chain: string(chain)}
 		chains[name] = ev.where
 	}
-	v := verdicts[ev]
-	if v == nil {
-		v = &traceEvent{}
-		*v = ev
-		verdicts[ev] = v
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	ref := verdicts[ev]
+	if ref == 0 {
+		v := ev
+		t.met = append(t.met, &v)
+		ref = eventRef(len(t.met))
+		verdicts[ev] = ref
+	}
+	v := t.event(ref)
 	if key == ndKey {
 		if v.verdict == "drop" && !slices.Contains(t.ndDrops, v) {
 			t.ndDrops = append(t.ndDrops, v)
@@ -272,12 +287,12 @@ func (t *Trace) report(typ uint16, data []byte, ids *packetIDs, chains map[[3]st
 	ft := t.events[key]
 	ft.seen = true
 	switch {
-	case v.verdict == "drop" && ft.drop == nil:
-		ft.drop = v
-	case v.verdict == "accept" && !v.policy && ft.accept == nil:
-		ft.accept = v
-	case v.verdict == "accept" && v.policy && ft.policyAccept == nil:
-		ft.policyAccept = v
+	case v.verdict == "drop" && ft.drop == 0:
+		ft.drop = ref
+	case v.verdict == "accept" && !v.policy && ft.accept == 0:
+		ft.accept = ref
+	case v.verdict == "accept" && v.policy && ft.policyAccept == 0:
+		ft.policyAccept = ref
 	}
 	t.events[key] = ft
 }
@@ -291,72 +306,19 @@ func (t *Trace) markerSeen(sport uint16) {
 	}
 }
 
-func tableFamily(f byte) string {
-	switch f {
-	case unix.NFPROTO_IPV4:
-		return "ip"
-	case unix.NFPROTO_IPV6:
-		return "ip6"
-	case unix.NFPROTO_INET:
-		return "inet"
-	}
-	return strconv.Itoa(int(f))
-}
-
 // Netfilter's own verdicts (linux/netfilter.h), beside nf_tables' negative ones.
 const (
 	nfDrop   = 0
 	nfAccept = 1
 )
 
-func verdictName(code int32) string {
-	switch code {
-	case nfDrop:
-		return "drop"
-	case nfAccept:
-		return "accept"
-	case unix.NFT_JUMP:
-		return "jump"
-	case unix.NFT_GOTO:
-		return "goto"
-	case unix.NFT_RETURN:
-		return "return"
-	case unix.NFT_CONTINUE, unix.NFT_BREAK:
-		return "continue"
-	}
-	return "verdict " + strconv.Itoa(int(code))
-}
-
-// headerKey reads a packet's addresses and ports from the headers a trace
-// carries: its flow key, and whether it is the lab's marker. Neighbour
-// discovery has a key of its own; ok is false for any other packet.
-func headerKey(nfproto uint32, nh, th []byte) (key traceKey, ok, marker bool) {
-	var src, dst netip.Addr
-	var proto byte
-	switch {
-	case nfproto == unix.NFPROTO_IPV4 && len(nh) >= 20:
-		src, dst, proto = netip.AddrFrom4([4]byte(nh[12:16])), netip.AddrFrom4([4]byte(nh[16:20])), nh[9]
-	case nfproto == unix.NFPROTO_IPV6 && len(nh) >= 40:
-		src, dst, proto = netip.AddrFrom16([16]byte(nh[8:24])), netip.AddrFrom16([16]byte(nh[24:40])), nh[6]
-	default:
-		return traceKey{}, false, false
-	}
-	if proto == unix.IPPROTO_ICMPV6 && len(th) > 0 && (th[0] == 135 || th[0] == 136) {
-		return ndKey, true, false
-	}
-	if (proto != unix.IPPROTO_TCP && proto != unix.IPPROTO_UDP) || len(th) < 4 {
-		return traceKey{}, false, false
-	}
-	key = traceKey{src: src.As16(), dst: dst.As16(), sport: binary.BigEndian.Uint16(th[0:2]), dport: binary.BigEndian.Uint16(th[2:4]), proto: proto}
-	return key, true, dst == markerDst.Addr() && key.dport == markerDst.Port() && proto == unix.IPPROTO_UDP
-}
-
 // traceReadBuffer holds a whole matrix's reports (a few hundred bytes each)
 // should the reader fall behind.
 const traceReadBuffer = 64 << 20
 
 // traceSocket joins the lab's trace group, with a receive buffer forced past
-// the namespace's default (this process is root on the host).
+// the namespace's default (as root on the host; rootless, as far as
+// net.core.rmem_max allows).
 func traceSocket(l *netns.Lab) (int, error) {
 	fd := -1
 	err := l.Do(func() (err error) {
@@ -374,7 +336,14 @@ func traceSocket(l *netns.Lab) (int, error) {
 		unix.Close(fd)
 		return -1, fmt.Errorf("join the trace group in lab %s: %w", l.Name(), err)
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, traceReadBuffer); err != nil {
+	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, traceReadBuffer)
+	if errors.Is(err, unix.EPERM) && netns.Rootless() {
+		// Forcing needs CAP_NET_ADMIN on the host: rootless, the buffer
+		// is what net.core.rmem_max allows, and a reader that falls
+		// behind loses reports, which the trace says (ENOBUFS).
+		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, traceReadBuffer)
+	}
+	if err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("size the trace socket in lab %s: %w", l.Name(), err)
 	}

@@ -99,8 +99,8 @@ func (t *Trace) decide(f netns.Flow, blocked bool) *Rule {
 		name string
 		ft   flowTrace
 	}{{"request", request}, {"answer", answer}} {
-		if side.ft.drop != nil {
-			r := t.rule(*side.ft.drop, side.name)
+		if drop := t.event(side.ft.drop); drop != nil {
+			r := t.rule(*drop, side.name)
 			if !blocked {
 				return &Rule{Untraced: "the trace shows a drop, yet the probe connected: " + r.String()}
 			}
@@ -108,11 +108,11 @@ func (t *Trace) decide(f netns.Flow, blocked bool) *Rule {
 		}
 	}
 	var accept, policyAccept *Rule
-	if request.accept != nil {
-		accept = t.rule(*request.accept, "request")
+	if ev := t.event(request.accept); ev != nil {
+		accept = t.rule(*ev, "request")
 	}
-	if request.policyAccept != nil {
-		policyAccept = t.rule(*request.policyAccept, "request")
+	if ev := t.event(request.policyAccept); ev != nil {
+		policyAccept = t.rule(*ev, "request")
 	}
 	if accept == nil {
 		accept = policyAccept

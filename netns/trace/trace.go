@@ -91,6 +91,7 @@ type Trace struct {
 
 	mu      sync.Mutex
 	events  map[traceKey]flowTrace // by the packet's direction of its flow
+	met     []*traceEvent          // every verdict met, once: what events refer to
 	ndDrops []*traceEvent          // the verdicts that dropped neighbour discovery
 	markers map[uint16]chan struct{}
 	lost    bool // the kernel dropped reports: the socket's buffer overflowed

@@ -237,14 +237,3 @@ var _ = Describe("legacy rules on ipsets", func() {
 		Expect(rs.Unsplit[0].Match).To(Equal("-m set --match-set blocked dst (no ipset save names it)"))
 	})
 })
-
-var _ = Describe("bad listings", func() {
-	It("names the line of a save text it cannot read", func() {
-		_, err := classes.Read(classes.Listings{IPTablesLegacy: []byte("*filter\n:OUTPUT ACCEPT [0:0]\n-X bogus\nCOMMIT\n")})
-		Expect(err).To(MatchError(`iptables-legacy-save line 3: unexpected "-X bogus" (want *table, :chain, -A or COMMIT)`))
-	})
-	It("says nft's listing is not JSON", func() {
-		_, err := classes.Read(classes.Listings{NFT: []byte("table ip filter {")})
-		Expect(err).To(MatchError(HavePrefix("read nft -j list ruleset: ")))
-	})
-})

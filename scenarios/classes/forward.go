@@ -1,11 +1,10 @@
 package classes
 
 import (
-	"fmt"
 	"net/netip"
-	"path"
 	"slices"
-	"strings"
+
+	"github.com/egresslab/egresslab/scenarios/classes/space"
 )
 
 // Forwarded traffic: a client behind one of the lab host's networks sends
@@ -15,106 +14,12 @@ import (
 // the other way). Each network is split on its own: a rule whose interface
 // match names another network's bridge never meets its clients. Within a
 // network the dimensions are the client's source address, the destination
-// address and port, protocol and family; a match on the socket's owner never
-// holds for a packet without a socket (xt_owner's negated match does).
+// address and port, protocol and family. How a rule's interface and owner
+// matches read for such a packet is package listing's.
 
 // dimSrc is, in a forward split, the client's source address: a forwarded
 // packet has no uid to split on.
 const dimSrc = dimUID
-
-// outward says the packets go towards the far end: the probe's destination
-// is their destination.
-func (d direction) outward() bool { return d == dirOut || d == dirFwd }
-
-// ifaceMatch is a rule's match on an interface name: iptables' '+' and nft's
-// '*' at the end match any rest.
-type ifaceMatch struct {
-	in      bool // the input interface (-i, iifname), else the output's
-	pattern string
-	negate  bool
-}
-
-func (m ifaceMatch) matches(name string) bool {
-	p := m.pattern
-	ok := false
-	switch {
-	case strings.HasSuffix(p, "+"):
-		ok = strings.HasPrefix(name, strings.TrimSuffix(p, "+"))
-	default:
-		ok, _ = path.Match(p, name)
-	}
-	return ok != m.negate
-}
-
-// noSocket reads an owner match of a forwarded packet, which has no socket:
-// nft's skuid and skgid never match it, nor does xt_owner unless negated.
-func (b *ruleBuilder) noSocket(negate bool, what string) {
-	if negate && b.rule.Ref.Tool != "nft" {
-		return
-	}
-	b.never(what + " (a forwarded packet has no socket)")
-}
-
-// ifaceName is a match on an interface's name: a note for the host's own
-// packets, a network's or the uplink's for a forwarded one.
-func (b *ruleBuilder) ifaceName(in bool, name string, negate bool, what string) {
-	if b.dir&dirForwarded == 0 {
-		b.iface(what)
-		return
-	}
-	b.rule.Ifaces = append(b.rule.Ifaces, ifaceMatch{in: in, pattern: name, negate: negate})
-}
-
-// nftIface is ifaceName for nft's meta iifname/oifname: a name or an
-// anonymous set of names.
-func (b *ruleBuilder) nftIface(in bool, right any, negate bool, what string) {
-	if b.dir&dirForwarded == 0 {
-		b.iface(what)
-		return
-	}
-	switch v := right.(type) {
-	case string:
-		if !strings.HasPrefix(v, "@") {
-			b.ifaceName(in, v, negate, what)
-			return
-		}
-	case map[string]any:
-		if !negate {
-			// one rule per name would be a disjunction a Rule cannot hold:
-			// the names' union is kept as a pattern list
-			var names []string
-			for _, el := range asSlice(v["set"]) {
-				names = append(names, fmt.Sprint(el))
-			}
-			b.rule.Ifaces = append(b.rule.Ifaces, ifaceMatch{in: in, pattern: "{" + strings.Join(names, ",") + "}"})
-			return
-		}
-	}
-	b.unsplit(what)
-}
-
-// allows says whether a forwarded rule can meet the packets of a network's
-// clients: the client's packet comes in on the bridge and leaves by the
-// uplink, the answer the other way.
-func (r *Rule) allows(network, uplink string) bool {
-	for _, m := range r.Ifaces {
-		name := uplink
-		if m.in != r.answer {
-			name = network
-		}
-		if strings.HasPrefix(m.pattern, "{") {
-			names := strings.Split(strings.Trim(m.pattern, "{}"), ",")
-			if !slices.ContainsFunc(names, func(p string) bool { return ifaceMatch{pattern: p}.matches(name) }) {
-				return false
-			}
-			continue
-		}
-		if !m.matches(name) {
-			return false
-		}
-	}
-	return true
-}
 
 // Network is a network the lab host routes for, as a forward split needs it.
 type Network struct {
@@ -148,7 +53,7 @@ func SplitForward(rs *Ruleset, nets []Network, uplink string, hints Hints) ([]Cl
 	for _, n := range nets {
 		var rules []Rule
 		for _, r := range rs.Forward {
-			if r.allows(n.Name, uplink) {
+			if r.MeetsNetwork(n.Name, uplink) {
 				r.UID, r.GID = r.Src, nil
 				rules = append(rules, r)
 			}
@@ -159,16 +64,16 @@ func SplitForward(rs *Ruleset, nets []Network, uplink string, hints Hints) ([]Cl
 			s.hashes[i] = signature{splitmix(uint64(2*i + 1)), splitmix(uint64(2*i + 2))}
 		}
 		for _, f := range []Family{IPv4, IPv6} {
-			var in set
+			var in space.Set
 			for _, p := range n.Prefixes {
 				if p.Addr().Is4() == (f == IPv4) {
-					in = append(in, prefixSpan(p.Masked()))
+					in = append(in, space.PrefixSpan(p.Masked()))
 				}
 			}
 			if len(in) == 0 {
 				continue // no client of the network has an address of f
 			}
-			in = normalize(in)
+			in = space.Normalize(in)
 			for _, p := range []Proto{TCP, UDP} {
 				s.family, s.proto = f, p
 				var live []int32
@@ -178,7 +83,7 @@ func SplitForward(rs *Ruleset, nets []Network, uplink string, hints Hints) ([]Cl
 					}
 				}
 				s.leaves = s.leaves[:0]
-				if err := s.node(1<<dims-1, live, [dims]set{}, signature{}, nil); err != nil {
+				if err := s.node(1<<dims-1, live, [dims]space.Set{}, signature{}, nil); err != nil {
 					return nil, err
 				}
 				for _, l := range merge(s.leaves) {
@@ -194,23 +99,23 @@ func SplitForward(rs *Ruleset, nets []Network, uplink string, hints Hints) ([]Cl
 
 // forwardClass is a leaf of network n's split, its sources cut to the
 // network's prefixes in (false when none is left).
-func (s *splitter) forwardClass(l leaf, n Network, in set, taken []netip.Addr, hints Hints) (Class, bool) {
-	src := l.box[dimSrc].intersect(in)
+func (s *splitter) forwardClass(l leaf, n Network, in space.Set, taken []netip.Addr, hints Hints) (Class, bool) {
+	src := l.box[dimSrc].Intersect(in)
 	if len(src) == 0 {
 		return Class{}, false
 	}
-	l.box[dimUID], l.box[dimGID] = set{wholeID}, set{wholeID}
+	l.box[dimUID], l.box[dimGID] = space.Set{space.WholeID()}, space.Set{space.WholeID()}
 	c := s.class(l, Hints{Addrs: hints.Addrs, Ports: hints.Ports})
 	c.Source = Source{}
 	c.Network = n.Name
 	for _, x := range src {
-		c.Sources = append(c.Sources, AddrRange{x.first.addr(l.family), x.last.addr(l.family)})
+		c.Sources = append(c.Sources, AddrRange{x.First.Addr(l.family), x.Last.Addr(l.family)})
 	}
 	rep := &c.Representative
 	rep.User, rep.UID, rep.GID, rep.Groups, rep.PolicyUser = "", 0, 0, nil, false
 	for _, cl := range n.Clients {
 		for _, a := range cl.Addrs {
-			if a.Is4() == (l.family == IPv4) && src.contains(addrPoint(a)) {
+			if a.Is4() == (l.family == IPv4) && src.Contains(space.AddrPoint(a)) {
 				rep.Client, rep.Src, rep.PolicyClient = cl.Name, a, true
 				return c, true
 			}
@@ -227,13 +132,13 @@ func (s *splitter) forwardClass(l leaf, n Network, in set, taken []netip.Addr, h
 // taken (the host's, a client's), not a span's first (a network's own
 // address) unless it is all the span holds, nor an IPv4 span's last (its
 // broadcast).
-func syntheticSource(f Family, src set, taken []netip.Addr) netip.Addr {
+func syntheticSource(f Family, src space.Set, taken []netip.Addr) netip.Addr {
 	for _, x := range src {
-		for p, k := x.first, 0; p.cmp(x.last) <= 0 && k < 64; p, k = p.next(), k+1 {
-			a := p.addr(f)
-			wide := width(x).cmp(num(2)) >= 0
-			if wide && (p == x.first || f == IPv4 && p == x.last) || slices.Contains(taken, a) {
-				if p == x.last {
+		for p, k := x.First, 0; p.Compare(x.Last) <= 0 && k < 64; p, k = p.Next(), k+1 {
+			a := p.Addr(f)
+			wide := width(x).Compare(space.NumPoint(2)) >= 0
+			if wide && (p == x.First || f == IPv4 && p == x.Last) || slices.Contains(taken, a) {
+				if p == x.Last {
 					break
 				}
 				continue

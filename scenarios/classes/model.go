@@ -2,129 +2,10 @@ package classes
 
 import (
 	"fmt"
-	"math"
 	"net/netip"
+
+	"github.com/egresslab/egresslab/scenarios/classes/space"
 )
-
-// Family is an address family a class belongs to.
-type Family uint8
-
-const (
-	IPv4 Family = 1 << iota
-	IPv6
-)
-
-func (f Family) String() string {
-	switch f {
-	case IPv4:
-		return "ipv4"
-	case IPv6:
-		return "ipv6"
-	case IPv4 | IPv6:
-		return "ipv4+ipv6"
-	}
-	return "none"
-}
-
-// Proto is a transport protocol the lab probes.
-type Proto uint8
-
-const (
-	TCP Proto = 1 << iota
-	UDP
-)
-
-func (p Proto) String() string {
-	switch p {
-	case TCP:
-		return "tcp"
-	case UDP:
-		return "udp"
-	case TCP | UDP:
-		return "tcp+udp"
-	}
-	return "none"
-}
-
-// The whole of each dimension. uid and gid stop below 2^32-1, which the
-// kernel keeps for "no id".
-const (
-	MaxID   = math.MaxUint32 - 1
-	MinPort = 1
-	MaxPort = math.MaxUint16
-)
-
-var (
-	wholeID   = span{num(0), num(MaxID)}
-	wholePort = span{num(MinPort), num(MaxPort)}
-	wholeV4   = span{num(0), num(math.MaxUint32)}
-	wholeV6   = span{point{}, point{math.MaxUint64, math.MaxUint64}}
-)
-
-func wholeAddr(f Family) span {
-	if f == IPv4 {
-		return wholeV4
-	}
-	return wholeV6
-}
-
-// RuleRef names a rule as its listing shows it.
-type RuleRef struct {
-	Tool   string // "nft", "iptables-nft", "ip6tables-legacy", ...
-	Family string // nft's table family: ip, ip6, inet (iptables: ip or ip6)
-	Table  string
-	Chain  string
-	Handle int    // nft's rule handle; 0 for a save line
-	Line   int    // the line of a save text; 0 for nft's JSON
-	Text   string // the save line, or nft's expressions in brief
-}
-
-func (r RuleRef) String() string {
-	if r.Handle != 0 {
-		return fmt.Sprintf("%s %s %s %s handle %d", r.Tool, r.Family, r.Table, r.Chain, r.Handle)
-	}
-	return fmt.Sprintf("%s line %d: %s", r.Tool, r.Line, r.Text)
-}
-
-// Unsplit is a match the lab cannot split into classes: what it looks at
-// depends on state (marks, conntrack helpers, rates, earlier packets) or on
-// something other than the probe's cell.
-type Unsplit struct {
-	Match string // as the listing names it: "-m limit", "ct helper", "meta mark"
-	Rule  RuleRef
-}
-
-// Note is a match read but not split on (an output interface, a source
-// address the lab chooses) or a rule left out (a protocol the lab does not
-// probe).
-type Note struct {
-	What string
-	Rule RuleRef
-}
-
-// Rule is what one rule matches on each dimension. A nil set matches the
-// whole dimension.
-type Rule struct {
-	Ref      RuleRef
-	Families Family
-	Protos   Proto
-	UID, GID *set
-	// SupplGroups: the gid match also looks at supplementary groups
-	// (`--suppl-groups`).
-	SupplGroups bool
-	Addr        *set // in Families' address space (one family when set)
-	Port        *set
-	Unsplit     []string
-	Notes       []Note
-	// never: a match nothing the lab probes can meet (another protocol).
-	never bool
-	// A forwarded packet's rule (Ruleset.Forward): the client's source
-	// addresses, its interface matches, and whether it is read as the
-	// answer's (whose source is the far end).
-	Src    *set
-	Ifaces []ifaceMatch
-	answer bool
-}
 
 // IDRange is a closed range of uids or gids.
 type IDRange struct{ First, Last uint32 }
@@ -160,23 +41,23 @@ func (r AddrRange) Prefixes() []netip.Prefix {
 	if f == IPv4 {
 		width = 32
 	}
-	at, last := addrPoint(r.First), addrPoint(r.Last)
-	for at.cmp(last) <= 0 {
+	at, last := space.AddrPoint(r.First), space.AddrPoint(r.Last)
+	for at.Compare(last) <= 0 {
 		bitsFree := 0
 		for bitsFree < width {
-			s := prefixSpan(netip.PrefixFrom(at.addr(f), width-bitsFree-1))
-			if s.first != at || s.last.cmp(last) > 0 {
+			s := space.PrefixSpan(netip.PrefixFrom(at.Addr(f), width-bitsFree-1))
+			if s.First != at || s.Last.Compare(last) > 0 {
 				break
 			}
 			bitsFree++
 		}
-		p := netip.PrefixFrom(at.addr(f), width-bitsFree)
+		p := netip.PrefixFrom(at.Addr(f), width-bitsFree)
 		out = append(out, p)
-		end := prefixSpan(p).last
+		end := space.PrefixSpan(p).Last
 		if end == last {
 			break
 		}
-		at = end.next()
+		at = end.Next()
 	}
 	return out
 }

@@ -3,6 +3,8 @@ package classes
 import (
 	"net/netip"
 	"slices"
+
+	"github.com/egresslab/egresslab/scenarios/classes/space"
 )
 
 // Hints are the policy's own values: a class that holds one is probed at it.
@@ -23,25 +25,25 @@ type User struct {
 // not one host one hop away (this network, loopback, link-local, multicast,
 // reserved, broadcast; IPv6 unspecified, loopback, v4-mapped, link-local,
 // multicast).
-var avoid = map[Family]set{
-	IPv4: normalize(prefixSpans("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/3")),
-	IPv6: normalize(prefixSpans("::/96", "::ffff:0:0/96", "fe80::/10", "ff00::/8")),
+var avoid = map[Family]space.Set{
+	IPv4: space.Normalize(prefixSpans("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/3")),
+	IPv6: space.Normalize(prefixSpans("::/96", "::ffff:0:0/96", "fe80::/10", "ff00::/8")),
 }
 
-var prefer = map[Family][]set{
-	IPv4: {normalize(prefixSpans("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")), normalize(prefixSpans("1.0.0.0/8", "8.0.0.0/5", "100.0.0.0/6"))},
-	IPv6: {normalize(prefixSpans("2001:db8::/32")), normalize(prefixSpans("2000::/3"))},
+var prefer = map[Family][]space.Set{
+	IPv4: {space.Normalize(prefixSpans("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")), space.Normalize(prefixSpans("1.0.0.0/8", "8.0.0.0/5", "100.0.0.0/6"))},
+	IPv6: {space.Normalize(prefixSpans("2001:db8::/32")), space.Normalize(prefixSpans("2000::/3"))},
 }
 
-var loopback = map[Family]set{
-	IPv4: normalize(prefixSpans("127.0.0.0/8")),
-	IPv6: normalize(prefixSpans("::1/128")),
+var loopback = map[Family]space.Set{
+	IPv4: space.Normalize(prefixSpans("127.0.0.0/8")),
+	IPv6: space.Normalize(prefixSpans("::1/128")),
 }
 
-func prefixSpans(ps ...string) []span {
-	var out []span
+func prefixSpans(ps ...string) []space.Span {
+	var out []space.Span
 	for _, p := range ps {
-		out = append(out, prefixSpan(netip.MustParsePrefix(p)))
+		out = append(out, space.PrefixSpan(netip.MustParsePrefix(p)))
 	}
 	return out
 }
@@ -51,14 +53,14 @@ func (s *splitter) represent(l leaf, hints Hints) Representative {
 	// identity: a policy user in the class whose supplementary groups change
 	// no `--suppl-groups` rule; otherwise the class's lowest uid and gid
 	for i, u := range hints.Users {
-		if l.box[dimUID].contains(num(uint64(u.UID))) && l.box[dimGID].contains(num(uint64(u.GID))) && s.userNeutral(i, u) {
+		if l.box[dimUID].Contains(space.NumPoint(uint64(u.UID))) && l.box[dimGID].Contains(space.NumPoint(uint64(u.GID))) && s.userNeutral(i, u) {
 			rep.User, rep.UID, rep.GID, rep.Groups, rep.PolicyUser = u.Name, u.UID, u.GID, slices.Clone(u.Groups), true
 			break
 		}
 	}
 	if !rep.PolicyUser {
-		rep.UID = uint32(l.box[dimUID][0].first.lo)
-		rep.GID = uint32(l.box[dimGID][0].first.lo)
+		rep.UID = uint32(l.box[dimUID][0].First.Lo)
+		rep.GID = uint32(l.box[dimGID][0].First.Lo)
 	}
 	destination(l, hints, &rep)
 	return rep
@@ -68,7 +70,7 @@ func (s *splitter) represent(l leaf, hints Hints) Representative {
 // holds one.
 func destination(l leaf, hints Hints, rep *Representative) {
 	for _, a := range hints.Addrs {
-		if (a.Is4() || a.Is4In6()) == (l.family == IPv4) && l.box[dimAddr].contains(addrPoint(a)) {
+		if (a.Is4() || a.Is4In6()) == (l.family == IPv4) && l.box[dimAddr].Contains(space.AddrPoint(a)) {
 			rep.Addr, rep.PolicyAddr = a.Unmap(), true
 			break
 		}
@@ -77,13 +79,13 @@ func destination(l leaf, hints Hints, rep *Representative) {
 		rep.Addr = syntheticAddr(l.family, l.box[dimAddr])
 	}
 	for _, p := range hints.Ports {
-		if l.box[dimPort].contains(num(uint64(p))) {
+		if l.box[dimPort].Contains(space.NumPoint(uint64(p))) {
 			rep.Port, rep.PolicyPort = p, true
 			break
 		}
 	}
 	if !rep.PolicyPort {
-		rep.Port = uint16(l.box[dimPort][0].first.lo)
+		rep.Port = uint16(l.box[dimPort][0].First.Lo)
 	}
 }
 
@@ -106,9 +108,9 @@ func (s *splitter) groupsNeutral(u User) bool {
 		if !r.SupplGroups || r.GID == nil {
 			continue
 		}
-		primary := r.GID.contains(num(uint64(u.GID)))
+		primary := r.GID.Contains(space.NumPoint(uint64(u.GID)))
 		for _, g := range u.Groups {
-			if !primary && r.GID.contains(num(uint64(g))) {
+			if !primary && r.GID.Contains(space.NumPoint(uint64(g))) {
 				return false
 			}
 		}
@@ -121,10 +123,10 @@ func (s *splitter) groupsNeutral(u User) bool {
 // loopback unless the class is loopback only. A class of multicast, link-local
 // or reserved addresses only has none: the zero Addr (no unicast probe
 // reaches such a class; the run names it as not probed).
-func syntheticAddr(f Family, spans set) netip.Addr {
-	usable := spans.intersect(avoid[f].complement(wholeAddr(f)))
+func syntheticAddr(f Family, spans space.Set) netip.Addr {
+	usable := spans.Intersect(avoid[f].Complement(space.WholeAddr(f)))
 	if len(usable) == 0 {
-		usable = spans.intersect(loopback[f])
+		usable = spans.Intersect(loopback[f])
 	}
 	if len(usable) == 0 {
 		return netip.Addr{}
@@ -132,7 +134,7 @@ func syntheticAddr(f Family, spans set) netip.Addr {
 	// documentation and global unicast addresses first: they look like a
 	// host on the internet, which the world serves like any other
 	for _, pref := range prefer[f] {
-		if p := usable.intersect(pref); len(p) > 0 {
+		if p := usable.Intersect(pref); len(p) > 0 {
 			usable = p
 			break
 		}
@@ -140,23 +142,23 @@ func syntheticAddr(f Family, spans set) netip.Addr {
 	// the widest usable span, whose ends are likeliest a network's own
 	best := usable[0]
 	for _, x := range usable[1:] {
-		if width(x).cmp(width(best)) > 0 {
+		if width(x).Compare(width(best)) > 0 {
 			best = x
 		}
 	}
-	p := best.first
-	if width(best).cmp(num(2)) >= 0 { // three or more addresses: skip the network address
-		p = p.next()
+	p := best.First
+	if width(best).Compare(space.NumPoint(2)) >= 0 { // three or more addresses: skip the network address
+		p = p.Next()
 	}
-	return p.addr(f)
+	return p.Addr(f)
 }
 
 // width is last - first.
-func width(x span) point {
-	lo := x.last.lo - x.first.lo
-	hi := x.last.hi - x.first.hi
-	if x.last.lo < x.first.lo {
+func width(x space.Span) space.Point {
+	lo := x.Last.Lo - x.First.Lo
+	hi := x.Last.Hi - x.First.Hi
+	if x.Last.Lo < x.First.Lo {
 		hi--
 	}
-	return point{hi, lo}
+	return space.Point{Hi: hi, Lo: lo}
 }

@@ -3,6 +3,8 @@ package classes
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/egresslab/egresslab/scenarios/classes/space"
 )
 
 // A class of multicast (or other reserved) addresses only has no address a
@@ -20,7 +22,7 @@ func TestSyntheticAddrOfReservedOnlyClasses(t *testing.T) {
 		{IPv6, []string{"ff00::/8", "2001:db8::/32"}, netip.MustParseAddr("2001:db8::1")},
 		{IPv4, []string{"127.0.0.0/8"}, netip.MustParseAddr("127.0.0.1")},
 	} {
-		if got := syntheticAddr(c.f, normalize(prefixSpans(c.spans...))); got != c.want {
+		if got := syntheticAddr(c.f, space.Normalize(prefixSpans(c.spans...))); got != c.want {
 			t.Errorf("syntheticAddr(%v, %v) = %v, want %v", c.f, c.spans, got, c.want)
 		}
 	}

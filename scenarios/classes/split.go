@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+
+	"github.com/egresslab/egresslab/scenarios/classes/space"
 )
 
 // Splitting: per family and protocol, the cells are split one dimension at a
@@ -59,7 +61,7 @@ type matched struct {
 type leaf struct {
 	family Family
 	proto  Proto
-	box    [dims]set
+	box    [dims]space.Set
 	sig    signature
 	rules  *matched
 }
@@ -79,20 +81,20 @@ type splitter struct {
 	forward bool
 }
 
-func (s *splitter) whole(d int) span {
+func (s *splitter) whole(d int) space.Span {
 	if s.forward && d == dimSrc {
-		return wholeAddr(s.family)
+		return space.WholeAddr(s.family)
 	}
 	switch d {
 	case dimPort:
-		return wholePort
+		return space.WholePort()
 	case dimAddr:
-		return wholeAddr(s.family)
+		return space.WholeAddr(s.family)
 	}
-	return wholeID
+	return space.WholeID()
 }
 
-func (s *splitter) dimSet(r int32, d int) *set {
+func (s *splitter) dimSet(r int32, d int) *space.Set {
 	x := &s.rules[r]
 	switch d {
 	case dimPort:
@@ -109,7 +111,7 @@ func (s *splitter) dimSet(r int32, d int) *set {
 // remaining) can still match, on the dimensions of remaining: first the one
 // most of them look at, so that rules on that dimension alone are decided
 // once, not again in every part another dimension makes.
-func (s *splitter) node(remaining uint8, rules []int32, box [dims]set, sig signature, m *matched) error {
+func (s *splitter) node(remaining uint8, rules []int32, box [dims]space.Set, sig signature, m *matched) error {
 	// fold the rules that decide nothing in what remains
 	live := rules[:0:0]
 	var count [dims]int
@@ -139,7 +141,7 @@ func (s *splitter) node(remaining uint8, rules []int32, box [dims]set, sig signa
 	if d < 0 || count[d] == 0 {
 		for e := 0; e < dims; e++ {
 			if remaining&(1<<e) != 0 {
-				box[e] = set{s.whole(e)}
+				box[e] = space.Set{s.whole(e)}
 			}
 		}
 		if len(s.leaves) >= s.max {
@@ -159,19 +161,19 @@ func (s *splitter) node(remaining uint8, rules []int32, box [dims]set, sig signa
 		}
 	}
 	// the elementary intervals every touching rule's boundaries make
-	points := []point{whole.first}
+	points := []space.Point{whole.First}
 	for _, r := range touching {
 		for _, x := range *s.dimSet(r, d) {
-			points = append(points, x.first)
-			if x.last != whole.last {
-				points = append(points, x.last.next())
+			points = append(points, x.First)
+			if x.Last != whole.Last {
+				points = append(points, x.Last.Next())
 			}
 		}
 	}
-	slices.SortFunc(points, point.cmp)
+	slices.SortFunc(points, space.Point.Compare)
 	points = slices.Compact(points)
-	index := func(p point) int {
-		i, _ := slices.BinarySearchFunc(points, p, point.cmp)
+	index := func(p space.Point) int {
+		i, _ := slices.BinarySearchFunc(points, p, space.Point.Compare)
 		return i
 	}
 	// each interval's signature over the touching rules: XOR differences
@@ -180,9 +182,9 @@ func (s *splitter) node(remaining uint8, rules []int32, box [dims]set, sig signa
 	covers := make([][]cover, len(touching))
 	for k, r := range touching {
 		for _, x := range *s.dimSet(r, d) {
-			c := cover{index(x.first), len(points)}
-			if x.last != whole.last {
-				c.to = index(x.last.next())
+			c := cover{index(x.First), len(points)}
+			if x.Last != whole.Last {
+				c.to = index(x.Last.Next())
 			}
 			diff[c.from] = diff[c.from].xor(s.hashes[r])
 			diff[c.to] = diff[c.to].xor(s.hashes[r])
@@ -213,17 +215,17 @@ func (s *splitter) node(remaining uint8, rules []int32, box [dims]set, sig signa
 			}
 		}
 	}
-	spans := make([][]span, len(reps))
+	spans := make([][]space.Span, len(reps))
 	for i, p := range points {
-		last := whole.last
+		last := whole.Last
 		if i+1 < len(points) {
-			last = points[i+1].prev()
+			last = points[i+1].Prev()
 		}
 		g := group[i]
-		if n := len(spans[g]); n > 0 && spans[g][n-1].last.next() == p {
-			spans[g][n-1].last = last
+		if n := len(spans[g]); n > 0 && spans[g][n-1].Last.Next() == p {
+			spans[g][n-1].Last = last
 		} else {
-			spans[g] = append(spans[g], span{p, last})
+			spans[g] = append(spans[g], space.Span{First: p, Last: last})
 		}
 	}
 	for g := range reps {
@@ -252,14 +254,14 @@ func merge(leaves []leaf) []leaf {
 				}
 				key = binary.LittleEndian.AppendUint32(key, uint32(len(l.box[e])))
 				for _, x := range l.box[e] {
-					for _, v := range [4]uint64{x.first.hi, x.first.lo, x.last.hi, x.last.lo} {
+					for _, v := range [4]uint64{x.First.Hi, x.First.Lo, x.Last.Hi, x.Last.Lo} {
 						key = binary.LittleEndian.AppendUint64(key, v)
 					}
 				}
 			}
 			k := string(key)
 			if i, ok := at[k]; ok {
-				out[i].box[d] = normalize(append(slices.Clone(out[i].box[d]), l.box[d]...))
+				out[i].box[d] = space.Normalize(append(slices.Clone(out[i].box[d]), l.box[d]...))
 				continue
 			}
 			at[k] = len(out)
@@ -292,7 +294,7 @@ func SplitMax(rs *Ruleset, hints Hints, max int) ([]Class, error) {
 					rules = append(rules, int32(i))
 				}
 			}
-			if err := s.node(1<<dims-1, rules, [dims]set{}, signature{}, nil); err != nil {
+			if err := s.node(1<<dims-1, rules, [dims]space.Set{}, signature{}, nil); err != nil {
 				return nil, err
 			}
 		}
@@ -308,16 +310,16 @@ func SplitMax(rs *Ruleset, hints Hints, max int) ([]Class, error) {
 func (s *splitter) class(l leaf, hints Hints) Class {
 	c := Class{Family: l.family, Proto: l.proto}
 	for _, x := range l.box[dimUID] {
-		c.Source.UIDs = append(c.Source.UIDs, IDRange{uint32(x.first.lo), uint32(x.last.lo)})
+		c.Source.UIDs = append(c.Source.UIDs, IDRange{uint32(x.First.Lo), uint32(x.Last.Lo)})
 	}
 	for _, x := range l.box[dimGID] {
-		c.Source.GIDs = append(c.Source.GIDs, IDRange{uint32(x.first.lo), uint32(x.last.lo)})
+		c.Source.GIDs = append(c.Source.GIDs, IDRange{uint32(x.First.Lo), uint32(x.Last.Lo)})
 	}
 	for _, x := range l.box[dimPort] {
-		c.Ports = append(c.Ports, PortRange{uint16(x.first.lo), uint16(x.last.lo)})
+		c.Ports = append(c.Ports, PortRange{uint16(x.First.Lo), uint16(x.Last.Lo)})
 	}
 	for _, x := range l.box[dimAddr] {
-		c.Addresses = append(c.Addresses, AddrRange{x.first.addr(l.family), x.last.addr(l.family)})
+		c.Addresses = append(c.Addresses, AddrRange{x.First.Addr(l.family), x.Last.Addr(l.family)})
 	}
 	var rules []int32
 	for m := l.rules; m != nil; m = m.next {

@@ -203,7 +203,7 @@ func (pd *policyDecoder) selectPorts(n ast.Node) ([]PortRange, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := overlap(ports, p); err != "" {
+		if err := value.Repeated(ports, p); err != "" {
 			return nil, pd.Errorf(item, "%s", err)
 		}
 		ports = append(ports, p)

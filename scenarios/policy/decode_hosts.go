@@ -87,7 +87,7 @@ fieldLoop:
 					fail(err)
 					continue
 				}
-				if err := overlap(h.Ports, p); err != "" {
+				if err := value.Repeated(h.Ports, p); err != "" {
 					fail(pd.Errorf(item, "%s in %s", err, what))
 					continue
 				}
@@ -171,20 +171,6 @@ func (pd *policyDecoder) port(n ast.Node, what string) (PortRange, error) {
 		return p, pd.Errorf(n, "%s: %v", what, err)
 	}
 	return p, nil
-}
-
-// overlap says how p repeats a port of have, or "" when it does not.
-func overlap(have []PortRange, p PortRange) string {
-	for _, q := range have {
-		switch {
-		case !q.Overlaps(p):
-		case q == p:
-			return fmt.Sprintf("port %s is listed twice", p)
-		default:
-			return fmt.Sprintf("port %s overlaps %s: port %d/%s is listed twice", p, q, max(p.First, q.First), p.Proto)
-		}
-	}
-	return ""
 }
 
 func (pd *policyDecoder) decodeMX(f yamlnode.Field) error {

@@ -1,6 +1,8 @@
 package report
 
 import (
+	"github.com/egresslab/egresslab/scenarios/report/words"
+
 	"bytes"
 	"fmt"
 	"io"
@@ -56,7 +58,7 @@ func (c ClassResult) row() complete.Row {
 		Evidence: evidenceJSON(c.Result), Rule: ruleOf(c.Result),
 	}
 	if d := c.Decider; d != nil {
-		row.DecidedBy, row.Untraced = DecidedBy(d), d.Untraced != ""
+		row.DecidedBy, row.Untraced = words.DecidedBy(d), d.Untraced != ""
 	}
 	return row
 }

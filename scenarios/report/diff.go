@@ -1,6 +1,8 @@
 package report
 
 import (
+	"github.com/egresslab/egresslab/scenarios/report/words"
+
 	"encoding/json"
 	"fmt"
 	"io"
@@ -138,7 +140,7 @@ func decidedBy(r Result) string {
 	if r.Decider == nil {
 		return d
 	}
-	return DecidedBy(r.Decider) + " — " + d
+	return words.DecidedBy(r.Decider) + " — " + d
 }
 
 type jsonFlipSide struct {

@@ -1,6 +1,8 @@
 package report
 
 import (
+	"github.com/egresslab/egresslab/scenarios/report/words"
+
 	"bytes"
 	"fmt"
 	"strings"
@@ -96,7 +98,7 @@ func (r Result) failureLine() string {
 		line += fmt.Sprintf(" (policy line %d)", r.Line)
 	}
 	if r.Decider != nil {
-		line += "\n      decided by " + DecidedBy(r.Decider)
+		line += "\n      decided by " + words.DecidedBy(r.Decider)
 		if r.DeciderAt != nil {
 			line += ", written at " + r.DeciderAt.String()
 		}
@@ -180,14 +182,14 @@ func (s *Summary) add(res Result) {
 }
 
 // ExecCommand is the command that replays r with a real client, as r's user
-// inside a lab of policyFile (when empty: r.PolicyFile, else
+// inside a lab of policyFile (when empty: r.PolicyFile(), else
 // "egresslab.yaml", verify's default): nc dials the same address and port
 // and says what it saw.
 func (r Result) ExecCommand(policyFile string) string {
 	switch {
 	case policyFile != "":
-	case r.PolicyFile != "":
-		policyFile = r.PolicyFile
+	case r.PolicyFile() != "":
+		policyFile = r.PolicyFile()
 	default:
 		policyFile = "egresslab.yaml"
 	}

@@ -37,7 +37,7 @@ func TestWriteJSONStreamsTheSameBytes(t *testing.T) {
 		results = append(results, Result{
 			Probe:    policy.Probe{User: u, Host: "sweep.example.test", Address: netip.MustParseAddr("2001:db8:5::7"), Port: policy.Port{Number: uint16(n + 1), Proto: "tcp"}, Expect: policy.Drop, Line: 7},
 			Observed: probe.Dropped, Detail: "220 <postmaster@example.test> \"quoted\"\n",
-			Evidence: probe.Evidence{Kind: probe.Egress, Where: "output"},
+			Evidence: probe.Evidence{Kind: probe.Egress, Where: probe.Output},
 		})
 	}
 	parity := []ParityCell{{}}

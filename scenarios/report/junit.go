@@ -1,6 +1,8 @@
 package report
 
 import (
+	"github.com/egresslab/egresslab/scenarios/report/words"
+
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -69,7 +71,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 				text += fmt.Sprintf("\npolicy line %d", res.Line)
 			}
 			if res.Decider != nil {
-				text += "\ndecided by " + DecidedBy(res.Decider)
+				text += "\ndecided by " + words.DecidedBy(res.Decider)
 			}
 			if res.DeciderAt != nil {
 				text += "\nwritten at " + res.DeciderAt.String()

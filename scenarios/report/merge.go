@@ -56,9 +56,9 @@ func ReadShardReport(name string, r io.Reader) (*ShardReport, error) {
 		if jp.Client != "" {
 			pr.Client = &policy.Client{Name: jp.Client, Network: jp.Network}
 		}
-		res := Result{Probe: pr, Observed: jp.Observed, Evidence: jp.Evidence.typed(), Detail: jp.Detail, reported: &jp.Evidence}
+		res := Result{Probe: pr, Observed: jp.Observed, Evidence: jp.Evidence.typed(), Detail: jp.Detail, apart: &resultApart{reported: &jp.Evidence}}
 		if jp.Source != "" {
-			if res.Source, err = netip.ParseAddr(jp.Source); err != nil {
+			if res.apart.source, err = netip.ParseAddr(jp.Source); err != nil {
 				return nil, mergeErrorf("%s: probe %d: source %q: %v", name, i+1, jp.Source, err)
 			}
 		}

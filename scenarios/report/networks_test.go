@@ -45,7 +45,7 @@ var _ = Describe("a client's result", func() {
 		p := load(dockerHost)
 		pr := p.Matrix()[6] // web@docker0 -> [2001:db8::25]:25/tcp, deny
 		return report.Result{Probe: pr, Observed: probe.Connected, Evidence: probe.Evidence{Kind: probe.Handshake},
-			Detail: "220 mx.example.test ESMTP", Source: netip.MustParseAddr("2001:db8:1::10")}
+			Detail: "220 mx.example.test ESMTP"}.WithSource(netip.MustParseAddr("2001:db8:1::10"))
 	}
 
 	It("has client, network and source in JSON in place of user and uid", func() {
@@ -67,8 +67,7 @@ var _ = Describe("a client's result", func() {
 	})
 
 	It("leaves source out until the lab has observed it", func() {
-		r := result()
-		r.Source = netip.Addr{}
+		r := result().WithSource(netip.Addr{})
 		var out bytes.Buffer
 		Expect((&report.Report{Policy: "docker-host", Results: []report.Result{r}}).WriteJSON(&out)).To(Succeed())
 		Expect(out.String()).NotTo(ContainSubstring(`"source"`))

@@ -1,6 +1,8 @@
 package report
 
 import (
+	"github.com/egresslab/egresslab/scenarios/report/words"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -28,16 +30,70 @@ type Result struct {
 	// ruleset (nil: not known exactly; rulesource.go says when).
 	DeciderAt *RuleSource
 	Duration  time.Duration // how long the probe took (zero when not measured)
-	// Source is, for a client's probe, the address its packet left the host
-	// with, after the candidate's nat (invalid until the lab observes it).
-	Source netip.Addr
-	// PolicyFile is the policy file the probe came from, for a result that
-	// travels without its report (Session.Probe's): what its reproduce line
-	// names. "" in a Report's results, which carry Report.File.
-	PolicyFile string
+	// apart holds what few results carry (Source, PolicyFile, the reported
+	// evidence), so that a sweep's 131,070 user probes do not pay for it.
+	apart *resultApart
+}
+
+// resultApart is the part of a Result that most results do without (nil).
+type resultApart struct {
+	source     netip.Addr
+	policyFile string
 	// reported is the evidence in the words it was read with, for a result
 	// read back from a JSON report (nil: word Evidence).
 	reported *jsonEvidence
+}
+
+// Source is, for a client's probe, the address its packet left the host
+// with, after the candidate's nat (invalid until the lab observes it).
+func (r Result) Source() netip.Addr {
+	if r.apart == nil {
+		return netip.Addr{}
+	}
+	return r.apart.source
+}
+
+// PolicyFile is the policy file the probe came from, for a result that
+// travels without its report (Session.Probe's): what its reproduce line
+// names. "" in a Report's results, which carry Report.File.
+func (r Result) PolicyFile() string {
+	if r.apart == nil {
+		return ""
+	}
+	return r.apart.policyFile
+}
+
+// WithSource is r with Source a.
+func (r Result) WithSource(a netip.Addr) Result {
+	if a == r.Source() {
+		return r // a user's probe: nothing to keep apart
+	}
+	r.setApart(func(x *resultApart) { x.source = a })
+	return r
+}
+
+// WithPolicyFile is r with PolicyFile file.
+func (r Result) WithPolicyFile(file string) Result {
+	if file == r.PolicyFile() {
+		return r
+	}
+	r.setApart(func(x *resultApart) { x.policyFile = file })
+	return r
+}
+
+// setApart changes a copy of r's apart part (results share it when copied),
+// and drops it when nothing is left in it.
+func (r *Result) setApart(change func(*resultApart)) {
+	var x resultApart
+	if r.apart != nil {
+		x = *r.apart
+	}
+	change(&x)
+	if x == (resultApart{}) {
+		r.apart = nil
+		return
+	}
+	r.apart = &x
 }
 
 // Pass reports whether the observed outcome meets the expectation.
@@ -160,8 +216,8 @@ func toJSONProbe(res Result) jsonProbe {
 	}
 	if c := res.Client; c != nil {
 		jp.Client, jp.Network = c.Name, c.Network
-		if res.Source.IsValid() {
-			jp.Source = res.Source.String()
+		if src := res.Source(); src.IsValid() {
+			jp.Source = src.String()
 		}
 		return jp
 	}
@@ -175,8 +231,8 @@ func ruleOf(res Result) *jsonRule {
 		return nil
 	}
 	rule := *res.Decider // shared by the probes it decided: the verdict is this probe's
-	rule.Verdict = RuleVerdict(rule.Verdict, res.Observed)
-	r := &jsonRule{Rule: &rule, Note: ruleNote(res.Decider)}
+	rule.Verdict = words.RuleVerdict(rule.Verdict, res.Observed)
+	r := &jsonRule{Rule: &rule, Note: words.RuleNote(res.Decider)}
 	if at := res.DeciderAt; at != nil {
 		r.File, r.Line = at.File, at.Line
 	}

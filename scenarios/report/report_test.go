@@ -47,7 +47,7 @@ func goldenReport() *report.Report {
 		{probe.Refused, reset, "tcp reset from 192.0.2.25"},
 		{probe.Refused, reset, "tcp reset from 192.0.2.25"},
 		{probe.Connected, handshake, "220 mx.example.test ESMTP <postmaster@example.test>\r\n"},
-		{probe.Dropped, probe.Evidence{Kind: probe.Egress, Where: "output"}, "syn dropped in the lab, nothing answered"},
+		{probe.Dropped, probe.Evidence{Kind: probe.Egress, Where: probe.Output}, "syn dropped in the lab, nothing answered"},
 		{probe.Refused, reset, "tcp reset from 127.0.0.1"},
 		{probe.Error, probe.Evidence{Kind: probe.Failure}, "socket as uid 33: operation not permitted"},
 	}

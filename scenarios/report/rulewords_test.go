@@ -12,12 +12,13 @@ import (
 	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios/policy"
 	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/words"
 )
 
 var _ = Describe("the deciding rule in the report's words", func() {
 	DescribeTable("its verdict, from the kernel's traced verdict and the probe's outcome",
 		func(traced string, observed probe.Outcome, want string) {
-			Expect(report.RuleVerdict(traced, observed)).To(Equal(want))
+			Expect(words.RuleVerdict(traced, observed)).To(Equal(want))
 		},
 		Entry("a reject rule answered with a reset or port unreachable", "drop", probe.Refused, "reject"),
 		Entry("a reject rule answered with another unreachable", "drop", probe.Rejected, "reject"),
@@ -53,6 +54,6 @@ var _ = Describe("the deciding rule in the report's words", func() {
 		Expect(doc.Probes[1].Rule).To(HaveKeyWithValue("verdict", "drop"))
 		Expect(doc.Probes[0].Rule).To(HaveKeyWithValue("note", "an IPv4-only match in an inet table: IPv6 packets pass this rule by"))
 		Expect(rule.Verdict).To(Equal("drop"), "the trace's rule is shared: the report must not write into it")
-		Expect(report.DecidedBy(rule)).To(Equal("inet filter output rule 4: ip daddr 192.0.2.25 tcp dport 25 reject — an IPv4-only match in an inet table: IPv6 packets pass this rule by"))
+		Expect(words.DecidedBy(rule)).To(Equal("inet filter output rule 4: ip daddr 192.0.2.25 tcp dport 25 reject — an IPv4-only match in an inet table: IPv6 packets pass this rule by"))
 	})
 })

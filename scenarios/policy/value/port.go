@@ -92,3 +92,17 @@ func Decimal(s string, max uint64) (uint64, error) {
 	}
 	return v, nil
 }
+
+// Repeated says how p repeats a port of have, or "" when it does not.
+func Repeated(have []PortRange, p PortRange) string {
+	for _, q := range have {
+		switch {
+		case !q.Overlaps(p):
+		case q == p:
+			return fmt.Sprintf("port %s is listed twice", p)
+		default:
+			return fmt.Sprintf("port %s overlaps %s: port %d/%s is listed twice", p, q, max(p.First, q.First), p.Proto)
+		}
+	}
+	return ""
+}

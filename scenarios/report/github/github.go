@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/egresslab/egresslab/scenarios/report"
+	"github.com/egresslab/egresslab/scenarios/report/words"
 )
 
 // githubData escapes a workflow command's message.
@@ -65,7 +66,7 @@ func Annotations(r *report.Report) []Annotation {
 				msg = append(msg, "answered: "+d)
 			}
 			if res.Decider != nil {
-				msg = append(msg, "decided by "+report.DecidedBy(res.Decider))
+				msg = append(msg, "decided by "+words.DecidedBy(res.Decider))
 			}
 			if res.Line > 0 {
 				msg = append(msg, fmt.Sprintf("policy %s line %d", r.File, res.Line))
@@ -141,7 +142,7 @@ func WriteSummary(w io.Writer, r *report.Report) error {
 				}
 				decider, at := "", ""
 				if res.Decider != nil {
-					decider = report.DecidedBy(res.Decider)
+					decider = words.DecidedBy(res.Decider)
 				}
 				if res.DeciderAt != nil {
 					at = res.DeciderAt.String()

@@ -1,10 +1,12 @@
-package classes
+package listing
 
 import (
 	"bufio"
 	"bytes"
 	"fmt"
 	"strings"
+
+	"github.com/egresslab/egresslab/scenarios/classes/space"
 )
 
 // Reading iptables-save texts (legacy and nft flavours alike) and ipset save.
@@ -12,8 +14,8 @@ import (
 // ipset is one set of `ipset save`, as the dimension it holds.
 type ipset struct {
 	kind   string // "addr", "port", or "" for a set the lab cannot split
-	family Family
-	spans  []span
+	family space.Family
+	spans  []space.Span
 }
 
 func readIPSets(text []byte) (map[string]*ipset, error) {
@@ -27,7 +29,7 @@ func readIPSets(text []byte) (map[string]*ipset, error) {
 		}
 		switch f[0] {
 		case "create":
-			s := &ipset{family: IPv4}
+			s := &ipset{family: space.IPv4}
 			switch f[2] {
 			case "hash:ip", "hash:net", "bitmap:ip":
 				s.kind = "addr"
@@ -36,7 +38,7 @@ func readIPSets(text []byte) (map[string]*ipset, error) {
 			}
 			for i := 3; i+1 < len(f); i++ {
 				if f[i] == "family" && f[i+1] == "inet6" {
-					s.family = IPv6
+					s.family = space.IPv6
 				}
 			}
 			out[f[1]] = s
@@ -54,7 +56,7 @@ func readIPSets(text []byte) (map[string]*ipset, error) {
 					if err1 != nil || err2 != nil {
 						return nil, fmt.Errorf("ipset save line %d: address range %q", n, v)
 					}
-					s.spans = append(s.spans, span{lo.first, hi.last})
+					s.spans = append(s.spans, space.Span{First: lo.First, Last: hi.Last})
 					continue
 				}
 				_, sp, err := parseAddrOrPrefix(v)
@@ -108,7 +110,7 @@ func saveWords(line string) []string {
 // readSave adds the rules of an iptables-save text; tool names its flavour
 // and family ("iptables-legacy", "ip6tables-nft"). It returns the tables the
 // text holds.
-func (rs *Ruleset) readSave(tool string, fam Family, text []byte, ipsets map[string]*ipset) ([]string, error) {
+func (rs *Ruleset) readSave(tool string, fam space.Family, text []byte, ipsets map[string]*ipset) ([]string, error) {
 	type line struct {
 		n     int
 		chain string
@@ -122,7 +124,7 @@ func (rs *Ruleset) readSave(tool string, fam Family, text []byte, ipsets map[str
 	dirs := map[[3]string]direction{}
 	base := map[[3]string]bool{}
 	family := "ip"
-	if fam == IPv6 {
+	if fam == space.IPv6 {
 		family = "ip6"
 	}
 	sc := bufio.NewScanner(bytes.NewReader(text))
@@ -217,7 +219,7 @@ func (b *ruleBuilder) saveArgs(w []string, ipsets map[string]*ipset) {
 					b.unsplit(word + " " + err.Error())
 					continue
 				}
-				b.addrs(f, set{sp}, negate, word == "-d" || word == "--destination", word+" "+a)
+				b.addrs(f, space.Set{sp}, negate, word == "-d" || word == "--destination", word+" "+a)
 			}
 			i++
 		case "-o", "--out-interface", "-i", "--in-interface":
@@ -236,7 +238,7 @@ func (b *ruleBuilder) saveArgs(w []string, ipsets map[string]*ipset) {
 			}
 			i++
 		case "--dport", "--destination-port", "--sport", "--source-port", "--dports", "--destination-ports", "--sports", "--source-ports", "--ports":
-			var spans []span
+			var spans []space.Span
 			for _, p := range strings.Split(arg(i+1), ",") {
 				sp, err := parsePortRange(p)
 				if err != nil {
@@ -250,7 +252,7 @@ func (b *ruleBuilder) saveArgs(w []string, ipsets map[string]*ipset) {
 				b.unsplit("-m multiport --ports (either port)")
 				dst = true
 			}
-			b.port(normalize(spans), negate, dst, word)
+			b.port(space.Normalize(spans), negate, dst, word)
 			i++
 		case "--uid-owner", "--gid-owner":
 			s, err := parseIDRange(arg(i + 1))
@@ -275,7 +277,7 @@ func (b *ruleBuilder) saveArgs(w []string, ipsets map[string]*ipset) {
 			if err1 != nil || err2 != nil {
 				b.unsplit(word + " " + arg(i+1))
 			} else {
-				b.addrs(f, set{{lo.first, hi.last}}, negate, word == "--dst-range", word)
+				b.addrs(f, space.Set{{First: lo.First, Last: hi.Last}}, negate, word == "--dst-range", word)
 			}
 			i++
 		case "--state", "--ctstate", "--tcp-flags", "--syn", "--comment", "--socket-exists", "--ctdir":
@@ -309,8 +311,8 @@ func (b *ruleBuilder) matchSet(name, flags string, negate bool, ipsets map[strin
 	}
 	dst := flags == "dst"
 	if s.kind == "addr" {
-		b.addrs(s.family, normalize(s.spans), negate, dst, what)
+		b.addrs(s.family, space.Normalize(s.spans), negate, dst, what)
 	} else {
-		b.port(normalize(s.spans), negate, dst, what)
+		b.port(space.Normalize(s.spans), negate, dst, what)
 	}
 }

@@ -1,4 +1,4 @@
-package report
+package words
 
 import (
 	"fmt"
@@ -9,9 +9,9 @@ import (
 	"github.com/egresslab/egresslab/probe"
 )
 
-// The report's words for a probe's verdict: every sentence is made here from
-// the prober's typed values (its outcome, evidence and facts); nothing below
-// the report builds prose that travels up.
+// The words for a probe's verdict: every sentence is made here from the
+// prober's typed values (its outcome, evidence and facts); nothing below the
+// report builds prose that travels up.
 
 // Detail says in words what a probe saw and why its outcome is what it is.
 func Detail(r probe.Result) string {
@@ -175,36 +175,6 @@ func AnsweredBy(ev probe.Evidence) string {
 		return ""
 	}
 	return fmt.Sprintf("%s %s/%s", s.Host, netip.AddrPortFrom(s.Addr, s.Port), s.Proto)
-}
-
-// jsonEvidence is the evidence as the JSON report has it: typed values, and
-// the report's words for the host's state ("cause") and the service that
-// answered ("answered_by").
-type jsonEvidence struct {
-	Kind       probe.Kind   `json:"kind"`
-	Where      probe.Hook   `json:"where,omitempty"`
-	Packet     probe.Packet `json:"packet,omitempty"`
-	ICMP       *probe.ICMP  `json:"icmp,omitempty"`
-	Errno      string       `json:"errno,omitempty"`
-	Cause      string       `json:"cause,omitempty"`
-	Neighbour  string       `json:"neighbour,omitempty"`
-	AnsweredBy string       `json:"answered_by,omitempty"`
-}
-
-// evidenceJSON words a result's evidence for the JSON report; a result read
-// back from a report keeps the words it was read with.
-func evidenceJSON(res Result) jsonEvidence {
-	if res.reported != nil {
-		return *res.reported
-	}
-	ev := res.Evidence
-	return jsonEvidence{Kind: ev.Kind, Where: ev.Where, Packet: ev.Packet, ICMP: ev.ICMP, Errno: ev.Errno,
-		Cause: Cause(ev), Neighbour: ev.Neighbour, AnsweredBy: AnsweredBy(ev)}
-}
-
-// typed is the evidence's typed part, read back from a report.
-func (j jsonEvidence) typed() probe.Evidence {
-	return probe.Evidence{Kind: j.Kind, Where: j.Where, Packet: j.Packet, ICMP: j.ICMP, Errno: j.Errno, Neighbour: j.Neighbour}
 }
 
 // WriteTelnet prints a client's view as telnet would have shown it.

@@ -1,8 +1,10 @@
-package classes
+package listing
 
 import (
 	"fmt"
 	"slices"
+
+	"github.com/egresslab/egresslab/scenarios/classes/space"
 )
 
 // Listings are the ruleset as the lab holds it after the candidate ran, each
@@ -31,6 +33,64 @@ type Ruleset struct {
 	Notes []Note
 }
 
+// RuleRef names a rule as its listing shows it.
+type RuleRef struct {
+	Tool   string // "nft", "iptables-nft", "ip6tables-legacy", ...
+	Family string // nft's table family: ip, ip6, inet (iptables: ip or ip6)
+	Table  string
+	Chain  string
+	Handle int    // nft's rule handle; 0 for a save line
+	Line   int    // the line of a save text; 0 for nft's JSON
+	Text   string // the save line, or nft's expressions in brief
+}
+
+func (r RuleRef) String() string {
+	if r.Handle != 0 {
+		return fmt.Sprintf("%s %s %s %s handle %d", r.Tool, r.Family, r.Table, r.Chain, r.Handle)
+	}
+	return fmt.Sprintf("%s line %d: %s", r.Tool, r.Line, r.Text)
+}
+
+// Unsplit is a match the lab cannot split into classes: what it looks at
+// depends on state (marks, conntrack helpers, rates, earlier packets) or on
+// something other than the probe's cell.
+type Unsplit struct {
+	Match string // as the listing names it: "-m limit", "ct helper", "meta mark"
+	Rule  RuleRef
+}
+
+// Note is a match read but not split on (an output interface, a source
+// address the lab chooses) or a rule left out (a protocol the lab does not
+// probe).
+type Note struct {
+	What string
+	Rule RuleRef
+}
+
+// Rule is what one rule matches on each dimension. A nil set matches the
+// whole dimension.
+type Rule struct {
+	Ref      RuleRef
+	Families space.Family
+	Protos   space.Proto
+	UID, GID *space.Set
+	// SupplGroups: the gid match also looks at supplementary groups
+	// (`--suppl-groups`).
+	SupplGroups bool
+	Addr        *space.Set // in Families' address space (one family when set)
+	Port        *space.Set
+	Unsplit     []string
+	Notes       []Note
+	// never: a match nothing the lab probes can meet (another protocol).
+	never bool
+	// A forwarded packet's rule (Ruleset.Forward): the client's source
+	// addresses, its interface matches, and whether it is read as the
+	// answer's (whose source is the far end).
+	Src    *space.Set
+	ifaces []ifaceMatch
+	answer bool
+}
+
 // Read reads the listings.
 func Read(l Listings) (*Ruleset, error) {
 	rs := &Ruleset{}
@@ -44,13 +104,13 @@ func Read(l Listings) (*Ruleset, error) {
 	skip := map[tableKey]bool{}
 	for _, s := range []struct {
 		tool string
-		fam  Family
+		fam  space.Family
 		text []byte
 	}{
-		{"iptables-nft", IPv4, l.IPTablesNFT},
-		{"ip6tables-nft", IPv6, l.IP6TablesNFT},
-		{"iptables-legacy", IPv4, l.IPTablesLegacy},
-		{"ip6tables-legacy", IPv6, l.IP6TablesLegacy},
+		{"iptables-nft", space.IPv4, l.IPTablesNFT},
+		{"ip6tables-nft", space.IPv6, l.IP6TablesNFT},
+		{"iptables-legacy", space.IPv4, l.IPTablesLegacy},
+		{"ip6tables-legacy", space.IPv6, l.IP6TablesLegacy},
 	} {
 		if len(s.text) == 0 {
 			continue
@@ -61,7 +121,7 @@ func Read(l Listings) (*Ruleset, error) {
 		}
 		if s.tool == "iptables-nft" || s.tool == "ip6tables-nft" {
 			family := "ip"
-			if s.fam == IPv6 {
+			if s.fam == space.IPv6 {
 				family = "ip6"
 			}
 			for _, t := range tables {

@@ -1,4 +1,8 @@
-package main
+// Package labterm gives `egresslab exec` and `shell` a terminal of the lab's
+// own: a pty whose slave is the command's controlling terminal, while
+// egresslab copies between the operator's terminal (in raw mode, restored on
+// every exit, its size forwarded) and the master.
+package labterm
 
 import (
 	"errors"
@@ -12,13 +16,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// labTerminal is a terminal of the lab's own for `exec` and `shell`: a pty
+// Terminal is a terminal of the lab's own for `exec` and `shell`: a pty
 // whose slave is the command's controlling terminal, in a session of its
 // own, while egresslab copies between the operator's terminal and the
 // master. Nothing in the lab ever holds the operator's terminal, so a
 // TIOCSTI (or anything else done to /dev/tty) inside the lab reaches the
 // lab's pty only.
-type labTerminal struct {
+type Terminal struct {
 	master  *os.File
 	slave   *os.File
 	restore func() // the operator's terminal as it was; nil if not changed
@@ -26,14 +30,14 @@ type labTerminal struct {
 	winch   chan os.Signal
 }
 
-// attachTerminal gives c our standard streams: those that are terminals as
+// Attach gives c our standard streams: those that are terminals as
 // the slave of a new pty, the others (pipes, files) as they are. Where none
 // is a terminal it allocates nothing and returns nil.
-func attachTerminal(c *exec.Cmd) (*labTerminal, error) {
+func Attach(c *exec.Cmd) (*Terminal, error) {
 	streams := []*os.File{os.Stdin, os.Stdout, os.Stderr}
 	var sizeFrom *os.File
 	for _, f := range streams {
-		if isTerminal(f) && sizeFrom == nil {
+		if IsTerminal(f) && sizeFrom == nil {
 			sizeFrom = f
 		}
 	}
@@ -45,10 +49,10 @@ func attachTerminal(c *exec.Cmd) (*labTerminal, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &labTerminal{master: master, slave: slave, outDone: make(chan struct{})}
+	t := &Terminal{master: master, slave: slave, outDone: make(chan struct{})}
 	ctty := -1
 	for i, f := range streams {
-		if !isTerminal(f) {
+		if !IsTerminal(f) {
 			continue
 		}
 		if ctty < 0 {
@@ -78,19 +82,19 @@ func attachTerminal(c *exec.Cmd) (*labTerminal, error) {
 	// What the lab writes to its terminal goes to ours; where only stdin
 	// is a terminal, the pty's echo has nowhere to go.
 	var out io.Writer = io.Discard
-	if isTerminal(os.Stdout) {
+	if IsTerminal(os.Stdout) {
 		out = os.Stdout
-	} else if isTerminal(os.Stderr) {
+	} else if IsTerminal(os.Stderr) {
 		out = os.Stderr
 	}
 	go func() {
 		defer close(t.outDone)
 		_, _ = io.Copy(out, master) // until EIO: every holder of the slave is gone
 	}()
-	if isTerminal(os.Stdin) {
+	if IsTerminal(os.Stdin) {
 		restore, err := makeRaw(os.Stdin)
 		if err != nil {
-			t.close()
+			t.Close()
 			return nil, err
 		}
 		t.restore = restore
@@ -99,28 +103,28 @@ func attachTerminal(c *exec.Cmd) (*labTerminal, error) {
 	return t, nil
 }
 
-// started drops our copy of the slave: the lab's processes hold it now, and
+// Started drops our copy of the slave: the lab's processes hold it now, and
 // the master reads EIO once the last of them is gone.
-func (t *labTerminal) started() {
+func (t *Terminal) Started() {
 	if t != nil {
 		t.slave.Close()
 	}
 }
 
-// finish waits for what the lab wrote to reach our terminal (call it once
+// Finish waits for what the lab wrote to reach our terminal (call it once
 // the lab is closed, so that nothing holds the slave any more) and restores
 // the operator's terminal.
-func (t *labTerminal) finish() {
+func (t *Terminal) Finish() {
 	if t == nil {
 		return
 	}
 	t.slave.Close()
 	<-t.outDone
-	t.close()
+	t.Close()
 }
 
-// close restores the operator's terminal at once; safe to call again.
-func (t *labTerminal) close() {
+// Close restores the operator's terminal at once; safe to call again.
+func (t *Terminal) Close() {
 	if t == nil {
 		return
 	}
@@ -181,4 +185,10 @@ func makeRaw(f *os.File) (func(), error) {
 		return nil, errors.New("set the terminal raw: " + err.Error())
 	}
 	return func() { _ = unix.IoctlSetTermios(fd, unix.TCSETSW, old) }, nil
+}
+
+// IsTerminal reports whether f is a terminal.
+func IsTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

@@ -1,4 +1,4 @@
-package report
+package words
 
 import (
 	"regexp"
@@ -27,7 +27,7 @@ func RuleVerdict(traced string, observed probe.Outcome) string {
 // DecidedBy names the deciding rule for a reader: the rule, and what it
 // matched on that a reader may not expect.
 func DecidedBy(r *trace.Rule) string {
-	if note := ruleNote(r); note != "" {
+	if note := RuleNote(r); note != "" {
 		return r.String() + " — " + note
 	}
 	return r.String()
@@ -39,10 +39,10 @@ var (
 	loopback = regexp.MustCompile(`\b[oi]ifname "lo"|-[oi] lo\b`)
 )
 
-// ruleNote says what a rule matched on that a reader may not expect, from
+// RuleNote says what a rule matched on that a reader may not expect, from
 // the rule's text as the kernel listed it (lint says the same of a file's
 // rules before any lab runs: docs/lint.md).
-func ruleNote(r *trace.Rule) string {
+func RuleNote(r *trace.Rule) string {
 	if r == nil || r.Policy || r.Untraced != "" {
 		return ""
 	}

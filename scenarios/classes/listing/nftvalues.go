@@ -1,9 +1,11 @@
-package classes
+package listing
 
 import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/egresslab/egresslab/scenarios/classes/space"
 )
 
 // The values of nft's JSON matches: ids, ports and addresses, as a scalar,
@@ -12,33 +14,33 @@ import (
 func asSlice(v any) []any { s, _ := v.([]any); return s }
 
 // valueOf reads one scalar of a dimension.
-type valueOf func(any) (point, error)
+type valueOf func(any) (space.Point, error)
 
-func idValue(v any) (point, error) {
-	if f, ok := v.(float64); ok && f >= 0 && f <= MaxID {
-		return num(uint64(f)), nil
+func idValue(v any) (space.Point, error) {
+	if f, ok := v.(float64); ok && f >= 0 && f <= space.MaxID {
+		return space.NumPoint(uint64(f)), nil
 	}
-	return point{}, fmt.Errorf("id %v: want a number", v)
+	return space.Point{}, fmt.Errorf("id %v: want a number", v)
 }
 
-func portValue(v any) (point, error) {
-	if f, ok := v.(float64); ok && f >= 0 && f <= MaxPort {
-		return num(uint64(f)), nil
+func portValue(v any) (space.Point, error) {
+	if f, ok := v.(float64); ok && f >= 0 && f <= space.MaxPort {
+		return space.NumPoint(uint64(f)), nil
 	}
-	return point{}, fmt.Errorf("port %v: want a number", v)
+	return space.Point{}, fmt.Errorf("port %v: want a number", v)
 }
 
-func addrValue(v any) (point, error) {
+func addrValue(v any) (space.Point, error) {
 	a, err := netip.ParseAddr(str(v))
 	if err != nil {
-		return point{}, fmt.Errorf("address %v: %v", v, err)
+		return space.Point{}, fmt.Errorf("address %v: %v", v, err)
 	}
-	return addrPoint(a), nil
+	return space.AddrPoint(a), nil
 }
 
 // nftValues reads the right side of a match into the set it matches: a
 // value, a prefix, a range, an anonymous set, a named set or a comparison.
-func nftValues(right any, op string, whole span, sets func(string) ([]any, string, bool), val valueOf) (set, error) {
+func nftValues(right any, op string, whole space.Span, sets func(string) ([]any, string, bool), val valueOf) (space.Set, error) {
 	if name, ok := right.(string); ok && strings.HasPrefix(name, "@") {
 		elems, typ, found := sets(name[1:])
 		if !found {
@@ -62,29 +64,29 @@ func nftValues(right any, op string, whole span, sets func(string) ([]any, strin
 	case "==", "!=", "in", "":
 		return s, nil
 	case "<", "<=":
-		hi := s[0].first
+		hi := s[0].First
 		if op == "<" {
-			if hi == whole.first {
-				return set{}, nil
+			if hi == whole.First {
+				return space.Set{}, nil
 			}
-			hi = hi.prev()
+			hi = hi.Prev()
 		}
-		return set{{whole.first, hi}}, nil
+		return space.Set{{First: whole.First, Last: hi}}, nil
 	case ">", ">=":
-		lo := s[0].last
+		lo := s[0].Last
 		if op == ">" {
-			if lo == whole.last {
-				return set{}, nil
+			if lo == whole.Last {
+				return space.Set{}, nil
 			}
-			lo = lo.next()
+			lo = lo.Next()
 		}
-		return set{{lo, whole.last}}, nil
+		return space.Set{{First: lo, Last: whole.Last}}, nil
 	}
 	return nil, fmt.Errorf("operator %s", op)
 }
 
-func nftElems(elems []any, val valueOf) (set, error) {
-	var spans []span
+func nftElems(elems []any, val valueOf) (space.Set, error) {
+	var spans []space.Span
 	for _, el := range elems {
 		if m, ok := el.(map[string]any); ok {
 			if inner, ok := m["elem"].(map[string]any); ok {
@@ -105,7 +107,7 @@ func nftElems(elems []any, val valueOf) (set, error) {
 				if err != nil {
 					return nil, fmt.Errorf("prefix %v: %v", p, err)
 				}
-				spans = append(spans, prefixSpan(pf))
+				spans = append(spans, space.PrefixSpan(pf))
 			case v["range"] != nil:
 				r := asSlice(v["range"])
 				if len(r) != 2 {
@@ -119,7 +121,7 @@ func nftElems(elems []any, val valueOf) (set, error) {
 				if err != nil {
 					return nil, err
 				}
-				spans = append(spans, span{lo, hi})
+				spans = append(spans, space.Span{First: lo, Last: hi})
 			default:
 				return nil, fmt.Errorf("element %v", v)
 			}
@@ -128,8 +130,8 @@ func nftElems(elems []any, val valueOf) (set, error) {
 			if err != nil {
 				return nil, err
 			}
-			spans = append(spans, span{p, p})
+			spans = append(spans, space.Span{First: p, Last: p})
 		}
 	}
-	return normalize(spans), nil
+	return space.Normalize(spans), nil
 }

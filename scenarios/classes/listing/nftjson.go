@@ -1,10 +1,12 @@
-package classes
+package listing
 
 import (
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/egresslab/egresslab/scenarios/classes/space"
 )
 
 // Reading `nft -j list ruleset`: every table nft can see (nft's own and
@@ -36,14 +38,14 @@ type nftListing struct {
 
 type tableKey struct{ family, name string }
 
-func tableFamilies(family string) (Family, bool) {
+func tableFamilies(family string) (space.Family, bool) {
 	switch family {
 	case "ip":
-		return IPv4, true
+		return space.IPv4, true
 	case "ip6":
-		return IPv6, true
+		return space.IPv6, true
 	case "inet":
-		return IPv4 | IPv6, true
+		return space.IPv4 | space.IPv6, true
 	}
 	return 0, false
 }
@@ -200,7 +202,7 @@ func (b *ruleBuilder) nftMatch(m map[string]any, sets func(string) ([]any, strin
 	if meta, ok := left["meta"].(map[string]any); ok {
 		switch key := str(meta["key"]); key {
 		case "skuid", "skgid":
-			s, err := nftValues(right, op, wholeID, sets, idValue)
+			s, err := nftValues(right, op, space.WholeID(), sets, idValue)
 			if err != nil {
 				b.unsplit("meta " + key + ": " + err.Error())
 				return
@@ -215,9 +217,9 @@ func (b *ruleBuilder) nftMatch(m map[string]any, sets func(string) ([]any, strin
 		case "nfproto":
 			switch fmt.Sprint(right) {
 			case "ipv4":
-				b.families(IPv4)
+				b.families(space.IPv4)
 			case "ipv6":
-				b.families(IPv6)
+				b.families(space.IPv6)
 			}
 		case "oif", "oifname", "iif", "iifname":
 			b.nftIface(strings.HasPrefix(key, "i"), right, negate, fmt.Sprintf("meta %s %s %v", key, op, right))
@@ -234,11 +236,11 @@ func (b *ruleBuilder) nftMatch(m map[string]any, sets func(string) ([]any, strin
 		proto, field := str(p["protocol"]), str(p["field"])
 		switch {
 		case (proto == "ip" || proto == "ip6") && (field == "daddr" || field == "saddr"):
-			f := IPv4
+			f := space.IPv4
 			if proto == "ip6" {
-				f = IPv6
+				f = space.IPv6
 			}
-			s, err := nftValues(right, op, wholeAddr(f), sets, addrValue)
+			s, err := nftValues(right, op, space.WholeAddr(f), sets, addrValue)
 			if err != nil {
 				b.unsplit(proto + " " + field + ": " + err.Error())
 				return
@@ -246,9 +248,9 @@ func (b *ruleBuilder) nftMatch(m map[string]any, sets func(string) ([]any, strin
 			b.addrs(f, s, negate, field == "daddr", proto+" "+field)
 		case proto == "ip" && field == "protocol", proto == "ip6" && field == "nexthdr":
 			if proto == "ip" {
-				b.families(IPv4)
+				b.families(space.IPv4)
 			} else {
-				b.families(IPv6)
+				b.families(space.IPv6)
 			}
 			b.nftProtos(right, negate, sets)
 		case (proto == "tcp" || proto == "udp" || proto == "th") && (field == "dport" || field == "sport"):
@@ -258,7 +260,7 @@ func (b *ruleBuilder) nftMatch(m map[string]any, sets func(string) ([]any, strin
 			case "udp":
 				b.protos("udp", false)
 			}
-			s, err := nftValues(right, op, span{num(0), num(MaxPort)}, sets, portValue)
+			s, err := nftValues(right, op, space.Span{First: space.NumPoint(0), Last: space.NumPoint(space.MaxPort)}, sets, portValue)
 			if err != nil {
 				b.unsplit(proto + " " + field + ": " + err.Error())
 				return
@@ -314,17 +316,17 @@ func (b *ruleBuilder) nftProtos(right any, negate bool, sets func(string) ([]any
 			names = append(names, fmt.Sprint(el))
 		}
 	}
-	var p Proto
+	var p space.Proto
 	for _, n := range names {
 		switch n {
 		case "tcp", "6":
-			p |= TCP
+			p |= space.TCP
 		case "udp", "17":
-			p |= UDP
+			p |= space.UDP
 		}
 	}
 	if negate {
-		p = (TCP | UDP) &^ p
+		p = (space.TCP | space.UDP) &^ p
 	}
 	b.rule.Protos &= p
 	if b.rule.Protos == 0 {

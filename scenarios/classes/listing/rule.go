@@ -1,10 +1,12 @@
-package classes
+package listing
 
 import (
 	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/egresslab/egresslab/scenarios/classes/space"
 )
 
 // direction is which way through the lab a chain's packets go: a probe's
@@ -29,7 +31,7 @@ var directions = []direction{dirOut, dirIn, dirFwd, dirFwdAnswer}
 // (32768-60999 unless changed): a rule on that side of the port cannot be
 // split, since the probe does not choose the port. A rule whose ports all lie
 // outside the range can never meet a probe's packet there.
-var ephemeral = set{{num(32768), num(60999)}}
+var ephemeral = space.Set{{First: space.NumPoint(32768), Last: space.NumPoint(60999)}}
 
 // ruleBuilder collects one rule's matches; the parsers of each listing feed
 // it, so the meaning of a match lives in one place.
@@ -39,8 +41,8 @@ type ruleBuilder struct {
 	notes []string
 }
 
-func newRuleBuilder(ref RuleRef, fams Family, dir direction) *ruleBuilder {
-	return &ruleBuilder{dir: dir, rule: Rule{Ref: ref, Families: fams, Protos: TCP | UDP}}
+func newRuleBuilder(ref RuleRef, fams space.Family, dir direction) *ruleBuilder {
+	return &ruleBuilder{dir: dir, rule: Rule{Ref: ref, Families: fams, Protos: space.TCP | space.UDP}}
 }
 
 func (b *ruleBuilder) unsplit(what string) { b.rule.Unsplit = append(b.rule.Unsplit, what) }
@@ -54,19 +56,19 @@ func (b *ruleBuilder) never(why string) {
 
 // protos restricts the rule to a protocol by its name or number.
 func (b *ruleBuilder) protos(name string, negate bool) {
-	var p Proto
+	var p space.Proto
 	switch strings.ToLower(name) {
 	case "tcp", "6":
-		p = TCP
+		p = space.TCP
 	case "udp", "17":
-		p = UDP
+		p = space.UDP
 	case "all", "0":
-		p = TCP | UDP
+		p = space.TCP | space.UDP
 	default:
 		p = 0
 	}
 	if negate {
-		p = (TCP | UDP) &^ p
+		p = (space.TCP | space.UDP) &^ p
 	}
 	b.rule.Protos &= p
 	if b.rule.Protos == 0 {
@@ -74,30 +76,30 @@ func (b *ruleBuilder) protos(name string, negate bool) {
 	}
 }
 
-func (b *ruleBuilder) families(f Family) {
+func (b *ruleBuilder) families(f space.Family) {
 	b.rule.Families &= f
 	if b.rule.Families == 0 {
 		b.rule.never = true
 	}
 }
 
-func and(have *set, s set) *set {
+func and(have *space.Set, s space.Set) *space.Set {
 	if have != nil {
-		s = have.intersect(s)
+		s = have.Intersect(s)
 	}
 	return &s
 }
 
-func maybeNegate(s set, whole span, negate bool) set {
-	s = s.clip(whole)
+func maybeNegate(s space.Set, whole space.Span, negate bool) space.Set {
+	s = s.Clip(whole)
 	if negate {
-		return s.complement(whole)
+		return s.Complement(whole)
 	}
 	return s
 }
 
 // uids, gids, ports: a match on that dimension.
-func (b *ruleBuilder) uids(s set, negate bool) {
+func (b *ruleBuilder) uids(s space.Set, negate bool) {
 	if b.dir&dirForwarded != 0 {
 		b.noSocket(negate, "owner")
 		return
@@ -106,10 +108,10 @@ func (b *ruleBuilder) uids(s set, negate bool) {
 		b.unsplit("socket owner of an answer")
 		return
 	}
-	b.rule.UID = and(b.rule.UID, maybeNegate(s, wholeID, negate))
+	b.rule.UID = and(b.rule.UID, maybeNegate(s, space.WholeID(), negate))
 }
 
-func (b *ruleBuilder) gids(s set, negate bool) {
+func (b *ruleBuilder) gids(s space.Set, negate bool) {
 	if b.dir&dirForwarded != 0 {
 		b.noSocket(negate, "owner")
 		return
@@ -118,39 +120,39 @@ func (b *ruleBuilder) gids(s set, negate bool) {
 		b.unsplit("socket owner of an answer")
 		return
 	}
-	b.rule.GID = and(b.rule.GID, maybeNegate(s, wholeID, negate))
+	b.rule.GID = and(b.rule.GID, maybeNegate(s, space.WholeID(), negate))
 }
 
 // port is a match on the destination port (dst true) or the source port of
 // a packet going b's way.
-func (b *ruleBuilder) port(s set, negate, dst bool, what string) {
+func (b *ruleBuilder) port(s space.Set, negate, dst bool, what string) {
 	theirs := dst == b.dir.outward() // the far end's port: the probe's destination
 	if !theirs {
-		matched := maybeNegate(s, span{num(0), num(MaxPort)}, negate)
-		if len(matched.intersect(ephemeral)) > 0 {
+		matched := maybeNegate(s, space.Span{First: space.NumPoint(0), Last: space.NumPoint(space.MaxPort)}, negate)
+		if len(matched.Intersect(ephemeral)) > 0 {
 			b.unsplit(what + " (the kernel's choice of source port)")
 		} else {
 			b.never(what + " outside the ephemeral ports")
 		}
 		return
 	}
-	b.rule.Port = and(b.rule.Port, maybeNegate(s, wholePort, negate))
+	b.rule.Port = and(b.rule.Port, maybeNegate(s, space.WholePort(), negate))
 }
 
 // addrs is a match on the destination (dst true) or source address of a
 // packet going b's way, in family f.
-func (b *ruleBuilder) addrs(f Family, s set, negate, dst bool, what string) {
+func (b *ruleBuilder) addrs(f space.Family, s space.Set, negate, dst bool, what string) {
 	b.families(f)
 	theirs := dst == b.dir.outward()
 	if !theirs && b.dir&dirForwarded != 0 {
-		b.rule.Src = and(b.rule.Src, maybeNegate(s, wholeAddr(f), negate))
+		b.rule.Src = and(b.rule.Src, maybeNegate(s, space.WholeAddr(f), negate))
 		return
 	}
 	if !theirs {
 		b.note(what + " (the lab's own address)")
 		return
 	}
-	b.rule.Addr = and(b.rule.Addr, maybeNegate(s, wholeAddr(f), negate))
+	b.rule.Addr = and(b.rule.Addr, maybeNegate(s, space.WholeAddr(f), negate))
 }
 
 func (b *ruleBuilder) iface(what string) { b.note(what) }
@@ -165,7 +167,7 @@ func (b *ruleBuilder) done() (Rule, []Note, bool) {
 }
 
 // parseIDRange reads "107" or "1000-60000".
-func parseIDRange(s string) (set, error) {
+func parseIDRange(s string) (space.Set, error) {
 	a, z, isRange := strings.Cut(s, "-")
 	first, err := strconv.ParseUint(a, 10, 32)
 	if err != nil {
@@ -177,42 +179,42 @@ func parseIDRange(s string) (set, error) {
 			return nil, fmt.Errorf("id range %q: want A-B with A <= B", s)
 		}
 	}
-	return set{{num(first), num(last)}}, nil
+	return space.Set{{First: space.NumPoint(first), Last: space.NumPoint(last)}}, nil
 }
 
 // parsePortRange reads "25", "1000:2000" or "1000-2000".
-func parsePortRange(s string) (span, error) {
+func parsePortRange(s string) (space.Span, error) {
 	a, z, isRange := strings.Cut(strings.ReplaceAll(s, "-", ":"), ":")
 	first, err := strconv.ParseUint(a, 10, 16)
 	if a == "" {
 		first, err = 0, nil
 	}
 	if err != nil {
-		return span{}, fmt.Errorf("port %q: want a number or a range A:B", s)
+		return space.Span{}, fmt.Errorf("port %q: want a number or a range A:B", s)
 	}
 	last := first
 	if isRange {
-		last = MaxPort
+		last = space.MaxPort
 		if z != "" {
 			if last, err = strconv.ParseUint(z, 10, 16); err != nil || last < first {
-				return span{}, fmt.Errorf("port range %q: want A:B with A <= B", s)
+				return space.Span{}, fmt.Errorf("port range %q: want A:B with A <= B", s)
 			}
 		}
 	}
-	return span{num(first), num(last)}, nil
+	return space.Span{First: space.NumPoint(first), Last: space.NumPoint(last)}, nil
 }
 
 // parseAddrOrPrefix reads "192.0.2.1", "10.0.0.0/8", "10.0.0.0/255.0.0.0".
-func parseAddrOrPrefix(s string) (Family, span, error) {
+func parseAddrOrPrefix(s string) (space.Family, space.Span, error) {
 	addr, mask, hasMask := strings.Cut(s, "/")
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
-		return 0, span{}, fmt.Errorf("address %q: %v", s, err)
+		return 0, space.Span{}, fmt.Errorf("address %q: %v", s, err)
 	}
-	f := IPv4
+	f := space.IPv4
 	width := 32
 	if a.Is6() && !a.Is4In6() {
-		f, width = IPv6, 128
+		f, width = space.IPv6, 128
 	}
 	bits := width
 	if hasMask {
@@ -226,12 +228,12 @@ func parseAddrOrPrefix(s string) (Family, span, error) {
 				}
 			}
 		} else {
-			return 0, span{}, fmt.Errorf("address %q: bad mask", s)
+			return 0, space.Span{}, fmt.Errorf("address %q: bad mask", s)
 		}
 	}
 	p, err := a.Prefix(bits)
 	if err != nil {
-		return 0, span{}, fmt.Errorf("address %q: %v", s, err)
+		return 0, space.Span{}, fmt.Errorf("address %q: %v", s, err)
 	}
-	return f, prefixSpan(p), nil
+	return f, space.PrefixSpan(p), nil
 }
