@@ -35,7 +35,7 @@ type soakVerdict struct {
 }
 
 func soakVerdictOf(r scenarios.Result) soakVerdict {
-	return soakVerdict{r.Probe.String(), verdict{r.Observed, r.Evidence.Kind, r.Detail}, r.Duration}
+	return soakVerdict{r.Probe.String(), verdict{r.Observed, r.Evidence.Kind, answeredBy(r.Evidence), r.Detail}, r.Duration}
 }
 
 func (v soakVerdict) same(w soakVerdict) bool { return v.cell == w.cell && v.verdict.same(w.verdict) }
