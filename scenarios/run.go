@@ -65,6 +65,11 @@ func Run(ctx context.Context, p *Policy, opts RunOptions) (*Report, error) {
 			if err := cp.serve(lab, p); err != nil {
 				return nil, err
 			}
+			// The representatives' IPv6 addresses the world now holds
+			// must be live before they are probed, as the hosts' are.
+			if err := lab.WaitWorldReady(ctx); err != nil {
+				return nil, err
+			}
 			if err := cp.placeSources(ctx, lab, p); err != nil {
 				return nil, err
 			}

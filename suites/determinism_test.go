@@ -50,10 +50,11 @@ func answeredBy(e probe.Evidence) string {
 func (v verdict) String() string { return fmt.Sprintf("%s (%s: %s)", v.outcome, v.kind, v.detail) }
 
 // regime probes every cell of p its own way and returns each cell's verdict,
-// keyed by the cell's name.
+// keyed by the cell's name, or why it could not run (in full: the soak's
+// output keeps only the lines that name a difference).
 type regime struct {
 	name  string
-	probe func(ctx SpecContext, p *scenarios.Policy) map[string]verdict
+	probe func(ctx SpecContext, p *scenarios.Policy) (map[string]verdict, error)
 }
 
 func cellVerdicts(rep *scenarios.Report) map[string]verdict {
@@ -81,9 +82,18 @@ func dialCell(ctx SpecContext, lab *scenarios.LabBench, pr scenarios.Probe) verd
 
 func startLab(ctx SpecContext, p *scenarios.Policy) *scenarios.LabBench {
 	GinkgoHelper()
-	lab, err := scenarios.StartLabWith(ctx, p, scenarios.RunOptions{NoRule: true})
-	Expect(err).NotTo(HaveOccurred(), "start a lab for %s", p.Name)
+	lab, err := openLab(ctx, p)
+	Expect(err).NotTo(HaveOccurred())
 	return lab
+}
+
+// openLab starts a lab for p, or says why it could not.
+func openLab(ctx SpecContext, p *scenarios.Policy) (*scenarios.LabBench, error) {
+	lab, err := scenarios.StartLabWith(ctx, p, scenarios.RunOptions{NoRule: true})
+	if err != nil {
+		return nil, fmt.Errorf("start a lab for %s: %w", p.Name, err)
+	}
+	return lab, nil
 }
 
 // cpuHog keeps both cores busy until stopped.
@@ -103,15 +113,25 @@ func cpuHog() (stop func()) {
 	}
 }
 
-// realClientWaits runs nc as the policy's first user to every address of
-// every host (first port), each bounded at 3 s, all at once, and waits: a real
-// client that waited out a timeout in the lab, leaving whatever kernel state
-// it leaves (neighbour entries FAILED, conntrack entries).
-func realClientWaits(ctx SpecContext, lab *scenarios.LabBench, p *scenarios.Policy) {
-	GinkgoHelper()
-	Expect(p.Users).NotTo(BeEmpty())
-	id := scenarios.Identity(p.Users[0])
+// realClientWaits runs nc as the policy's first user (or, in a policy of
+// clients only, from its first client) to every address of every host (first
+// port), each bounded at 3 s, all at once, and waits: a real client that
+// waited out a timeout in the lab, leaving whatever kernel state it leaves
+// (neighbour entries FAILED, conntrack entries).
+func realClientWaits(ctx SpecContext, lab *scenarios.LabBench, p *scenarios.Policy) error {
+	command := func(argv ...string) (*exec.Cmd, error) {
+		if len(p.Users) > 0 {
+			return lab.CommandAs(ctx, scenarios.Identity(p.Users[0]), argv...), nil
+		}
+		for _, n := range p.Networks {
+			for _, c := range n.Clients {
+				return lab.ClientCommand(ctx, c.Name, argv...)
+			}
+		}
+		return nil, fmt.Errorf("policy %s has neither users nor clients to run a real client as", p.Name)
+	}
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	for _, h := range p.Hosts {
 		if len(h.Ports) == 0 {
 			continue
@@ -123,27 +143,36 @@ func realClientWaits(ctx SpecContext, lab *scenarios.LabBench, p *scenarios.Poli
 				argv = append(argv, "-u")
 			}
 			argv = append(argv, a.String(), strconv.Itoa(int(port.First)))
-			cmd := lab.CommandAs(ctx, id, argv...)
+			cmd, err := command(argv...)
+			if err != nil {
+				return err
+			}
 			cmd.Stdin = strings.NewReader("egresslab\n")
 			wg.Add(1)
 			go func() { defer wg.Done(); _ = cmd.Run() }() // its verdict is not what is tested
 		}
 	}
-	wg.Wait()
+	return nil
 }
 
 var regimes = []regime{
-	{"each cell alone in a fresh lab", func(ctx SpecContext, p *scenarios.Policy) map[string]verdict {
+	{"each cell alone in a fresh lab", func(ctx SpecContext, p *scenarios.Policy) (map[string]verdict, error) {
 		out := map[string]verdict{}
 		for _, pr := range cells(p) {
-			lab := startLab(ctx, p)
+			lab, err := openLab(ctx, p)
+			if err != nil {
+				return nil, err
+			}
 			out[pr.String()] = dialCell(ctx, lab, pr)
 			lab.Close()
 		}
-		return out
+		return out, nil
 	}},
-	{"all cells in one lab, random order, 1 worker", func(ctx SpecContext, p *scenarios.Policy) map[string]verdict {
-		lab := startLab(ctx, p)
+	{"all cells in one lab, random order, 1 worker", func(ctx SpecContext, p *scenarios.Policy) (map[string]verdict, error) {
+		lab, err := openLab(ctx, p)
+		if err != nil {
+			return nil, err
+		}
 		defer lab.Close()
 		all := cells(p)
 		rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
@@ -151,49 +180,72 @@ var regimes = []regime{
 		for _, pr := range all {
 			out[pr.String()] = dialCell(ctx, lab, pr)
 		}
-		return out
+		return out, nil
 	}},
-	{"all cells in one lab, 64 workers", func(ctx SpecContext, p *scenarios.Policy) map[string]verdict {
+	{"all cells in one lab, 64 workers", func(ctx SpecContext, p *scenarios.Policy) (map[string]verdict, error) {
 		rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{NoRule: true})
-		Expect(err).NotTo(HaveOccurred())
-		return cellVerdicts(rep)
+		if err != nil {
+			return nil, err
+		}
+		return cellVerdicts(rep), nil
 	}},
-	{"after a real client waited out 3 s to every address", func(ctx SpecContext, p *scenarios.Policy) map[string]verdict {
-		lab := startLab(ctx, p)
+	{"after a real client waited out 3 s to every address", func(ctx SpecContext, p *scenarios.Policy) (map[string]verdict, error) {
+		lab, err := openLab(ctx, p)
+		if err != nil {
+			return nil, err
+		}
 		defer lab.Close()
-		realClientWaits(ctx, lab, p)
+		if err := realClientWaits(ctx, lab, p); err != nil {
+			return nil, err
+		}
 		rep, err := scenarios.ProbeAll(ctx, lab, p, scenarios.RunOptions{NoRule: true})
-		Expect(err).NotTo(HaveOccurred())
-		return cellVerdicts(rep)
+		if err != nil {
+			return nil, err
+		}
+		return cellVerdicts(rep), nil
 	}},
-	{"every flow probed a second time in the same lab", func(ctx SpecContext, p *scenarios.Policy) map[string]verdict {
-		lab := startLab(ctx, p)
+	{"every flow probed a second time in the same lab", func(ctx SpecContext, p *scenarios.Policy) (map[string]verdict, error) {
+		lab, err := openLab(ctx, p)
+		if err != nil {
+			return nil, err
+		}
 		defer lab.Close()
-		_, err := scenarios.ProbeAll(ctx, lab, p, scenarios.RunOptions{NoRule: true})
-		Expect(err).NotTo(HaveOccurred())
+		if _, err := scenarios.ProbeAll(ctx, lab, p, scenarios.RunOptions{NoRule: true}); err != nil {
+			return nil, fmt.Errorf("first round: %w", err)
+		}
 		rep, err := scenarios.ProbeAll(ctx, lab, p, scenarios.RunOptions{NoRule: true})
-		Expect(err).NotTo(HaveOccurred())
-		return cellVerdicts(rep)
+		if err != nil {
+			return nil, fmt.Errorf("second round: %w", err)
+		}
+		return cellVerdicts(rep), nil
 	}},
-	{"under a CPU hog on both cores", func(ctx SpecContext, p *scenarios.Policy) map[string]verdict {
+	{"under a CPU hog on both cores", func(ctx SpecContext, p *scenarios.Policy) (map[string]verdict, error) {
 		stop := cpuHog()
 		defer stop()
 		rep, err := scenarios.Run(ctx, p, scenarios.RunOptions{NoRule: true})
-		Expect(err).NotTo(HaveOccurred())
-		return cellVerdicts(rep)
+		if err != nil {
+			return nil, err
+		}
+		return cellVerdicts(rep), nil
 	}},
 }
 
 // differences runs every regime on p and lists each cell whose verdict in a
-// regime differs from the first regime's.
+// regime differs from the first regime's, and each regime that could not run,
+// with its error in full.
 func differences(ctx SpecContext, p *scenarios.Policy, name string) (diffs []string, cellCount int) {
 	GinkgoHelper()
 	var base map[string]verdict
+	var baseName string
 	for _, r := range regimes {
-		got := r.probe(ctx, p)
+		got, err := r.probe(ctx, p)
+		if err != nil {
+			diffs = append(diffs, fmt.Sprintf("%s: %q could not run: %v", name, r.name, err))
+			continue
+		}
 		Expect(got).NotTo(BeEmpty(), "%s: %s probed nothing", name, r.name)
 		if base == nil {
-			base = got
+			base, baseName = got, r.name
 			continue
 		}
 		Expect(got).To(HaveLen(len(base)), "%s: %s probed other cells", name, r.name)
@@ -205,7 +257,7 @@ func differences(ctx SpecContext, p *scenarios.Policy, name string) (diffs []str
 		for _, k := range keys {
 			if !got[k].same(base[k]) {
 				diffs = append(diffs, fmt.Sprintf("%s: %s: %q gives %s, %q gives %s",
-					name, k, regimes[0].name, base[k], r.name, got[k]))
+					name, k, baseName, base[k], r.name, got[k]))
 			}
 		}
 	}

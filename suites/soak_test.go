@@ -13,6 +13,7 @@ import (
 
 	"github.com/egresslab/egresslab/internal/catalogue"
 	"github.com/egresslab/egresslab/netns"
+	"github.com/egresslab/egresslab/probe"
 	"github.com/egresslab/egresslab/scenarios"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -23,6 +24,25 @@ import (
 // with what it saw), with the soaked thing's name (examples/, catalogue/,
 // repro/) or with total:. There are no retries anywhere, so a FLIP is a real
 // nondeterminism.
+
+// soakVerdict is one cell's verdict in one run: the outcome and evidence kind
+// it is compared on, and the evidence's words and the probe's duration, which
+// a FLIP line shows for both sides.
+type soakVerdict struct {
+	cell     string
+	verdict  verdict
+	duration time.Duration
+}
+
+func soakVerdictOf(r scenarios.Result) soakVerdict {
+	return soakVerdict{r.Probe.String(), verdict{r.Observed, r.Evidence.Kind, answeredBy(r.Evidence), r.Detail}, r.Duration}
+}
+
+func (v soakVerdict) same(w soakVerdict) bool { return v.cell == w.cell && v.verdict.same(w.verdict) }
+
+func (v soakVerdict) String() string {
+	return fmt.Sprintf("%s in %s", v.verdict, v.duration.Round(time.Millisecond))
+}
 
 // defaultSoakRuns is how often the soak runs each policy and each repro;
 // SOAK_RUNS overrides it.
@@ -80,7 +100,7 @@ var _ = Describe("determinism under load", Label("soak"), Serial, func() {
 		totalFlips, totalRuns := 0, 0
 		start := time.Now()
 		for _, s := range all {
-			var first []string
+			var first []soakVerdict
 			flips, errs, failed := 0, 0, 0
 			began := time.Now()
 			for i := range runs {
@@ -90,21 +110,22 @@ var _ = Describe("determinism under load", Label("soak"), Serial, func() {
 					fmt.Fprintf(GinkgoWriter, "FLIP %s run %d could not run: %v\n", s.name, i+1, err)
 					continue
 				}
-				var outcomes []string
+				var verdicts []soakVerdict
 				for _, r := range rep.Results {
-					outcomes = append(outcomes, r.Probe.String()+" "+r.Observed.String())
-					if r.Observed.String() == "error" {
+					verdicts = append(verdicts, soakVerdictOf(r))
+					if r.Observed == probe.Error {
 						errs++
 					}
 				}
 				if first == nil {
-					first = outcomes
+					first = verdicts
 					continue
 				}
-				for j := range outcomes {
-					if outcomes[j] != first[j] {
+				for j := range verdicts {
+					if !verdicts[j].same(first[j]) {
 						flips++
-						fmt.Fprintf(GinkgoWriter, "FLIP %s run %d: %s (first run: %s)\n", s.name, i+1, outcomes[j], first[j])
+						fmt.Fprintf(GinkgoWriter, "FLIP %s run %d: %s: %s (first run: %s)\n",
+							s.name, i+1, verdicts[j].cell, verdicts[j], first[j])
 					}
 				}
 			}

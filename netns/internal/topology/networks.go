@@ -8,8 +8,8 @@ import (
 	vnetns "github.com/vishvananda/netns"
 )
 
-// clientLink is the name of a client's end of its veth, in its namespace.
-const clientLink = "eth0"
+// ClientLink is the name of a client's end of its veth, in its namespace.
+const ClientLink = "eth0"
 
 // wireNetworks makes each network's bridge with the host's addresses on it,
 // each client's veth into it with its addresses and default routes via the
@@ -54,7 +54,7 @@ func (l Lab) wireClient(lab *netlink.Handle, bridge netlink.Link, port string, n
 	fd := l.ClientNetNS[c.Name]
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: port, MasterIndex: bridge.Attrs().Index},
-		PeerName:      clientLink,
+		PeerName:      ClientLink,
 		PeerNamespace: netlink.NsFd(fd),
 	}
 	if err := lab.LinkAdd(veth); err != nil {
@@ -76,7 +76,7 @@ func (l Lab) wireClient(lab *netlink.Handle, bridge netlink.Link, port string, n
 	if err != nil {
 		return err
 	}
-	eth, err := h.LinkByName(clientLink)
+	eth, err := h.LinkByName(ClientLink)
 	if err != nil {
 		return err
 	}
