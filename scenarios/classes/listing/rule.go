@@ -99,19 +99,13 @@ func maybeNegate(s space.Set, whole space.Span, negate bool) space.Set {
 }
 
 // uids, gids, ports: a match on that dimension.
-func (b *ruleBuilder) uids(s space.Set, negate bool) {
-	if b.dir&dirForwarded != 0 {
-		b.noSocket(negate, "owner")
-		return
-	}
-	if b.dir == dirIn {
-		b.unsplit("socket owner of an answer")
-		return
-	}
-	b.rule.UID = and(b.rule.UID, maybeNegate(s, space.WholeID(), negate))
-}
+func (b *ruleBuilder) uids(s space.Set, negate bool) { b.owner(&b.rule.UID, s, negate) }
 
-func (b *ruleBuilder) gids(s space.Set, negate bool) {
+func (b *ruleBuilder) gids(s space.Set, negate bool) { b.owner(&b.rule.GID, s, negate) }
+
+// owner is a match on the socket's owner (dim: its uid or gid), which a
+// forwarded packet has none of and an answer's is the lab's, not a probe's.
+func (b *ruleBuilder) owner(dim **space.Set, s space.Set, negate bool) {
 	if b.dir&dirForwarded != 0 {
 		b.noSocket(negate, "owner")
 		return
@@ -120,7 +114,7 @@ func (b *ruleBuilder) gids(s space.Set, negate bool) {
 		b.unsplit("socket owner of an answer")
 		return
 	}
-	b.rule.GID = and(b.rule.GID, maybeNegate(s, space.WholeID(), negate))
+	*dim = and(*dim, maybeNegate(s, space.WholeID(), negate))
 }
 
 // port is a match on the destination port (dst true) or the source port of
