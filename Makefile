@@ -104,7 +104,7 @@ fuzz:
 # included) of every catalogue entry SOAK_RUNS times under a CPU hog on both
 # cores and counts the runs that did not exit 0; and runs the determinism
 # regimes over every catalogue variant and testdata policy SOAK_RUNS/10 times.
-# On its own, not part of test: SOAK_RUNS=50 takes about an hour.
+# On its own, not part of test: SOAK_RUNS=50 takes about 85 minutes here.
 soak: deps
 	set -o pipefail; SOAK_RUNS=$(SOAK_RUNS) $(GINKGO) $(if $(CI),--no-color) --label-filter=soak --timeout=3h -v ./suites | grep -E '^ *(FLIP|examples/|catalogue/|repro/|total:)|Passed|Failed|FAIL'
 
