@@ -42,12 +42,6 @@ func (m idMap) mappings(n uint32) []syscall.SysProcIDMap {
 	return []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: 1, HostID: 1, Size: int(n - 1)}}
 }
 
-// HostID is the id that lab uid or gid n carries in this process's user
-// namespace: what a socket's owner is, seen from egresslab. As root it is
-// the host's id (IDBase+n); rootless it is n, which the host sees as the
-// caller's own id for 0 and as subordinate id start+n-1 otherwise.
-func HostID(n uint32) uint32 { return labIDs.base + n }
-
 // MappedIDs is how many uids and gids a lab maps here: lab ids 0 to uids-1
 // and 0 to gids-1. As root, 65,536 each; rootless, one more than the
 // caller's subordinate ranges (at most 65,536).

@@ -3,10 +3,8 @@ package scenarios_test
 import (
 	"os"
 	"testing"
-	"testing/fstest"
 
 	"github.com/egresslab/egresslab/netns"
-	"github.com/egresslab/egresslab/scenarios"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -22,12 +20,4 @@ func TestMain(m *testing.M) {
 func TestScenarios(t *testing.T) {
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "Scenarios Suite")
-}
-
-// load parses a policy written inline.
-func load(text string) *scenarios.Policy {
-	GinkgoHelper()
-	p, err := scenarios.LoadFS(fstest.MapFS{"p.yaml": {Data: []byte(text)}}, "p.yaml")
-	Expect(err).NotTo(HaveOccurred())
-	return p
 }

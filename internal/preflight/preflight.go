@@ -95,14 +95,6 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Check runs the steps and returns an *Error when any failed.
-func Check(ctx context.Context) error {
-	if bad := Failed(Run(ctx)); len(bad) > 0 {
-		return &Error{Failed: bad}
-	}
-	return nil
-}
-
 // A step's failure, typed so that advise words the fix without reading
 // messages.
 type (
